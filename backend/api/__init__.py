@@ -1,0 +1,16 @@
+"""HTTP handlers, one blueprint per domain. `register_blueprints` mounts them where API.md says."""
+
+from __future__ import annotations
+
+from quart import Quart
+
+from backend.api import auth, chat, docs, exercises, github, health, users
+
+API_PREFIX = "/api/v1"
+
+
+def register_blueprints(app: Quart) -> None:
+    app.register_blueprint(health.bp)
+    app.register_blueprint(docs.bp)
+    for module in (auth, users, exercises, chat, github):
+        app.register_blueprint(module.bp, url_prefix=f"{API_PREFIX}/{module.bp.name}")

@@ -1,0 +1,57 @@
+"""Service root, liveness, readiness and metrics: no authentication, for people and probes."""
+
+from __future__ import annotations
+
+import time
+
+from quart import Blueprint, Response, current_app
+from quart_schema import document_response, hide, tag_blueprint
+
+from backend import __version__
+from backend.metrics import render_latest
+from backend.schemas.health import Liveness, Readiness, ServiceInfo
+from backend.services import health as health_service
+
+bp = Blueprint("health", __name__)
+tag_blueprint(bp, ["health"])
+
+STARTED_AT = time.monotonic()
+
+
+@bp.get("/")
+@document_response(ServiceInfo)
+async def get_root() -> dict:
+    """Describe the service and where its API and documentation live."""
+    return {"name": "CodeMentor API", "version": __version__, "api": "/api/v1", "docs": "/docs",
+            "openapi": "/openapi.json"}
+
+
+@bp.get("/health")
+@document_response(Liveness)
+async def get_health() -> dict:
+    """Liveness: the process is up and serving.
+
+    Cheap and dependency-free, for load balancers and restart policies."""
+    return {"status": "ok", "version": __version__, "uptime_seconds": round(time.monotonic() - STARTED_AT, 3)}
+
+
+@bp.get("/health/ready")
+@document_response(Readiness, 200)
+@document_response(Readiness, 503)
+async def get_readiness() -> tuple[dict, int]:
+    """Readiness: the database answers, Redis answers when configured, and migrations are at head.
+
+    503 with `status: unavailable` and the failing check otherwise."""
+    is_ready, checks = await health_service.readiness(
+        current_app.extensions["db_engine"], current_app.extensions["cache"],
+        current_app.config["LLM_PROVIDER"],
+    )
+    return {"status": "ready" if is_ready else "unavailable", "checks": checks}, 200 if is_ready else 503
+
+
+@bp.get("/metrics")
+@hide
+async def get_metrics() -> Response:
+    """Prometheus exposition of request, LLM and sandbox metrics."""
+    body, content_type = render_latest()
+    return Response(body, content_type=content_type)

@@ -1,0 +1,92 @@
+"""`create_app()`: the one place that wires configuration, middleware, the database and the routes."""
+
+from __future__ import annotations
+
+import gc
+
+import structlog
+from quart import Quart
+from quart_schema import QuartSchema
+
+from backend import __version__
+from backend.api import register_blueprints
+from backend.cache import create_cache
+from backend.config import Settings, load_settings
+from backend.db import create_engine, create_session_factory, register_session_hooks
+from backend.errors import register_error_handlers
+from backend.logging import configure_logging
+from backend.middleware import register_middleware
+from backend.middleware.body import MAX_BODY_BYTES, JSONRequest
+
+log = structlog.get_logger(__name__)
+
+OPENAPI_TAGS = [
+    {"name": "health", "description": "Service root, liveness and readiness."},
+    {"name": "auth", "description": "Registration, login, sessions, email flows and OAuth."},
+    {"name": "users", "description": "Profiles, onboarding, progress and achievements."},
+    {"name": "exercises", "description": "Daily exercises, hints and graded submissions."},
+    {"name": "chat", "description": "Conversations with the AI tutor."},
+    {"name": "github", "description": "Linked repositories and AI code reviews."},
+]
+SECURITY_SCHEMES = {
+    "bearerAuth": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"},
+    # Browsers: the httpOnly cookie set at login, plus the X-CSRF-Token header on unsafe methods.
+    "cookieAuth": {"type": "apiKey", "in_": "cookie", "name": "access_token"},
+}
+
+
+def create_app(settings: Settings | None = None) -> Quart:
+    settings = settings or load_settings()
+    configure_logging(settings)
+
+    app = Quart(__name__, static_folder=None)
+    app.request_class = JSONRequest
+    app.config.update(
+        SETTINGS=settings,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        RATE_LIMITS_ENABLED=settings.rate_limits_enabled,
+        LLM_PROVIDER=settings.llm_provider,
+        JSON_SORT_KEYS=False,
+    )
+    QuartSchema(
+        app,
+        info={"title": "CodeMentor API", "version": __version__,
+              "description": "The REST API behind CodeMentor, the AI coding tutor."},
+        tags=OPENAPI_TAGS,
+        security_schemes=SECURITY_SCHEMES,
+        swagger_ui_path=None,  # our own /docs serves Swagger UI from local files (api/docs.py)
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]  (fields in the order the schemas declare)
+    register_middleware(app, settings)
+    register_error_handlers(app)
+    register_blueprints(app)
+
+    engine = create_engine(settings)
+    cache = create_cache(settings.redis_url)
+    app.extensions["db_engine"] = engine
+    app.extensions["db_session_factory"] = create_session_factory(engine)
+    app.extensions["cache"] = cache
+    # Registered last so its after_request runs first: the transaction ends before anything is logged.
+    register_session_hooks(app)
+
+    @app.before_serving
+    async def _started() -> None:
+        if settings.secret_key_generated:
+            log.warning("config.secret_key_generated",
+                        detail="SECRET_KEY is not set; a random one is used and tokens end with the process")
+        log.info("app.started", environment=settings.environment, database=engine.dialect.name,
+                 cache=cache.backend, llm=settings.llm_provider)
+        # Everything imported and built at start-up lives for the process: keep it out of the GC's
+        # generations so collections stay short (tail latency).
+        gc.collect()
+        gc.freeze()
+
+    @app.after_serving
+    async def _stopped() -> None:
+        await cache.close()
+        await engine.dispose()
+        log.info("app.stopped")
+
+    return app

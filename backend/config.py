@@ -1,0 +1,195 @@
+"""Settings, read from the environment and `.env` (pydantic-settings).
+
+Every variable is unprefixed and documented in `.env.example`. Development works with no variables at
+all; production refuses to start on settings that would be unsafe (see `_refuse_unsafe_production`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from functools import cached_property
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_SECRET_KEY_LENGTH = 32
+# Substrings of the values people paste from examples and tutorials.
+PLACEHOLDER_MARKERS = ("changeme", "change-me", "change_me", "placeholder", "your-secret", "example", "xxxx")
+DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./codementor.db"
+
+Environment = Literal["development", "production", "test"]
+LLMProvider = Literal["offline", "openai", "anthropic"]
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the URLs people have (`postgres://`, `sqlite:///`) and pick our async drivers."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url.removeprefix(prefix)
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url.removeprefix("sqlite://")
+    return url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    environment: Environment = "development"
+    secret_key: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None
+    log_format: Literal["console", "json"] | None = None
+
+    database_url: str = DEFAULT_SQLITE_URL
+    database_pool_size: int = Field(20, ge=1, le=500)
+    database_statement_timeout_seconds: float = Field(30, gt=0)
+    redis_url: str | None = None
+    # Hops of reverse proxies whose X-Forwarded-For we trust for the client address (rate limits, logs).
+    proxy_trusted_hops: int = Field(0, ge=0, le=5)
+
+    cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:5173", "http://localhost:3000"]
+    frontend_url: str = "http://localhost:5173"
+    backend_url: str = "http://127.0.0.1:8000"
+
+    bcrypt_rounds: int = Field(12, ge=4, le=31)
+    access_token_ttl_seconds: int = Field(900, ge=60)
+    refresh_token_ttl_seconds: int = Field(30 * 24 * 3600, ge=3600)
+
+    email_backend: Literal["console", "smtp", "memory"] = "console"
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    email_from: str = "CodeMentor <no-reply@codementor.local>"
+
+    llm_provider: LLMProvider = "offline"
+    llm_model: str | None = None
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_timeout_seconds: float = Field(60, gt=0)
+    llm_fallback_provider: LLMProvider | None = None
+    llm_fallback_model: str | None = None
+    llm_fallback_base_url: str | None = None
+    llm_fallback_api_key: SecretStr | None = None
+    llm_daily_token_budget: int = Field(200_000, ge=0)
+
+    github_client_id: str | None = None
+    github_client_secret: SecretStr | None = None
+    github_api_url: str = "https://api.github.com"
+    github_oauth_url: str = "https://github.com"
+    github_webhook_secret: SecretStr | None = None
+    google_client_id: str | None = None
+    google_client_secret: SecretStr | None = None
+    google_discovery_url: str = "https://accounts.google.com/.well-known/openid-configuration"
+    token_encryption_key: SecretStr | None = None
+
+    sandbox_backend: Literal["local", "piston"] = "local"
+    sandbox_timeout_seconds: float = Field(10, gt=0, le=300)
+    sandbox_memory_mb: int = Field(256, ge=32)
+    sandbox_max_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    sandbox_require_isolation: bool = False
+    piston_url: str | None = None
+
+    jobs_backend: Literal["inprocess", "arq"] = "inprocess"
+    rate_limits_enabled: bool = True
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard_origin(cls, origins: list[str]) -> list[str]:
+        # Credentials (cookies) are always allowed, and browsers refuse `*` with credentials anyway.
+        if "*" in origins:
+            raise ValueError("CORS_ORIGINS must list origins explicitly; '*' cannot be used with cookies")
+        return [origin.rstrip("/") for origin in origins]
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_database_url(cls, url: str) -> str:
+        return normalise_database_url(url)
+
+    @field_validator("frontend_url", "backend_url", "github_api_url", "github_oauth_url")
+    @classmethod
+    def _strip_trailing_slash(cls, url: str) -> str:
+        return url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.sandbox_require_isolation and shutil.which("bwrap") is None:
+            raise ValueError("SANDBOX_REQUIRE_ISOLATION is set but bubblewrap (bwrap) is not installed")
+        if self.environment != "production":
+            if self.secret_key is None:
+                self.secret_key = SecretStr(secrets.token_urlsafe(48))
+                self._secret_key_generated = True
+            return self
+        secret = self.secret_key.get_secret_value() if self.secret_key else ""
+        if not secret:
+            raise ValueError("SECRET_KEY is required in production")
+        if len(secret) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters in production")
+        if any(marker in secret.lower() for marker in PLACEHOLDER_MARKERS):
+            raise ValueError("SECRET_KEY is a placeholder; generate one with `python -c 'import secrets; print(secrets.token_urlsafe(48))'`")
+        if not self.frontend_url.startswith("https://"):
+            raise ValueError("FRONTEND_URL must be https in production")
+        if self.token_encryption_key is None:
+            raise ValueError("TOKEN_ENCRYPTION_KEY is required in production")
+        if self.bcrypt_rounds < 12:
+            raise ValueError("BCRYPT_ROUNDS must be at least 12 in production")
+        return self
+
+    _secret_key_generated: bool = False
+
+    @property
+    def secret_key_generated(self) -> bool:
+        """True when development made up a per-process key (tokens die on restart)."""
+        return self._secret_key_generated
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @cached_property
+    def effective_log_format(self) -> Literal["console", "json"]:
+        return self.log_format or ("json" if self.is_production else "console")
+
+    @cached_property
+    def effective_log_level(self) -> str:
+        return self.log_level or ("WARNING" if self.environment == "test" else "INFO")
+
+
+class ConfigError(SystemExit):
+    """Raised with one readable line when the settings are unusable; exits the process non-zero."""
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or a one-line ConfigError instead of a pydantic traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(_describe(item) for item in error.errors(include_url=False, include_input=False))
+        raise ConfigError(f"configuration error: {problems}") from None
+
+
+def _describe(item: dict) -> str:
+    field = ".".join(str(part) for part in item["loc"]).upper()
+    message = str(item["msg"]).removeprefix("Value error, ")
+    return f"{field}: {message}" if field else message

@@ -1,0 +1,140 @@
+"""Database: the declarative base, the engine for SQLite or PostgreSQL, and the per-request session.
+
+The request owns the transaction: handlers and services use `get_session()` and only flush; the app
+commits when the response status is below 400 and rolls back otherwise (see `register_session_hooks`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from quart import Quart, Response, current_app, g
+from sqlalchemy import DateTime, MetaData, event, func
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from backend.config import Settings
+from backend.errors import render_exception
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every backend (SQLite stores naive text and forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None:
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given; use datetime.now(UTC)")
+            value = value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class TimestampedMixin:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, server_default=func.now())
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    if settings.is_sqlite:
+        engine = create_async_engine(settings.database_url, pool_pre_ping=False)
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_pool_size // 2,
+        pool_timeout=10,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={
+            "timeout": 5,
+            "server_settings": {
+                "statement_timeout": str(int(settings.database_statement_timeout_seconds * 1000)),
+                "application_name": "codementor",
+            },
+        },
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    # pysqlite's own transaction handling starts deferred transactions that silently lose
+    # read-then-write updates under concurrency; take control of BEGIN and make every transaction
+    # take the write lock up front (BEGIN IMMEDIATE). WAL keeps readers of other connections unblocked.
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def get_session() -> AsyncSession:
+    """The request's session, opened on first use (routes that need no database never connect)."""
+    session = g.get("db_session")
+    if session is None:
+        session = current_app.extensions["db_session_factory"]()
+        g.db_session = session
+    return session
+
+
+def register_session_hooks(app: Quart) -> None:
+    @app.after_request
+    async def _finish_transaction(response: Response) -> Response:
+        session: AsyncSession | None = g.pop("db_session", None)
+        if session is None:
+            return response
+        try:
+            if response.status_code < 400:
+                await session.commit()
+            else:
+                await session.rollback()
+        except Exception as error:  # the handler succeeded but its work was not saved: say so
+            response = render_exception(error)
+        finally:
+            await session.close()
+        return response
+
+    @app.teardown_request
+    async def _close_abandoned_session(_: BaseException | None) -> None:
+        # An exception that escaped every handler skips after_request; never leak the connection.
+        session: AsyncSession | None = g.pop("db_session", None)
+        if session is not None:
+            await session.close()

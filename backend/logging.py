@@ -1,0 +1,67 @@
+"""structlog set-up: readable console lines in development, one JSON object per line in production.
+
+Request context (`request_id`, method, path) is bound in contextvars by the request middleware, so every
+line written while serving a request carries it. Standard-library loggers (Hypercorn, SQLAlchemy,
+asyncio) are rendered by the same processors so the output stays one format.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, Processor
+
+from backend.config import Settings
+
+# Keys whose values must never reach a log line, whatever a caller passes by mistake.
+SENSITIVE_KEYS = frozenset({
+    "password", "new_password", "current_password", "token", "access_token", "refresh_token",
+    "secret", "secret_key", "authorization", "cookie", "api_key", "csrf_token", "code_verifier",
+})
+REDACTED = "[redacted]"
+
+
+def redact_sensitive(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    for key in SENSITIVE_KEYS.intersection(event_dict):
+        event_dict[key] = REDACTED
+    return event_dict
+
+
+def configure_logging(settings: Settings) -> None:
+    level = logging.getLevelNamesMapping()[settings.effective_log_level]
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_sensitive,
+    ]
+    renderer: Processor
+    if settings.effective_log_format == "json":
+        shared.append(structlog.processors.dict_tracebacks)
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=False,
+    )
+
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+    # Our access log replaces Hypercorn's; SQL echo stays off unless asked for with LOG_LEVEL=DEBUG.
+    logging.getLogger("hypercorn.access").setLevel(logging.WARNING)
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

@@ -1,0 +1,118 @@
+"""Fixed-window rate limits on the shared cache, as a `@rate_limit(name)` decorator.
+
+Every limit of the API lives in `RATE_LIMITS`, so the table below is the whole policy. A limit counts
+per client IP or per signed-in user; a route may carry several (e.g. 10/minute and 200/day).
+Over the limit is `429 rate_limited` with `Retry-After`; every limited response carries the
+`RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers of its tightest limit.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Literal, ParamSpec, TypeVar
+
+from quart import Quart, Response, current_app, g, request
+
+from backend.cache import Cache, get_cache
+from backend.errors import RateLimited
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+MINUTE, HOUR, DAY = 60, 3600, 86400
+
+
+@dataclass(frozen=True)
+class Limit:
+    count: int
+    period: int  # seconds
+    per: Literal["ip", "user"] = "ip"
+
+
+RATE_LIMITS: dict[str, tuple[Limit, ...]] = {
+    "register": (Limit(5, MINUTE),),
+    "login": (Limit(10, MINUTE),),
+    "password_reset": (Limit(3, HOUR),),
+    "resend_verification": (Limit(3, HOUR),),
+    "chat": (Limit(10, MINUTE, per="user"), Limit(200, DAY, per="user")),
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_seconds),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(self.reset_seconds)
+        return headers
+
+
+async def hit(cache: Cache, name: str, identity: str, limits: tuple[Limit, ...]) -> Decision:
+    """Count one request of `identity` against each limit; the tightest outcome decides."""
+    now = time.time()
+    decisions = []
+    for limit in limits:
+        window = int(now // limit.period)
+        count = await cache.incr(f"rl:{name}:{limit.period}:{identity}:{window}", limit.period)
+        reset = max(1, math.ceil((window + 1) * limit.period - now))
+        decisions.append(Decision(count <= limit.count, limit.count, max(0, limit.count - count), reset))
+    refused = [d for d in decisions if not d.allowed]
+    if refused:
+        return max(refused, key=lambda d: d.reset_seconds)
+    return min(decisions, key=lambda d: d.remaining)
+
+
+def client_ip() -> str:
+    return request.remote_addr or "unknown"
+
+
+def rate_limit(name: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Apply the limits named `name` in `RATE_LIMITS` (put it below `@require_user` for per-user limits)."""
+    limits = RATE_LIMITS[name]  # a typo fails at import time, not on the first request
+
+    def decorator(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @wraps(func)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            if current_app.config["RATE_LIMITS_ENABLED"]:
+                await enforce(name, limits)
+            return await func(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+async def enforce(name: str, limits: tuple[Limit, ...]) -> None:
+    for per in ("ip", "user"):
+        scoped = tuple(limit for limit in limits if limit.per == per)
+        if not scoped:
+            continue
+        user = g.get("user")
+        identity = client_ip() if per == "ip" or user is None else f"user:{user.id}"
+        decision = await hit(get_cache(), name, identity, scoped)
+        g.rate_limit_headers = decision.headers()
+        if not decision.allowed:
+            raise RateLimited(headers=decision.headers())
+
+
+def register_rate_limit_headers(app: Quart) -> None:
+    @app.after_request
+    async def _add_rate_limit_headers(response: Response) -> Response:
+        headers = g.pop("rate_limit_headers", None)
+        if headers:
+            for key, value in headers.items():
+                response.headers.setdefault(key, value)
+        return response

@@ -1,0 +1,53 @@
+"""Request ids, the access log line and request metrics.
+
+Every request gets an id (the client's `X-Request-ID` when it is sane, else a new one), bound into the
+logging context so every line written while serving it carries the id, method and path.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from quart import Quart, Response, g, request
+
+from backend.metrics import REQUEST_DURATION, REQUESTS
+
+REQUEST_ID_HEADER = "X-Request-ID"
+SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+UNMATCHED_ROUTE = "<unmatched>"  # 404s are not labelled by path: that would let clients grow the metrics
+
+log = structlog.get_logger("backend.access")
+
+
+def request_id_from(header: str | None) -> str:
+    if header and SANE_REQUEST_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+def register_request_context(app: Quart) -> None:
+    @app.before_request
+    async def _start_request() -> None:
+        g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+        g.request_started = time.perf_counter()
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            request_id=g.request_id, method=request.method, path=request.path
+        )
+
+    @app.after_request
+    async def _finish_request(response: Response) -> Response:
+        request_id = g.pop("request_id", None) or request_id_from(None)
+        started = g.pop("request_started", None)
+        response.headers[REQUEST_ID_HEADER] = request_id
+        duration = time.perf_counter() - started if started is not None else 0.0
+        route = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
+        status = response.status_code
+        REQUESTS.labels(request.method, route, str(status)).inc()
+        REQUEST_DURATION.labels(request.method, route).observe(duration)
+        level = log.warning if status >= 500 else log.info
+        level("request.completed", status=status, duration_ms=round(duration * 1000, 2))
+        return response

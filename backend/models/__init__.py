@@ -1,0 +1,5 @@
+"""Every model, imported here so Alembic's autogenerate and `alembic check` see the whole schema."""
+
+from backend.models.user import User
+
+__all__ = ["User"]

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, String, Text, false, true
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.db import Base, TimestampedMixin
+
+ROLES = ("student", "mentor", "admin")
+SKILL_LEVELS = ("beginner", "intermediate", "advanced", "expert")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(value) for value in values)})"
+
+
+class User(TimestampedMixin, Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(_one_of("role", ROLES), name="role"),
+        CheckConstraint(f"skill_level IS NULL OR {_one_of('skill_level', SKILL_LEVELS)}", name="skill_level"),
+        CheckConstraint("current_streak >= 0 AND longest_streak >= 0 AND exercises_completed >= 0",
+                        name="counters_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Stored lower-cased by the auth service, so uniqueness is case-insensitive on every backend.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))  # None for OAuth-only accounts
+    name: Mapped[str] = mapped_column(String(100))
+    avatar_url: Mapped[str | None] = mapped_column(String(2048))
+    bio: Mapped[str | None] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(20), default="student", server_default="student")
+    is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    email_verified: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+    programming_language: Mapped[str | None] = mapped_column(String(40))
+    skill_level: Mapped[str | None] = mapped_column(String(20))
+    career_goals: Mapped[str | None] = mapped_column(String(500))
+    learning_style: Mapped[str | None] = mapped_column(String(40))
+    time_commitment: Mapped[str | None] = mapped_column(String(40))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    onboarding_completed: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+    current_streak: Mapped[int] = mapped_column(default=0, server_default=false())
+    longest_streak: Mapped[int] = mapped_column(default=0, server_default=false())
+    exercises_completed: Mapped[int] = mapped_column(default=0, server_default=false())
+
+    last_login_at: Mapped[datetime | None]

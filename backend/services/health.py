@@ -1,0 +1,71 @@
+"""Readiness checks: can this process serve traffic right now?"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import structlog
+from redis.exceptions import RedisError
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from backend.cache import Cache
+from backend.migrations import head_revision
+
+CHECK_TIMEOUT_SECONDS = 3.0
+
+log = structlog.get_logger(__name__)
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+async def check_database(engine: AsyncEngine) -> tuple[dict[str, Any], str | None]:
+    """The database round-trip and, on the same connection, the applied migration."""
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS), engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+            latency = _elapsed_ms(started)
+            current = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+    except (SQLAlchemyError, OSError, TimeoutError) as error:
+        log.warning("health.database_unavailable", error_type=type(error).__name__)
+        return {"status": "unavailable", "latency_ms": _elapsed_ms(started), "error": "database unreachable"}, None
+    return {"status": "ok", "latency_ms": latency}, current
+
+
+def check_migrations(current: str | None, database_ok: bool) -> dict[str, Any]:
+    head = head_revision()
+    if not database_ok:
+        status = "unknown"
+    else:
+        status = "ok" if current == head else "pending"
+    return {"status": status, "current": current, "head": head}
+
+
+async def check_cache(cache: Cache) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            await cache.ping()
+    except (RedisError, OSError, TimeoutError) as error:
+        log.warning("health.cache_unavailable", backend=cache.backend, error_type=type(error).__name__)
+        return {"status": "unavailable", "backend": cache.backend, "latency_ms": _elapsed_ms(started)}
+    return {"status": "ok", "backend": cache.backend, "latency_ms": _elapsed_ms(started)}
+
+
+async def readiness(engine: AsyncEngine, cache: Cache, llm_provider: str) -> tuple[bool, dict[str, Any]]:
+    (database, current), cache_check = await asyncio.gather(check_database(engine), check_cache(cache))
+    migrations = check_migrations(current, database["status"] == "ok")
+    checks = {
+        "database": database,
+        "cache": cache_check,
+        "migrations": migrations,
+        "llm": {"provider": llm_provider, "status": "ok"},
+    }
+    is_ready = all(checks[name]["status"] == "ok" for name in ("database", "cache", "migrations"))
+    return is_ready, checks
