@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from logging.config import fileConfig
 
-from alembic import context
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import backend.models  # noqa: F401  (registers every table on Base.metadata)
+from alembic import context
 from backend.config import Settings, normalise_database_url
 from backend.db import Base
 

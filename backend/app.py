@@ -50,8 +50,11 @@ def create_app(settings: Settings | None = None) -> Quart:
     )
     QuartSchema(
         app,
-        info={"title": "CodeMentor API", "version": __version__,
-              "description": "The REST API behind CodeMentor, the AI coding tutor."},
+        info={
+            "title": "CodeMentor API",
+            "version": __version__,
+            "description": "The REST API behind CodeMentor, the AI coding tutor.",
+        },
         tags=OPENAPI_TAGS,
         security_schemes=SECURITY_SCHEMES,
         swagger_ui_path=None,  # our own /docs serves Swagger UI from local files (api/docs.py)
@@ -74,14 +77,22 @@ def create_app(settings: Settings | None = None) -> Quart:
     @app.before_serving
     async def _started() -> None:
         if settings.secret_key_generated:
-            log.warning("config.secret_key_generated",
-                        detail="SECRET_KEY is not set; a random one is used and tokens end with the process")
-        log.info("app.started", environment=settings.environment, database=engine.dialect.name,
-                 cache=cache.backend, llm=settings.llm_provider)
-        # Everything imported and built at start-up lives for the process: keep it out of the GC's
-        # generations so collections stay short (tail latency).
-        gc.collect()
-        gc.freeze()
+            log.warning(
+                "config.secret_key_generated",
+                detail="SECRET_KEY is not set; a random one is used and tokens end with the process",
+            )
+        log.info(
+            "app.started",
+            environment=settings.environment,
+            database=engine.dialect.name,
+            cache=cache.backend,
+            llm=settings.llm_provider,
+        )
+        if settings.environment != "test":  # test runs build hundreds of apps; freezing would pin them all
+            # Everything imported and built at start-up lives for the process: keep it out of the GC's
+            # generations so collections stay short (tail latency).
+            gc.collect()
+            gc.freeze()
 
     @app.after_serving
     async def _stopped() -> None:

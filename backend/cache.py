@@ -15,6 +15,8 @@ from quart import current_app
 
 KEY_PREFIX = "cm:"
 SWEEP_EVERY_WRITES = 1000
+REDIS_MAX_CONNECTIONS = 64
+POOL_WAIT_SECONDS = 5
 
 # INCR and set the expiry in one step; a crash between two commands would leave a key that never expires.
 INCR_WITH_EXPIRY = """
@@ -103,9 +105,17 @@ class RedisCache(Cache):
     backend = "redis"
 
     def __init__(self, url: str) -> None:
-        self._redis = redis.from_url(
-            url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30
+        # A blocking pool queues a burst for a free connection; the default pool raises once 100 are busy.
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=REDIS_MAX_CONNECTIONS,
+            timeout=POOL_WAIT_SECONDS,
+            decode_responses=True,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            health_check_interval=30,
         )
+        self._redis = redis.Redis.from_pool(pool)
         self._incr = self._redis.register_script(INCR_WITH_EXPIRY)
 
     async def get(self, key: str) -> str | None:

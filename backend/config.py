@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 MIN_SECRET_KEY_LENGTH = 32
 # Substrings of the values people paste from examples and tutorials.
 PLACEHOLDER_MARKERS = ("changeme", "change-me", "change_me", "placeholder", "your-secret", "example", "xxxx")
+KEYGEN_COMMAND = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./codementor.db"
 
 Environment = Literal["development", "production", "test"]
@@ -143,7 +144,7 @@ class Settings(BaseSettings):
         if len(secret) < MIN_SECRET_KEY_LENGTH:
             raise ValueError(f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters in production")
         if any(marker in secret.lower() for marker in PLACEHOLDER_MARKERS):
-            raise ValueError("SECRET_KEY is a placeholder; generate one with `python -c 'import secrets; print(secrets.token_urlsafe(48))'`")
+            raise ValueError(f"SECRET_KEY is a placeholder; generate one with `{KEYGEN_COMMAND}`")
         if not self.frontend_url.startswith("https://"):
             raise ValueError("FRONTEND_URL must be https in production")
         if self.token_encryption_key is None:

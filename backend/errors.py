@@ -177,8 +177,9 @@ def render_http_exception(error: HTTPException) -> Response:
 
 def render_database_unavailable(error: Exception) -> Response:
     log.error("database.unavailable", error_type=type(error).__name__)
-    return problem_response(503, "service_unavailable", "The database is unavailable; try again shortly.",
-                            headers={"Retry-After": "5"})
+    return problem_response(
+        503, "service_unavailable", "The database is unavailable; try again shortly.", headers={"Retry-After": "5"}
+    )
 
 
 def render_unexpected(error: Exception) -> Response:

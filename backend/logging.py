@@ -17,10 +17,23 @@ from structlog.typing import EventDict, Processor
 from backend.config import Settings
 
 # Keys whose values must never reach a log line, whatever a caller passes by mistake.
-SENSITIVE_KEYS = frozenset({
-    "password", "new_password", "current_password", "token", "access_token", "refresh_token",
-    "secret", "secret_key", "authorization", "cookie", "api_key", "csrf_token", "code_verifier",
-})
+SENSITIVE_KEYS = frozenset(
+    {
+        "password",
+        "new_password",
+        "current_password",
+        "token",
+        "access_token",
+        "refresh_token",
+        "secret",
+        "secret_key",
+        "authorization",
+        "cookie",
+        "api_key",
+        "csrf_token",
+        "code_verifier",
+    }
+)
 REDACTED = "[redacted]"
 
 

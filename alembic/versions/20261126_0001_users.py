@@ -8,6 +8,7 @@ Create Date: 2026-11-26 12:01:07+00:00
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+
 from alembic import op
 
 revision: str = "0001"

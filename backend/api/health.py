@@ -22,8 +22,13 @@ STARTED_AT = time.monotonic()
 @document_response(ServiceInfo)
 async def get_root() -> dict:
     """Describe the service and where its API and documentation live."""
-    return {"name": "CodeMentor API", "version": __version__, "api": "/api/v1", "docs": "/docs",
-            "openapi": "/openapi.json"}
+    return {
+        "name": "CodeMentor API",
+        "version": __version__,
+        "api": "/api/v1",
+        "docs": "/docs",
+        "openapi": "/openapi.json",
+    }
 
 
 @bp.get("/health")
@@ -43,7 +48,8 @@ async def get_readiness() -> tuple[dict, int]:
 
     503 with `status: unavailable` and the failing check otherwise."""
     is_ready, checks = await health_service.readiness(
-        current_app.extensions["db_engine"], current_app.extensions["cache"],
+        current_app.extensions["db_engine"],
+        current_app.extensions["cache"],
         current_app.config["LLM_PROVIDER"],
     )
     return {"status": "ready" if is_ready else "unavailable", "checks": checks}, 200 if is_ready else 503

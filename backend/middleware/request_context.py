@@ -34,9 +34,7 @@ def register_request_context(app: Quart) -> None:
         g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
         g.request_started = time.perf_counter()
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(
-            request_id=g.request_id, method=request.method, path=request.path
-        )
+        structlog.contextvars.bind_contextvars(request_id=g.request_id, method=request.method, path=request.path)
 
     @app.after_request
     async def _finish_request(response: Response) -> Response:

@@ -20,8 +20,9 @@ class User(TimestampedMixin, Base):
     __table_args__ = (
         CheckConstraint(_one_of("role", ROLES), name="role"),
         CheckConstraint(f"skill_level IS NULL OR {_one_of('skill_level', SKILL_LEVELS)}", name="skill_level"),
-        CheckConstraint("current_streak >= 0 AND longest_streak >= 0 AND exercises_completed >= 0",
-                        name="counters_not_negative"),
+        CheckConstraint(
+            "current_streak >= 0 AND longest_streak >= 0 AND exercises_completed >= 0", name="counters_not_negative"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -9,8 +9,8 @@ from typing import Any
 import structlog
 from redis.exceptions import RedisError
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backend.cache import Cache
 from backend.migrations import head_revision
@@ -25,25 +25,32 @@ def _elapsed_ms(started: float) -> float:
 
 
 async def check_database(engine: AsyncEngine) -> tuple[dict[str, Any], str | None]:
-    """The database round-trip and, on the same connection, the applied migration."""
+    """The database round-trip and, on the same connection, the applied migration (None if none)."""
     started = time.perf_counter()
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS), engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
             latency = _elapsed_ms(started)
-            current = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+            current = await _current_revision(connection)
     except (SQLAlchemyError, OSError, TimeoutError) as error:
         log.warning("health.database_unavailable", error_type=type(error).__name__)
         return {"status": "unavailable", "latency_ms": _elapsed_ms(started), "error": "database unreachable"}, None
     return {"status": "ok", "latency_ms": latency}, current
 
 
+async def _current_revision(connection: AsyncConnection) -> str | None:
+    try:
+        async with connection.begin_nested():  # PostgreSQL aborts the transaction on a missing table
+            return await connection.scalar(text("SELECT version_num FROM alembic_version"))
+    except (ProgrammingError, OperationalError):  # never migrated
+        return None
+
+
 def check_migrations(current: str | None, database_ok: bool) -> dict[str, Any]:
     head = head_revision()
+    status = "ok" if current == head else "pending"
     if not database_ok:
-        status = "unknown"
-    else:
-        status = "ok" if current == head else "pending"
+        status = "unknown"  # the revision could not be read
     return {"status": status, "current": current, "head": head}
 
 

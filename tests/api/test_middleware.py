@@ -1,0 +1,129 @@
+"""Request ids, the access log, CORS, security headers and metrics, through the real app."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from quart.testing import QuartClient
+
+from backend.app import create_app
+from tests.conftest import make_settings
+
+ALLOWED_ORIGIN = "http://localhost:5173"
+
+
+async def test_sane_request_id_is_echoed(embedded_client: QuartClient) -> None:
+    response = await embedded_client.get("/health", headers={"X-Request-ID": "client-id_1.2"})
+    assert response.headers["X-Request-ID"] == "client-id_1.2"
+
+
+@pytest.mark.parametrize("sent", ["", "has space", "x" * 129, 'quote"d', "ünïcode", "a/b"])
+async def test_insane_request_id_is_replaced(embedded_client: QuartClient, sent: str) -> None:
+    response = await embedded_client.get("/health", headers={"X-Request-ID": sent})
+    generated = response.headers["X-Request-ID"]
+    assert generated != sent and re.fullmatch(r"[0-9a-f]{32}", generated)
+
+
+async def test_request_id_generated_when_absent_and_unique(embedded_client: QuartClient) -> None:
+    first = (await embedded_client.get("/health")).headers["X-Request-ID"]
+    second = (await embedded_client.get("/health")).headers["X-Request-ID"]
+    assert first != second
+
+
+async def test_access_log_line_carries_request_context(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    app = create_app(
+        make_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db", log_level="INFO", log_format="json")
+    )
+    async with app.test_app():
+        await app.test_client().get("/health?probe=1", headers={"X-Request-ID": "log-me"})
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    access = next(line for line in lines if line["event"] == "request.completed")
+    assert access["request_id"] == "log-me"
+    assert access["method"] == "GET" and access["path"] == "/health" and access["status"] == 200
+    assert access["duration_ms"] >= 0 and access["level"] == "info" and "timestamp" in access
+
+
+async def test_cors_preflight_from_allowed_origin(embedded_client: QuartClient) -> None:
+    response = await embedded_client.options(
+        "/health",
+        headers={
+            "Origin": ALLOWED_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type, x-csrf-token",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+    assert response.headers["Access-Control-Allow-Credentials"] == "true"
+    allowed = {header.strip().lower() for header in response.headers["Access-Control-Allow-Headers"].split(",")}
+    assert allowed == {"content-type", "x-csrf-token"}
+    assert "POST" in response.headers["Access-Control-Allow-Methods"]
+
+
+async def test_cors_refuses_unknown_origin(embedded_client: QuartClient) -> None:
+    preflight = await embedded_client.options(
+        "/health", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    )
+    assert "Access-Control-Allow-Origin" not in preflight.headers
+    assert "Access-Control-Allow-Credentials" not in preflight.headers
+    simple = await embedded_client.get("/health", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in simple.headers
+
+
+async def test_cors_exposes_request_id_and_rate_limit_headers(embedded_client: QuartClient) -> None:
+    response = await embedded_client.get("/health", headers={"Origin": ALLOWED_ORIGIN})
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+    exposed = {header.strip().lower() for header in response.headers["Access-Control-Expose-Headers"].split(",")}
+    assert {"x-request-id", "retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"} <= exposed
+
+
+@pytest.mark.parametrize("path", ["/health", "/api/v1/missing", "/openapi.json"])
+async def test_security_headers_on_api_responses(embedded_client: QuartClient, path: str) -> None:
+    response = await embedded_client.get(path)
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert "Strict-Transport-Security" not in response.headers  # only in production
+
+
+async def test_docs_csp_allows_only_own_scripts(embedded_client: QuartClient) -> None:
+    csp = (await embedded_client.get("/docs")).headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-eval" not in csp
+    assert "script-src 'self' 'unsafe-inline'" not in csp
+
+
+async def test_hsts_in_production(tmp_path: Path) -> None:
+    settings = make_settings(
+        environment="production",
+        frontend_url="https://codementor.example",
+        token_encryption_key="k" * 44,
+        bcrypt_rounds=12,
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/prod.db",
+        log_level="ERROR",
+    )
+    app = create_app(settings)
+    async with app.test_app():
+        response = await app.test_client().get("/health")
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+async def test_metrics_count_requests_by_route_template(embedded_client: QuartClient) -> None:
+    def count(text: str) -> float:
+        pattern = r'http_requests_total\{method="GET",route="/health",status="200"\} ([0-9.e+]+)'
+        found = re.search(pattern, text)
+        return float(found.group(1)) if found else 0.0
+
+    before = count(await (await embedded_client.get("/metrics")).get_data(as_text=True))
+    await embedded_client.get("/health")
+    metrics = await embedded_client.get("/metrics")
+    text = await metrics.get_data(as_text=True)
+    assert metrics.headers["Content-Type"].startswith("text/plain")
+    assert count(text) == before + 1
+    assert 'http_request_duration_seconds_bucket{le="0.005",method="GET",route="/health"}' in text
+    await embedded_client.get("/api/v1/random-path-12345")
+    text = await (await embedded_client.get("/metrics")).get_data(as_text=True)
+    assert "random-path-12345" not in text and 'route="<unmatched>"' in text

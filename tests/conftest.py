@@ -1,0 +1,212 @@
+"""Fixtures: the real app on real databases and caches.
+
+Tests that take `app` or `client` run twice, once on each deployment stack:
+- `embedded`: SQLite file + in-memory cache (what `python -m backend` runs);
+- `production`: PostgreSQL + Redis (what SETUP.md deploys).
+Tests that touch neither take `embedded_app` / `embedded_client` and run once.
+
+PostgreSQL and Redis are the local services (TEST_POSTGRES_URL, TEST_REDIS_URL to override). Without
+them the production variants skip with the reason; with CI=true a missing service fails the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis.asyncio as redis
+from quart import Quart
+from quart.testing import QuartClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from backend import migrations
+from backend.app import create_app
+from backend.config import Settings
+from backend.db import Base
+from tests.probes import mount_probes
+
+IS_CI = os.environ.get("CI", "").lower() == "true"
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
+STACKS = ("embedded", "production")
+
+
+def service_missing(reason: str) -> None:
+    if IS_CI:
+        pytest.fail(f"{reason}; CI=true requires every service, so this is a failure, not a skip")
+    pytest.skip(reason)
+
+
+def make_settings(**overrides: object) -> Settings:
+    """Settings for a test app: nothing read from the environment or a .env file."""
+    values: dict[str, object] = {
+        "environment": "test",
+        "secret_key": TEST_SECRET_KEY,
+        "bcrypt_rounds": 4,
+        "cors_origins": ["http://localhost:5173"],
+        "email_backend": "memory",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+def asyncpg_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+# --- databases -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def postgres_server() -> str:
+    try:
+        connection = await asyncpg.connect(asyncpg_dsn(POSTGRES_ADMIN_URL), timeout=5)
+    except (OSError, asyncpg.PostgresError) as error:
+        service_missing(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL} ({type(error).__name__})")
+    await connection.close()
+    return POSTGRES_ADMIN_URL
+
+
+@pytest.fixture(scope="session")
+async def create_postgres_database(postgres_server: str) -> AsyncIterator[Callable[[], object]]:
+    """A factory of empty PostgreSQL databases, all dropped when the session ends."""
+    admin = await asyncpg.connect(asyncpg_dsn(postgres_server))
+    created: list[str] = []
+
+    async def create() -> str:
+        name = f"codementor_test_{uuid.uuid4().hex[:12]}"
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return postgres_server.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + name
+
+    yield create
+    for name in created:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def postgres_url(create_postgres_database: Callable) -> str:
+    """One migrated PostgreSQL database for the session; each test starts from empty tables."""
+    url = await create_postgres_database()
+    await asyncio.to_thread(migrations.upgrade, url)
+    return url
+
+
+@pytest.fixture(scope="session")
+async def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (cheaper than migrating every time)."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    await asyncio.to_thread(migrations.upgrade, f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+async def truncate_all(url: str) -> None:
+    engine = create_async_engine(url)
+    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    async with engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+
+
+# --- caches ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def redis_server() -> str:
+    client = redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        await client.ping()
+    except (OSError, redis.RedisError) as error:
+        service_missing(f"Redis not reachable at {REDIS_URL} ({type(error).__name__})")
+    finally:
+        await client.aclose()
+    return REDIS_URL
+
+
+async def flush_redis(url: str) -> None:
+    client = redis.from_url(url)
+    await client.flushdb()
+    await client.aclose()
+
+
+# --- apps ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def clean_postgres(postgres_url: str) -> str:
+    await truncate_all(postgres_url)
+    return postgres_url
+
+
+@pytest.fixture
+async def clean_redis(redis_server: str) -> str:
+    await flush_redis(redis_server)
+    return redis_server
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """A migrated SQLite database of this test's own."""
+    database = tmp_path / "codementor.db"
+    shutil.copyfile(sqlite_template, database)
+    return f"sqlite+aiosqlite:///{database}"
+
+
+@pytest.fixture(params=STACKS)
+def stack_settings(request: pytest.FixtureRequest) -> Settings:
+    # Services are requested lazily so the embedded variant runs on a laptop without them.
+    if request.param == "embedded":
+        return make_settings(database_url=request.getfixturevalue("sqlite_url"))
+    return make_settings(
+        database_url=request.getfixturevalue("clean_postgres"), redis_url=request.getfixturevalue("clean_redis")
+    )
+
+
+@pytest.fixture
+async def app(stack_settings: Settings) -> AsyncIterator[Quart]:
+    application = create_app(stack_settings)
+    async with application.test_app():
+        yield application
+
+
+@pytest.fixture
+def client(app: Quart) -> QuartClient:
+    return app.test_client()
+
+
+@pytest.fixture
+async def embedded_app(sqlite_url: str) -> AsyncIterator[Quart]:
+    application = create_app(make_settings(database_url=sqlite_url))
+    async with application.test_app():
+        yield application
+
+
+@pytest.fixture
+def embedded_client(embedded_app: Quart) -> QuartClient:
+    return embedded_app.test_client()
+
+
+@pytest.fixture
+async def probe_client(stack_settings: Settings) -> AsyncIterator[QuartClient]:
+    """A client of the real app with the probe routes of tests/probes.py mounted, on each stack."""
+    application = create_app(stack_settings)
+    mount_probes(application)
+    async with application.test_app():
+        yield application.test_client()
+
+
+@pytest.fixture
+async def embedded_probe_client(sqlite_url: str) -> AsyncIterator[QuartClient]:
+    application = create_app(make_settings(database_url=sqlite_url))
+    mount_probes(application)
+    async with application.test_app():
+        yield application.test_client()

@@ -1,0 +1,76 @@
+"""Probe routes mounted on the real app by tests that need a handler of a given shape.
+
+They exercise our real middleware, error handling and request transaction; they are only ever
+registered by tests (`mount_probes(app)` before the app starts serving).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import BaseModel, Field
+from quart import Blueprint, Quart
+from quart_schema import validate_request
+
+from backend.db import get_session
+from backend.errors import Conflict
+from backend.middleware.rate_limit import RATE_LIMITS, Limit, rate_limit
+from backend.models import User
+
+RATE_LIMITS["probe"] = (Limit(3, 60),)
+
+bp = Blueprint("probes", __name__, url_prefix="/_probe")
+
+
+class Signup(BaseModel):
+    email: str = Field(max_length=50)
+    password: str = Field(min_length=12)
+    tags: list[str] = Field(default_factory=list, max_length=3)
+
+
+@bp.post("/echo")
+@validate_request(Signup)
+async def probe_echo(data: Signup) -> dict:
+    return {"email": data.email}
+
+
+@bp.get("/boom")
+async def probe_boom() -> dict:
+    raise RuntimeError("secret internal detail: password=hunter2")
+
+
+@bp.get("/conflict")
+async def probe_conflict() -> dict:
+    raise Conflict("That already exists.", code="email_taken")
+
+
+@bp.get("/limited")
+@rate_limit("probe")
+async def probe_limited() -> dict:
+    return {"ok": True}
+
+
+@bp.post("/users/<int:status>")
+async def probe_create_user(status: int) -> tuple[dict, int]:
+    """Write a user, then answer with `status`: the request hook decides commit or rollback."""
+    session = get_session()
+    user = User(email=f"user{status}@example.com", name="Probe")
+    session.add(user)
+    await session.flush()
+    return {"id": user.id}, status
+
+
+@bp.post("/users/<int:user_id>/increment")
+async def probe_increment(user_id: int) -> dict:
+    """A deliberate read-then-write (the pattern that loses updates without BEGIN IMMEDIATE)."""
+    session = get_session()
+    user = await session.get(User, user_id)
+    assert user is not None
+    count = user.exercises_completed
+    await asyncio.sleep(0)  # let other requests interleave between the read and the write
+    user.exercises_completed = count + 1
+    return {"count": user.exercises_completed}
+
+
+def mount_probes(app: Quart) -> None:
+    app.register_blueprint(bp)

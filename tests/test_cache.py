@@ -1,0 +1,76 @@
+"""The cache interface on both backends, and rate limits built on it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from quart.testing import QuartClient
+
+from backend.cache import Cache, MemoryCache, RedisCache
+
+
+@pytest.fixture(params=["memory", "redis"])
+def cache_url(request: pytest.FixtureRequest) -> str | None:
+    # Redis is requested lazily so the memory variant runs on a laptop without it.
+    return None if request.param == "memory" else request.getfixturevalue("clean_redis")
+
+
+@pytest.fixture
+async def cache(cache_url: str | None) -> AsyncIterator[Cache]:
+    backend = MemoryCache() if cache_url is None else RedisCache(cache_url)
+    yield backend
+    await backend.close()
+
+
+async def test_set_get_and_delete(cache: Cache) -> None:
+    assert await cache.get("missing") is None
+    await cache.set("greeting", "hello")
+    assert await cache.get("greeting") == "hello"
+    await cache.delete("greeting", "missing")
+    assert await cache.get("greeting") is None
+
+
+async def test_values_expire_after_their_ttl(cache: Cache) -> None:
+    await cache.set("short", "lived", ttl=0.2)
+    await cache.set("long", "lived", ttl=60)
+    assert await cache.get("short") == "lived"
+    await asyncio.sleep(0.35)
+    assert await cache.get("short") is None
+    assert await cache.get("long") == "lived"
+
+
+async def test_concurrent_increments_are_exact(cache: Cache) -> None:
+    results = await asyncio.gather(*(cache.incr("counter", ttl=60) for _ in range(1000)))
+    assert sorted(results) == list(range(1, 1001))
+    assert await cache.get("counter") == "1000"
+
+
+async def test_increment_window_expires_and_restarts(cache: Cache) -> None:
+    assert await cache.incr("window", ttl=0.2) == 1
+    assert await cache.incr("window", ttl=0.2) == 2  # a later increment does not extend the window
+    await asyncio.sleep(0.35)
+    assert await cache.incr("window", ttl=0.2) == 1
+
+
+async def test_rate_limit_answers_429_with_retry_after(probe_client: QuartClient) -> None:
+    for remaining in (2, 1, 0):
+        response = await probe_client.get("/_probe/limited")
+        assert response.status_code == 200
+        assert response.headers["RateLimit-Limit"] == "3"
+        assert response.headers["RateLimit-Remaining"] == str(remaining)
+        assert 1 <= int(response.headers["RateLimit-Reset"]) <= 60
+    refused = await probe_client.get("/_probe/limited")
+    assert refused.status_code == 429
+    body = await refused.get_json()
+    assert body["code"] == "rate_limited" and refused.headers["Content-Type"] == "application/problem+json"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.headers["RateLimit-Remaining"] == "0"
+
+
+async def test_rate_limit_counts_each_client_ip_separately(probe_client: QuartClient) -> None:
+    for _ in range(3):
+        await probe_client.get("/_probe/limited", scope_base={"client": ("10.0.0.1", 1234)})
+    assert (await probe_client.get("/_probe/limited", scope_base={"client": ("10.0.0.1", 1234)})).status_code == 429
+    assert (await probe_client.get("/_probe/limited", scope_base={"client": ("10.0.0.2", 1234)})).status_code == 200

@@ -1,0 +1,113 @@
+"""`python -m backend` as a user runs it: a real Hypercorn on a free port, stopped by a signal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_VARIABLES = {
+    "ENVIRONMENT",
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "HOST",
+    "PORT",
+    "WORKERS",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "LLM_PROVIDER",
+    "CORS_ORIGINS",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def backend_env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in CONFIG_VARIABLES}
+    env.update(PYTHONPATH=str(ROOT), **extra)
+    return env
+
+
+def run_backend(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "backend", *args],
+        cwd=cwd,
+        env=backend_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def wait_until_serving(base: str, process: subprocess.Popen[str], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"server exited early: {process.communicate()[1]}")
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    pytest.fail("server did not start in time")
+
+
+def test_default_command_migrates_serves_docs_and_stops_gracefully(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "backend"],
+        cwd=tmp_path,
+        env=backend_env(PORT=str(port)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until_serving(base, process)
+        ready = httpx.get(f"{base}/health/ready", timeout=5).json()
+        assert ready["status"] == "ready"
+        assert ready["checks"]["database"]["status"] == "ok" and ready["checks"]["cache"]["backend"] == "memory"
+        assert ready["checks"]["llm"]["provider"] == "offline"
+        assert httpx.get(f"{base}/docs", timeout=5).status_code == 200
+        assert (tmp_path / "codementor.db").exists()  # the embedded default: a SQLite file in the cwd
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert f"{base}/docs" in stderr
+    assert "app.stopped" in stdout
+
+
+def test_openapi_command_prints_the_spec(tmp_path: Path) -> None:
+    result = run_backend("openapi", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    spec = json.loads(result.stdout)
+    assert spec["info"]["title"] == "CodeMentor API" and "/health/ready" in spec["paths"]
+
+
+def test_migrate_command_is_repeatable(tmp_path: Path) -> None:
+    for _ in range(2):
+        result = run_backend("migrate", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "database at revision" in result.stderr
+
+
+def test_commands_of_later_features_say_so(tmp_path: Path) -> None:
+    result = run_backend("worker", cwd=tmp_path)
+    assert result.returncode != 0 and "not available yet" in result.stderr

@@ -1,0 +1,50 @@
+"""The request owns the transaction; SQLite serialises writers so read-then-write loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from quart.testing import QuartClient
+from sqlalchemy import select
+
+from backend.app import create_app
+from backend.db import create_engine, create_session_factory
+from backend.models import User
+from tests.conftest import make_settings
+from tests.probes import mount_probes
+
+
+async def test_success_commits_and_error_status_rolls_back(probe_client: QuartClient) -> None:
+    created = await probe_client.post("/_probe/users/201")
+    refused = await probe_client.post("/_probe/users/400")
+    assert created.status_code == 201 and refused.status_code == 400
+    settings = probe_client.app.config["SETTINGS"]
+    engine = create_engine(settings)
+    async with create_session_factory(engine)() as session:
+        emails = set(await session.scalars(select(User.email)))
+    await engine.dispose()
+    assert emails == {"user201@example.com"}
+
+
+async def test_timestamps_come_back_timezone_aware(probe_client: QuartClient) -> None:
+    await probe_client.post("/_probe/users/201")
+    engine = create_engine(probe_client.app.config["SETTINGS"])
+    async with create_session_factory(engine)() as session:
+        user = await session.scalar(select(User))
+    await engine.dispose()
+    assert user is not None and user.created_at.tzinfo is not None
+    assert abs((datetime.now(UTC) - user.created_at).total_seconds()) < 60
+
+
+async def test_sqlite_read_then_write_race_loses_no_update(sqlite_url: str) -> None:
+    app = create_app(make_settings(database_url=sqlite_url))
+    mount_probes(app)
+    async with app.test_app():
+        client = app.test_client()
+        user_id = (await (await client.post("/_probe/users/201")).get_json())["id"]
+        requests = 200
+        responses = await asyncio.gather(*(client.post(f"/_probe/users/{user_id}/increment") for _ in range(requests)))
+        assert all(response.status_code == 200 for response in responses)
+        counts = sorted([(await response.get_json())["count"] for response in responses])
+    assert counts == list(range(1, requests + 1))  # every increment saw the previous one
