@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import backend.models  # noqa: F401  (registers every table on Base.metadata)
 from alembic import context
 from backend.config import Settings, normalise_database_url
-from backend.db import Base
+from backend.db import Base, UTCDateTime
 
 config = context.config
 # Called from code (`python -m backend migrate`, tests) the caller owns logging; from the CLI, use the ini.
@@ -27,12 +27,20 @@ def database_url() -> str:
     return normalise_database_url(url)
 
 
+def render_item(type_: str, obj: object, _: object) -> str | bool:
+    # Migrations describe the column type; the UTC conversion lives in the model's TypeDecorator.
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def configure(**kwargs: object) -> None:
     url = kwargs.pop("url", None) or database_url()
     context.configure(
         target_metadata=target_metadata,
         render_as_batch=str(url).startswith("sqlite"),  # SQLite cannot ALTER most things in place
         compare_type=True,
+        render_item=render_item,
         **kwargs,
     )
 

@@ -14,6 +14,7 @@ from backend.cache import create_cache
 from backend.config import Settings, load_settings
 from backend.db import create_engine, create_session_factory, register_session_hooks
 from backend.errors import register_error_handlers
+from backend.integrations.email import create_email_sender
 from backend.logging import configure_logging
 from backend.middleware import register_middleware
 from backend.middleware.body import MAX_BODY_BYTES, JSONRequest
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.extensions["db_engine"] = engine
     app.extensions["db_session_factory"] = create_session_factory(engine)
     app.extensions["cache"] = cache
+    app.extensions["email"] = create_email_sender(settings)
     # Registered last so its after_request runs first: the transaction ends before anything is logged.
     register_session_hooks(app)
 

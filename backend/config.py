@@ -12,6 +12,7 @@ import shutil
 from functools import cached_property
 from typing import Annotated, Literal
 
+from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -128,6 +129,18 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_trailing_slash(cls, url: str) -> str:
         return url.rstrip("/")
+
+    @field_validator("token_encryption_key")
+    @classmethod
+    def _valid_fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        for key in value.get_secret_value().split(","):
+            try:
+                Fernet(key.strip())
+            except ValueError:
+                raise ValueError("TOKEN_ENCRYPTION_KEY must be comma-separated Fernet keys") from None
+        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

@@ -6,6 +6,7 @@ commits when the response status is below 400 and rolls back otherwise (see `reg
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -115,26 +116,49 @@ def get_session() -> AsyncSession:
     return session
 
 
+def after_commit(callback: Callable[[], Awaitable[None]]) -> None:
+    """Run `callback` in the background once the request's transaction has committed (emails, jobs).
+
+    Nothing slow runs inside the transaction, and nothing is announced that was then rolled back."""
+    g.setdefault("after_commit", []).append(callback)
+
+
+def keep_changes() -> None:
+    """Commit this request's work even though it answers with an error (e.g. revoking a session on
+    refresh-token reuse must stick while the client gets its 401)."""
+    g.keep_changes = True
+
+
+async def _await(callback: Callable[[], Awaitable[None]]) -> None:
+    await callback()
+
+
 def register_session_hooks(app: Quart) -> None:
     @app.after_request
     async def _finish_transaction(response: Response) -> Response:
         session: AsyncSession | None = g.pop("db_session", None)
-        if session is None:
-            return response
-        try:
-            if response.status_code < 400:
-                await session.commit()
-            else:
-                await session.rollback()
-        except Exception as error:  # the handler succeeded but its work was not saved: say so
-            response = render_exception(error)
-        finally:
-            await session.close()
+        callbacks: list[Callable[[], Awaitable[None]]] = g.pop("after_commit", [])
+        should_commit = response.status_code < 400 or g.pop("keep_changes", False)
+        if session is not None:
+            try:
+                if should_commit:
+                    await session.commit()
+                else:
+                    await session.rollback()
+            except Exception as error:  # the handler succeeded but its work was not saved: say so
+                response = render_exception(error)
+                should_commit = False
+            finally:
+                await session.close()
+        if should_commit:
+            for callback in callbacks:
+                app.add_background_task(_await, callback)
         return response
 
     @app.teardown_request
     async def _close_abandoned_session(_: BaseException | None) -> None:
         # An exception that escaped every handler skips after_request; never leak the connection.
+        g.pop("after_commit", None)
         session: AsyncSession | None = g.pop("db_session", None)
         if session is not None:
             await session.close()

@@ -51,6 +51,7 @@ class AppError(Exception):
     status_code: int = 400
     code: str = "bad_request"
     detail: str = "The request could not be processed."
+    keep_changes: bool = False  # commit the request's work anyway (e.g. a revocation behind a 401)
 
     def __init__(
         self,
@@ -152,6 +153,8 @@ def validation_errors(error: PydanticValidationError) -> list[dict[str, str]]:
 
 
 def render_app_error(error: AppError) -> Response:
+    if error.keep_changes:
+        g.keep_changes = True  # read by the session hook in db.py
     return problem_response(error.status_code, error.code, error.detail, errors=error.errors, headers=error.headers)
 
 

@@ -16,7 +16,7 @@ GOOD_PRODUCTION = {
     "ENVIRONMENT": "production",
     "SECRET_KEY": "q3J8vN2kLx9PzR4tW7yB1cF6hM0sD5gA8eU2iO4nV7",
     "FRONTEND_URL": "https://app.codementor.example",
-    "TOKEN_ENCRYPTION_KEY": "3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    "TOKEN_ENCRYPTION_KEY": "Sbsl32b5IvYhwduhIXIexh2wjLrDsU5L2oqKVPKryOU=",
     "CORS_ORIGINS": "https://app.codementor.example",
 }
 
@@ -42,6 +42,7 @@ def test_valid_production_settings_load() -> None:
         ({"FRONTEND_URL": "http://app.codementor.example"}, "FRONTEND_URL must be https"),
         ({"TOKEN_ENCRYPTION_KEY": ""}, "TOKEN_ENCRYPTION_KEY"),
         ({"BCRYPT_ROUNDS": "10"}, "BCRYPT_ROUNDS"),
+        ({"TOKEN_ENCRYPTION_KEY": "not-a-fernet-key"}, "Fernet keys"),
     ],
 )
 def test_unsafe_production_settings_are_refused(overrides: dict[str, str], message: str) -> None:

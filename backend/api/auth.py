@@ -2,8 +2,308 @@
 
 from __future__ import annotations
 
-from quart import Blueprint
-from quart_schema import tag_blueprint
+from quart import Blueprint, Response, after_this_request, current_app, g, request
+from quart_schema import tag_blueprint, validate_request, validate_response
+
+from backend.api.guards import (
+    ACCESS_COOKIE,
+    CSRF_COOKIE,
+    REFRESH_COOKIE,
+    current_user,
+    require_user,
+    settings,
+)
+from backend.cache import get_cache
+from backend.db import after_commit, get_session
+from backend.errors import Unauthorized
+from backend.integrations.email import Email
+from backend.middleware.rate_limit import client_ip, rate_limit
+from backend.models import User
+from backend.schemas.auth import (
+    CodeRequest,
+    EmailRequest,
+    LoginRequest,
+    Message,
+    PasswordChangeRequest,
+    PasswordResetConfirm,
+    RefreshRequest,
+    RegisterRequest,
+    SessionList,
+    SessionRead,
+    TokenPayload,
+    TokenRequest,
+    VerifyEmailResult,
+)
+from backend.schemas.users import UserRead
+from backend.services import auth as auth_service
 
 bp = Blueprint("auth", __name__)
 tag_blueprint(bp, ["auth"])
+
+REFRESH_COOKIE_PATH = "/api/v1/auth"
+EMAIL_ACCEPTED = "If an account exists for that address, an email is on its way."
+
+
+def client() -> auth_service.Client:
+    return auth_service.Client(ip=client_ip(), user_agent=request.headers.get("User-Agent"))
+
+
+def send_after_commit(email: Email | None) -> None:
+    if email is not None:
+        sender = current_app.extensions["email"]
+        after_commit(lambda: sender.send(email))
+
+
+def signed_in(user: User, tokens: auth_service.IssuedTokens) -> TokenPayload:
+    """The token payload, with the browser cookies set on the response that carries it."""
+    config = settings()
+    secure = config.is_production
+
+    @after_this_request
+    async def _set_cookies(response: Response) -> Response:
+        response.set_cookie(
+            ACCESS_COOKIE,
+            tokens.access_token,
+            max_age=config.access_token_ttl_seconds,
+            httponly=True,
+            secure=secure,
+            samesite="Lax",
+            path="/",
+        )
+        response.set_cookie(
+            REFRESH_COOKIE,
+            tokens.refresh_token,
+            max_age=config.refresh_token_ttl_seconds,
+            httponly=True,
+            secure=secure,
+            samesite="Lax",
+            path=REFRESH_COOKIE_PATH,
+        )
+        response.set_cookie(
+            CSRF_COOKIE,
+            tokens.csrf_token,
+            max_age=config.refresh_token_ttl_seconds,
+            httponly=False,
+            secure=secure,
+            samesite="Lax",
+            path="/",
+        )
+        return response
+
+    return TokenPayload(
+        user=UserRead.model_validate(user),
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        expires_in=tokens.expires_in,
+        csrf_token=tokens.csrf_token,
+    )
+
+
+def signed_out() -> None:
+    secure = settings().is_production
+
+    @after_this_request
+    async def _clear_cookies(response: Response) -> Response:
+        for name, path in ((ACCESS_COOKIE, "/"), (REFRESH_COOKIE, REFRESH_COOKIE_PATH), (CSRF_COOKIE, "/")):
+            response.delete_cookie(name, path=path, secure=secure, samesite="Lax", httponly=name != CSRF_COOKIE)
+        return response
+
+
+@bp.post("/register")
+@rate_limit("register")
+@validate_request(RegisterRequest)
+@validate_response(TokenPayload, 201)
+async def register_account(data: RegisterRequest) -> tuple[TokenPayload, int]:
+    """Create an account and sign in.
+
+    Sends a verification email. 409 `email_taken`; 422 for a weak password (12–128 characters with
+    upper, lower, digit and symbol). Limited to 5 per minute per IP."""
+    user, tokens, verification = await auth_service.register(
+        get_session(),
+        settings(),
+        get_cache(),
+        email=data.email,
+        password=data.password,
+        name=data.name,
+        client=client(),
+    )
+    send_after_commit(verification)
+    return signed_in(user, tokens), 201
+
+
+@bp.post("/login")
+@rate_limit("login")
+@validate_request(LoginRequest)
+@validate_response(TokenPayload)
+async def login(data: LoginRequest) -> TokenPayload:
+    """Sign in with email and password.
+
+    401 `invalid_credentials` for any wrong combination; 403 `account_disabled`; after 5 failures
+    every attempt for 15 minutes is 429 `account_locked` with Retry-After. 10 per minute per IP."""
+    user, tokens = await auth_service.login(
+        get_session(), settings(), get_cache(), email=data.email, password=data.password, client=client()
+    )
+    return signed_in(user, tokens)
+
+
+@bp.post("/refresh")
+@validate_request(RefreshRequest)
+@validate_response(TokenPayload)
+async def refresh_tokens(data: RefreshRequest) -> TokenPayload:
+    """Exchange a refresh token (body or cookie) for new tokens; the old one stops working.
+
+    401 `token_reused` when a rotated token is presented again: that session is ended."""
+    token = data.refresh_token or request.cookies.get(REFRESH_COOKIE)
+    if not token:
+        raise Unauthorized("Send the refresh token in the body or its cookie.")
+    user, tokens = await auth_service.refresh(
+        get_session(), settings(), get_cache(), refresh_token=token, client=client()
+    )
+    return signed_in(user, tokens)
+
+
+@bp.post("/logout")
+@require_user
+async def logout() -> tuple[str, int]:
+    """End this session and clear the cookies."""
+    await auth_service.revoke_sessions(
+        get_session(), settings(), get_cache(), current_user().id, session_ids=[g.auth_session_id], reason="logout"
+    )
+    signed_out()
+    return "", 204
+
+
+@bp.post("/logout-all")
+@require_user
+async def logout_everywhere() -> tuple[str, int]:
+    """End every session of the signed-in user, on every device."""
+    await auth_service.revoke_sessions(get_session(), settings(), get_cache(), current_user().id, reason="logout_all")
+    signed_out()
+    return "", 204
+
+
+@bp.get("/me")
+@require_user
+@validate_response(UserRead)
+async def get_me() -> UserRead:
+    """The signed-in user."""
+    return UserRead.model_validate(current_user())
+
+
+@bp.get("/sessions")
+@require_user
+@validate_response(SessionList)
+async def list_sessions() -> SessionList:
+    """The signed-in devices of this account, the current one marked."""
+    sessions = await auth_service.list_sessions(get_session(), current_user())
+    return SessionList(
+        items=[
+            SessionRead(
+                id=s.id,
+                user_agent=s.user_agent,
+                ip=s.ip,
+                created_at=s.created_at,
+                last_used_at=s.last_used_at,
+                current=s.id == g.auth_session_id,
+            )
+            for s in sessions
+        ]
+    )
+
+
+@bp.delete("/sessions/<int:session_id>")
+@require_user
+async def delete_session(session_id: int) -> tuple[str, int]:
+    """Sign out one device. 404 for a session that is not yours."""
+    await auth_service.end_session(get_session(), settings(), get_cache(), current_user(), session_id)
+    return "", 204
+
+
+@bp.post("/password/change")
+@require_user
+@validate_request(PasswordChangeRequest)
+@validate_response(TokenPayload)
+async def change_password(data: PasswordChangeRequest) -> TokenPayload:
+    """Change the password; every other session is ended and this one gets new tokens.
+
+    400 `invalid_password` when the current password is wrong."""
+    user = current_user()
+    tokens = await auth_service.change_password(
+        get_session(),
+        settings(),
+        get_cache(),
+        user,
+        current_password=data.current_password,
+        new_password=data.new_password,
+        current_session_id=g.auth_session_id,
+    )
+    return signed_in(user, tokens)
+
+
+@bp.post("/password-reset")
+@rate_limit("password_reset")
+@validate_request(EmailRequest)
+@validate_response(Message, 202)
+async def request_password_reset(data: EmailRequest) -> tuple[Message, int]:
+    """Email a password-reset link valid for one hour.
+
+    The answer is the same whether or not an account exists."""
+    email = await auth_service.request_password_reset(get_session(), settings(), get_cache(), email=data.email)
+    send_after_commit(email)
+    return Message(message=EMAIL_ACCEPTED), 202
+
+
+@bp.post("/password-reset/confirm")
+@validate_request(PasswordResetConfirm)
+@validate_response(Message)
+async def confirm_password_reset(data: PasswordResetConfirm) -> Message:
+    """Set a new password with the emailed token; every session is ended.
+
+    400 `token_invalid` (unknown or used) or `token_expired`."""
+    await auth_service.confirm_password_reset(
+        get_session(), settings(), get_cache(), token=data.token, new_password=data.new_password
+    )
+    return Message(message="Your password has been changed. Sign in with the new one.")
+
+
+@bp.post("/verify-email")
+@validate_request(TokenRequest)
+@validate_response(VerifyEmailResult)
+async def verify_email(data: TokenRequest) -> VerifyEmailResult:
+    """Confirm the email address with the emailed token (already verified is 200 too).
+
+    400 `token_invalid` or `token_expired`."""
+    user, was_verified = await auth_service.verify_email(get_session(), token=data.token)
+    message = "Your email address was already confirmed." if was_verified else "Your email address is confirmed."
+    return VerifyEmailResult(message=message, user=UserRead.model_validate(user))
+
+
+@bp.post("/resend-verification")
+@rate_limit("resend_verification")
+@validate_request(EmailRequest)
+@validate_response(Message, 202)
+async def resend_verification(data: EmailRequest) -> tuple[Message, int]:
+    """Send the verification email again (at most 3 per address per hour, registration's included).
+
+    The answer is the same whether or not an account exists."""
+    email = await auth_service.resend_verification(get_session(), settings(), get_cache(), email=data.email)
+    send_after_commit(email)
+    return Message(message=EMAIL_ACCEPTED), 202
+
+
+@bp.post("/oauth/exchange")
+@validate_request(CodeRequest)
+@validate_response(TokenPayload)
+async def exchange_oauth_code(data: CodeRequest) -> TokenPayload:
+    """Trade the one-time code from the OAuth redirect for tokens (valid 60 seconds, once).
+
+    400 `token_invalid` for an unknown, used or expired code."""
+    session = get_session()
+    try:
+        user = await auth_service.redeem_oauth_exchange_code(session, data.code)
+    except auth_service.OneTimeTokenExpired:
+        raise auth_service.OneTimeTokenInvalid() from None
+    if not user.is_active:
+        raise auth_service.AccountDisabled()
+    tokens = await auth_service.start_session(session, settings(), user, client())
+    return signed_in(user, tokens)

@@ -100,7 +100,7 @@ async def test_hsts_in_production(tmp_path: Path) -> None:
     settings = make_settings(
         environment="production",
         frontend_url="https://codementor.example",
-        token_encryption_key="k" * 44,
+        token_encryption_key="CQ8tNkEXcTwh_oW1AOdO22I97r60YoYbN_AQYwMA6ho=",
         bcrypt_rounds=12,
         database_url=f"sqlite+aiosqlite:///{tmp_path}/prod.db",
         log_level="ERROR",

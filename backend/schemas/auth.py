@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints
+
+from backend.schemas.users import UserRead
+
+PASSWORD_RULES = (
+    (re.compile(r"[a-z]"), "a lower-case letter"),
+    (re.compile(r"[A-Z]"), "an upper-case letter"),
+    (re.compile(r"[0-9]"), "a digit"),
+    (re.compile(r"[^A-Za-z0-9]"), "a character that is not a letter or digit"),
+)
+
+
+def _strong(password: str) -> str:
+    missing = [rule for pattern, rule in PASSWORD_RULES if not pattern.search(password)]
+    if missing:
+        raise ValueError("Password needs " + ", ".join(missing))
+    return password
+
+
+NewPassword = Annotated[str, Field(min_length=12, max_length=128), AfterValidator(_strong)]
+# Checked passwords are not re-validated against today's policy; only bounded.
+AnyPassword = Annotated[str, Field(min_length=1, max_length=128)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Email = Annotated[EmailStr, Field(max_length=320)]
+OpaqueToken = Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class RegisterRequest(BaseModel):
+    email: Email
+    password: NewPassword
+    name: Name
+
+
+class LoginRequest(BaseModel):
+    email: Email
+    password: AnyPassword
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: OpaqueToken | None = None
+
+
+class TokenPayload(BaseModel):
+    user: UserRead
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 (the scheme's name, not a secret)
+    expires_in: int = Field(description="Seconds until the access token expires.")
+    csrf_token: str = Field(description="Send it back as X-CSRF-Token on unsafe requests made with cookies.")
+
+
+class SessionRead(BaseModel):
+    id: int
+    user_agent: str | None
+    ip: str | None
+    created_at: datetime
+    last_used_at: datetime
+    current: bool
+
+
+class SessionList(BaseModel):
+    items: list[SessionRead]
+
+
+class PasswordChangeRequest(BaseModel):
+    current_password: AnyPassword
+    new_password: NewPassword
+
+
+class EmailRequest(BaseModel):
+    email: Email
+
+
+class PasswordResetConfirm(BaseModel):
+    token: OpaqueToken
+    new_password: NewPassword
+
+
+class TokenRequest(BaseModel):
+    token: OpaqueToken
+
+
+class CodeRequest(BaseModel):
+    code: OpaqueToken
+
+
+class Message(BaseModel):
+    message: str
+
+
+class VerifyEmailResult(BaseModel):
+    message: str
+    user: UserRead
+
+
+class OAuthProvider(BaseModel):
+    name: Literal["github", "google"]
+    authorize_url: str
+
+
+class OAuthProviderList(BaseModel):
+    items: list[OAuthProvider]
