@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from quart import Quart
 
-from backend.api import auth, chat, docs, exercises, github, health, users
+from backend.api import auth, chat, docs, exercises, github, health, oauth, users
 
 API_PREFIX = "/api/v1"
 
@@ -14,3 +14,4 @@ def register_blueprints(app: Quart) -> None:
     app.register_blueprint(docs.bp)
     for module in (auth, users, exercises, chat, github):
         app.register_blueprint(module.bp, url_prefix=f"{API_PREFIX}/{module.bp.name}")
+    app.register_blueprint(oauth.bp, url_prefix=f"{API_PREFIX}/auth/oauth")

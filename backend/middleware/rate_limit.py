@@ -38,6 +38,7 @@ RATE_LIMITS: dict[str, tuple[Limit, ...]] = {
     "login": (Limit(10, MINUTE),),
     "password_reset": (Limit(3, HOUR),),
     "resend_verification": (Limit(3, HOUR),),
+    "oauth_start": (Limit(20, MINUTE),),
     "chat": (Limit(10, MINUTE, per="user"), Limit(200, DAY, per="user")),
 }
 

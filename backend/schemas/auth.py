@@ -106,3 +106,18 @@ class OAuthProvider(BaseModel):
 
 class OAuthProviderList(BaseModel):
     items: list[OAuthProvider]
+
+
+# Query strings of the OAuth redirects: documented, not validated. A browser lands on these routes, so a
+# malformed query must end in the usual redirect, never in a 422 body.
+class OAuthStartQuery(BaseModel):
+    redirect_to: str | None = Field(
+        None,
+        description="A path on the SPA to land on after signing in, e.g. `/exercises/42`; anything else is ignored.",
+    )
+
+
+class OAuthCallbackQuery(BaseModel):
+    code: str | None = Field(None, description="The provider's authorization code.")
+    state: str | None = Field(None, description="The state this server gave the provider.")
+    error: str | None = Field(None, description="Set by the provider instead of `code`, e.g. `access_denied`.")

@@ -1,0 +1,1 @@
+"""Fakes of the services across the network, each a real server speaking that service's protocol."""
