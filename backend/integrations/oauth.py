@@ -12,16 +12,22 @@ from __future__ import annotations
 import hmac
 import ssl
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+import authlib.deprecate  # noqa: F401  (installs authlib's "always" filter before ours overrides it)
 import httpx
 import jwt
 from authlib.common.errors import AuthlibBaseError
-from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+with warnings.catch_warnings():
+    # authlib 1.9 nudges towards the httpx2 fork at import; we stay on httpx, which the whole stack uses.
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from backend.config import Settings
 
