@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
 import sys
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("worker", help="run the background job worker (JOBS_BACKEND=arq)")
     admin = commands.add_parser("create-admin", help="create an administrator account")
     admin.add_argument("--email", required=True)
+    admin.add_argument("--name", default="Administrator")
     commands.add_parser("openapi", help="print the OpenAPI document as JSON")
     args = parser.parse_args(argv)
 
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         case "worker":
             return not_yet("worker", "background jobs arrive with GitHub code reviews; until then none are queued")
         case "create-admin":
-            return not_yet("create-admin", "accounts arrive with the authentication feature")
+            return create_admin(settings, args.email, args.name)
     return 2
 
 
@@ -70,6 +72,51 @@ def serve(settings: Settings) -> int:
     # Worker processes build the app from the environment; make them see the same settings file.
     os.environ.setdefault("ENVIRONMENT", settings.environment)
     return run_server(settings)
+
+
+def create_admin(settings: Settings, email: str, name: str) -> int:
+    """Create an administrator, or promote an existing account. The password comes from
+    ADMIN_PASSWORD or an interactive prompt (never the command line, where `ps` would show it)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from backend.schemas.auth import Email, NewPassword
+    from backend.services.auth import normalise_email
+
+    try:
+        email = normalise_email(TypeAdapter(Email).validate_python(email))
+    except ValidationError:
+        print("create-admin: that is not a valid email address", file=sys.stderr)
+        return 2
+    password = os.environ.get("ADMIN_PASSWORD")
+    if password is None and sys.stdin.isatty():
+        password = getpass.getpass("Password for the administrator (12+ characters): ")
+        if password != getpass.getpass("Again: "):
+            print("create-admin: the passwords differ", file=sys.stderr)
+            return 2
+    try:
+        if password is not None:
+            TypeAdapter(NewPassword).validate_python(password)
+    except ValidationError as error:
+        print(f"create-admin: {error.errors(include_url=False)[0]['msg']}", file=sys.stderr)
+        return 2
+    migrate(settings)
+    created = asyncio.run(_create_admin(settings, email, name, password))
+    print(f"create-admin: {email} is {'a new' if created else 'now an'} administrator", file=sys.stderr)
+    return 0
+
+
+async def _create_admin(settings: Settings, email: str, name: str, password: str | None) -> bool:
+    from backend.db import create_engine, create_session_factory
+    from backend.services.auth import ensure_admin
+
+    engine = create_engine(settings)
+    try:
+        async with create_session_factory(engine)() as session:
+            created = await ensure_admin(session, settings, email=email, name=name, password=password)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return created
 
 
 def openapi_document(settings: Settings) -> dict:

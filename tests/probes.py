@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from quart import Blueprint, Quart
 from quart_schema import validate_request
 
+from backend.api.guards import require_role
 from backend.db import get_session
 from backend.errors import Conflict
 from backend.middleware.rate_limit import RATE_LIMITS, Limit, rate_limit
@@ -70,6 +71,12 @@ async def probe_increment(user_id: int) -> dict:
     await asyncio.sleep(0)  # let other requests interleave between the read and the write
     user.exercises_completed = count + 1
     return {"count": user.exercises_completed}
+
+
+@bp.post("/admin-only")
+@require_role("admin", "mentor")
+async def probe_admin_only() -> dict:
+    return {"ok": True}
 
 
 def mount_probes(app: Quart) -> None:

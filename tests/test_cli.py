@@ -111,3 +111,48 @@ def test_migrate_command_is_repeatable(tmp_path: Path) -> None:
 def test_commands_of_later_features_say_so(tmp_path: Path) -> None:
     result = run_backend("worker", cwd=tmp_path)
     assert result.returncode != 0 and "not available yet" in result.stderr
+
+
+def test_create_admin_creates_then_promotes_and_the_admin_can_sign_in(tmp_path: Path) -> None:
+    env = backend_env(ADMIN_PASSWORD="Admin-password-2026")
+    command = [sys.executable, "-m", "backend", "create-admin", "--email", "Root@Example.com"]
+    first = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert first.returncode == 0, first.stderr
+    assert "root@example.com is a new administrator" in first.stderr
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0 and "now an administrator" in again.stderr
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "backend", "serve"],
+        cwd=tmp_path,
+        env=backend_env(PORT=str(port)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until_serving(base, process)
+        login = httpx.post(
+            f"{base}/api/v1/auth/login",
+            timeout=10,
+            json={"email": "root@example.com", "password": "Admin-password-2026"},
+        )
+        assert login.status_code == 200 and login.json()["user"]["role"] == "admin"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+
+
+def test_create_admin_refuses_a_weak_password(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "backend", "create-admin", "--email", "a@example.com"],
+        cwd=tmp_path,
+        env=backend_env(ADMIN_PASSWORD="short"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2 and "at least 12 characters" in result.stderr

@@ -161,6 +161,32 @@ async def login(
     return user, tokens
 
 
+async def ensure_admin(
+    session: AsyncSession, settings: Settings, *, email: str, name: str, password: str | None
+) -> bool:
+    """Make `email` an administrator: promote the account, or create it (a password is then required).
+    Returns whether an account was created."""
+    email = normalise_email(email)
+    user = await session.scalar(select(User).where(User.email == email))
+    created = user is None
+    if user is None:
+        if password is None:
+            raise BadRequest("A password is needed to create a new administrator account.")
+        user = User(
+            email=email,
+            name=name,
+            email_verified=True,
+            password_hash=await hash_password(password, settings.bcrypt_rounds),
+        )
+        session.add(user)
+    elif password is not None:
+        user.password_hash = await hash_password(password, settings.bcrypt_rounds)
+    user.role = "admin"
+    await session.flush()
+    security_log.info("auth.admin_granted", user_id=user.id)
+    return created
+
+
 async def start_session(session: AsyncSession, settings: Settings, user: User, client: Client) -> IssuedTokens:
     started = now()
     auth_session = AuthSession(

@@ -400,3 +400,14 @@ async def test_auth_routes_are_documented_with_security(client: QuartClient) -> 
     assert me["security"] == [{"bearerAuth": []}, {"cookieAuth": []}]
     assert "security" not in spec["paths"]["/api/v1/auth/login"]["post"]
     assert "requestBody" in spec["paths"]["/api/v1/auth/register"]["post"]
+
+
+async def test_require_role_forbids_other_roles_before_anything_else(probe_client: QuartClient) -> None:
+    student = await register(probe_client)
+    anonymous = await probe_client.app.test_client().post("/_probe/admin-only")
+    assert anonymous.status_code == 401
+    refused = await probe_client.post("/_probe/admin-only", headers=bearer(student), json={"anything": 1})
+    assert refused.status_code == 403 and await problem_code(refused) == "forbidden"
+    await set_rows(probe_client.app, update(User).where(User.id == student["user"]["id"]).values(role="mentor"))
+    allowed = await probe_client.post("/_probe/admin-only", headers=bearer(student))
+    assert allowed.status_code == 200
