@@ -7,23 +7,35 @@ logging context so every line written while serving it carries the id, method an
 from __future__ import annotations
 
 import re
+import secrets
 import time
-import uuid
+from functools import cache
 
 import structlog
+from prometheus_client import Counter, Histogram
 from quart import Quart, Response, g, request
 
 from backend.metrics import REQUEST_DURATION, REQUESTS
 
 REQUEST_ID_HEADER = "X-Request-ID"
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
-UNMATCHED_ROUTE = "<unmatched>"  # 404s are not labelled by path: that would let clients grow the metrics
+# Labels come from a fixed set so clients cannot grow the metrics: 404s are not labelled by their path,
+# nor invented methods by their name.
+UNMATCHED_ROUTE = "<unmatched>"
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def request_id_from(header: str | None) -> str:
     if header and SANE_REQUEST_ID.fullmatch(header):
         return header
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)  # 32 hex characters like a uuid4, at a fifth of the cost
+
+
+@cache
+def _metrics_for(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+    # labels() hashes and looks up its arguments on every call; the set of (method, route, status)
+    # is small and fixed (routes are templates, unmatched paths share one label), so keep the children.
+    return REQUESTS.labels(method, route, str(status)), REQUEST_DURATION.labels(method, route)
 
 
 def register_request_context(app: Quart) -> None:
@@ -46,8 +58,10 @@ def register_request_context(app: Quart) -> None:
         duration = time.perf_counter() - started if started is not None else 0.0
         route = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
         status = response.status_code
-        REQUESTS.labels(request.method, route, str(status)).inc()
-        REQUEST_DURATION.labels(request.method, route).observe(duration)
+        method = request.method if request.method in KNOWN_METHODS else "OTHER"
+        requests, durations = _metrics_for(method, route, status)
+        requests.inc()
+        durations.observe(duration)
         level = log.warning if status >= 500 else log.info
         level("request.completed", status=status, duration_ms=round(duration * 1000, 2))
         return response

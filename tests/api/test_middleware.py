@@ -127,3 +127,9 @@ async def test_metrics_count_requests_by_route_template(embedded_client: QuartCl
     await embedded_client.get("/api/v1/random-path-12345")
     text = await (await embedded_client.get("/metrics")).get_data(as_text=True)
     assert "random-path-12345" not in text and 'route="<unmatched>"' in text
+
+
+async def test_metrics_labels_do_not_grow_with_invented_methods(embedded_client: QuartClient) -> None:
+    await embedded_client.open("/health", method="BREW")
+    text = await (await embedded_client.get("/metrics")).get_data(as_text=True)
+    assert "BREW" not in text and 'method="OTHER"' in text
