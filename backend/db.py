@@ -64,7 +64,7 @@ class TimestampedMixin:
 
 def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
-        engine = create_async_engine(settings.database_url, pool_pre_ping=False)
+        engine = create_async_engine(settings.database_url)
         _configure_sqlite(engine)
         return engine
     return create_async_engine(
@@ -72,7 +72,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size // 2,
         pool_timeout=10,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per request. A connection that died with the server is
+        # invalidated on its first error (a 503), and the pool reconnects on the next checkout.
         pool_recycle=1800,
         connect_args={
             "timeout": 5,

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
+import os
 import secrets
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +34,7 @@ JWT_AUDIENCE = "codementor-api"
 # it is not a secret (rotating SECRET_KEY must not invalidate every password).
 PASSWORD_PREHASH_KEY = b"codementor/password/v1"
 OPAQUE_TOKEN_BYTES = 32
+PASSWORD_THREAD_NICENESS = 10
 
 
 # --- passwords -------------------------------------------------------------------------------------
@@ -51,13 +56,29 @@ def verify_password_sync(password: str, password_hash: str) -> bool:
         return False
 
 
+def _lower_thread_priority() -> None:
+    # Linux applies nice per thread: bcrypt threads then yield the CPU to the event loop's thread, so a
+    # burst of logins uses every core without making other requests wait behind it.
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PASSWORD_THREAD_NICENESS)
+
+
+# bcrypt's own pool, sized to the cores (more threads only queue on them) and kept apart from the
+# default executor that other blocking calls share.
+_password_executor = ThreadPoolExecutor(
+    max_workers=os.cpu_count() or 1, thread_name_prefix="bcrypt", initializer=_lower_thread_priority
+)
+
+
 async def hash_password(password: str, rounds: int) -> str:
     """bcrypt in a worker thread: at cost 12 it takes ~200 ms, which must never block the event loop."""
-    return await asyncio.to_thread(hash_password_sync, password, rounds)
+    return await asyncio.get_running_loop().run_in_executor(_password_executor, hash_password_sync, password, rounds)
 
 
 async def verify_password(password: str, password_hash: str) -> bool:
-    return await asyncio.to_thread(verify_password_sync, password, password_hash)
+    return await asyncio.get_running_loop().run_in_executor(
+        _password_executor, verify_password_sync, password, password_hash
+    )
 
 
 class DummyHash:

@@ -207,8 +207,8 @@ class Server:
             ENVIRONMENT=environment,
             DATABASE_URL=f"sqlite+aiosqlite:///{self.tmpdir / 'bench.db'}",
             PYTHONUNBUFFERED="1",
-            **variant.env,
         )
+        env.update(variant.env)  # a variant may bring its own database (bench/auth.py: PostgreSQL)
         self.command = [
             hypercorn,
             "--workers",
