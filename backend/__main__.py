@@ -60,8 +60,25 @@ def migrate(settings: Settings) -> None:
 
 
 def seed(settings: Settings) -> None:
-    # The exercise catalog and the achievements catalog register their seeders as they are built.
-    print("seed: nothing to seed yet (the exercise and achievement catalogs are not built)", file=sys.stderr)
+    # The exercise catalog adds its seeder here when it is built.
+    from backend.db import create_engine, create_session_factory
+    from backend.services.achievements import SeedResult, seed_achievements
+
+    async def run() -> SeedResult:
+        engine = create_engine(settings)
+        try:
+            async with create_session_factory(engine)() as session:
+                result = await seed_achievements(session)
+                await session.commit()
+        finally:
+            await engine.dispose()
+        return result
+
+    result = asyncio.run(run())
+    print(
+        f"seed: achievements {result.created} added, {result.updated} updated, {result.unchanged} unchanged",
+        file=sys.stderr,
+    )
 
 
 def serve(settings: Settings) -> int:

@@ -1,9 +1,213 @@
-"""Profiles, onboarding, progress, streaks and achievements."""
+"""Profiles, onboarding, progress and achievements of the signed-in user (`/api/v1/users`)."""
 
 from __future__ import annotations
 
-from quart import Blueprint
-from quart_schema import tag_blueprint
+import csv
+import io
+from dataclasses import asdict
+
+from quart import Blueprint, Response
+from quart_schema import (
+    document_response,
+    tag_blueprint,
+    validate_querystring,
+    validate_request,
+    validate_response,
+)
+
+from backend.api.auth import signed_out
+from backend.api.guards import current_user, require_user, settings
+from backend.cache import get_cache
+from backend.db import get_session
+from backend.middleware.rate_limit import rate_limit
+from backend.schemas.users import (
+    AccountDeleteRequest,
+    AchievementList,
+    History,
+    HistoryQuery,
+    OnboardingDraft,
+    OnboardingQuestions,
+    OnboardingState,
+    OnboardingSubmit,
+    ProgressExportQuery,
+    ProgressRead,
+    UserExport,
+    UserRead,
+    UserUpdate,
+)
+from backend.services import achievements as achievements_service
+from backend.services import export as export_service
+from backend.services import onboarding as onboarding_service
+from backend.services import progress as progress_service
+from backend.services import users as users_service
 
 bp = Blueprint("users", __name__)
 tag_blueprint(bp, ["users"])
+
+CSV_COLUMNS = ("date", "exercises_completed", "submissions", "time_spent_seconds", "average_grade")
+
+
+# --- profile ---------------------------------------------------------------------------------------
+
+
+@bp.get("/me")
+@require_user
+@validate_response(UserRead)
+async def get_profile() -> UserRead:
+    """Your profile."""
+    return UserRead.model_validate(current_user())
+
+
+@bp.patch("/me")
+@require_user
+@validate_request(UserUpdate)
+@validate_response(UserRead)
+async def update_profile(data: UserUpdate) -> UserRead:
+    """Update your profile.
+
+    Send any of the fields; `null` clears an optional one. HTML is stripped from name, bio and career
+    goals. `timezone` is an IANA name. Other fields (role, email, streaks, counters) are a 422."""
+    user = await users_service.update_profile(get_session(), current_user(), data.changes())
+    return UserRead.model_validate(user)
+
+
+@bp.delete("/me")
+@require_user
+@rate_limit("account_delete")
+@validate_request(AccountDeleteRequest)
+async def delete_account(data: AccountDeleteRequest) -> tuple[str, int]:
+    """Delete your account and everything stored about you.
+
+    Confirm with `password` (omit it for an account that signs in only through GitHub or Google).
+    Every session ends at once. 400 `invalid_password` for a wrong or missing password."""
+    await users_service.erase_account(get_session(), settings(), get_cache(), current_user(), password=data.password)
+    signed_out()
+    return "", 204
+
+
+@bp.get("/me/export")
+@require_user
+@validate_response(UserExport)
+async def export_account() -> UserExport:
+    """Everything stored about you, as one JSON document."""
+    return UserExport.model_validate(await export_service.export_user(get_session(), current_user()))
+
+
+# --- onboarding ------------------------------------------------------------------------------------
+
+
+@bp.get("/onboarding/questions")
+@require_user
+@validate_response(OnboardingQuestions)
+async def get_onboarding_questions() -> OnboardingQuestions:
+    """The onboarding questions, with the options of each."""
+    questions = onboarding_service.questions()
+    return OnboardingQuestions.model_validate({"questions": questions, "total_questions": len(questions)})
+
+
+@bp.get("/onboarding")
+@require_user
+@validate_response(OnboardingState)
+async def get_onboarding() -> OnboardingState:
+    """Your onboarding answers saved so far, to resume on any device."""
+    user = current_user()
+    return OnboardingState.model_validate(
+        {"completed": user.onboarding_completed, "answers": onboarding_service.answers(user)}
+    )
+
+
+@bp.put("/onboarding")
+@require_user
+@validate_request(OnboardingDraft)
+@validate_response(OnboardingState)
+async def save_onboarding_draft(data: OnboardingDraft) -> OnboardingState:
+    """Save some onboarding answers as a draft.
+
+    The answers sent are merged into the saved ones (`null` removes one); the profile is not changed
+    until the answers are submitted."""
+    user = current_user()
+    answers = await onboarding_service.save_draft(get_session(), user, data.changes())
+    return OnboardingState.model_validate({"completed": user.onboarding_completed, "answers": answers})
+
+
+@bp.post("/onboarding")
+@require_user
+@validate_request(OnboardingSubmit)
+@validate_response(UserRead)
+async def submit_onboarding(data: OnboardingSubmit) -> UserRead:
+    """Submit all five onboarding answers.
+
+    Applies them to your profile and completes onboarding; submitting again updates them."""
+    user = await onboarding_service.submit(get_session(), current_user(), data.model_dump())
+    return UserRead.model_validate(user)
+
+
+# --- progress and achievements ---------------------------------------------------------------------
+
+
+@bp.get("/me/progress")
+@require_user
+@validate_response(ProgressRead)
+async def get_progress() -> ProgressRead:
+    """Your progress: counters, streaks, grades, difficulty, points and skill level per topic."""
+    return ProgressRead.model_validate(await progress_service.summary(get_session(), current_user()))
+
+
+@bp.get("/me/progress/history")
+@require_user
+@validate_querystring(HistoryQuery)
+@validate_response(History)
+async def get_progress_history(query_args: HistoryQuery) -> History:
+    """Your activity per day for the last `days` days, oldest first.
+
+    One row per calendar day in your time zone, today included; days without activity have zeros
+    (and a null `average_grade`), ready for a heat-map."""
+    days = await progress_service.history(get_session(), current_user(), query_args.days)
+    return History.model_validate({"items": days})
+
+
+@bp.get("/me/achievements")
+@require_user
+@validate_response(AchievementList)
+async def list_achievements() -> AchievementList:
+    """Every achievement, with your progress towards it and whether and when you unlocked it."""
+    items = await achievements_service.list_for_user(get_session(), current_user())
+    unlocked = [item for item in items if item.unlocked]
+    return AchievementList.model_validate(
+        {
+            "items": items,
+            "total_points": sum(item.points for item in unlocked),
+            "unlocked_count": len(unlocked),
+            "total_count": len(items),
+        }
+    )
+
+
+@bp.get("/me/progress/export")
+@require_user
+@validate_querystring(ProgressExportQuery)
+@document_response(History)
+async def export_progress(query_args: ProgressExportQuery) -> Response:
+    """Download your whole progress history (`format=json` or `csv`).
+
+    One row per day from your first activity to today. CSV comes as `text/csv` with the columns
+    date, exercises_completed, submissions, time_spent_seconds, average_grade."""
+    user = current_user()
+    days = await progress_service.full_history(get_session(), user)
+    response = _csv(days) if query_args.format == "csv" else _json(days)
+    filename = f"codementor-progress-{progress_service.today(user).isoformat()}.{query_args.format}"
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _csv(days: list[progress_service.Day]) -> Response:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows([getattr(day, column) for column in CSV_COLUMNS] for day in days)
+    return Response(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+
+
+def _json(days: list[progress_service.Day]) -> Response:
+    body = History.model_validate({"items": [asdict(day) for day in days]}).model_dump_json()
+    return Response(body, content_type="application/json")

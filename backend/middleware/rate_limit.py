@@ -39,6 +39,7 @@ RATE_LIMITS: dict[str, tuple[Limit, ...]] = {
     "password_reset": (Limit(3, HOUR),),
     "resend_verification": (Limit(3, HOUR),),
     "oauth_start": (Limit(20, MINUTE),),
+    "account_delete": (Limit(5, HOUR, per="user"),),  # it checks a password: no guessing through it
     "chat": (Limit(10, MINUTE, per="user"), Limit(200, DAY, per="user")),
 }
 

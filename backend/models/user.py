@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, String, Text, false, true
+from sqlalchemy import JSON, CheckConstraint, String, Text, false, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db import Base, TimestampedMixin
@@ -43,6 +43,8 @@ class User(TimestampedMixin, Base):
     time_commitment: Mapped[str | None] = mapped_column(String(40))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     onboarding_completed: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The onboarding answers saved so far (a draft to resume on another device), then the submitted ones.
+    onboarding_answers: Mapped[dict | None] = mapped_column(JSON)
 
     current_streak: Mapped[int] = mapped_column(default=0, server_default=false())
     longest_streak: Mapped[int] = mapped_column(default=0, server_default=false())

@@ -1,12 +1,66 @@
+"""Profiles, onboarding, progress and achievements: request and response bodies."""
+
 from __future__ import annotations
 
+import html
+from datetime import date as CalendarDate  # `date` is also a field name below
 from datetime import datetime
-from typing import Literal
+from functools import cache
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict
+import nh3
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
 Role = Literal["student", "mentor", "admin"]
 SkillLevel = Literal["beginner", "intermediate", "advanced", "expert"]
+ProgrammingLanguage = Literal[
+    "python", "javascript", "typescript", "java", "c", "cpp", "csharp", "go", "rust", "ruby", "kotlin", "swift", "php"
+]
+LearningStyle = Literal["hands_on", "visual", "reading", "mixed"]
+TimeCommitment = Literal["15_minutes", "30_minutes", "1_hour", "2_hours_plus"]
+Difficulty = Literal["easy", "medium", "hard"]
+
+NAME_MAX, BIO_MAX, CAREER_GOALS_MAX, URL_MAX, TIMEZONE_MAX = 100, 1000, 500, 2048, 64
+
+
+def strip_html(value: Any) -> Any:
+    """Plain text from whatever the client sent: tags removed (script and style with their content),
+    entities decoded, outer whitespace trimmed. Lengths are then checked on what is stored."""
+    if not isinstance(value, str):
+        return value
+    return html.unescape(nh3.clean(value, tags=set())).strip()
+
+
+@cache
+def _timezones() -> frozenset[str]:
+    return frozenset(available_timezones())  # scans the tz database once per process
+
+
+def _iana_timezone(value: str) -> str:
+    if value not in _timezones():
+        raise ValueError("Use an IANA time zone name such as Europe/Paris or America/Los_Angeles")
+    return value
+
+
+def _https_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname or any(character.isspace() for character in value):
+        raise ValueError("Use an https:// URL")
+    return value
+
+
+def plain_text(min_length: int, max_length: int) -> Any:
+    # The before-validator wraps the constrained string: lengths are checked on the cleaned text.
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length), BeforeValidator(strip_html)]
+
+
+DisplayName = plain_text(1, NAME_MAX)
+Bio = plain_text(0, BIO_MAX)
+CareerGoals = plain_text(1, CAREER_GOALS_MAX)
+AvatarUrl = Annotated[str, Field(max_length=URL_MAX), AfterValidator(_https_url)]
+TimeZone = Annotated[str, Field(max_length=TIMEZONE_MAX), AfterValidator(_iana_timezone)]
 
 
 class UserRead(BaseModel):
@@ -34,3 +88,176 @@ class UserRead(BaseModel):
     created_at: datetime
     updated_at: datetime
     last_login_at: datetime | None
+
+
+class UserUpdate(BaseModel):
+    """Any subset of the profile. `null` clears an optional field. Any other field (role, email, streaks,
+    counters...) is refused with 422: the server alone changes those."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: DisplayName | None = None
+    bio: Bio | None = None
+    avatar_url: AvatarUrl | None = None
+    programming_language: ProgrammingLanguage | None = None
+    skill_level: SkillLevel | None = None
+    career_goals: CareerGoals | None = None
+    learning_style: LearningStyle | None = None
+    time_commitment: TimeCommitment | None = None
+    timezone: TimeZone | None = None
+
+    @field_validator("name", "timezone", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Optional in the body, but never cleared: every user has a name and a time zone.
+        if value is None:
+            raise ValueError("Cannot be null")
+        return value
+
+    def changes(self) -> dict[str, Any]:
+        return {field: getattr(self, field) for field in self.model_fields_set}
+
+
+class AccountDeleteRequest(BaseModel):
+    password: str | None = Field(None, max_length=128, description="Required unless the account is OAuth-only.")
+
+
+# --- onboarding ------------------------------------------------------------------------------------
+
+
+class OnboardingDraft(BaseModel):
+    """Some of the answers; merged into the saved draft (`null` removes an answer)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    programming_language: ProgrammingLanguage | None = None
+    skill_level: SkillLevel | None = None
+    career_goals: CareerGoals | None = None
+    learning_style: LearningStyle | None = None
+    time_commitment: TimeCommitment | None = None
+
+    def changes(self) -> dict[str, Any]:
+        return {field: getattr(self, field) for field in self.model_fields_set}
+
+
+class OnboardingSubmit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    programming_language: ProgrammingLanguage
+    skill_level: SkillLevel
+    career_goals: CareerGoals
+    learning_style: LearningStyle
+    time_commitment: TimeCommitment
+
+
+class OnboardingState(BaseModel):
+    completed: bool
+    answers: dict[str, str] = Field(
+        description="The answers saved so far, by field (programming_language, skill_level, career_goals, "
+        "learning_style, time_commitment); unanswered questions are absent."
+    )
+
+
+class QuestionOption(BaseModel):
+    value: str
+    label: str
+    description: str
+
+
+class OnboardingQuestion(BaseModel):
+    id: int
+    field: str
+    type: Literal["select", "text"]
+    question: str
+    options: list[QuestionOption]
+    required: bool
+    max_length: int | None
+
+
+class OnboardingQuestions(BaseModel):
+    questions: list[OnboardingQuestion]
+    total_questions: int
+
+
+# --- progress and achievements ---------------------------------------------------------------------
+
+
+class AchievementRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built from the services' dataclasses
+
+    slug: str
+    title: str
+    description: str
+    category: str
+    target: int
+    progress: int = Field(description="Towards `target`, capped at it.")
+    unlocked: bool
+    unlocked_at: datetime | None
+    points: int
+
+
+class AchievementList(BaseModel):
+    items: list[AchievementRead]
+    total_points: int
+    unlocked_count: int
+    total_count: int
+
+
+class TopicSkillRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built from the services' dataclasses
+
+    topic: str
+    level: SkillLevel
+    exercises_completed: int
+    average_grade: float
+
+
+class ProgressRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built from the services' dataclasses
+
+    exercises_completed: int
+    current_streak: int
+    longest_streak: int
+    total_time_spent_seconds: int
+    average_grade: float | None = Field(description="Over completed exercises; null before the first one.")
+    current_difficulty: Difficulty
+    points: int = Field(description="The sum of the points of unlocked achievements.")
+    skill_levels: list[TopicSkillRead]
+    recent_achievements: list[AchievementRead] = Field(description="The last 5 unlocked, newest first.")
+
+
+class DayRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built from the services' dataclasses
+
+    date: CalendarDate = Field(description="A calendar day in the user's time zone.")
+    exercises_completed: int
+    submissions: int
+    time_spent_seconds: int
+    average_grade: float | None = Field(description="Of that day's completed exercises; null on a day without.")
+
+
+class HistoryQuery(BaseModel):
+    days: int = Field(30, ge=1, le=365)
+
+
+class History(BaseModel):
+    items: list[DayRead]
+
+
+class ProgressExportQuery(BaseModel):
+    format: Literal["json", "csv"] = "json"
+
+
+class UserExport(BaseModel):
+    """Everything stored about the user. Later features add their own sections."""
+
+    model_config = ConfigDict(extra="allow")
+
+    profile: dict[str, Any]
+    onboarding: dict[str, Any]
+    exercises: list[dict[str, Any]]
+    submissions: list[dict[str, Any]]
+    conversations: list[dict[str, Any]]
+    achievements: list[dict[str, Any]]
+    repositories: list[dict[str, Any]]
+    reviews: list[dict[str, Any]]

@@ -1,0 +1,1 @@
+"""Authored content (data, not code): the achievements catalog, later the exercise catalog."""

@@ -1,0 +1,69 @@
+"""Test helpers for the progress engine: seed the catalog and record events in their own transaction,
+the way the exercises and reviews features will (their tables do not exist yet)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+from typing import Any
+
+from quart import Quart
+from sqlalchemy import select
+
+from backend.models import User
+from backend.models.progress import Achievement, UserAchievement
+from backend.services import progress as progress_service
+from backend.services.achievements import seed_achievements
+from backend.services.progress import CompletionResult
+
+_keys = itertools.count(1)
+
+
+async def seed(app: Quart) -> None:
+    async with app.extensions["db_session_factory"]() as session:
+        await seed_achievements(session)
+        await session.commit()
+
+
+async def complete(app: Quart, user_id: int, *, at: datetime | None = None, **overrides: Any) -> CompletionResult:
+    """One completed exercise, committed. Defaults: a fresh key, grade 80, one hint, 5 minutes."""
+    values: dict[str, Any] = {
+        "completion_key": f"submission-{next(_keys)}",
+        "exercise_id": 1,
+        "topics": ["loops"],
+        "difficulty": "easy",
+        "grade": 80.0,
+        "hints_used": 1,
+        "time_spent_seconds": 300,
+    }
+    values.update(overrides)
+    async with app.extensions["db_session_factory"]() as session:
+        user = await session.get_one(User, user_id)
+        result = await progress_service.record_completion(session, user, at=at or datetime.now(UTC), **values)
+        await session.commit()
+    return result
+
+
+async def set_user(app: Quart, user_id: int, **values: Any) -> None:
+    async with app.extensions["db_session_factory"]() as session:
+        user = await session.get_one(User, user_id)
+        for name, value in values.items():
+            setattr(user, name, value)
+        await session.commit()
+
+
+async def get_user(app: Quart, user_id: int) -> User:
+    async with app.extensions["db_session_factory"]() as session:
+        return await session.get_one(User, user_id)
+
+
+async def unlocked_slugs(app: Quart, user_id: int) -> list[str]:
+    async with app.extensions["db_session_factory"]() as session:
+        return list(
+            await session.scalars(
+                select(Achievement.slug)
+                .join(UserAchievement, UserAchievement.achievement_id == Achievement.id)
+                .where(UserAchievement.user_id == user_id)
+                .order_by(Achievement.slug)
+            )
+        )
