@@ -2,8 +2,193 @@
 
 from __future__ import annotations
 
-from quart import Blueprint
-from quart_schema import tag_blueprint
+import json
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+from quart import Blueprint, Response, current_app, request
+from quart_schema import tag_blueprint, validate_querystring, validate_request, validate_response
+
+from backend.api.guards import current_user, require_user, settings
+from backend.db import get_session
+from backend.integrations.llm import LLM
+from backend.middleware.rate_limit import rate_limit
+from backend.schemas.chat import (
+    ConversationCreate,
+    ConversationList,
+    ConversationRead,
+    ConversationUpdate,
+    MessageCreate,
+    MessageList,
+    MessagePair,
+    MessageRead,
+    MessagesQuery,
+    ShortcutMessage,
+    ShortcutReply,
+)
+from backend.schemas.common import PageQuery
+from backend.services import chat as chat_service
 
 bp = Blueprint("chat", __name__)
 tag_blueprint(bp, ["chat"])
+
+EVENT_STREAM = "text/event-stream"
+# A stream is bounded by the LLM's own timeouts between chunks; this caps a pathological one overall.
+STREAM_MAX_SECONDS = 600
+
+
+def current_llm() -> LLM:
+    return current_app.extensions["llm"]
+
+
+def wants_stream(data: MessageCreate) -> bool:
+    return data.stream or request.accept_mimetypes.best == EVENT_STREAM
+
+
+def sse(event: str, data: object) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+def event_stream(events: AsyncIterator[chat_service.StreamEvent]) -> Response:
+    async def body() -> AsyncIterator[bytes]:
+        async with aclosing(events):
+            async for event in events:
+                match event:
+                    case chat_service.Started():
+                        yield sse(
+                            "start",
+                            {
+                                "user_message_id": event.user_message_id,
+                                "assistant_message_id": event.assistant_message_id,
+                            },
+                        )
+                    case chat_service.Delta():
+                        yield sse("delta", {"content": event.content})
+                    case chat_service.Done():
+                        message = MessageRead.model_validate(event.assistant_message).model_dump(mode="json")
+                        yield sse("done", {"assistant_message": message})
+                    case chat_service.Failed():
+                        yield sse("error", {"code": event.code, "detail": event.detail})
+
+    response = Response(body(), status=200, content_type=f"{EVENT_STREAM}; charset=utf-8")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"  # nginx and friends: pass each event on at once
+    response.timeout = STREAM_MAX_SECONDS
+    return response
+
+
+@bp.post("/conversations")
+@require_user
+@validate_request(ConversationCreate)
+@validate_response(ConversationRead, 201)
+async def create_conversation(data: ConversationCreate) -> tuple[ConversationRead, int]:
+    """Start a conversation with the tutor.
+
+    Without a title it is named after its first message. `exercise_id` makes it an exercise conversation."""
+    conversation = await chat_service.create_conversation(
+        get_session(), current_user(), title=data.title, exercise_id=data.exercise_id
+    )
+    return ConversationRead.model_validate(conversation), 201
+
+
+@bp.get("/conversations")
+@require_user
+@validate_querystring(PageQuery)
+@validate_response(ConversationList)
+async def list_conversations(query_args: PageQuery) -> ConversationList:
+    """Your conversations, most recent activity first."""
+    items, total = await chat_service.list_conversations(
+        get_session(), current_user(), limit=query_args.limit, offset=query_args.offset
+    )
+    return ConversationList(
+        items=[ConversationRead.model_validate(item) for item in items],
+        total=total,
+        limit=query_args.limit,
+        offset=query_args.offset,
+    )
+
+
+@bp.get("/conversations/<int:conversation_id>")
+@require_user
+@validate_response(ConversationRead)
+async def get_conversation(conversation_id: int) -> ConversationRead:
+    """One of your conversations. 404 for anyone else's."""
+    conversation = await chat_service.get_owned(get_session(), current_user(), conversation_id)
+    return ConversationRead.model_validate(conversation)
+
+
+@bp.patch("/conversations/<int:conversation_id>")
+@require_user
+@validate_request(ConversationUpdate)
+@validate_response(ConversationRead)
+async def rename_conversation(conversation_id: int, data: ConversationUpdate) -> ConversationRead:
+    """Rename a conversation."""
+    conversation = await chat_service.rename_conversation(get_session(), current_user(), conversation_id, data.title)
+    return ConversationRead.model_validate(conversation)
+
+
+@bp.delete("/conversations/<int:conversation_id>")
+@require_user
+async def delete_conversation(conversation_id: int) -> tuple[str, int]:
+    """Delete a conversation and its messages."""
+    await chat_service.delete_conversation(get_session(), current_user(), conversation_id)
+    return "", 204
+
+
+@bp.get("/conversations/<int:conversation_id>/messages")
+@require_user
+@validate_querystring(MessagesQuery)
+@validate_response(MessageList)
+async def list_messages(conversation_id: int, query_args: MessagesQuery) -> MessageList:
+    """A page of messages: the newest `limit` older than `before_id`, listed oldest first."""
+    items, has_more = await chat_service.list_messages(
+        get_session(), current_user(), conversation_id, limit=query_args.limit, before_id=query_args.before_id
+    )
+    return MessageList(items=[MessageRead.model_validate(item) for item in items], has_more=has_more)
+
+
+@bp.post("/conversations/<int:conversation_id>/messages")
+@require_user
+@rate_limit("chat")
+@validate_request(MessageCreate)
+@validate_response(MessagePair, 201)
+async def post_message(conversation_id: int, data: MessageCreate) -> tuple[MessagePair, int] | Response:
+    """Send a message to the tutor.
+
+    201 with both messages, or with `stream: true` / `Accept: text/event-stream` a 200 `text/event-stream`
+    of events `start` {user_message_id, assistant_message_id}, `delta` {content}, `done` {assistant_message}
+    and `error` {code, detail}. Your message is stored first: an LLM failure keeps it and answers 502
+    `llm_error` / 504 `llm_timeout` (or an `error` event). 429 `rate_limited` (10/minute, 200/day) or
+    `quota_exceeded` (daily token budget)."""
+    session, user = get_session(), current_user()
+    if wants_stream(data):
+        turn = await chat_service.start_turn(session, settings(), user, conversation_id, data.content, is_stream=True)
+        factory = current_app.extensions["db_session_factory"]
+        return event_stream(chat_service.stream_turn(factory, current_llm(), turn))
+    user_message, reply = await chat_service.send(
+        session, settings(), current_llm(), user, conversation_id, data.content
+    )
+    return MessagePair(
+        user_message=MessageRead.model_validate(user_message), assistant_message=MessageRead.model_validate(reply)
+    ), 201
+
+
+@bp.post("/message")
+@require_user
+@rate_limit("chat")
+@validate_request(ShortcutMessage)
+@validate_response(ShortcutReply)
+async def post_chat_message(data: ShortcutMessage) -> ShortcutReply:
+    """Ask the tutor in one call, in a given conversation or a new one.
+
+    Shares the limits of sending a message; 502/504 when the LLM fails (your message is kept)."""
+    conversation_id, reply = await chat_service.send_shortcut(
+        get_session(), settings(), current_llm(), current_user(), data.conversation_id, data.message
+    )
+    return ShortcutReply(
+        conversation_id=conversation_id,
+        message_id=reply.id,
+        response=reply.content,
+        model=reply.model,
+        tokens_used=reply.tokens_used,
+    )

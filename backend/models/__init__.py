@@ -1,6 +1,7 @@
 """Every model, imported here so Alembic's autogenerate and `alembic check` see the whole schema."""
 
 from backend.models.auth import AuthSession, OAuthAccount, OneTimeToken, RefreshToken
+from backend.models.chat import Conversation, LLMUsage, Message
 from backend.models.progress import (
     Achievement,
     DailyActivity,
@@ -14,8 +15,11 @@ from backend.models.user import User
 __all__ = [
     "Achievement",
     "AuthSession",
+    "Conversation",
     "DailyActivity",
     "ExerciseCompletion",
+    "LLMUsage",
+    "Message",
     "OAuthAccount",
     "OneTimeToken",
     "RefreshToken",

@@ -20,6 +20,7 @@ from backend.schemas.users import UserRead
 from backend.services import achievements as achievements_service
 from backend.services import onboarding as onboarding_service
 from backend.services import progress as progress_service
+from backend.services.chat import export_conversations, export_llm_usage
 
 ExportSection = Callable[[AsyncSession, User], Awaitable[Any]]
 
@@ -118,13 +119,14 @@ EXPORT_SECTIONS: dict[str, ExportSection] = {
     "onboarding": export_onboarding,
     "exercises": _nothing_yet,
     "submissions": _nothing_yet,
-    "conversations": _nothing_yet,
+    "conversations": export_conversations,
     "achievements": export_achievements,
     "repositories": _nothing_yet,
     "reviews": _nothing_yet,
     "progress": export_progress,
     "sessions": export_sessions,
     "linked_accounts": export_linked_accounts,
+    "llm_usage": export_llm_usage,
 }
 
 

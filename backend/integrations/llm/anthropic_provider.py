@@ -1,0 +1,127 @@
+"""Anthropic's Messages API through the official SDK (`system` is its own parameter, not a message)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anthropic
+import httpx
+import pydantic
+from anthropic import AsyncAnthropic
+
+from backend.integrations.llm.base import (
+    LLM,
+    ChatTurn,
+    Completion,
+    LLMError,
+    LLMTimeout,
+    LLMUnavailable,
+    Prompt,
+    StreamItem,
+    Usage,
+)
+from backend.integrations.llm.openai_provider import elapsed_ms
+
+DEFAULT_MODEL = "claude-haiku-4-5"
+JSON_INSTRUCTION = "\n\nAnswer with a single JSON object and nothing else: no prose, no code fences."
+
+
+@contextmanager
+def mapped_errors(provider: str) -> Iterator[None]:
+    try:
+        yield
+    except (anthropic.APITimeoutError, httpx.TimeoutException) as error:
+        raise LLMTimeout("timeout", provider=provider) from error
+    # The SDK wraps transport errors of the request, not always those of a stream being read.
+    except (anthropic.APIConnectionError, httpx.TransportError) as error:
+        raise LLMUnavailable("connection_error", provider=provider) from error
+    except anthropic.APIStatusError as error:
+        reason = f"http_{error.status_code}"
+        # 529 is Anthropic's "overloaded"; 408 a request timeout on their side.
+        if error.status_code in (408, 429) or error.status_code >= 500:
+            raise LLMUnavailable(reason, provider=provider) from error
+        raise LLMError(reason, provider=provider) from error
+    except (
+        anthropic.AnthropicError,
+        pydantic.ValidationError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+    ) as error:
+        raise LLMError("bad_response", provider=provider) from error
+
+
+def alternating(turns: tuple[ChatTurn, ...]) -> list[dict[str, str]]:
+    """Messages that start with the user and alternate roles, merging neighbours of the same role."""
+    messages: list[dict[str, str]] = []
+    for turn in turns:
+        if not messages and turn.role != "user":
+            continue
+        if messages and messages[-1]["role"] == turn.role:
+            messages[-1]["content"] += "\n\n" + turn.content
+        else:
+            messages.append({"role": turn.role, "content": turn.content})
+    return messages
+
+
+class AnthropicProvider(LLM):
+    provider = "anthropic"
+
+    def __init__(
+        self, *, model: str | None, api_key: str | None, base_url: str | None, timeout: float, max_retries: int
+    ) -> None:
+        self.model = model or DEFAULT_MODEL
+        self._client = AsyncAnthropic(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
+
+    def _request(self, prompt: Prompt, system: str) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "system": system,
+            "messages": alternating(prompt.messages),
+            "max_tokens": prompt.max_tokens,
+        }
+
+    async def complete(self, prompt: Prompt, *, json_mode: bool = False) -> Completion:
+        started = time.perf_counter()
+        system = prompt.system + JSON_INSTRUCTION if json_mode else prompt.system
+        with mapped_errors(self.provider):
+            response = await self._client.messages.create(**self._request(prompt, system))
+            text = "".join(block.text for block in response.content if block.type == "text")
+            usage = Usage(
+                self.provider,
+                response.model or self.model,
+                int(response.usage.input_tokens),
+                int(response.usage.output_tokens),
+                elapsed_ms(started),
+            )
+            return Completion(text, usage)
+
+    async def stream(self, prompt: Prompt) -> AsyncIterator[StreamItem]:
+        started = time.perf_counter()
+        model, input_tokens, output_tokens, is_finished = self.model, 0, 0, False
+        with mapped_errors(self.provider):
+            stream = await self._client.messages.create(**self._request(prompt, prompt.system), stream=True)
+            try:
+                async for event in stream:
+                    if event.type == "message_start":
+                        model = event.message.model or model
+                        input_tokens = int(event.message.usage.input_tokens)
+                    elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+                        if event.delta.text:
+                            yield event.delta.text
+                    elif event.type == "message_delta":
+                        output_tokens = int(event.usage.output_tokens)
+                    elif event.type == "message_stop":
+                        is_finished = True
+            finally:
+                await stream.close()
+            if not is_finished:  # the connection ended cleanly but the message did not
+                raise LLMUnavailable("stream_incomplete", provider=self.provider)
+        yield Usage(self.provider, model, input_tokens, output_tokens, elapsed_ms(started))
+
+    async def close(self) -> None:
+        await self._client.close()

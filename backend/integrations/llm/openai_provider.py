@@ -1,0 +1,121 @@
+"""OpenAI Chat Completions through the official SDK; any compatible server via LLM_BASE_URL.
+
+The same code serves OpenAI, Groq, Ollama, vLLM and LM Studio: they all speak `/v1/chat/completions`
+with SSE streaming. `max_tokens` (not `max_completion_tokens`) is sent because every compatible
+server understands it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import openai
+import pydantic
+from openai import AsyncOpenAI
+
+from backend.integrations.llm.base import (
+    LLM,
+    Completion,
+    LLMError,
+    LLMTimeout,
+    LLMUnavailable,
+    Prompt,
+    StreamItem,
+    Usage,
+)
+from backend.integrations.llm.tokens import count_prompt_tokens, count_tokens
+
+DEFAULT_MODEL = "gpt-4o-mini"
+# Local servers (Ollama, vLLM) need no key, but the SDK refuses to start without one.
+NO_API_KEY = "not-needed"
+
+
+@contextmanager
+def mapped_errors(provider: str) -> Iterator[None]:
+    """The SDK's exceptions (and malformed data) as our own LLMError tree."""
+    try:
+        yield
+    except (openai.APITimeoutError, httpx.TimeoutException) as error:
+        raise LLMTimeout("timeout", provider=provider) from error
+    # The SDK wraps transport errors of the request, not always those of a stream being read.
+    except (openai.APIConnectionError, httpx.TransportError) as error:
+        raise LLMUnavailable("connection_error", provider=provider) from error
+    except openai.APIStatusError as error:
+        reason = f"http_{error.status_code}"
+        if error.status_code == 429 or error.status_code >= 500:
+            raise LLMUnavailable(reason, provider=provider) from error
+        raise LLMError(reason, provider=provider) from error
+    except (openai.OpenAIError, pydantic.ValidationError, ValueError, KeyError, TypeError, AttributeError) as error:
+        # An `error` object inside a stream, undecodable JSON, a chunk of the wrong shape.
+        raise LLMError("bad_response", provider=provider) from error
+
+
+def elapsed_ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
+
+
+class OpenAIProvider(LLM):
+    provider = "openai"
+
+    def __init__(
+        self, *, model: str | None, api_key: str | None, base_url: str | None, timeout: float, max_retries: int
+    ) -> None:
+        self.model = model or DEFAULT_MODEL
+        self._client = AsyncOpenAI(
+            api_key=api_key or NO_API_KEY, base_url=base_url, timeout=timeout, max_retries=max_retries
+        )
+
+    def _request(self, prompt: Prompt) -> dict[str, Any]:
+        messages = [{"role": "system", "content": prompt.system}]
+        messages += [{"role": turn.role, "content": turn.content} for turn in prompt.messages]
+        return {"model": self.model, "messages": messages, "max_tokens": prompt.max_tokens}
+
+    def _usage(self, prompt: Prompt, text: str, model: str | None, reported: Any, started: float) -> Usage:
+        if reported is not None:  # some compatible servers omit usage; estimate rather than record zero
+            prompt_tokens, completion_tokens = int(reported.prompt_tokens), int(reported.completion_tokens)
+        else:
+            prompt_tokens = count_prompt_tokens(prompt.system, prompt.messages)
+            completion_tokens = count_tokens(text)
+        return Usage(self.provider, model or self.model, prompt_tokens, completion_tokens, elapsed_ms(started))
+
+    async def complete(self, prompt: Prompt, *, json_mode: bool = False) -> Completion:
+        started = time.perf_counter()
+        request = self._request(prompt)
+        if json_mode:
+            request["response_format"] = {"type": "json_object"}
+        with mapped_errors(self.provider):
+            response = await self._client.chat.completions.create(**request)
+            if not response.choices:
+                raise ValueError("no choices")
+            text = response.choices[0].message.content or ""
+            return Completion(text, self._usage(prompt, text, response.model, response.usage, started))
+
+    async def stream(self, prompt: Prompt) -> AsyncIterator[StreamItem]:
+        started = time.perf_counter()
+        parts: list[str] = []
+        model, reported, is_finished = None, None, False
+        with mapped_errors(self.provider):
+            stream = await self._client.chat.completions.create(
+                **self._request(prompt), stream=True, stream_options={"include_usage": True}
+            )
+            try:
+                async for chunk in stream:
+                    model = chunk.model or model
+                    reported = chunk.usage or reported  # the last chunk, with `choices: []`
+                    for choice in chunk.choices:
+                        is_finished = is_finished or choice.finish_reason is not None
+                        if choice.delta is not None and choice.delta.content:
+                            parts.append(choice.delta.content)
+                            yield choice.delta.content
+            finally:
+                await stream.close()  # also when our caller stops early: release the upstream connection
+            if not is_finished:  # the connection ended cleanly but the answer did not
+                raise LLMUnavailable("stream_incomplete", provider=self.provider)
+        yield self._usage(prompt, "".join(parts), model, reported, started)
+
+    async def close(self) -> None:
+        await self._client.close()

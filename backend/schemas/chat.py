@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from backend.schemas.common import Page
+
+MAX_MESSAGE_CHARS = 5000
+DEFAULT_TITLE = "New conversation"
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("Must contain something other than whitespace")
+    return value
+
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+MessageText = Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS), AfterValidator(_not_blank)]
+
+
+class ConversationCreate(BaseModel):
+    title: Title | None = Field(None, description="Omit it to name the conversation after its first message.")
+    exercise_id: int | None = Field(None, ge=1, description="Makes it an exercise conversation.")
+
+
+class ConversationUpdate(BaseModel):
+    title: Title
+
+
+class ConversationRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    context_type: Literal["general", "exercise"]
+    exercise_id: int | None
+    message_count: int
+    created_at: datetime
+    updated_at: datetime
+    last_message_at: datetime | None
+
+    @field_validator("title", mode="before")
+    @classmethod
+    def _default_title(cls, title: str | None) -> str:
+        return title or DEFAULT_TITLE
+
+
+class ConversationList(Page[ConversationRead]):
+    pass
+
+
+class MessageRead(BaseModel):
+    """The `Message` of API.md."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    conversation_id: int
+    role: Literal["user", "assistant"]
+    content: str
+    model: str | None = Field(description="Who answered (`offline` without an LLM); null on user messages.")
+    tokens_used: int
+    status: Literal["complete", "partial", "failed"]
+    created_at: datetime
+
+
+class MessageList(BaseModel):
+    items: list[MessageRead] = Field(description="Oldest first.")
+    has_more: bool = Field(description="Older messages exist: ask again with `before_id` = the first item's id.")
+
+
+class MessagesQuery(BaseModel):
+    limit: int = Field(50, ge=1, le=100)
+    before_id: int | None = Field(None, ge=1)
+
+
+class MessageCreate(BaseModel):
+    content: MessageText
+    stream: bool = Field(False, description="Answer as Server-Sent Events (as does `Accept: text/event-stream`).")
+
+
+class MessagePair(BaseModel):
+    user_message: MessageRead
+    assistant_message: MessageRead
+
+
+class ShortcutMessage(BaseModel):
+    message: MessageText
+    conversation_id: int | None = Field(None, ge=1, description="Omit it to start a new conversation.")
+
+
+class ShortcutReply(BaseModel):
+    conversation_id: int
+    message_id: int = Field(description="The assistant message's id.")
+    response: str
+    model: str | None
+    tokens_used: int
