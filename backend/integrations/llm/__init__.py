@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 from backend.config import Settings
-from backend.integrations.llm.anthropic_provider import AnthropicProvider
 from backend.integrations.llm.base import (
     LLM,
     ChatTurn,
@@ -21,7 +20,6 @@ from backend.integrations.llm.base import (
 )
 from backend.integrations.llm.fallback import FallbackLLM
 from backend.integrations.llm.offline import OfflineTutor
-from backend.integrations.llm.openai_provider import OpenAIProvider
 
 # One retry with the SDKs' exponential backoff (0.5 s, jittered): enough for a blip, short enough that
 # the fallback still answers while the student waits.
@@ -52,9 +50,15 @@ def build_provider(
     timeout: float = 60,
     max_retries: int = MAX_RETRIES,
 ) -> LLM:
+    # The SDKs are imported only when configured: each costs ~0.5 s of start-up and ~50 MB per worker,
+    # which the offline default never needs.
     if provider == "openai":
+        from backend.integrations.llm.openai_provider import OpenAIProvider
+
         return OpenAIProvider(model=model, api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
     if provider == "anthropic":
+        from backend.integrations.llm.anthropic_provider import AnthropicProvider
+
         return AnthropicProvider(
             model=model, api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
         )
