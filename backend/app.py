@@ -16,6 +16,7 @@ from backend.db import create_engine, create_session_factory, register_session_h
 from backend.errors import register_error_handlers
 from backend.integrations.email import create_email_sender
 from backend.integrations.llm import create_llm
+from backend.integrations.sandbox import create_sandbox
 from backend.logging import configure_logging
 from backend.middleware import register_middleware
 from backend.middleware.body import MAX_BODY_BYTES, JSONRequest
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.extensions["cache"] = cache
     app.extensions["email"] = create_email_sender(settings)
     llm = app.extensions["llm"] = create_llm(settings)
+    sandbox = app.extensions["sandbox"] = create_sandbox(settings)
     # Registered last so its after_request runs first: the transaction ends before anything is logged.
     register_session_hooks(app)
 
@@ -101,6 +103,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     @app.after_serving
     async def _stopped() -> None:
         await llm.close()
+        await sandbox.close()
         await cache.close()
         await engine.dispose()
         log.info("app.stopped")

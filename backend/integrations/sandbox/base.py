@@ -1,0 +1,289 @@
+"""The sandbox interface, its result types, and grading: turning the harness's reports into a RunResult.
+
+Grading happens here, in the server, never inside the sandbox: the harness is only ever given the code,
+each test's `setup`/`call` or `stdin`, and reports what the code returned or printed. Expected values never
+enter the sandbox, so nothing the submission writes — to stdout, stderr, an inherited descriptor or even
+the result channel itself — can make a wrong answer count as right.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from backend.metrics import SANDBOX_RUNS
+
+HARNESS_SOURCE = (Path(__file__).parent / "harness.py").read_text()
+OUTPUT_CAP = 10 * 1024  # characters of stdout / stderr kept in a RunResult
+CHILD_OUTPUT_CAP = 64 * 1024  # bytes one test's output may reach before the harness stops it
+ACTUAL_CAP = 1000  # characters of an actual value or stdout shown with a test outcome
+MAX_DECODE_DEPTH = 70
+MAX_DECODE_ITEMS = 200_000
+
+Status = Literal["passed", "failed", "error", "timeout"]
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    __test__ = False  # not a pytest class, despite the name
+
+    name: str
+    passed: bool
+    message: str  # short, for a student: "expected 3, got 4", "ZeroDivisionError: division by zero"
+    input: str | None  # the test's call or stdin
+    expected: str | None  # expected value repr / expected stdout
+    actual: str | None  # actual value repr / stdout (capped)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: Status  # error = syntax error / crash at import / harness-level error in the user's code
+    tests_passed: int
+    tests_total: int
+    results: list[TestOutcome]
+    stdout: str  # capped, what the user's code printed
+    stderr: str  # capped
+    duration_ms: float
+    error_line: int | None = None  # the line of a syntax error in the submission
+
+
+class SandboxUnavailable(Exception):
+    """The sandbox itself failed (bwrap broken, Piston down): not the submission's fault."""
+
+
+class Sandbox(ABC):
+    backend: str
+
+    @abstractmethod
+    async def run(self, code: str, tests: list[dict], *, timeout_seconds: float | None = None) -> RunResult:
+        """Run `code` against `tests` (API.md's format) and grade it; raises SandboxUnavailable."""
+
+    async def close(self) -> None:
+        return None
+
+
+def build_job(code: str, tests: list[dict]) -> str:
+    """What the harness reads on stdin: the code and each test's inputs, never its expectation."""
+    inputs: list[dict[str, str]] = []
+    for test in tests:
+        if "call" in test:
+            inputs.append({"setup": str(test.get("setup") or ""), "call": str(test["call"])})
+        else:
+            inputs.append({"stdin": str(test.get("stdin") or "")})
+    return json.dumps({"code": code, "tests": inputs, "output_cap": CHILD_OUTPUT_CAP})
+
+
+@dataclass
+class Report:
+    """The harness's events, parsed; tolerant of garbage, since the sandbox's output is untrusted."""
+
+    events: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # by (kind, test index)
+    syntax_error: dict[str, Any] | None = None
+    import_error: str | None = None
+    stdout: str = ""
+    stderr: str = ""
+    is_started: bool = False
+    is_done: bool = False
+
+    @classmethod
+    def parse(cls, lines: list[bytes]) -> Report:
+        report = cls()
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except (ValueError, RecursionError):
+                continue
+            if not isinstance(event, dict):
+                continue
+            kind = event.get("event")
+            if kind in ("call", "program") and isinstance(event.get("index"), int):
+                report.events.setdefault((kind, event["index"]), event)
+            elif kind == "syntax_error":
+                report.syntax_error = event
+            elif kind == "import_error":
+                report.import_error = str(event.get("message") or "the code crashed on import")
+            elif kind == "output":
+                report.stdout = cap(report.stdout + str(event.get("stdout") or ""), OUTPUT_CAP)
+                report.stderr = cap(report.stderr + str(event.get("stderr") or ""), OUTPUT_CAP)
+            elif kind == "started":
+                report.is_started = True
+            elif kind == "done":
+                report.is_done = True
+        return report
+
+
+def grade(
+    tests: list[dict], report: Report, *, duration_ms: float, is_timeout: bool, crash: str | None = None
+) -> RunResult:
+    """Compare what the harness reported with each test's expectation.
+
+    `crash` describes a harness that ended without finishing (killed by the user's code, out of memory):
+    the run is an error, never a pass."""
+    stdout, stderr = report.stdout, report.stderr
+    if report.syntax_error is not None:
+        line = report.syntax_error.get("line")
+        message = str(report.syntax_error.get("message") or "SyntaxError")
+        outcomes = [not_run(test, index, message) for index, test in enumerate(tests)]
+        return RunResult(
+            "error", 0, len(tests), outcomes, stdout, cap(message, OUTPUT_CAP), duration_ms,
+            error_line=line if isinstance(line, int) else None,
+        )  # fmt: skip
+    outcomes = []
+    for index, test in enumerate(tests):
+        # Keyed by kind too: an event of the wrong kind for a test (forged or not) is never read.
+        event = report.events.get(("call" if "call" in test else "program", index))
+        if event is None:
+            reason = (
+                report.import_error if report.import_error and "call" in test
+                else "timed out" if is_timeout
+                else crash or "no result: the program exited before this test finished"
+            )  # fmt: skip
+            outcomes.append(not_run(test, index, reason))
+        elif "call" in test:
+            outcomes.append(grade_call(test, index, event))
+        else:
+            outcomes.append(grade_program(test, index, event))
+    passed = sum(outcome.passed for outcome in outcomes)
+    status: Status
+    if is_timeout:
+        status = "timeout"
+    elif report.import_error is not None or crash is not None or not report.is_done:
+        status = "error"
+    else:
+        status = "passed" if passed == len(tests) else "failed"
+    return RunResult(status, passed, len(tests), outcomes, stdout, stderr, duration_ms)
+
+
+def record(backend: str, result: RunResult) -> RunResult:
+    SANDBOX_RUNS.labels(backend=backend, status=result.status).inc()
+    return result
+
+
+def test_name(test: dict, index: int) -> str:
+    return str(test.get("name") or f"test {index + 1}")
+
+
+def test_input(test: dict) -> str | None:
+    if "call" in test:
+        setup = str(test.get("setup") or "")
+        return f"{setup}\n{test['call']}".strip() if setup else str(test["call"])
+    return str(test.get("stdin") or "")
+
+
+def test_expected(test: dict) -> str | None:
+    return str(test["expected"]) if "call" in test else str(test.get("expected_stdout", ""))
+
+
+def not_run(test: dict, index: int, message: str) -> TestOutcome:
+    return TestOutcome(test_name(test, index), False, message, test_input(test), test_expected(test), None)
+
+
+def grade_call(test: dict, index: int, event: dict[str, Any]) -> TestOutcome:
+    name, call_input, expected_text = test_name(test, index), test_input(test), test_expected(test)
+    if event.get("error"):
+        return TestOutcome(name, False, cap(str(event["error"]), 300), call_input, expected_text, None)
+    try:
+        expected = ast.literal_eval(str(test["expected"]))
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return TestOutcome(
+            name, False, "invalid test: expected is not a Python literal", call_input, expected_text, None
+        )
+    try:
+        actual = decode(event.get("value"))
+    except Unsupported as unsupported:
+        shown = cap(str(unsupported), ACTUAL_CAP)
+        return TestOutcome(name, False, f"expected {expected!r}, got {shown}", call_input, expected_text, shown)
+    try:
+        is_equal = bool(actual == expected)
+        shown = cap(repr(actual), ACTUAL_CAP)
+    except (RecursionError, ValueError):
+        is_equal, shown = False, "a value too large to compare"
+    message = "ok" if is_equal else f"expected {cap(repr(expected), 200)}, got {cap(shown, 200)}"
+    return TestOutcome(name, is_equal, message, call_input, expected_text, shown)
+
+
+def grade_program(test: dict, index: int, event: dict[str, Any]) -> TestOutcome:
+    name, stdin, expected = test_name(test, index), test_input(test), test_expected(test)
+    stdout = str(event.get("stdout") or "")
+    actual = cap(stdout, ACTUAL_CAP)
+    if event.get("truncated"):
+        return TestOutcome(name, False, "output limit exceeded", stdin, expected, actual)
+    want, got = normalize_output(expected or ""), normalize_output(stdout)
+    if want == got:
+        return TestOutcome(name, True, "ok", stdin, expected, actual)
+    if event.get("error"):
+        return TestOutcome(name, False, cap(str(event["error"]), 300), stdin, expected, actual)
+    return TestOutcome(name, False, first_difference(want, got), stdin, expected, actual)
+
+
+def normalize_output(text: str) -> list[str]:
+    """Trailing whitespace ignored: each line right-stripped, trailing empty lines dropped."""
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def first_difference(want: list[str], got: list[str]) -> str:
+    for number, (expected_line, actual_line) in enumerate(zip(want, got, strict=False), start=1):
+        if expected_line != actual_line:
+            return f"line {number}: expected {cap(expected_line, 80)!r}, got {cap(actual_line, 80)!r}"
+    if len(got) < len(want):
+        return f"expected {len(want)} lines of output, got {len(got)}"
+    return f"expected {len(want)} lines of output, got {len(got)} (extra: {cap(got[len(want)], 80)!r})"
+
+
+class Unsupported(Exception):
+    """A value the harness could not express as a builtin literal (a custom object, too deep, too big)."""
+
+
+def decode(tree: Any) -> Any:
+    """The value an encoded tree from the harness stands for; untrusted input, so bounded and strict."""
+    budget = [MAX_DECODE_ITEMS]
+
+    def walk(node: Any, depth: int) -> Any:
+        budget[0] -= 1
+        if depth > MAX_DECODE_DEPTH or budget[0] < 0:
+            raise Unsupported("a value too large to compare")
+        if not isinstance(node, list) or not node or not isinstance(node[0], str):
+            raise Unsupported("an unreadable value")
+        tag, args = node[0], node[1:]
+        try:
+            if tag == "none":
+                return None
+            if tag == "bool":
+                return bool(args[0])
+            if tag == "int":
+                return int(str(args[0]))
+            if tag == "float":
+                return float(str(args[0]))
+            if tag == "complex":
+                return complex(float(str(args[0])), float(str(args[1])))
+            if tag == "str":
+                return str(args[0])
+            if tag == "bytes":
+                return bytes.fromhex(str(args[0]))
+            if tag in ("list", "tuple", "set", "frozenset"):
+                items = [walk(item, depth + 1) for item in args[0]]
+                return {"list": list, "tuple": tuple, "set": set, "frozenset": frozenset}[tag](items)
+            if tag == "dict":
+                return {walk(key, depth + 1): walk(value, depth + 1) for key, value in args[0]}
+            if tag == "other":
+                raise Unsupported(str(args[0]))
+        except (IndexError, TypeError, ValueError) as error:
+            raise Unsupported("an unreadable value") from error
+        raise Unsupported("an unreadable value")
+
+    return walk(tree, 0)
+
+
+def cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def elapsed_ms(started: float, now: float) -> float:
+    return round((now - started) * 1000, 1)
