@@ -1,1 +1,1 @@
-"""Authored content (data, not code): the achievements catalog, later the exercise catalog."""
+"""Authored content (data, not code): the achievements catalog and the exercise catalog (`catalog.py`, `exercises/`)."""

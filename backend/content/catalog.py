@@ -1,0 +1,143 @@
+"""The authored exercise catalog: one TOML file per exercise in `exercises/` next to this module.
+
+Slugs are stable identities (the seed upserts by slug): never rename one, add a new one instead.
+`load_catalog()` validates every file and raises `CatalogError` naming the file on the first problem.
+Tests use the format of API.md: a call test `{name, setup?, call, expected}` (`expected` a Python literal)
+or a program test `{name, stdin, expected_stdout}`.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+EXERCISES_DIR = Path(__file__).resolve().parent / "exercises"
+
+DIFFICULTIES = ("easy", "medium", "hard")
+EXERCISE_TYPES = ("algorithm", "data_structure", "debugging", "practical")
+LANGUAGES = ("python",)
+
+_STR_KEYS = ("slug", "title", "language", "difficulty", "exercise_type", "description", "starter_code", "solution")
+_REQUIRED = (*_STR_KEYS, "topics", "hints", "examples", "tests")
+_CALL_KEYS = {"name", "call", "expected"}
+_CALL_OPTIONAL = {"setup"}
+_PROGRAM_KEYS = {"name", "stdin", "expected_stdout"}
+
+
+class CatalogError(ValueError):
+    """An exercise file is malformed; the message names the file."""
+
+
+@dataclass(frozen=True)
+class ExerciseSpec:
+    slug: str
+    title: str
+    language: str
+    difficulty: str
+    exercise_type: str
+    topics: list[str]
+    description: str
+    starter_code: str
+    solution: str
+    hints: list[str]
+    examples: list[dict]
+    tests: list[dict]
+
+
+def _check_test(test: Any, where: str) -> dict:
+    if not isinstance(test, dict):
+        raise ValueError(f"{where} is not a table")
+    keys = set(test)
+    if _CALL_KEYS.issubset(keys) and keys.issubset(_CALL_KEYS | _CALL_OPTIONAL):
+        if not all(isinstance(test[k], str) for k in keys):
+            raise ValueError(f"{where}: every field must be a string")
+        try:
+            ast.literal_eval(test["expected"])
+        except (ValueError, SyntaxError) as exc:
+            raise ValueError(f"{where}: expected {test['expected']!r} is not a Python literal ({exc})") from None
+        try:
+            ast.parse(test["call"], mode="eval")
+            ast.parse(test.get("setup", ""), mode="exec")
+        except SyntaxError as exc:
+            raise ValueError(f"{where}: setup/call is not valid Python ({exc})") from None
+    elif keys == _PROGRAM_KEYS:
+        if not all(isinstance(test[k], str) for k in keys):
+            raise ValueError(f"{where}: every field must be a string")
+    else:
+        raise ValueError(
+            f"{where} must be a call test {{name, setup?, call, expected}} "
+            f"or a program test {{name, stdin, expected_stdout}}, got keys {sorted(keys)}"
+        )
+    return dict(test)
+
+
+def _parse(data: dict[str, Any], path: Path) -> ExerciseSpec:
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise ValueError(f"missing keys {missing}")
+    unknown = sorted(set(data) - set(_REQUIRED))
+    if unknown:
+        raise ValueError(f"unknown keys {unknown}")
+    for key in _STR_KEYS:
+        if not isinstance(data[key], str) or not data[key].strip():
+            raise ValueError(f"{key} must be a non-empty string")
+    if data["slug"] != path.stem:
+        raise ValueError(f"slug {data['slug']!r} must match the file name {path.stem!r}")
+    if data["language"] not in LANGUAGES:
+        raise ValueError(f"language must be one of {LANGUAGES}")
+    if data["difficulty"] not in DIFFICULTIES:
+        raise ValueError(f"difficulty must be one of {DIFFICULTIES}")
+    if data["exercise_type"] not in EXERCISE_TYPES:
+        raise ValueError(f"exercise_type must be one of {EXERCISE_TYPES}")
+    topics, hints = data["topics"], data["hints"]
+    if not topics or not all(isinstance(t, str) and t == t.strip().lower() and t for t in topics):
+        raise ValueError("topics must be a non-empty list of lowercase strings")
+    if len(hints) != 3 or not all(isinstance(h, str) and h.strip() for h in hints):
+        raise ValueError("hints must be exactly 3 non-empty strings")
+    examples = [_check_test(t, f"examples[{i}]") for i, t in enumerate(data["examples"])]
+    tests = [_check_test(t, f"tests[{i}]") for i, t in enumerate(data["tests"])]
+    if not 2 <= len(examples) <= 3:
+        raise ValueError("there must be 2 or 3 examples")
+    if len(tests) < 6:
+        raise ValueError("there must be at least 6 hidden tests")
+    return ExerciseSpec(
+        slug=data["slug"],
+        title=data["title"],
+        language=data["language"],
+        difficulty=data["difficulty"],
+        exercise_type=data["exercise_type"],
+        topics=list(topics),
+        description=data["description"],
+        starter_code=data["starter_code"],
+        solution=data["solution"],
+        hints=list(hints),
+        examples=examples,
+        tests=tests,
+    )
+
+
+def load_exercise(path: Path) -> ExerciseSpec:
+    """Read and validate one exercise file."""
+    try:
+        with path.open("rb") as fh:
+            return _parse(tomllib.load(fh), path)
+    except (tomllib.TOMLDecodeError, ValueError, TypeError) as exc:
+        raise CatalogError(f"{path.name}: {exc}") from exc
+
+
+@functools.cache
+def load_catalog() -> list[ExerciseSpec]:
+    """Every exercise in `exercises/`, sorted by file name; validated, slugs unique. Cached."""
+    specs: list[ExerciseSpec] = []
+    seen: dict[str, str] = {}
+    for path in sorted(EXERCISES_DIR.glob("*.toml")):
+        spec = load_exercise(path)
+        if spec.slug in seen:
+            raise CatalogError(f"{path.name}: slug {spec.slug!r} already used by {seen[spec.slug]}")
+        seen[spec.slug] = path.name
+        specs.append(spec)
+    return specs
