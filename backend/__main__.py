@@ -60,25 +60,25 @@ def migrate(settings: Settings) -> None:
 
 
 def seed(settings: Settings) -> None:
-    # The exercise catalog adds its seeder here when it is built.
     from backend.db import create_engine, create_session_factory
     from backend.services.achievements import SeedResult, seed_achievements
+    from backend.services.exercises import seed_exercises
 
-    async def run() -> SeedResult:
+    async def run() -> dict[str, SeedResult]:
         engine = create_engine(settings)
         try:
             async with create_session_factory(engine)() as session:
-                result = await seed_achievements(session)
+                results = {"exercises": await seed_exercises(session), "achievements": await seed_achievements(session)}
                 await session.commit()
         finally:
             await engine.dispose()
-        return result
+        return results
 
-    result = asyncio.run(run())
-    print(
-        f"seed: achievements {result.created} added, {result.updated} updated, {result.unchanged} unchanged",
-        file=sys.stderr,
-    )
+    for name, result in asyncio.run(run()).items():
+        print(
+            f"seed: {name} {result.created} added, {result.updated} updated, {result.unchanged} unchanged",
+            file=sys.stderr,
+        )
 
 
 def serve(settings: Settings) -> int:

@@ -2,8 +2,275 @@
 
 from __future__ import annotations
 
-from quart import Blueprint
-from quart_schema import tag_blueprint
+from dataclasses import asdict
+
+from quart import Blueprint, current_app
+from quart_schema import tag_blueprint, validate_querystring, validate_request, validate_response
+
+from backend.api.guards import current_user, require_role, require_user
+from backend.db import get_session
+from backend.integrations.llm import LLM
+from backend.integrations.sandbox import Sandbox
+from backend.middleware.rate_limit import rate_limit
+from backend.schemas.common import PageQuery
+from backend.schemas.exercises import (
+    Daily,
+    DifficultyRead,
+    DifficultyUpdate,
+    ExercisePage,
+    ExerciseQuery,
+    ExerciseRead,
+    ExerciseWrite,
+    GenerateRequest,
+    HintRead,
+    HintRequest,
+    HistoryPage,
+    HistoryQuery,
+    SkipResult,
+    SubmissionCreate,
+    SubmissionPage,
+    SubmitResult,
+)
+from backend.services import daily as daily_service
+from backend.services import difficulty as difficulty_service
+from backend.services import exercises as exercises_service
+from backend.services import generation as generation_service
+from backend.services import hints as hints_service
+from backend.services import submissions as submissions_service
 
 bp = Blueprint("exercises", __name__)
 tag_blueprint(bp, ["exercises"])
+
+
+def current_sandbox() -> Sandbox:
+    return current_app.extensions["sandbox"]
+
+
+def configured_llm() -> LLM | None:
+    return submissions_service.real_llm(current_app.extensions.get("llm"))
+
+
+def exercise_read(exercise: object) -> ExerciseRead:
+    return ExerciseRead.model_validate(exercises_service.public_view(exercise))  # type: ignore[arg-type]
+
+
+# --- the catalog -----------------------------------------------------------------------------------
+
+
+@bp.get("")
+@require_user
+@validate_querystring(ExerciseQuery)
+@validate_response(ExercisePage)
+async def list_exercises(query_args: ExerciseQuery) -> ExercisePage:
+    """Browse the exercises you may see: the catalog plus the ones generated for you."""
+    items, total = await exercises_service.list_exercises(
+        get_session(),
+        current_user(),
+        language=query_args.language,
+        difficulty=query_args.difficulty,
+        topic=query_args.topic,
+        exercise_type=query_args.exercise_type,
+        limit=query_args.limit,
+        offset=query_args.offset,
+    )
+    return ExercisePage.model_validate(
+        {"items": items, "total": total, "limit": query_args.limit, "offset": query_args.offset}, from_attributes=True
+    )
+
+
+@bp.get("/daily")
+@require_user
+@validate_response(Daily)
+async def get_daily_exercise() -> Daily:
+    """Today's exercise: at most one per local day, an open earlier one first.
+
+    Chosen by your language, your adaptive difficulty and the topics you have not done yet."""
+    assignment = await daily_service.daily(get_session(), current_user())
+    return Daily.model_validate(
+        {
+            "exercise": exercises_service.public_view(assignment.exercise),
+            "user_exercise": exercises_service.user_exercise_view(assignment.user_exercise),
+            "is_new": assignment.is_new,
+        }
+    )
+
+
+@bp.get("/history")
+@require_user
+@validate_querystring(HistoryQuery)
+@validate_response(HistoryPage)
+async def list_exercise_history(query_args: HistoryQuery) -> HistoryPage:
+    """Your exercises (assigned, started, completed, skipped), most recent first."""
+    items, total = await exercises_service.history(
+        get_session(),
+        current_user(),
+        status=query_args.status,
+        difficulty=query_args.difficulty,
+        language=query_args.language,
+        limit=query_args.limit,
+        offset=query_args.offset,
+    )
+    return HistoryPage.model_validate(
+        {"items": items, "total": total, "limit": query_args.limit, "offset": query_args.offset}
+    )
+
+
+@bp.get("/difficulty")
+@require_user
+@validate_response(DifficultyRead)
+async def get_difficulty() -> DifficultyRead:
+    """Your adaptive difficulty, what it recommends next, and why."""
+    state = await difficulty_service.state(get_session(), current_user())
+    return DifficultyRead.model_validate(asdict(state))
+
+
+@bp.put("/difficulty")
+@require_user
+@validate_request(DifficultyUpdate)
+@validate_response(DifficultyRead)
+async def update_difficulty(data: DifficultyUpdate) -> DifficultyRead:
+    """Choose your difficulty by hand, within your skill level's bounds (outside them 422)."""
+    state = await difficulty_service.override(get_session(), current_user(), data.difficulty)
+    return DifficultyRead.model_validate(asdict(state))
+
+
+@bp.post("/generate")
+@require_user
+@rate_limit("generate")
+@validate_request(GenerateRequest)
+@validate_response(ExerciseRead, 201)
+async def generate_exercise(data: GenerateRequest) -> tuple[ExerciseRead, int]:
+    """Have the AI write an exercise for you (3 per hour).
+
+    Accepted only when its reference solution passes its own tests in the sandbox and its starter code
+    does not; visible to you alone. 503 `llm_not_configured` without an AI model; 502 `llm_error` when
+    the model's exercise fails those checks (try again)."""
+    exercise = await generation_service.generate(
+        get_session(),
+        current_sandbox(),
+        configured_llm(),
+        current_user(),
+        topic=data.topic,
+        difficulty=data.difficulty,
+        exercise_type=data.exercise_type,
+    )
+    return exercise_read(exercise), 201
+
+
+@bp.get("/<int:exercise_id>")
+@require_user
+@validate_response(ExerciseRead)
+async def get_exercise(exercise_id: int) -> ExerciseRead:
+    """One exercise, without its solution or hidden tests."""
+    return exercise_read(await exercises_service.get_visible(get_session(), current_user(), exercise_id))
+
+
+# --- working on an exercise ------------------------------------------------------------------------
+
+
+@bp.post("/<int:exercise_id>/submit")
+@require_user
+@rate_limit("submit")
+@validate_request(SubmissionCreate)
+@validate_response(SubmitResult)
+async def submit_solution(exercise_id: int, data: SubmissionCreate) -> SubmitResult:
+    """Run your code against the hidden tests and grade it.
+
+    A failing run is a 200 with `status: failed` (a syntax error `error` with its line, a time-out
+    `timeout`). Passing every test completes the exercise. The submission is stored before it runs:
+    503 `sandbox_unavailable` keeps it, marked `error`."""
+    outcome = await submissions_service.submit(
+        get_session(),
+        current_sandbox(),
+        configured_llm(),
+        current_user(),
+        exercise_id,
+        data.code,
+        data.time_spent_seconds,
+    )
+    change = outcome.difficulty_change
+    return SubmitResult.model_validate(
+        {
+            "submission": outcome.submission,
+            "user_exercise": exercises_service.user_exercise_view(outcome.user_exercise),
+            "achievements_unlocked": [
+                {"slug": a.slug, "title": a.title, "points": a.points} for a in outcome.achievements_unlocked
+            ],
+            "streak": outcome.streak,
+            "difficulty_change": {"from": change.from_, "to": change.to, "message": change.message} if change else None,
+        },
+        from_attributes=True,
+    )
+
+
+@bp.get("/<int:exercise_id>/submissions")
+@require_user
+@validate_querystring(PageQuery)
+@validate_response(SubmissionPage)
+async def list_exercise_submissions(exercise_id: int, query_args: PageQuery) -> SubmissionPage:
+    """Your submissions for one exercise, newest first."""
+    items, total = await exercises_service.list_submissions(
+        get_session(), current_user(), exercise_id, limit=query_args.limit, offset=query_args.offset
+    )
+    return SubmissionPage.model_validate(
+        {"items": items, "total": total, "limit": query_args.limit, "offset": query_args.offset}, from_attributes=True
+    )
+
+
+@bp.post("/<int:exercise_id>/hint")
+@require_user
+@validate_request(HintRequest)
+@validate_response(HintRead)
+async def get_exercise_hint(exercise_id: int, data: HintRequest) -> HintRead:
+    """The next of the exercise's three hints, tailored to your code when an AI model is configured.
+
+    Never the solution. A fourth request is 409 `conflict`."""
+    hint = await hints_service.hint(
+        get_session(),
+        configured_llm(),
+        current_user(),
+        exercise_id,
+        current_code=data.current_code,
+        question=data.question,
+    )
+    return HintRead.model_validate(asdict(hint))
+
+
+@bp.post("/<int:exercise_id>/skip")
+@require_user
+@validate_response(SkipResult)
+async def skip_exercise(exercise_id: int) -> SkipResult:
+    """Skip an exercise you have open: 2 per 7 days, then 409 `conflict` (also on a completed one)."""
+    row, remaining = await daily_service.skip(get_session(), current_user(), exercise_id)
+    return SkipResult.model_validate(
+        {"user_exercise": exercises_service.user_exercise_view(row), "skips_remaining_this_week": remaining}
+    )
+
+
+# --- admin -----------------------------------------------------------------------------------------
+
+
+@bp.post("")
+@require_role("admin")
+@validate_request(ExerciseWrite)
+@validate_response(ExerciseRead, 201)
+async def create_exercise(data: ExerciseWrite) -> tuple[ExerciseRead, int]:
+    """Add an exercise to the catalog (admins only; anyone else 403 `forbidden`)."""
+    return exercise_read(await exercises_service.create_exercise(get_session(), data.stored())), 201
+
+
+@bp.put("/<int:exercise_id>")
+@require_role("admin")
+@validate_request(ExerciseWrite)
+@validate_response(ExerciseRead)
+async def replace_exercise(exercise_id: int, data: ExerciseWrite) -> ExerciseRead:
+    """Replace an exercise (admins only; anyone else 403 `forbidden`)."""
+    return exercise_read(await exercises_service.update_exercise(get_session(), exercise_id, data.stored()))
+
+
+@bp.delete("/<int:exercise_id>")
+@require_role("admin")
+async def delete_exercise(exercise_id: int) -> tuple[str, int]:
+    """Delete an exercise with its assignments and submissions (admins only; anyone else 403)."""
+    await exercises_service.delete_exercise(get_session(), exercise_id)
+    return "", 204

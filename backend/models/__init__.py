@@ -2,6 +2,7 @@
 
 from backend.models.auth import AuthSession, OAuthAccount, OneTimeToken, RefreshToken
 from backend.models.chat import Conversation, LLMUsage, Message
+from backend.models.exercises import Exercise, Submission, UserExercise
 from backend.models.progress import (
     Achievement,
     DailyActivity,
@@ -17,14 +18,17 @@ __all__ = [
     "AuthSession",
     "Conversation",
     "DailyActivity",
+    "Exercise",
     "ExerciseCompletion",
     "LLMUsage",
     "Message",
     "OAuthAccount",
     "OneTimeToken",
     "RefreshToken",
+    "Submission",
     "TopicSkill",
     "User",
     "UserAchievement",
+    "UserExercise",
     "UserProgress",
 ]

@@ -21,6 +21,7 @@ from backend.services import achievements as achievements_service
 from backend.services import onboarding as onboarding_service
 from backend.services import progress as progress_service
 from backend.services.chat import export_conversations, export_llm_usage
+from backend.services.exercises import export_exercises, export_submissions
 
 ExportSection = Callable[[AsyncSession, User], Awaitable[Any]]
 
@@ -117,8 +118,8 @@ def _iso(value: Any) -> str | None:
 EXPORT_SECTIONS: dict[str, ExportSection] = {
     "profile": export_profile,
     "onboarding": export_onboarding,
-    "exercises": _nothing_yet,
-    "submissions": _nothing_yet,
+    "exercises": export_exercises,
+    "submissions": export_submissions,
     "conversations": export_conversations,
     "achievements": export_achievements,
     "repositories": _nothing_yet,

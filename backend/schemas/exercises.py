@@ -1,0 +1,247 @@
+"""Exercises, assignments, submissions, hints, difficulty: request and response bodies.
+
+Nothing here carries an exercise's solution or hidden tests: the read models simply have no such fields.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from backend.schemas.common import Page, PageQuery
+
+Difficulty = Literal["easy", "medium", "hard"]
+ExerciseType = Literal["algorithm", "data_structure", "debugging", "practical"]
+UserExerciseStatus = Literal["pending", "in_progress", "completed", "skipped"]
+SubmissionStatus = Literal["queued", "running", "passed", "failed", "error", "timeout"]
+
+CODE_MAX = 50_000  # characters; API.md: "code 50 KB"
+TOPIC_MAX, TITLE_MAX, DESCRIPTION_MAX, HINT_MAX, QUESTION_MAX = 60, 200, 20_000, 2_000, 2_000
+
+
+class Example(BaseModel):
+    input: str
+    expected_output: str
+
+
+class ExerciseSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    slug: str
+    title: str
+    language: str
+    difficulty: Difficulty
+    exercise_type: ExerciseType
+    topics: list[str]
+    generated_by_ai: bool
+
+
+class ExerciseRead(ExerciseSummary):
+    description: str = Field(description="Markdown.")
+    starter_code: str
+    examples: list[Example]
+    hints_available: int
+    created_at: datetime
+
+
+class ExerciseQuery(PageQuery):
+    language: str | None = None
+    difficulty: Difficulty | None = None
+    topic: str | None = None
+    exercise_type: ExerciseType | None = None
+
+
+class UserExerciseRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    exercise_id: int
+    status: UserExerciseStatus
+    assigned_for: date | None
+    hints_used: int
+    submissions_count: int
+    best_grade: float | None
+    time_spent_seconds: int
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+class HistoryItem(UserExerciseRead):
+    title: str
+    difficulty: Difficulty
+    language: str
+
+
+class HistoryQuery(PageQuery):
+    status: UserExerciseStatus | None = None
+    difficulty: Difficulty | None = None
+    language: str | None = None
+
+
+class Daily(BaseModel):
+    exercise: ExerciseRead
+    user_exercise: UserExerciseRead
+    is_new: bool
+
+
+class SubmissionCreate(BaseModel):
+    code: str = Field(min_length=1, max_length=CODE_MAX)
+    time_spent_seconds: int | None = Field(None, ge=0, le=86_400)
+
+
+class TestResult(BaseModel):
+    name: str
+    passed: bool
+    message: str | None = None
+    input: str | None = None
+    expected: str | None = None
+    actual: str | None = None
+
+
+class Rubric(BaseModel):
+    correctness: float
+    quality: float
+    efficiency: float
+    style: float
+
+
+class SubmissionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    status: SubmissionStatus
+    grade: float | None = Field(description="0–100.")
+    tests_passed: int
+    tests_total: int
+    results: list[TestResult]
+    stdout: str
+    stderr: str
+    feedback: str | None
+    strengths: list[str]
+    improvements: list[str]
+    rubric: Rubric | None
+    created_at: datetime
+
+
+class AchievementUnlocked(BaseModel):
+    slug: str
+    title: str
+    points: int
+
+
+class Streak(BaseModel):
+    current: int
+    longest: int
+    extended: bool
+
+
+class DifficultyChange(BaseModel):
+    from_: Difficulty = Field(alias="from")
+    to: Difficulty
+    message: str
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class SubmitResult(BaseModel):
+    submission: SubmissionRead
+    user_exercise: UserExerciseRead
+    achievements_unlocked: list[AchievementUnlocked]
+    streak: Streak
+    difficulty_change: DifficultyChange | None
+
+
+class HintRequest(BaseModel):
+    current_code: str | None = Field(None, max_length=CODE_MAX)
+    question: str | None = Field(None, max_length=QUESTION_MAX)
+
+
+class HintRead(BaseModel):
+    hint: str
+    hint_level: int = Field(ge=1, le=3)
+    hints_used: int
+    hints_remaining: int
+    source: Literal["authored", "llm"]
+
+
+class SkipResult(BaseModel):
+    user_exercise: UserExerciseRead
+    skips_remaining_this_week: int
+
+
+class DifficultyRead(BaseModel):
+    current: Difficulty
+    recommended: Difficulty
+    reason: str
+    consecutive_successes: int
+    consecutive_struggles: int
+    average_grade: float | None
+    average_hints: float | None
+
+
+class DifficultyUpdate(BaseModel):
+    difficulty: Difficulty
+
+
+class GenerateRequest(BaseModel):
+    topic: str | None = Field(None, min_length=1, max_length=TOPIC_MAX)
+    difficulty: Difficulty | None = None
+    exercise_type: ExerciseType | None = None
+    language: Literal["python"] | None = Field(None, description="Only python can be run and graded so far.")
+
+
+class CallTest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    setup: str | None = Field(None, max_length=CODE_MAX)
+    call: str = Field(min_length=1, max_length=CODE_MAX)
+    expected: str = Field(max_length=CODE_MAX, description="A Python literal compared with `==`.")
+
+
+class ProgramTest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    stdin: str = Field("", max_length=CODE_MAX)
+    expected_stdout: str = Field(max_length=CODE_MAX)
+
+
+class ExerciseWrite(BaseModel):
+    """An exercise as an admin writes it: everything a student sees plus the solution, tests and hints.
+
+    `examples` are visible tests in the hidden tests' format; when omitted the first two tests are shown."""
+
+    slug: str = Field(min_length=1, max_length=120, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+    title: str = Field(min_length=1, max_length=TITLE_MAX)
+    description: str = Field(min_length=1, max_length=DESCRIPTION_MAX)
+    starter_code: str = Field(max_length=CODE_MAX)
+    language: Literal["python"] = "python"
+    difficulty: Difficulty
+    exercise_type: ExerciseType
+    topics: list[str] = Field(min_length=1, max_length=10)
+    examples: list[CallTest | ProgramTest] | None = Field(None, max_length=5)
+    solution: str = Field(min_length=1, max_length=CODE_MAX)
+    tests: list[CallTest | ProgramTest] = Field(min_length=1, max_length=100)
+    hints: list[str] = Field(min_length=3, max_length=3)
+
+    @model_validator(mode="after")
+    def _topics_are_short(self) -> ExerciseWrite:
+        if any(not topic.strip() or len(topic) > TOPIC_MAX for topic in self.topics):
+            raise ValueError(f"topics must be non-empty and at most {TOPIC_MAX} characters")
+        if any(len(hint) > HINT_MAX for hint in self.hints):
+            raise ValueError(f"hints must be at most {HINT_MAX} characters")
+        return self
+
+    def stored(self) -> dict[str, Any]:
+        tests = [test.model_dump(exclude_none=True) for test in self.tests]
+        examples = [test.model_dump(exclude_none=True) for test in self.examples] if self.examples else tests[:2]
+        return self.model_dump(exclude={"tests", "examples"}) | {"tests": tests, "examples": examples}
+
+
+ExercisePage = Page[ExerciseSummary]
+HistoryPage = Page[HistoryItem]
+SubmissionPage = Page[SubmissionRead]

@@ -1,0 +1,154 @@
+"""The daily exercise and skipping.
+
+At most one assignment per user per local day: the unique key (user_id, assigned_for) settles a race
+between two first requests of the day (the loser's insert fails inside a SAVEPOINT and it reads the
+winner's row). An open assignment from an earlier day is served before a new one is chosen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.db import utcnow
+from backend.errors import Conflict, NotFound
+from backend.models import User
+from backend.models.exercises import Exercise, UserExercise
+from backend.services import difficulty as difficulty_service
+from backend.services import exercises as exercises_service
+from backend.services.progress import today
+
+log = structlog.get_logger(__name__)
+
+CATALOG_LANGUAGES = ("python",)  # what the catalog is written in (and the sandbox runs)
+SKIPS_PER_WEEK = 2
+SKIP_WINDOW = timedelta(days=7)
+
+
+class NoExerciseLeft(NotFound):
+    detail = "There is no exercise left to assign; try generating one."
+
+
+class SkipLimitReached(Conflict):
+    detail = f"You can skip {SKIPS_PER_WEEK} exercises per 7 days."
+
+
+class CannotSkip(Conflict):
+    detail = "Only an exercise you have open (assigned or started) can be skipped."
+
+
+@dataclass(frozen=True)
+class Assignment:
+    exercise: Exercise
+    user_exercise: UserExercise
+    is_new: bool
+
+
+async def _assignment_on(session: AsyncSession, user: User, day: object) -> UserExercise | None:
+    return await session.scalar(
+        select(UserExercise)
+        .where(UserExercise.user_id == user.id, UserExercise.assigned_for == day)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def _choose(session: AsyncSession, user: User) -> Exercise | None:
+    """An exercise the user has never had, in their language (else the catalog's), nearest the adaptive
+    difficulty, preferring topics they have not done yet."""
+    language = (user.programming_language or "").lower()
+    if language not in CATALOG_LANGUAGES:
+        language = CATALOG_LANGUAGES[0]
+    seen = select(UserExercise.exercise_id).where(UserExercise.user_id == user.id)
+    candidates = list(
+        await session.scalars(
+            select(Exercise)
+            .where(exercises_service.visible_to(user), Exercise.language == language, Exercise.id.not_in(seen))
+            .order_by(Exercise.id)
+        )
+    )
+    if not candidates:
+        return None
+    done_topics: set[str] = set()
+    for topics in await session.scalars(
+        select(Exercise.topics).join(UserExercise).where(UserExercise.user_id == user.id)
+    ):
+        done_topics.update(topic.lower() for topic in topics)
+    level = difficulty_service.LEVELS.index(await difficulty_service.current(session, user))
+
+    def rank(exercise: Exercise) -> tuple[int, int, int]:
+        fresh = sum(topic.lower() not in done_topics for topic in exercise.topics)
+        return abs(difficulty_service.LEVELS.index(exercise.difficulty) - level), -fresh, exercise.id
+
+    return min(candidates, key=rank)
+
+
+async def daily(session: AsyncSession, user: User) -> Assignment:
+    day = today(user)
+    open_earlier = await session.scalar(
+        select(UserExercise)
+        .where(
+            UserExercise.user_id == user.id,
+            UserExercise.assigned_for < day,
+            UserExercise.status.in_(exercises_service.OPEN_STATUSES),
+        )
+        .order_by(UserExercise.assigned_for)
+        .limit(1)
+    )
+    row = open_earlier or await _assignment_on(session, user, day)
+    if row is not None:
+        return Assignment(await session.get_one(Exercise, row.exercise_id), row, False)
+
+    exercise = await _choose(session, user)
+    if exercise is None:
+        raise NoExerciseLeft()
+    try:
+        async with session.begin_nested():
+            row = UserExercise(
+                user_id=user.id,
+                exercise_id=exercise.id,
+                assigned_for=day,
+                status="pending",
+                hints_used=0,
+                submissions_count=0,
+                time_spent_seconds=0,
+            )
+            session.add(row)
+    except IntegrityError:  # a concurrent first request of the day won: serve its assignment
+        row = await _assignment_on(session, user, day)
+        if row is None:
+            raise
+        return Assignment(await session.get_one(Exercise, row.exercise_id), row, False)
+    log.info("exercise.assigned", user_id=user.id, exercise_id=exercise.id, day=day.isoformat())
+    return Assignment(exercise, row, True)
+
+
+async def skips_in_window(session: AsyncSession, user: User) -> int:
+    since = utcnow() - SKIP_WINDOW
+    count = await session.scalar(
+        select(func.count()).where(UserExercise.user_id == user.id, UserExercise.skipped_at >= since)
+    )
+    return count or 0
+
+
+async def skip(session: AsyncSession, user: User, exercise_id: int) -> tuple[UserExercise, int]:
+    """Skip an open exercise: 409 on a completed one or after 2 skips in 7 days. Counts as a struggle."""
+    exercise = await exercises_service.get_visible(session, user, exercise_id)
+    row = await exercises_service.find_user_exercise(session, user, exercise.id)
+    if row is None or row.status not in exercises_service.OPEN_STATUSES:
+        raise CannotSkip()
+    # Serialise this user's skips (row lock on PostgreSQL; SQLite's BEGIN IMMEDIATE already does).
+    await session.execute(select(User.id).where(User.id == user.id).with_for_update())
+    used = await skips_in_window(session, user)
+    if used >= SKIPS_PER_WEEK:
+        raise SkipLimitReached()
+    row.status, row.skipped_at = "skipped", utcnow()
+    await difficulty_service.record_outcome(
+        session, user, row, difficulty_service.outcome_of(completed=False, grade=None, hints_used=row.hints_used)
+    )
+    log.info("exercise.skipped", user_id=user.id, exercise_id=exercise.id)
+    return row, SKIPS_PER_WEEK - used - 1

@@ -1,0 +1,332 @@
+"""Exercises: what a user may see, the catalog seed, admin writes, assignments, history and the export.
+
+A user sees the public catalog plus the exercises generated for them; anyone else's generated exercise
+is indistinguishable from a missing one. The solution and hidden tests stay in this layer: responses are
+built from the read schemas, which have no such fields.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.db import utcnow
+from backend.errors import Conflict, NotFound
+from backend.models import User
+from backend.models.exercises import Exercise, Submission, UserExercise
+from backend.services.achievements import SeedResult
+
+log = structlog.get_logger(__name__)
+
+OPEN_STATUSES = ("pending", "in_progress")
+EXERCISE_FIELDS = (
+    "title",
+    "description",
+    "starter_code",
+    "language",
+    "difficulty",
+    "exercise_type",
+    "topics",
+    "examples",
+    "tests",
+    "hints",
+    "solution",
+)
+
+
+class ExerciseNotFound(NotFound):
+    detail = "Exercise not found."
+
+
+class SlugTaken(Conflict):
+    detail = "An exercise with this slug already exists."
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+
+def visible_to(user: User) -> ColumnElement[bool]:
+    return or_(Exercise.visibility == "public", Exercise.author_id == user.id)
+
+
+def example_view(test: dict[str, Any]) -> dict[str, str]:
+    """A visible test as the student sees it: `{input, expected_output}` (API.md, "Exercise tests")."""
+    if "input" in test and "expected_output" in test:
+        return {"input": str(test["input"]), "expected_output": str(test["expected_output"])}
+    if "call" in test:
+        setup = test.get("setup")
+        call = f"{setup}\n{test['call']}" if setup else test["call"]
+        return {"input": call, "expected_output": str(test.get("expected", ""))}
+    return {"input": str(test.get("stdin", "")), "expected_output": str(test.get("expected_stdout", ""))}
+
+
+def public_view(exercise: Exercise) -> dict[str, Any]:
+    """The `Exercise` of API.md: no solution, no hidden tests."""
+    return {
+        "id": exercise.id,
+        "slug": exercise.slug,
+        "title": exercise.title,
+        "description": exercise.description,
+        "starter_code": exercise.starter_code,
+        "language": exercise.language,
+        "difficulty": exercise.difficulty,
+        "exercise_type": exercise.exercise_type,
+        "topics": list(exercise.topics),
+        "examples": [example_view(test) for test in exercise.examples],
+        "hints_available": len(exercise.hints),
+        "generated_by_ai": exercise.generated_by_ai,
+        "created_at": exercise.created_at,
+    }
+
+
+async def list_exercises(
+    session: AsyncSession,
+    user: User,
+    *,
+    language: str | None,
+    difficulty: str | None,
+    topic: str | None,
+    exercise_type: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Exercise], int]:
+    conditions = [visible_to(user)]
+    if language is not None:
+        conditions.append(Exercise.language == language.lower())
+    if difficulty is not None:
+        conditions.append(Exercise.difficulty == difficulty)
+    if exercise_type is not None:
+        conditions.append(Exercise.exercise_type == exercise_type)
+    rows = list(await session.scalars(select(Exercise).where(*conditions).order_by(Exercise.id)))
+    if topic is not None:
+        # Topics are a short JSON list: filtering here keeps one query shape on SQLite and PostgreSQL.
+        wanted = topic.strip().lower()
+        rows = [row for row in rows if wanted in (t.lower() for t in row.topics)]
+    return rows[offset : offset + limit], len(rows)
+
+
+async def get_visible(session: AsyncSession, user: User, exercise_id: int) -> Exercise:
+    exercise = await session.scalar(select(Exercise).where(Exercise.id == exercise_id, visible_to(user)))
+    if exercise is None:
+        raise ExerciseNotFound()
+    return exercise
+
+
+# --- user exercises --------------------------------------------------------------------------------
+
+
+async def find_user_exercise(session: AsyncSession, user: User, exercise_id: int) -> UserExercise | None:
+    return await session.scalar(
+        select(UserExercise)
+        .where(UserExercise.user_id == user.id, UserExercise.exercise_id == exercise_id)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def user_exercise_for(session: AsyncSession, user: User, exercise: Exercise, *, start: bool) -> UserExercise:
+    """The user's row for `exercise`, created on first contact (race-safe on the unique key).
+    With `start`, a pending one becomes in progress."""
+    row = await find_user_exercise(session, user, exercise.id)
+    if row is None:
+        try:
+            async with session.begin_nested():
+                row = UserExercise(
+                    user_id=user.id,
+                    exercise_id=exercise.id,
+                    status="pending",
+                    hints_used=0,
+                    submissions_count=0,
+                    time_spent_seconds=0,
+                )
+                session.add(row)
+        except IntegrityError:  # a concurrent request created it first
+            row = await find_user_exercise(session, user, exercise.id)
+            assert row is not None
+    if start and row.status == "pending":
+        row.status, row.started_at = "in_progress", utcnow()
+    await session.flush()
+    return row
+
+
+async def history(
+    session: AsyncSession,
+    user: User,
+    *,
+    status: str | None,
+    difficulty: str | None,
+    language: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    conditions = [UserExercise.user_id == user.id]
+    if status is not None:
+        conditions.append(UserExercise.status == status)
+    if difficulty is not None:
+        conditions.append(Exercise.difficulty == difficulty)
+    if language is not None:
+        conditions.append(Exercise.language == language.lower())
+    joined = and_(*conditions)
+    total = await session.scalar(select(func.count()).select_from(UserExercise).join(Exercise).where(joined)) or 0
+    rows = await session.execute(
+        select(UserExercise, Exercise.title, Exercise.difficulty, Exercise.language)
+        .join(Exercise)
+        .where(joined)
+        .order_by(func.coalesce(UserExercise.started_at, UserExercise.created_at).desc(), UserExercise.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    items = [
+        user_exercise_view(row) | {"title": title, "difficulty": level, "language": lang}
+        for row, title, level, lang in rows
+    ]
+    return items, total
+
+
+def user_exercise_view(row: UserExercise) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "exercise_id": row.exercise_id,
+        "status": row.status,
+        "assigned_for": row.assigned_for,
+        "hints_used": row.hints_used,
+        "submissions_count": row.submissions_count,
+        "best_grade": row.best_grade,
+        "time_spent_seconds": row.time_spent_seconds,
+        "started_at": row.started_at,
+        "completed_at": row.completed_at,
+    }
+
+
+async def list_submissions(
+    session: AsyncSession, user: User, exercise_id: int, *, limit: int, offset: int
+) -> tuple[list[Submission], int]:
+    exercise = await get_visible(session, user, exercise_id)
+    mine = and_(Submission.user_id == user.id, Submission.exercise_id == exercise.id)
+    total = await session.scalar(select(func.count()).select_from(Submission).where(mine)) or 0
+    rows = await session.scalars(
+        select(Submission).where(mine).order_by(Submission.id.desc()).limit(limit).offset(offset)
+    )
+    return list(rows), total
+
+
+# --- catalog seed and admin writes -----------------------------------------------------------------
+
+
+def _spec_values(spec: Any) -> dict[str, Any]:
+    return {
+        "title": spec.title,
+        "description": spec.description,
+        "starter_code": spec.starter_code,
+        "language": spec.language,
+        "difficulty": spec.difficulty,
+        "exercise_type": spec.exercise_type,
+        "topics": list(spec.topics),
+        "examples": [dict(example) for example in spec.examples],
+        "tests": [dict(test) for test in spec.tests],
+        "hints": list(spec.hints),
+        "solution": spec.solution,
+    }
+
+
+async def seed_exercises(session: AsyncSession) -> SeedResult:
+    """Upsert the authored catalog by slug. Idempotent; never deletes (history keeps its exercises).
+    A changed solution forgets its measured run time, which is then measured again on the next grade."""
+    from backend.content.catalog import load_catalog  # data files: read only when seeding
+
+    existing = {row.slug: row for row in await session.scalars(select(Exercise).where(Exercise.author_id.is_(None)))}
+    created = updated = 0
+    specs = load_catalog()
+    for spec in specs:
+        values = _spec_values(spec)
+        row = existing.get(spec.slug)
+        if row is None:
+            session.add(Exercise(slug=spec.slug, visibility="public", generated_by_ai=False, **values))
+            created += 1
+        elif any(getattr(row, key) != value for key, value in values.items()):
+            if row.solution != values["solution"] or row.tests != values["tests"]:
+                row.reference_duration_ms = None
+            for key, value in values.items():
+                setattr(row, key, value)
+            updated += 1
+    await session.flush()
+    return SeedResult(created=created, updated=updated, unchanged=len(specs) - created - updated)
+
+
+async def create_exercise(session: AsyncSession, values: dict[str, Any]) -> Exercise:
+    if await session.scalar(select(Exercise.id).where(Exercise.slug == values["slug"])) is not None:
+        raise SlugTaken()
+    exercise = Exercise(visibility="public", generated_by_ai=False, **values)
+    session.add(exercise)
+    await session.flush()
+    log.info("exercise.created", exercise_id=exercise.id, slug=exercise.slug)
+    return exercise
+
+
+async def update_exercise(session: AsyncSession, exercise_id: int, values: dict[str, Any]) -> Exercise:
+    exercise = await session.get(Exercise, exercise_id)
+    if exercise is None:
+        raise ExerciseNotFound()
+    if values["slug"] != exercise.slug and await session.scalar(
+        select(Exercise.id).where(Exercise.slug == values["slug"])
+    ):
+        raise SlugTaken()
+    if values["solution"] != exercise.solution or values["tests"] != exercise.tests:
+        exercise.reference_duration_ms = None
+    for key, value in values.items():
+        setattr(exercise, key, value)
+    await session.flush()
+    log.info("exercise.updated", exercise_id=exercise.id)
+    return exercise
+
+
+async def delete_exercise(session: AsyncSession, exercise_id: int) -> None:
+    """Deletes the exercise with its assignments and submissions (ON DELETE CASCADE)."""
+    result = await session.execute(delete(Exercise).where(Exercise.id == exercise_id))
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise ExerciseNotFound()
+    log.info("exercise.deleted", exercise_id=exercise_id)
+
+
+# --- export ----------------------------------------------------------------------------------------
+
+
+def _iso(value: datetime | Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+async def export_exercises(session: AsyncSession, user: User) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        select(UserExercise, Exercise.slug, Exercise.title)
+        .join(Exercise)
+        .where(UserExercise.user_id == user.id)
+        .order_by(UserExercise.id)
+    )
+    return [
+        {key: _iso(value) for key, value in user_exercise_view(row).items()} | {"slug": slug, "title": title}
+        for row, slug, title in rows
+    ]
+
+
+async def export_submissions(session: AsyncSession, user: User) -> list[dict[str, Any]]:
+    rows = await session.scalars(select(Submission).where(Submission.user_id == user.id).order_by(Submission.id))
+    return [
+        {
+            "id": row.id,
+            "exercise_id": row.exercise_id,
+            "code": row.code,
+            "status": row.status,
+            "grade": row.grade,
+            "tests_passed": row.tests_passed,
+            "tests_total": row.tests_total,
+            "feedback": row.feedback,
+            "rubric": row.rubric,
+            "duration_ms": row.duration_ms,
+            "created_at": _iso(row.created_at),
+        }
+        for row in rows
+    ]

@@ -1,0 +1,295 @@
+"""Grading a sandbox run: the rubric, the grade, and offline feedback written for a student.
+
+grade = round(100 × c × (0.40 + 0.30·quality + 0.15·efficiency + 0.15·style)), c = share of tests passed:
+failing every test scores 0 however tidy the code, and a perfect solution scores 100.
+- style: pyflakes findings (in-process, in a thread: it parses and walks the code);
+- efficiency: the run time against the reference solution's in the same sandbox;
+- quality: the LLM's judgement when one is configured, else static measures (function length, nesting
+  depth, naming).
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from pyflakes import api as pyflakes_api
+from pyflakes import reporter as pyflakes_reporter
+
+from backend.integrations.llm import LLM, ChatTurn, LLMError, Prompt
+
+log = structlog.get_logger(__name__)
+
+WEIGHTS = {"base": 0.40, "quality": 0.30, "efficiency": 0.15, "style": 0.15}
+STYLE_PENALTY = 0.2  # per pyflakes finding
+LONG_FUNCTION_LINES, DEEP_NESTING = 30, 4
+# Run times include starting an interpreter: anything within 2× the reference (+50 ms) is full marks.
+EFFICIENCY_SLACK, EFFICIENCY_FLOOR_MS = 2.0, 50
+SHORT_NAMES_OK = frozenset({"i", "j", "k", "n", "m", "x", "y", "z", "a", "b", "c", "s", "_", "f", "e", "ch"})
+SNAKE = re.compile(r"^_{0,2}[a-z][a-z0-9_]*_{0,2}$")
+CAPWORDS = re.compile(r"^_?[A-Z][A-Za-z0-9]*$")
+MAX_LISTED = 4  # findings per list in the feedback
+LLM_QUALITY_MAX_TOKENS = 600
+
+
+@dataclass(frozen=True)
+class Review:
+    """What the grade is made of and what the student reads."""
+
+    rubric: dict[str, float]
+    grade: float
+    feedback: str
+    strengths: list[str] = field(default_factory=list)
+    improvements: list[str] = field(default_factory=list)
+
+
+# --- the measures ----------------------------------------------------------------------------------
+
+
+def lint(code: str) -> list[str]:
+    """pyflakes findings as `line N: message` (an unparsable file gives none: the run reports it)."""
+
+    class Collect(pyflakes_reporter.Reporter):
+        def __init__(self) -> None:
+            self.found: list[str] = []
+
+        def flake(self, message: Any) -> None:
+            self.found.append(f"line {message.lineno}: {message.message % message.message_args}")
+
+        def syntaxError(self, *_: Any) -> None:
+            return None
+
+        def unexpectedError(self, *_: Any) -> None:
+            return None
+
+    collector = Collect()
+    pyflakes_api.check(code, "solution.py", collector)
+    return collector.found
+
+
+def style_score(findings: list[str]) -> float:
+    return max(0.0, 1.0 - STYLE_PENALTY * len(findings))
+
+
+def efficiency_score(duration_ms: int | None, reference_ms: int | None) -> float:
+    if not duration_ms or reference_ms is None:
+        return 1.0  # nothing to compare against: do not punish the student for it
+    allowed = EFFICIENCY_SLACK * reference_ms + EFFICIENCY_FLOOR_MS
+    return round(min(1.0, allowed / duration_ms), 3)
+
+
+def _depth(node: ast.AST, level: int = 0) -> int:
+    nested = (ast.If, ast.For, ast.While, ast.With, ast.Try, ast.AsyncFor, ast.AsyncWith, ast.Match)
+    deepest = level
+    for child in ast.iter_child_nodes(node):
+        deepest = max(deepest, _depth(child, level + isinstance(child, nested)))
+    return deepest
+
+
+@dataclass(frozen=True)
+class StaticQuality:
+    score: float
+    long_functions: list[str]
+    deep_functions: list[str]
+    poor_names: list[str]
+
+
+def static_quality(code: str) -> StaticQuality:
+    """Function length, nesting depth and naming, each a third of the score."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return StaticQuality(0.0, [], [], [])
+    functions = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)]
+    long_functions = [f.name for f in functions if (f.end_lineno or f.lineno) - f.lineno + 1 > LONG_FUNCTION_LINES]
+    deep_functions = [f.name for f in functions if _depth(f) >= DEEP_NESTING]
+    names: list[tuple[str, bool]] = []  # (name, is a class)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            names.append((node.name, False))
+            names += [(arg.arg, False) for arg in node.args.args if arg.arg not in {"self", "cls"}]
+        elif isinstance(node, ast.ClassDef):
+            names.append((node.name, True))
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.append((node.id, False))
+    poor = sorted(
+        {
+            name
+            for name, is_class in names
+            if (not (CAPWORDS if is_class else SNAKE).match(name) and not name.isupper())  # CONSTANTS are fine
+            or (not is_class and len(name) == 1 and name not in SHORT_NAMES_OK)
+        }
+    )
+    unique_names = {name for name, _ in names}
+    parts = [
+        1.0 - len(long_functions) / len(functions) if functions else 1.0,
+        1.0 - len(deep_functions) / len(functions) if functions else 1.0,
+        1.0 - len(poor) / len(unique_names) if unique_names else 1.0,
+    ]
+    return StaticQuality(round(sum(parts) / 3, 3), long_functions, deep_functions, poor)
+
+
+def grade_of(correctness: float, quality: float, efficiency: float, style: float) -> float:
+    weighted = (
+        WEIGHTS["base"] + WEIGHTS["quality"] * quality + WEIGHTS["efficiency"] * efficiency + WEIGHTS["style"] * style
+    )
+    return float(round(100 * correctness * weighted))
+
+
+# --- feedback --------------------------------------------------------------------------------------
+
+
+def offline_feedback(
+    *,
+    status: str,
+    tests_passed: int,
+    tests_total: int,
+    failed: list[dict[str, Any]],
+    error_line: int | None,
+    findings: list[str],
+    quality: StaticQuality,
+    efficiency: float,
+) -> tuple[str, list[str], list[str]]:
+    strengths: list[str] = []
+    improvements: list[str] = []
+    if status == "timeout":
+        feedback = "Your code ran out of time. Look for a loop that never ends, or work that repeats inside a loop."
+        improvements.append("Check every loop's exit condition and avoid recomputing the same values.")
+    elif status == "error" and tests_passed == 0:
+        where = f" on line {error_line}" if error_line else ""
+        feedback = f"Python could not run your code: there is an error{where}. Fix it first, then submit again."
+        improvements.append(f"Read the error message{where} in the output below: it names the problem.")
+    elif tests_passed == tests_total and tests_total:
+        feedback = f"All {tests_total} tests pass. Well done!"
+        strengths.append("Your solution handles every test case, edge cases included.")
+    else:
+        feedback = f"{tests_passed} of {tests_total} tests pass. Look at the failing cases below and compare."
+        if tests_passed:
+            strengths.append(f"You already handle {tests_passed} of the {tests_total} cases.")
+        for result in failed[:MAX_LISTED]:
+            if result.get("expected") is not None:  # a visible example: show what differs
+                improvements.append(
+                    f"Example '{result['name']}' fails: expected {result['expected']}, got {result.get('actual')}."
+                )
+            else:
+                improvements.append(f"Test '{result['name']}': {result.get('message') or 'it fails'}")
+    if status in ("passed", "failed"):
+        if not findings:
+            strengths.append("The linter finds nothing to complain about.")
+        for finding in findings[:MAX_LISTED]:
+            improvements.append(f"Tidy up {finding}.")
+        if efficiency >= 1.0 and tests_passed:
+            strengths.append("It runs about as fast as the reference solution.")
+        elif tests_passed:
+            improvements.append("It is slower than it could be: look for repeated work inside loops.")
+        for name in quality.long_functions[:MAX_LISTED]:
+            improvements.append(f"`{name}` is long: split it into smaller helper functions.")
+        for name in quality.deep_functions[:MAX_LISTED]:
+            improvements.append(f"`{name}` nests deeply: return early or extract a helper to flatten it.")
+        if quality.poor_names:
+            improvements.append(f"Use descriptive snake_case names instead of {', '.join(quality.poor_names[:4])}.")
+        elif tests_passed:
+            strengths.append("Your names are clear and follow Python conventions.")
+    return feedback, strengths, improvements
+
+
+LLM_REVIEW_SYSTEM = (
+    "You review a student's Python solution to a programming exercise. Judge only code quality "
+    "(readability, structure, naming, idiomatic Python), not correctness, which the tests already measured. "
+    "Never write a corrected or complete solution and never include code longer than one line. "
+    'Answer with one JSON object: {"quality": number from 0 to 1, "feedback": "2-3 encouraging sentences '
+    'for the student", "strengths": ["..."], "improvements": ["..."]} (at most 4 items per list).'
+)
+
+
+@dataclass(frozen=True)
+class LLMReview:
+    quality: float
+    feedback: str
+    strengths: list[str]
+    improvements: list[str]
+
+
+async def llm_review(llm: LLM, *, title: str, description: str, code: str, summary: str) -> LLMReview | None:
+    """The LLM's view of the code, or None when it fails or answers nonsense (the static measures then
+    stand in). The reference solution is never sent."""
+    prompt = Prompt(
+        system=LLM_REVIEW_SYSTEM,
+        messages=(
+            ChatTurn(
+                "user",
+                f"Exercise: {title}\n\n{description}\n\nTest results: {summary}\n\n"
+                f"Student's code:\n```python\n{code}\n```",
+            ),
+        ),
+        max_tokens=LLM_QUALITY_MAX_TOKENS,
+    )
+    try:
+        completion = await llm.complete(prompt, json_mode=True)
+        data = json.loads(completion.text)
+        quality = min(max(float(data["quality"]), 0.0), 1.0)
+        feedback = str(data["feedback"]).strip()
+        strengths = [str(item) for item in data.get("strengths", [])][:MAX_LISTED]
+        improvements = [str(item) for item in data.get("improvements", [])][:MAX_LISTED]
+    except LLMError as error:
+        log.warning("grading.llm_failed", provider=error.provider, reason=error.reason)
+        return None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        log.warning("grading.llm_bad_answer")
+        return None
+    if not feedback:
+        return None
+    return LLMReview(quality, feedback, strengths, improvements)
+
+
+# --- the whole review ------------------------------------------------------------------------------
+
+
+async def review(
+    *,
+    code: str,
+    status: str,
+    tests_passed: int,
+    tests_total: int,
+    results: list[dict[str, Any]],
+    duration_ms: int | None,
+    reference_ms: int | None,
+    error_line: int | None,
+    llm: LLM | None,
+    title: str,
+    description: str,
+) -> Review:
+    correctness = tests_passed / tests_total if tests_total else 0.0
+    findings, quality = await asyncio.to_thread(lambda: (lint(code), static_quality(code)))
+    style = style_score(findings)
+    efficiency = efficiency_score(duration_ms, reference_ms) if status in ("passed", "failed") else 0.0
+    feedback, strengths, improvements = offline_feedback(
+        status=status,
+        tests_passed=tests_passed,
+        tests_total=tests_total,
+        failed=[result for result in results if not result.get("passed")],
+        error_line=error_line,
+        findings=findings,
+        quality=quality,
+        efficiency=efficiency,
+    )
+    quality_score = quality.score
+    if llm is not None and status in ("passed", "failed"):
+        summary = f"{tests_passed} of {tests_total} tests pass"
+        judged = await llm_review(llm, title=title, description=description, code=code, summary=summary)
+        if judged is not None:
+            quality_score, feedback = judged.quality, judged.feedback
+            strengths, improvements = judged.strengths or strengths, judged.improvements or improvements
+    rubric = {
+        "correctness": round(correctness, 3),
+        "quality": round(quality_score, 3),
+        "efficiency": round(efficiency, 3),
+        "style": round(style, 3),
+    }
+    grade = grade_of(correctness, quality_score, efficiency, style)
+    return Review(rubric, grade, feedback, strengths, improvements)

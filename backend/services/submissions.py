@@ -1,0 +1,230 @@
+"""Submitting a solution: store it, run it with no transaction open, grade it, record what it earned.
+
+Three steps, because the sandbox run is external I/O and on SQLite every transaction takes the write
+lock (BEGIN IMMEDIATE):
+1. in the request's transaction, the submission is stored as `running` and COMMITTED (it must survive a
+   crash or a sandbox failure, like the chat's user message);
+2. the code runs in the sandbox (and the reference solution too, the first time, for the efficiency
+   baseline) and is reviewed (the LLM, when configured) with no transaction open;
+3. one short transaction writes the result, completes the exercise and calls the progress engine, so the
+   completion and everything it earns commit together (the request commits it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.db import utcnow
+from backend.errors import AppError, ServiceUnavailable
+from backend.integrations.llm import LLM
+from backend.integrations.sandbox import RunResult, Sandbox, SandboxUnavailable
+from backend.models import User
+from backend.models.exercises import Exercise, Submission, UserExercise
+from backend.models.progress import Achievement
+from backend.services import difficulty as difficulty_service
+from backend.services import exercises as exercises_service
+from backend.services import grading
+from backend.services import progress as progress_service
+
+log = structlog.get_logger(__name__)
+
+
+class SandboxDown(ServiceUnavailable):
+    code = "sandbox_unavailable"
+    detail = "Your code could not be run right now; your submission is saved. Try again shortly."
+    keep_changes = True  # the submission stays, marked `error`
+
+
+class RunFailed(AppError):
+    status_code, code = 500, "internal_error"
+    detail = "An unexpected error occurred while grading; your submission is saved. Try again."
+    keep_changes = True  # the submission stays, marked `error`
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    submission: Submission
+    user_exercise: UserExercise
+    achievements_unlocked: list[Achievement]
+    streak: dict[str, Any]
+    difficulty_change: difficulty_service.Change | None
+
+
+def real_llm(llm: LLM | None) -> LLM | None:
+    """The offline tutor writes no reviews, hints or exercises: it counts as "no LLM configured"."""
+    return None if llm is None or llm.provider == "offline" else llm
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _key(test: dict[str, Any]) -> tuple[str, str, str]:
+    return str(test.get("setup") or ""), str(test.get("call") or ""), str(test.get("stdin") or "")
+
+
+def _hidden_message(passed: bool, message: str | None) -> str | None:
+    """What a hidden test may say: pass, or the kind of failure, never its input or expected value."""
+    if passed:
+        return None
+    first = (message or "").split(":", 1)[0].strip()
+    if first.isidentifier() and (first.endswith("Error") or first.endswith("Exception")):
+        return f"This hidden test raised {first}."
+    if message and "timed out" in message:
+        return "This hidden test ran out of time."
+    return "This hidden test gave a different result."
+
+
+def result_rows(exercise: Exercise, run: RunResult) -> list[dict[str, Any]]:
+    """Per-test results; a hidden test shows its name and outcome only (its input and expected value
+    are the exercise's secret), the visible examples show everything."""
+    visible = {_key(example) for example in exercise.examples}
+    rows = []
+    for test, outcome in zip(exercise.tests, run.results, strict=False):
+        row: dict[str, Any] = {"name": outcome.name, "passed": bool(outcome.passed)}
+        if _key(test) in visible:
+            row |= {
+                "message": _text(outcome.message),
+                "input": _text(outcome.input),
+                "expected": _text(outcome.expected),
+                "actual": _text(outcome.actual),
+            }
+        else:
+            row["message"] = _hidden_message(outcome.passed, outcome.message)
+        rows.append(row)
+    return rows
+
+
+async def _run(
+    sandbox: Sandbox, code: str, exercise: Exercise, measure_reference: bool
+) -> tuple[RunResult, int | None]:
+    """The submission's run, and the reference solution's run time when it is still unknown."""
+    if not measure_reference:
+        return await sandbox.run(code, exercise.tests), None
+    run, reference = await asyncio.gather(
+        sandbox.run(code, exercise.tests), sandbox.run(exercise.solution, exercise.tests)
+    )
+    if reference.status != "passed":
+        log.warning("exercise.reference_failed", exercise_id=exercise.id, status=reference.status)
+        return run, None
+    return run, round(reference.duration_ms)
+
+
+async def submit(
+    session: AsyncSession,
+    sandbox: Sandbox,
+    llm: LLM | None,
+    user: User,
+    exercise_id: int,
+    code: str,
+    time_spent_seconds: int | None,
+) -> SubmitOutcome:
+    # 1. store and commit
+    exercise = await exercises_service.get_visible(session, user, exercise_id)
+    row = await exercises_service.user_exercise_for(session, user, exercise, start=True)
+    submission = Submission(
+        user_id=user.id,
+        exercise_id=exercise.id,
+        user_exercise_id=row.id,
+        code=code,
+        status="running",
+        tests_total=len(exercise.tests),
+        tests_passed=0,
+        results=[],
+        strengths=[],
+        improvements=[],
+        stdout="",
+        stderr="",
+    )
+    session.add(submission)
+    await session.flush()
+    await session.commit()
+
+    # 2. run and review, no transaction open
+    try:
+        run, reference_ms = await _run(sandbox, code, exercise, exercise.reference_duration_ms is None)
+    except SandboxUnavailable:
+        log.error("exercise.sandbox_unavailable", submission_id=submission.id)
+        submission.status, submission.feedback = "error", "The sandbox was unavailable; this code was not run."
+        await session.flush()
+        raise SandboxDown() from None
+    except Exception as error:  # a bug, not the student's fault: never leave the submission `running`
+        log.exception("exercise.run_failed", submission_id=submission.id)
+        submission.status, submission.feedback = "error", "Your code could not be graded; try again."
+        await session.flush()
+        raise RunFailed() from error
+    results = result_rows(exercise, run)
+    review = await grading.review(
+        code=code,
+        status=run.status,
+        tests_passed=run.tests_passed,
+        tests_total=run.tests_total,
+        results=results,
+        duration_ms=round(run.duration_ms),
+        reference_ms=reference_ms or exercise.reference_duration_ms,
+        error_line=run.error_line,
+        llm=real_llm(llm),
+        title=exercise.title,
+        description=exercise.description,
+    )
+
+    # 3. one short transaction (the request commits it)
+    now = utcnow()
+    if reference_ms is not None:
+        exercise.reference_duration_ms = reference_ms
+    submission.status = run.status
+    submission.tests_passed, submission.tests_total = run.tests_passed, run.tests_total
+    submission.results, submission.stdout, submission.stderr = results, run.stdout or "", run.stderr or ""
+    submission.duration_ms, submission.grade, submission.rubric = round(run.duration_ms), review.grade, review.rubric
+    submission.feedback, submission.strengths, submission.improvements = (
+        review.feedback,
+        review.strengths,
+        review.improvements,
+    )
+    # Hints or a concurrent submission may have changed it meanwhile; the lock makes "complete once" exact.
+    await session.refresh(row, with_for_update=True)
+    row.submissions_count += 1
+    row.time_spent_seconds += time_spent_seconds or 0
+    row.best_grade = max(row.best_grade or 0.0, review.grade)
+    await progress_service.record_submission(session, user, at=now)
+
+    unlocked: list[Achievement] = []
+    change = None
+    streak = {"current": user.current_streak, "longest": user.longest_streak, "extended": False}
+    if run.status == "passed" and row.status != "completed":
+        row.status, row.completed_at = "completed", now
+        completion = await progress_service.record_completion(
+            session,
+            user,
+            completion_key=f"submission:{submission.id}",
+            exercise_id=exercise.id,
+            topics=list(exercise.topics),
+            difficulty=exercise.difficulty,
+            grade=review.grade,
+            hints_used=row.hints_used,
+            time_spent_seconds=row.time_spent_seconds,
+            at=now,
+        )
+        unlocked = completion.achievements_unlocked
+        streak = {
+            "current": completion.streak_after,
+            "longest": completion.longest_streak,
+            "extended": completion.extended,
+        }
+        outcome = difficulty_service.outcome_of(completed=True, grade=review.grade, hints_used=row.hints_used)
+        change = await difficulty_service.record_outcome(session, user, row, outcome)
+    await session.flush()
+    log.info(
+        "exercise.submitted",
+        submission_id=submission.id,
+        exercise_id=exercise.id,
+        status=run.status,
+        grade=review.grade,
+        duration_ms=run.duration_ms,
+    )
+    return SubmitOutcome(submission, row, unlocked, streak, change)
