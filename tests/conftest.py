@@ -30,6 +30,7 @@ from backend import migrations
 from backend.app import create_app
 from backend.config import Settings
 from backend.db import Base
+from tests.fakes.llm_servers import FakeAnthropic, FakeOpenAI
 from tests.probes import mount_probes
 
 IS_CI = os.environ.get("CI", "").lower() == "true"
@@ -210,3 +211,22 @@ async def embedded_probe_client(sqlite_url: str) -> AsyncIterator[QuartClient]:
     mount_probes(application)
     async with application.test_app():
         yield application.test_client()
+
+
+# --- fake LLM providers (real HTTP on 127.0.0.1; tests reset them before use) -------------------------
+
+
+@pytest.fixture(scope="session")
+async def openai_server() -> AsyncIterator[FakeOpenAI]:
+    fake = FakeOpenAI()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture(scope="session")
+async def anthropic_server() -> AsyncIterator[FakeAnthropic]:
+    fake = FakeAnthropic()
+    await fake.start()
+    yield fake
+    await fake.stop()

@@ -42,22 +42,6 @@ AppFactory = Callable[..., Awaitable[Quart]]
 # --- fixtures and helpers --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-async def openai_server() -> AsyncIterator[FakeOpenAI]:
-    fake = FakeOpenAI()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture(scope="module")
-async def anthropic_server() -> AsyncIterator[FakeAnthropic]:
-    fake = FakeAnthropic()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
 @pytest.fixture
 def fakes(openai_server: FakeOpenAI, anthropic_server: FakeAnthropic) -> tuple[FakeOpenAI, FakeAnthropic]:
     openai_server.reset()

@@ -68,14 +68,6 @@ async def make_app(stack_settings: Settings) -> AsyncIterator[AppFactory]:
         await context.__aexit__(None, None, None)
 
 
-@pytest.fixture(scope="module")
-async def openai_server() -> AsyncIterator[FakeOpenAI]:
-    fake = FakeOpenAI()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
 @pytest.fixture
 def fake_llm(openai_server: FakeOpenAI) -> FakeOpenAI:
     openai_server.reset()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -35,22 +34,6 @@ PROMPT = Prompt(
     skill_level="beginner",
 )
 TIMEOUT = 0.5
-
-
-@pytest.fixture(scope="module")
-async def openai_server() -> AsyncIterator[FakeOpenAI]:
-    fake = FakeOpenAI()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture(scope="module")
-async def anthropic_server() -> AsyncIterator[FakeAnthropic]:
-    fake = FakeAnthropic()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture(params=["openai", "anthropic"])
