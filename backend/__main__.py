@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(openapi_document(settings), indent=2))
             return 0
         case "worker":
-            return not_yet("worker", "background jobs arrive with GitHub code reviews; until then none are queued")
+            return not_yet("worker", "the arq worker arrives with code reviews; JOBS_BACKEND=inprocess runs jobs")
         case "create-admin":
             return create_admin(settings, args.email, args.name)
     return 2

@@ -17,6 +17,7 @@ from backend.errors import register_error_handlers
 from backend.integrations.email import create_email_sender
 from backend.integrations.llm import create_llm
 from backend.integrations.sandbox import create_sandbox
+from backend.jobs import JOBS_EXTENSION, create_jobs_backend
 from backend.logging import configure_logging
 from backend.middleware import register_middleware
 from backend.middleware.body import MAX_BODY_BYTES, JSONRequest
@@ -72,11 +73,12 @@ def create_app(settings: Settings | None = None) -> Quart:
     engine = create_engine(settings)
     cache = create_cache(settings.redis_url)
     app.extensions["db_engine"] = engine
-    app.extensions["db_session_factory"] = create_session_factory(engine)
+    session_factory = app.extensions["db_session_factory"] = create_session_factory(engine)
     app.extensions["cache"] = cache
     app.extensions["email"] = create_email_sender(settings)
     llm = app.extensions["llm"] = create_llm(settings)
     sandbox = app.extensions["sandbox"] = create_sandbox(settings)
+    jobs = app.extensions[JOBS_EXTENSION] = create_jobs_backend(settings, session_factory)
     # Registered last so its after_request runs first: the transaction ends before anything is logged.
     register_session_hooks(app)
 
@@ -94,6 +96,7 @@ def create_app(settings: Settings | None = None) -> Quart:
             cache=cache.backend,
             llm=settings.llm_provider,
         )
+        await jobs.start()
         if settings.environment != "test":  # test runs build hundreds of apps; freezing would pin them all
             # Everything imported and built at start-up lives for the process: keep it out of the GC's
             # generations so collections stay short (tail latency).
@@ -102,6 +105,7 @@ def create_app(settings: Settings | None = None) -> Quart:
 
     @app.after_serving
     async def _stopped() -> None:
+        await jobs.stop()  # first: running jobs still use the engine, the LLM and the cache
         await llm.close()
         await sandbox.close()
         await cache.close()

@@ -224,6 +224,15 @@ class GitHub(Provider):
         return str(verified[0]["email"]) if verified else None
 
 
+class GitHubRepositoryAccess(GitHub):
+    """GitHub asked for the `repo` scope too, for linking repositories and reviewing their code.
+
+    Its own name keeps its flows apart from sign-in flows: a state issued for one is refused by the other."""
+
+    name = "github_repositories"
+    scope = f"{GITHUB_SCOPE} repo"
+
+
 @dataclass
 class _Cached:
     value: Any

@@ -43,6 +43,8 @@ RATE_LIMITS: dict[str, tuple[Limit, ...]] = {
     "chat": (Limit(10, MINUTE, per="user"), Limit(200, DAY, per="user")),
     "generate": (Limit(3, HOUR, per="user"),),
     "submit": (Limit(30, MINUTE, per="user"),),  # each one runs code in the sandbox
+    "github": (Limit(30, MINUTE, per="user"),),  # each one calls the GitHub API with the user's token
+    "review": (Limit(20, HOUR, per="user"),),  # each one becomes an LLM review job
 }
 
 

@@ -3,6 +3,7 @@
 from backend.models.auth import AuthSession, OAuthAccount, OneTimeToken, RefreshToken
 from backend.models.chat import Conversation, LLMUsage, Message
 from backend.models.exercises import Exercise, Submission, UserExercise
+from backend.models.github import Job, Repository, Review, WebhookDelivery
 from backend.models.progress import (
     Achievement,
     DailyActivity,
@@ -20,15 +21,19 @@ __all__ = [
     "DailyActivity",
     "Exercise",
     "ExerciseCompletion",
+    "Job",
     "LLMUsage",
     "Message",
     "OAuthAccount",
     "OneTimeToken",
     "RefreshToken",
+    "Repository",
+    "Review",
     "Submission",
     "TopicSkill",
     "User",
     "UserAchievement",
     "UserExercise",
     "UserProgress",
+    "WebhookDelivery",
 ]

@@ -22,12 +22,9 @@ from backend.services import onboarding as onboarding_service
 from backend.services import progress as progress_service
 from backend.services.chat import export_conversations, export_llm_usage
 from backend.services.exercises import export_exercises, export_submissions
+from backend.services.github import export_repositories, export_reviews
 
 ExportSection = Callable[[AsyncSession, User], Awaitable[Any]]
-
-
-async def _nothing_yet(session: AsyncSession, user: User) -> list[Any]:
-    return []
 
 
 async def export_profile(session: AsyncSession, user: User) -> dict[str, Any]:
@@ -122,8 +119,8 @@ EXPORT_SECTIONS: dict[str, ExportSection] = {
     "submissions": export_submissions,
     "conversations": export_conversations,
     "achievements": export_achievements,
-    "repositories": _nothing_yet,
-    "reviews": _nothing_yet,
+    "repositories": export_repositories,
+    "reviews": export_reviews,
     "progress": export_progress,
     "sessions": export_sessions,
     "linked_accounts": export_linked_accounts,

@@ -125,6 +125,15 @@ async def finish(
     """The user the callback signs in: claim the flow, trade the code, then link or create the account.
 
     Nothing touches the database until the provider has answered, so no transaction waits on the network."""
+    flow, identity = await authenticate(cache, provider, code=code, state=state, error=error, binding=binding)
+    user, is_new_user = await _sign_in(session, settings, cache, provider.name, identity)
+    return SignedIn(user=user, redirect_to=flow.redirect_to, is_new_user=is_new_user)
+
+
+async def authenticate(
+    cache: Cache, provider: Provider, *, code: str | None, state: str | None, error: str | None, binding: str | None
+) -> tuple[Flow, Identity]:
+    """Claim the flow and trade the code: who the provider says is at the keyboard, and what they granted."""
     flow = await _claim_flow(cache, provider.name, state, binding)
     if error:
         raise OAuthFailed("denied" if error == "access_denied" else "provider_error")
@@ -134,8 +143,7 @@ async def finish(
         identity = await provider.fetch_identity(code=code, code_verifier=flow.code_verifier, nonce=flow.nonce)
     except OAuthProviderError as failure:
         raise OAuthFailed(failure.reason) from failure
-    user, is_new_user = await _sign_in(session, settings, cache, provider.name, identity)
-    return SignedIn(user=user, redirect_to=flow.redirect_to, is_new_user=is_new_user)
+    return flow, identity
 
 
 async def _claim_flow(cache: Cache, provider_name: str, state: str | None, binding: str | None) -> Flow:
@@ -178,7 +186,7 @@ async def _sign_in(
             await _take_over_unverified_account(session, settings, cache, user)
         account = OAuthAccount(user_id=user.id, provider=provider_name, provider_user_id=identity.provider_user_id)
         session.add(account)
-    _store_grant(account, identity, TokenCipher(settings))
+    store_grant(account, identity, TokenCipher(settings))
     user.last_login_at = now()
     await session.flush()
     return user, is_new_user
@@ -220,7 +228,7 @@ async def _take_over_unverified_account(session: AsyncSession, settings: Setting
         security_log.warning("auth.oauth_unverified_password_dropped", user_id=user.id)
 
 
-def _store_grant(account: OAuthAccount, identity: Identity, cipher: TokenCipher) -> None:
+def store_grant(account: OAuthAccount, identity: Identity, cipher: TokenCipher) -> None:
     account.access_token_encrypted = cipher.encrypt(identity.access_token)
     # Google sends a refresh token only on first consent; a later sign-in must not forget it.
     if identity.refresh_token is not None:

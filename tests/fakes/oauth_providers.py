@@ -62,6 +62,7 @@ class Grant:
     code_challenge: str
     account: Any
     nonce: str | None = None
+    scope: str = ""
 
 
 class FakeServer:
@@ -148,7 +149,9 @@ class FakeServer:
         if self.deny:
             return redirect_back(redirect_uri, error="access_denied", state=state)
         code = secrets.token_urlsafe(16)
-        self.grants[code] = Grant(self.client_id, redirect_uri, args["code_challenge"], account, args.get("nonce"))
+        self.grants[code] = Grant(
+            self.client_id, redirect_uri, args["code_challenge"], account, args.get("nonce"), args.get("scope", "")
+        )
         return redirect_back(redirect_uri, code=code, state=state)
 
     async def redeem(self) -> tuple[Grant | None, str | None]:
@@ -225,7 +228,9 @@ class FakeGitHub(FakeServer):
             return self._token_answer({"error": error or "bad_verification_code", "error_description": "rejected"})
         token = self.new_token("gho")
         self.tokens[token] = grant.account
-        return self._token_answer({"access_token": token, "token_type": "bearer", "scope": "read:user,user:email"})
+        # GitHub grants what the authorize URL asked for and reports it comma-separated.
+        scope = ",".join(grant.scope.split())
+        return self._token_answer({"access_token": token, "token_type": "bearer", "scope": scope})
 
     def _token_answer(self, body: dict[str, str]) -> Response:
         # Without `Accept: application/json` GitHub answers form-encoded, which a JSON client cannot read.

@@ -1,0 +1,127 @@
+"""Background jobs on the in-process backend, on both stacks: rows claimed, run, recorded, resumed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from quart import Quart
+
+from backend import jobs
+from backend.app import create_app
+from backend.config import Settings
+from backend.db import get_session, utcnow
+from backend.jobs import SessionFactory
+from backend.models import Job
+
+RECORDED: list[dict[str, Any]] = []
+
+
+@pytest.fixture(autouse=True)
+def test_job_kinds() -> Iterator[None]:
+    """Two job kinds for these tests only: one that records its payload, one that raises."""
+
+    async def record(session_factory: SessionFactory, payload: dict[str, Any]) -> None:
+        await asyncio.sleep(0.01)
+        RECORDED.append(payload)
+
+    async def explode(session_factory: SessionFactory, payload: dict[str, Any]) -> None:
+        raise RuntimeError("the handler broke")
+
+    RECORDED.clear()
+    jobs.JOB_HANDLERS.update({"test_record": record, "test_explode": explode})
+    yield
+    for kind in ("test_record", "test_explode"):
+        jobs.JOB_HANDLERS.pop(kind, None)
+
+
+def jobs_app(settings: Settings) -> Quart:
+    application = create_app(settings)
+
+    @application.post("/test/jobs/<kind>")
+    async def queue_test_job(kind: str) -> dict[str, int]:
+        row = await jobs.enqueue(get_session(), kind, {"n": 1})
+        return {"id": row.id}
+
+    return application
+
+
+@pytest.fixture
+async def app(stack_settings: Settings) -> AsyncIterator[Quart]:
+    application = jobs_app(stack_settings)
+    async with application.test_app():
+        yield application
+
+
+async def job_row(app: Quart, job_id: int) -> Job:
+    async with app.extensions["db_session_factory"]() as session:
+        return await session.get_one(Job, job_id)
+
+
+async def wait_for_status(app: Quart, job_id: int, *statuses: str, seconds: float = 5) -> Job:
+    for _ in range(int(seconds / 0.02)):
+        row = await job_row(app, job_id)
+        if row.status in statuses:
+            return row
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"job {job_id} is {row.status}, not {statuses}")
+
+
+async def test_queued_job_is_run_by_the_inprocess_worker_after_commit(app: Quart) -> None:
+    response = await app.test_client().post("/test/jobs/test_record")
+    job_id = (await response.get_json())["id"]
+    row = await wait_for_status(app, job_id, "completed", "failed", seconds=2)  # woken, not polled (5 s)
+    assert row.status == "completed" and row.error is None
+    assert row.attempts == 1 and row.started_at is not None and row.finished_at is not None
+    assert RECORDED == [{"n": 1}]
+
+
+async def test_job_that_raises_ends_failed_with_reason(app: Quart) -> None:
+    job_id = (await (await app.test_client().post("/test/jobs/test_explode")).get_json())["id"]
+    row = await wait_for_status(app, job_id, "completed", "failed")
+    assert row.status == "failed"
+    assert row.error == "RuntimeError: the handler broke"
+
+
+async def test_enqueue_unknown_kind_is_refused(app: Quart) -> None:
+    async with app.extensions["db_session_factory"]() as session:
+        with pytest.raises(jobs.UnknownJobKind):
+            await jobs.enqueue(session, "no_such_kind", {})
+
+
+async def test_jobs_left_by_a_dead_worker_are_resumed_after_restart(stack_settings: Settings) -> None:
+    first = jobs_app(stack_settings)
+    async with first.test_app(), first.extensions["db_session_factory"]() as session:
+        abandoned = Job(kind="test_record", payload={"n": 2}, status="running", attempts=1)
+        abandoned.started_at = utcnow() - timedelta(seconds=jobs.LEASE_SECONDS + 60)
+        recent = Job(kind="test_record", payload={"n": 3}, status="running", attempts=1, started_at=utcnow())
+        waiting = Job(kind="test_record", payload={"n": 4}, status="queued")
+        session.add_all([abandoned, recent, waiting])
+        await session.commit()
+        ids = (abandoned.id, recent.id, waiting.id)
+        # this app's worker already started: the rows appeared behind its back, as from another process
+    RECORDED.clear()
+
+    second = jobs_app(stack_settings)
+    async with second.test_app():
+        await second.extensions[jobs.JOBS_EXTENSION].notify()
+        assert (await wait_for_status(second, ids[0], "completed")).attempts == 2
+        assert (await wait_for_status(second, ids[2], "completed")).attempts == 1
+        # a job another live worker is running (within its lease) is left alone
+        assert (await job_row(second, ids[1])).status == "running"
+    assert sorted(item["n"] for item in RECORDED) == [2, 4]
+
+
+async def test_job_abandoned_too_often_ends_failed(app: Quart) -> None:
+    async with app.extensions["db_session_factory"]() as session:
+        row = Job(kind="test_record", payload={}, status="running", attempts=jobs.MAX_ATTEMPTS)
+        row.started_at = utcnow() - timedelta(seconds=jobs.LEASE_SECONDS + 60)
+        session.add(row)
+        await session.commit()
+    assert await jobs.requeue_abandoned(app.extensions["db_session_factory"]) == 0
+    failed = await job_row(app, row.id)
+    assert failed.status == "failed" and failed.error == jobs.ABANDONED_ERROR
+    assert RECORDED == []
