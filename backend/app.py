@@ -21,6 +21,7 @@ from backend.jobs import JOBS_EXTENSION, create_jobs_backend
 from backend.logging import configure_logging
 from backend.middleware import register_middleware
 from backend.middleware.body import MAX_BODY_BYTES, JSONRequest
+from backend.services.submissions import fail_abandoned as fail_abandoned_submissions
 
 log = structlog.get_logger(__name__)
 
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> Quart:
             llm=settings.llm_provider,
         )
         await jobs.start()
+        await fail_abandoned_submissions(session_factory)
         if settings.environment != "test":  # test runs build hundreds of apps; freezing would pin them all
             # Everything imported and built at start-up lives for the process: keep it out of the GC's
             # generations so collections stay short (tail latency).

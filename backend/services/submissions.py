@@ -13,11 +13,15 @@ lock (BEGIN IMMEDIATE):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.db import utcnow
 from backend.errors import AppError, ServiceUnavailable
@@ -32,6 +36,10 @@ from backend.services import grading
 from backend.services import progress as progress_service
 
 log = structlog.get_logger(__name__)
+
+ABANDONED_FEEDBACK = "Grading stopped before it finished (the connection or the server went away); submit again."
+# Longer than any run can take (sandbox timeout, reference run, LLM review): older `running` rows are orphans.
+ABANDONED_AFTER = timedelta(minutes=15)
 
 
 class SandboxDown(ServiceUnavailable):
@@ -148,6 +156,13 @@ async def submit(
     # 2. run and review, no transaction open
     try:
         run, reference_ms = await _run(sandbox, code, exercise, exercise.reference_duration_ms is None)
+    except asyncio.CancelledError:
+        # The client went away and Quart cancelled the handler: no answer will be written, so say so
+        # now instead of leaving the submission `running` forever.
+        submission.status, submission.feedback = "error", ABANDONED_FEEDBACK
+        with contextlib.suppress(Exception):
+            await asyncio.shield(session.commit())
+        raise
     except SandboxUnavailable:
         log.error("exercise.sandbox_unavailable", submission_id=submission.id)
         submission.status, submission.feedback = "error", "The sandbox was unavailable; this code was not run."
@@ -228,3 +243,23 @@ async def submit(
         duration_ms=run.duration_ms,
     )
     return SubmitOutcome(submission, row, unlocked, streak, change)
+
+
+async def fail_abandoned(session_factory: async_sessionmaker[AsyncSession]) -> int:
+    """Mark submissions a dead process left `running` as `error` (run at start-up); returns how many.
+
+    Best effort: a database that is not up yet must not stop the server from starting."""
+    try:
+        async with session_factory() as session:
+            result = await session.execute(
+                update(Submission)
+                .where(Submission.status == "running", Submission.created_at < utcnow() - ABANDONED_AFTER)
+                .values(status="error", feedback=ABANDONED_FEEDBACK)
+            )
+            await session.commit()
+    except (SQLAlchemyError, OSError) as error:
+        log.warning("exercise.abandoned_sweep_failed", error_type=type(error).__name__)
+        return 0
+    if result.rowcount:
+        log.warning("exercise.abandoned_submissions", count=result.rowcount)
+    return result.rowcount

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -248,6 +248,28 @@ async def test_submit_sandbox_unavailable_keeps_submission_as_error(make_app: Ap
     assert response.status_code == 503 and body["code"] == "sandbox_unavailable"
     listed = await (await client.get(f"{EXERCISES}/{exercise_id}/submissions", headers=headers)).get_json()
     assert listed["total"] == 1 and listed["items"][0]["status"] == "error"
+
+
+async def test_submissions_left_running_by_a_dead_process_end_as_error_at_start(make_app: AppFactory) -> None:
+    first = await make_app()
+    client = first.test_client()
+    headers, user_id = await sign_in(client)
+    exercise_id = await add_exercise(first)
+    await submit(client, headers, exercise_id, "x = 1")  # opens the user's exercise
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    async with first.extensions["db_session_factory"]() as session:
+        row_id = await session.scalar(select(UserExercise.id).where(UserExercise.user_id == user_id))
+        for created_at in (long_ago, datetime.now(UTC)):  # an orphan, and one still being graded
+            orphan = Submission(user_id=user_id, exercise_id=exercise_id, user_exercise_id=row_id, code="x = 1")
+            orphan.status, orphan.created_at = "running", created_at
+            orphan.results, orphan.strengths, orphan.improvements = [], [], []
+            session.add(orphan)
+        await session.commit()
+
+    second = await make_app()  # a restart: before_serving sweeps
+    response = await second.test_client().get(f"{EXERCISES}/{exercise_id}/submissions", headers=headers)
+    statuses = sorted(item["status"] for item in (await response.get_json())["items"])
+    assert statuses == ["error", "failed", "running"]
 
 
 async def test_list_submissions_and_history(app: Quart, client: QuartClient) -> None:
