@@ -15,7 +15,7 @@ import asyncio
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -182,6 +182,26 @@ async def app(stack_settings: Settings) -> AsyncIterator[Quart]:
 @pytest.fixture
 def client(app: Quart) -> QuartClient:
     return app.test_client()
+
+
+AppFactory = Callable[..., Awaitable[Quart]]
+
+
+@pytest.fixture
+async def make_app(stack_settings: Settings) -> AsyncIterator[AppFactory]:
+    """Build started apps on this test's stack with settings overridden (`await make_app(llm_provider=...)`)."""
+    contexts = []
+
+    async def build(**overrides: object) -> Quart:
+        application = create_app(stack_settings.model_copy(update=overrides))
+        context = application.test_app()
+        await context.__aenter__()
+        contexts.append(context)
+        return application
+
+    yield build
+    for context in reversed(contexts):
+        await context.__aexit__(None, None, None)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,13 +15,12 @@ from quart import Quart
 from quart.testing import QuartClient
 from sqlalchemy import select, update
 
-from backend.app import create_app
-from backend.config import Settings
 from backend.models import User
 from backend.models.exercises import Exercise, Submission, UserExercise
 from backend.services import difficulty as difficulty_service
 from backend.services.achievements import seed_achievements
 from tests.api.test_chat import llm_settings
+from tests.conftest import AppFactory
 from tests.fakes.llm_servers import FakeOpenAI
 from tests.helpers import PASSWORD, bearer, register
 
@@ -46,26 +44,8 @@ HIDDEN = [
 HIDDEN_CALLS = [test["call"] for test in HIDDEN]
 HINTS = ["Python has an operator for this.", "Use `+` on the two arguments.", "Return the sum of both."]
 
-AppFactory = Callable[..., Awaitable[Quart]]
-
 
 # --- fixtures and helpers --------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def make_app(stack_settings: Settings) -> AsyncIterator[AppFactory]:
-    contexts = []
-
-    async def build(**overrides: Any) -> Quart:
-        application = create_app(stack_settings.model_copy(update=overrides))
-        context = application.test_app()
-        await context.__aenter__()
-        contexts.append(context)
-        return application
-
-    yield build
-    for context in reversed(contexts):
-        await context.__aexit__(None, None, None)
 
 
 @pytest.fixture
