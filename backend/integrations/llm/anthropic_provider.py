@@ -3,56 +3,31 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 import anthropic
-import httpx
-import pydantic
 from anthropic import AsyncAnthropic
 
 from backend.integrations.llm.base import (
     LLM,
     ChatTurn,
     Completion,
-    LLMError,
-    LLMTimeout,
     LLMUnavailable,
     Prompt,
     StreamItem,
     Usage,
+    elapsed_ms,
+    mapped_sdk_errors,
 )
-from backend.integrations.llm.openai_provider import elapsed_ms
 
 DEFAULT_MODEL = "claude-haiku-4-5"
 JSON_INSTRUCTION = "\n\nAnswer with a single JSON object and nothing else: no prose, no code fences."
 
 
-@contextmanager
-def mapped_errors(provider: str) -> Iterator[None]:
-    try:
-        yield
-    except (anthropic.APITimeoutError, httpx.TimeoutException) as error:
-        raise LLMTimeout("timeout", provider=provider) from error
-    # The SDK wraps transport errors of the request, not always those of a stream being read.
-    except (anthropic.APIConnectionError, httpx.TransportError) as error:
-        raise LLMUnavailable("connection_error", provider=provider) from error
-    except anthropic.APIStatusError as error:
-        reason = f"http_{error.status_code}"
-        # 529 is Anthropic's "overloaded"; 408 a request timeout on their side.
-        if error.status_code in (408, 429) or error.status_code >= 500:
-            raise LLMUnavailable(reason, provider=provider) from error
-        raise LLMError(reason, provider=provider) from error
-    except (
-        anthropic.AnthropicError,
-        pydantic.ValidationError,
-        ValueError,
-        KeyError,
-        TypeError,
-        AttributeError,
-    ) as error:
-        raise LLMError("bad_response", provider=provider) from error
+def mapped_errors(provider: str) -> AbstractContextManager[None]:
+    return mapped_sdk_errors(anthropic, anthropic.AnthropicError, provider)
 
 
 def alternating(turns: tuple[ChatTurn, ...]) -> list[dict[str, str]]:

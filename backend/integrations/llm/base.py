@@ -7,10 +7,16 @@ the chat service (and later exercises and reviews) never see `openai` or `anthro
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Literal
+
+import httpx
+import pydantic
 
 Role = Literal["user", "assistant"]
 DEFAULT_MAX_TOKENS = 1024
@@ -94,3 +100,31 @@ class LLM(ABC):
 
     async def close(self) -> None:
         return None
+
+
+def elapsed_ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
+
+
+@contextmanager
+def mapped_sdk_errors(sdk: ModuleType, base_error: type[Exception], provider: str) -> Iterator[None]:
+    """An official SDK's exceptions (and malformed data) as our LLMError tree.
+
+    `sdk` is the `openai` or `anthropic` module: both name their errors alike. Timeouts, connection
+    errors, 408, 429 and 5xx (Anthropic's 529 "overloaded" included) are worth the fallback; any other
+    status is the request's fault."""
+    try:
+        yield
+    except (sdk.APITimeoutError, httpx.TimeoutException) as error:
+        raise LLMTimeout("timeout", provider=provider) from error
+    # The SDKs wrap transport errors of the request, not always those of a stream being read.
+    except (sdk.APIConnectionError, httpx.TransportError) as error:
+        raise LLMUnavailable("connection_error", provider=provider) from error
+    except sdk.APIStatusError as error:
+        reason = f"http_{error.status_code}"
+        if error.status_code in (408, 429) or error.status_code >= 500:
+            raise LLMUnavailable(reason, provider=provider) from error
+        raise LLMError(reason, provider=provider) from error
+    except (base_error, pydantic.ValidationError, ValueError, KeyError, TypeError, AttributeError) as error:
+        # An `error` object inside a stream, undecodable JSON, a chunk of the wrong shape.
+        raise LLMError("bad_response", provider=provider) from error

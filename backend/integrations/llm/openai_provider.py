@@ -8,24 +8,22 @@ server understands it.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
 from typing import Any
 
-import httpx
 import openai
-import pydantic
 from openai import AsyncOpenAI
 
 from backend.integrations.llm.base import (
     LLM,
     Completion,
-    LLMError,
-    LLMTimeout,
     LLMUnavailable,
     Prompt,
     StreamItem,
     Usage,
+    elapsed_ms,
+    mapped_sdk_errors,
 )
 from backend.integrations.llm.tokens import count_prompt_tokens, count_tokens
 
@@ -34,28 +32,8 @@ DEFAULT_MODEL = "gpt-4o-mini"
 NO_API_KEY = "not-needed"
 
 
-@contextmanager
-def mapped_errors(provider: str) -> Iterator[None]:
-    """The SDK's exceptions (and malformed data) as our own LLMError tree."""
-    try:
-        yield
-    except (openai.APITimeoutError, httpx.TimeoutException) as error:
-        raise LLMTimeout("timeout", provider=provider) from error
-    # The SDK wraps transport errors of the request, not always those of a stream being read.
-    except (openai.APIConnectionError, httpx.TransportError) as error:
-        raise LLMUnavailable("connection_error", provider=provider) from error
-    except openai.APIStatusError as error:
-        reason = f"http_{error.status_code}"
-        if error.status_code == 429 or error.status_code >= 500:
-            raise LLMUnavailable(reason, provider=provider) from error
-        raise LLMError(reason, provider=provider) from error
-    except (openai.OpenAIError, pydantic.ValidationError, ValueError, KeyError, TypeError, AttributeError) as error:
-        # An `error` object inside a stream, undecodable JSON, a chunk of the wrong shape.
-        raise LLMError("bad_response", provider=provider) from error
-
-
-def elapsed_ms(started: float) -> int:
-    return round((time.perf_counter() - started) * 1000)
+def mapped_errors(provider: str) -> AbstractContextManager[None]:
+    return mapped_sdk_errors(openai, openai.OpenAIError, provider)
 
 
 class OpenAIProvider(LLM):
