@@ -3,20 +3,40 @@
 Both backends share one small interface so callers never know which they got. Values are strings;
 `incr` is atomic and sets the expiry when it creates the key, which is what fixed-window rate limits
 and counters need.
+
+Redis going away must not turn requests into 500s, so Redis is always wrapped in `ResilientCache`: while
+Redis is unreachable, this process's memory stands in. What that means for each user of the cache:
+- rate limits and login lockout count per process (a warning is logged when the outage starts), so a
+  client spread over N workers gets up to N times its limit for the duration: degraded, never open;
+- revocation fails closed: `authenticate` also checks the session row in the database, the truth, so a
+  revoked session stays revoked and a live one keeps working; revocations written during the outage go
+  to the database and to this process's memory;
+- OAuth sign-in flows started during the outage finish only on the worker that started them.
+`/health/ready` still reports the Redis outage (503), so the orchestrator sees it.
 """
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import redis.asyncio as redis
+import structlog
 from quart import current_app
+from redis.exceptions import RedisError
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 KEY_PREFIX = "cm:"
 SWEEP_EVERY_WRITES = 1000
 REDIS_MAX_CONNECTIONS = 64
 POOL_WAIT_SECONDS = 5
+# After a failure, Redis is left alone this long: requests must not each wait for a connect timeout.
+RETRY_REDIS_AFTER_SECONDS = 5.0
+UNREACHABLE = (RedisError, OSError, TimeoutError)
 
 # INCR and set the expiry in one step; a crash between two commands would leave a key that never expires.
 INCR_WITH_EXPIRY = """
@@ -138,8 +158,77 @@ class RedisCache(Cache):
         await self._redis.aclose()
 
 
+class ResilientCache(Cache):
+    """`primary` (Redis) while it answers; this process's `MemoryCache` while it does not (see the module
+    docstring for what each caller gets). Reads after an outage also consult memory, so a revocation or a
+    lockout recorded during the outage is not forgotten when Redis returns."""
+
+    def __init__(self, primary: Cache, *, retry_after_seconds: float = RETRY_REDIS_AFTER_SECONDS) -> None:
+        self.primary = primary
+        self.fallback = MemoryCache()
+        self.backend = primary.backend
+        self.retry_after_seconds = retry_after_seconds
+        self._down_until: float | None = None  # monotonic time before which Redis is not tried again
+        self._used_fallback = False  # memory holds something written during an outage
+
+    @property
+    def is_degraded(self) -> bool:
+        return self._down_until is not None
+
+    async def get(self, key: str) -> str | None:
+        value = await self._call(lambda: self.primary.get(key), None)
+        if value is None and self._used_fallback:
+            return await self.fallback.get(key)
+        return value
+
+    async def set(self, key: str, value: str, ttl: float | None = None) -> None:
+        if not await self._call(lambda: self._done(self.primary.set(key, value, ttl)), False):
+            await self.fallback.set(key, value, ttl)
+
+    async def incr(self, key: str, ttl: float) -> int:
+        count = await self._call(lambda: self.primary.incr(key, ttl), None)
+        return count if count is not None else await self.fallback.incr(key, ttl)
+
+    async def delete(self, *keys: str) -> None:
+        await self.fallback.delete(*keys)
+        await self._call(lambda: self._done(self.primary.delete(*keys)), False)
+
+    async def ping(self) -> None:
+        await self.primary.ping()  # readiness must see the outage, not the fallback
+
+    async def close(self) -> None:
+        await self.primary.close()
+
+    @staticmethod
+    async def _done(operation: Awaitable[None]) -> bool:
+        await operation
+        return True
+
+    async def _call(self, operation: Callable[[], Awaitable[T]], on_failure: T) -> T:
+        """Run `operation` against Redis, or answer `on_failure` (and use memory) while it is away."""
+        if self._down_until is not None and time.monotonic() < self._down_until:
+            self._used_fallback = True
+            return on_failure
+        try:
+            result = await operation()
+        except UNREACHABLE as error:
+            if self._down_until is None:
+                log.warning(
+                    "cache.redis_unavailable",
+                    error_type=type(error).__name__,
+                    detail="using per-process memory: rate limits count per worker until Redis returns",
+                )
+            self._down_until = time.monotonic() + self.retry_after_seconds
+            self._used_fallback = True
+            return on_failure
+        if self._down_until is not None:
+            self._down_until = None
+            log.info("cache.redis_recovered")
+        return result
+
+
 def create_cache(redis_url: str | None) -> Cache:
-    return RedisCache(redis_url) if redis_url else MemoryCache()
+    return ResilientCache(RedisCache(redis_url)) if redis_url else MemoryCache()
 
 
 def get_cache() -> Cache:

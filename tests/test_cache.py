@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 from quart.testing import QuartClient
+from redis.exceptions import RedisError
 
-from backend.cache import Cache, MemoryCache, RedisCache
+from backend.cache import Cache, RedisCache, ResilientCache, create_cache
+from tests.fault.proxy import free_port
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -19,7 +21,7 @@ def cache_url(request: pytest.FixtureRequest) -> str | None:
 
 @pytest.fixture
 async def cache(cache_url: str | None) -> AsyncIterator[Cache]:
-    backend = MemoryCache() if cache_url is None else RedisCache(cache_url)
+    backend = create_cache(cache_url)  # Redis comes wrapped in ResilientCache, as the app gets it
     yield backend
     await backend.close()
 
@@ -74,3 +76,16 @@ async def test_rate_limit_counts_each_client_ip_separately(probe_client: QuartCl
         await probe_client.get("/_probe/limited", scope_base={"client": ("10.0.0.1", 1234)})
     assert (await probe_client.get("/_probe/limited", scope_base={"client": ("10.0.0.1", 1234)})).status_code == 429
     assert (await probe_client.get("/_probe/limited", scope_base={"client": ("10.0.0.2", 1234)})).status_code == 200
+
+
+async def test_unreachable_redis_falls_back_to_memory_but_readiness_sees_it() -> None:
+    cache = ResilientCache(RedisCache(f"redis://127.0.0.1:{free_port()}/0"))  # nothing listens there
+    await cache.set("session:1", "revoked", ttl=60)
+    assert await cache.get("session:1") == "revoked"
+    assert [await cache.incr("counter", ttl=60) for _ in range(3)] == [1, 2, 3]
+    await cache.delete("session:1")
+    assert await cache.get("session:1") is None
+    assert cache.is_degraded
+    with pytest.raises((RedisError, OSError)):
+        await cache.ping()
+    await cache.close()

@@ -1,0 +1,64 @@
+"""PostgreSQL going away mid-run: 503 problem details (never a 500), readiness 503, recovery on its own.
+
+Observed: while the proxy is cut every database-backed request answers 503 `service_unavailable` with
+Retry-After; /health/ready answers 503 with the database check `unavailable`; routes that need no
+database (/health) keep answering 200. Once the database is back the pool reconnects by itself: the
+dead pooled connections are discarded on their first error, so the next requests succeed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from quart import Quart
+from quart.testing import QuartClient
+
+from tests.fault.proxy import TCPProxy
+from tests.helpers import bearer, register, unique_email
+
+RECOVERY_ATTEMPTS = 50
+
+
+async def get_until_ok(client: QuartClient, path: str, headers: dict[str, str] | None = None) -> int:
+    """Requests until one succeeds; returns how many failed first (each must be a clean 503)."""
+    for attempt in range(RECOVERY_ATTEMPTS):
+        response = await client.get(path, headers=headers)
+        if response.status_code == 200:
+            return attempt
+        assert response.status_code == 503, await response.get_data(as_text=True)
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{path} did not recover")
+
+
+async def test_database_outage_is_503_and_recovers_by_itself(
+    app_behind_postgres_proxy: Quart, postgres_proxy: TCPProxy
+) -> None:
+    client = app_behind_postgres_proxy.test_client()
+    tokens = await register(client)
+    assert (await client.get("/api/v1/users/me", headers=bearer(tokens))).status_code == 200
+
+    await postgres_proxy.cut()
+    for method, path, body in [
+        ("GET", "/api/v1/users/me", None),
+        ("GET", "/api/v1/users/me", None),  # a second time: the pool now holds only dead connections
+        ("POST", "/api/v1/auth/login", {"email": unique_email(), "password": "Whatever-123-long"}),
+        ("GET", "/api/v1/exercises", None),
+    ]:
+        response = await client.open(path, method=method, json=body, headers=bearer(tokens))
+        problem = await response.get_json()
+        assert response.status_code == 503, problem
+        assert response.content_type == "application/problem+json"
+        assert problem["code"] == "service_unavailable" and response.headers["Retry-After"]
+        assert "asyncpg" not in str(problem) and "Traceback" not in str(problem)
+
+    ready = await client.get("/health/ready")
+    assert ready.status_code == 503
+    assert (await ready.get_json())["checks"]["database"]["status"] == "unavailable"
+    assert (await client.get("/health")).status_code == 200  # liveness: the process itself is fine
+
+    await postgres_proxy.restore()
+    await get_until_ok(client, "/health/ready")
+    await get_until_ok(client, "/api/v1/users/me", bearer(tokens))
+    assert (
+        await client.post("/api/v1/auth/login", json={"email": tokens["user"]["email"], "password": "x"})
+    ).status_code == 401
