@@ -101,10 +101,14 @@ class Settings(BaseSettings):
     sandbox_timeout_seconds: float = Field(10, gt=0, le=300)
     sandbox_memory_mb: int = Field(256, ge=32)
     sandbox_max_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    # How long a run may wait for a free slot before the request answers 503 instead of piling up.
+    sandbox_queue_timeout_seconds: float = Field(30, gt=0, le=600)
     sandbox_require_isolation: bool = False
     piston_url: str | None = None
 
     jobs_backend: Literal["inprocess", "arq"] = "inprocess"
+    # The Contact of /.well-known/security.txt (RFC 9116): a mailto: or https: URI.
+    security_contact: str = "mailto:security@codementor.local"
     rate_limits_enabled: bool = True
 
     @field_validator("cors_origins", mode="before")

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backend.db import utcnow
 from backend.errors import AppError, ServiceUnavailable
 from backend.integrations.llm import LLM
-from backend.integrations.sandbox import RunResult, Sandbox, SandboxUnavailable
+from backend.integrations.sandbox import RunResult, Sandbox, SandboxBusy, SandboxUnavailable
 from backend.models import User
 from backend.models.exercises import Exercise, Submission, UserExercise
 from backend.models.progress import Achievement
@@ -38,6 +38,8 @@ from backend.services import progress as progress_service
 log = structlog.get_logger(__name__)
 
 ABANDONED_FEEDBACK = "Grading stopped before it finished (the connection or the server went away); submit again."
+RETRY_AFTER_SECONDS = "10"
+BUSY_FEEDBACK = "Every sandbox was busy, so this code was not run; submit it again in a moment."
 # Longer than any run can take (sandbox timeout, reference run, LLM review): older `running` rows are orphans.
 ABANDONED_AFTER = timedelta(minutes=15)
 
@@ -163,11 +165,18 @@ async def submit(
         with contextlib.suppress(Exception):
             await asyncio.shield(session.commit())
         raise
+    except SandboxBusy:
+        # Saturated: the submission is kept as `error` (never graded, nothing counted), and the client is
+        # told when to try again; resubmitting is the retry.
+        log.warning("exercise.sandbox_busy", submission_id=submission.id)
+        submission.status, submission.feedback = "error", BUSY_FEEDBACK
+        await session.flush()
+        raise SandboxDown(BUSY_FEEDBACK, headers={"Retry-After": RETRY_AFTER_SECONDS}) from None
     except SandboxUnavailable:
         log.error("exercise.sandbox_unavailable", submission_id=submission.id)
         submission.status, submission.feedback = "error", "The sandbox was unavailable; this code was not run."
         await session.flush()
-        raise SandboxDown() from None
+        raise SandboxDown(headers={"Retry-After": RETRY_AFTER_SECONDS}) from None
     except Exception as error:  # a bug, not the student's fault: never leave the submission `running`
         log.exception("exercise.run_failed", submission_id=submission.id)
         submission.status, submission.feedback = "error", "Your code could not be graded; try again."

@@ -21,7 +21,7 @@ nothing inside can signal. A harness that is stopped anyway (the fallback has no
 from __future__ import annotations
 
 from backend.config import Settings
-from backend.integrations.sandbox.base import RunResult, Sandbox, SandboxUnavailable, TestOutcome
+from backend.integrations.sandbox.base import RunResult, Sandbox, SandboxBusy, SandboxUnavailable, TestOutcome
 from backend.integrations.sandbox.local import LocalSandbox
 from backend.integrations.sandbox.piston import PistonSandbox
 
@@ -30,6 +30,7 @@ __all__ = [
     "PistonSandbox",
     "RunResult",
     "Sandbox",
+    "SandboxBusy",
     "SandboxUnavailable",
     "TestOutcome",
     "create_sandbox",
@@ -45,10 +46,12 @@ def create_sandbox(settings: Settings) -> Sandbox:
             timeout_seconds=settings.sandbox_timeout_seconds,
             memory_mb=settings.sandbox_memory_mb,
             max_concurrency=settings.sandbox_max_concurrency,
+            queue_timeout_seconds=settings.sandbox_queue_timeout_seconds,
         )
     return LocalSandbox(
         timeout_seconds=settings.sandbox_timeout_seconds,
         memory_mb=settings.sandbox_memory_mb,
         max_concurrency=settings.sandbox_max_concurrency,
+        queue_timeout_seconds=settings.sandbox_queue_timeout_seconds,
         use_isolation=True if settings.sandbox_require_isolation else None,
     )

@@ -9,8 +9,11 @@ the result channel itself — can make a wrong answer count as right.
 from __future__ import annotations
 
 import ast
+import asyncio
+import contextlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +26,7 @@ CHILD_OUTPUT_CAP = 64 * 1024  # bytes one test's output may reach before the har
 ACTUAL_CAP = 1000  # characters of an actual value or stdout shown with a test outcome
 MAX_DECODE_DEPTH = 70
 MAX_DECODE_ITEMS = 200_000
+DEFAULT_QUEUE_TIMEOUT_SECONDS = 30.0  # SANDBOX_QUEUE_TIMEOUT_SECONDS
 
 Status = Literal["passed", "failed", "error", "timeout"]
 
@@ -53,6 +57,27 @@ class RunResult:
 
 class SandboxUnavailable(Exception):
     """The sandbox itself failed (bwrap broken, Piston down): not the submission's fault."""
+
+
+class SandboxBusy(SandboxUnavailable):
+    """Every slot stayed busy for the whole queue timeout: the run never started."""
+
+
+@contextlib.asynccontextmanager
+async def slot(semaphore: asyncio.Semaphore, queue_timeout_seconds: float) -> AsyncIterator[None]:
+    """Hold one of the sandbox's slots; waiting longer than `queue_timeout_seconds` raises SandboxBusy.
+
+    A burst queues briefly, but a saturated sandbox answers quickly instead of stacking up requests
+    (and their connections) that would all time out at the load balancer anyway."""
+    try:
+        async with asyncio.timeout(queue_timeout_seconds):
+            await semaphore.acquire()
+    except TimeoutError:
+        raise SandboxBusy(f"no sandbox slot became free within {queue_timeout_seconds:g} s") from None
+    try:
+        yield
+    finally:
+        semaphore.release()
 
 
 class Sandbox(ABC):

@@ -28,6 +28,7 @@ from pathlib import Path
 import structlog
 
 from backend.integrations.sandbox.base import (
+    DEFAULT_QUEUE_TIMEOUT_SECONDS,
     HARNESS_SOURCE,
     Report,
     RunResult,
@@ -37,6 +38,7 @@ from backend.integrations.sandbox.base import (
     elapsed_ms,
     grade,
     record,
+    slot,
 )
 
 log = structlog.get_logger(__name__)
@@ -67,6 +69,7 @@ class LocalSandbox(Sandbox):
         timeout_seconds: float,
         memory_mb: int,
         max_concurrency: int,
+        queue_timeout_seconds: float = DEFAULT_QUEUE_TIMEOUT_SECONDS,
         use_isolation: bool | None = None,
     ) -> None:
         """`use_isolation`: None = bubblewrap when installed; False = never (the fallback); True = required."""
@@ -79,6 +82,7 @@ class LocalSandbox(Sandbox):
         # Only root can hand each slot its own uid; as anyone else the runs share ours (development).
         self.can_switch_uid = os.geteuid() == 0
         self.max_concurrency = max_concurrency
+        self.queue_timeout_seconds = queue_timeout_seconds
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._uid_locks: dict[int, int] = {}  # uid → the descriptor holding its flock
         self._quarantined: list[int] = []  # uids whose leftovers the host's init has not reaped yet
@@ -92,7 +96,7 @@ class LocalSandbox(Sandbox):
         timeout = timeout_seconds or self.timeout_seconds
         job = build_stdin(code, tests)
         # A burst queues here instead of starting more interpreters than the host has cores for.
-        async with self._semaphore:
+        async with slot(self._semaphore, self.queue_timeout_seconds):
             if self._free_uids is None:
                 # One uid per slot, unique on the host: each worker process has its own sandbox, and two
                 # runs sharing a uid would share RLIMIT_NPROC and reach each other with kill(-1).

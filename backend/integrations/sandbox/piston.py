@@ -14,6 +14,7 @@ import httpx
 import structlog
 
 from backend.integrations.sandbox.base import (
+    DEFAULT_QUEUE_TIMEOUT_SECONDS,
     HARNESS_SOURCE,
     Report,
     RunResult,
@@ -23,6 +24,7 @@ from backend.integrations.sandbox.base import (
     elapsed_ms,
     grade,
     record,
+    slot,
 )
 
 log = structlog.get_logger(__name__)
@@ -33,10 +35,19 @@ HTTP_GRACE_SECONDS = 5.0  # Piston's own start-up and queueing on top of the run
 class PistonSandbox(Sandbox):
     backend = "piston"
 
-    def __init__(self, base_url: str, *, timeout_seconds: float, memory_mb: int, max_concurrency: int) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_seconds: float,
+        memory_mb: int,
+        max_concurrency: int,
+        queue_timeout_seconds: float = DEFAULT_QUEUE_TIMEOUT_SECONDS,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_seconds = timeout_seconds
         self.memory_bytes = memory_mb * 1024 * 1024
+        self.queue_timeout_seconds = queue_timeout_seconds
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._client = httpx.AsyncClient(base_url=self.base_url)
 
@@ -50,7 +61,7 @@ class PistonSandbox(Sandbox):
             "run_timeout": int(timeout * 1000),
             "run_memory_limit": self.memory_bytes,
         }
-        async with self._semaphore:
+        async with slot(self._semaphore, self.queue_timeout_seconds):
             started = time.perf_counter()
             try:
                 response = await self._client.post("/api/v2/execute", json=body, timeout=timeout + HTTP_GRACE_SECONDS)
