@@ -13,8 +13,10 @@ Both accept the key as `Authorization: Bearer` or `x-api-key`, and record every 
 
 Tests steer them through attributes (call `reset()` between tests): `reply`, `usage`; `status` (answer
 every request with that error status), `delay` (seconds before answering: a timeout), `chunk_delay`
-(seconds between stream chunks), `break_after` (drop the connection after that many deltas) and
-`malformed` (undecodable JSON in the body or the stream).
+(seconds between stream chunks), `break_after` (drop the connection after that many deltas),
+`malformed` (undecodable JSON in the body or the stream), and for fault tests `garbage` ("html": a proxy's
+error page with status 200; "wrong_shape": valid JSON of the wrong shape), `drop_connection` (headers, then
+the connection closes before any body) and `stall_after` (a stream that goes silent after that many deltas).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from quart import Response, request
 
 from tests.fakes.oauth_providers import FakeServer
 
+GARBAGE_HTML = "<html><body><h1>502 Bad Gateway</h1><p>nginx</p></body></html>"
+STALL_SECONDS = 30.0
 DEFAULT_REPLY = "Good question! What do you think happens when the list is empty? Try it and tell me."
 
 
@@ -67,6 +71,9 @@ class FakeLLMServer(FakeServer):
         self.chunk_delay = 0.0
         self.break_after: int | None = None
         self.malformed = False
+        self.garbage: str | None = None
+        self.drop_connection = False
+        self.stall_after: int | None = None
 
     async def receive(self) -> Response | None:
         """Record the request; an auth failure, error status or delay answers here."""
@@ -80,7 +87,20 @@ class FakeLLMServer(FakeServer):
             return self.error(401, "authentication_error", "invalid x-api-key")
         if self.status is not None:
             return self.error(self.status, "api_error", "Internal server error")
+        if self.garbage == "html":
+            return Response(GARBAGE_HTML, content_type="text/html")
+        if self.garbage == "wrong_shape":
+            return Response(
+                json.dumps({"unexpected": True, "choices": [], "content": None}), content_type="application/json"
+            )
+        if self.drop_connection:
+            return Response(self._dropped(), content_type="application/json")
         return None
+
+    @staticmethod
+    async def _dropped() -> AsyncIterator[bytes]:
+        raise StreamBroken("connection dropped before the body on purpose")
+        yield b""  # an async generator that fails on its first step
 
     def error(self, status: int, kind: str, message: str) -> Response:
         raise NotImplementedError
@@ -98,6 +118,8 @@ class FakeLLMServer(FakeServer):
             if is_delta:
                 if self.break_after is not None and deltas >= self.break_after:
                     raise StreamBroken("dropped mid-stream on purpose")
+                if self.stall_after is not None and deltas >= self.stall_after:
+                    await asyncio.sleep(STALL_SECONDS)  # silent, connection open: only a timeout ends it
                 deltas += 1
             yield event
 
