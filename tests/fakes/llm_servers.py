@@ -28,7 +28,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from quart import Response, request
+from quart import Response, g, request
 
 from tests.fakes.oauth_providers import FakeServer
 
@@ -76,8 +76,9 @@ class FakeLLMServer(FakeServer):
         self.stall_after: int | None = None
 
     async def receive(self) -> Response | None:
-        """Record the request; an auth failure, error status or delay answers here."""
-        body = await request.get_json(force=True)
+        """Record the request (also in `g.body`: concurrent requests must each read their own); an auth
+        failure, error status or delay answers here."""
+        body = g.body = await request.get_json(force=True)
         self.requests.append(body)
         key = request.headers.get("x-api-key") or request.headers.get("Authorization", "").removeprefix("Bearer ")
         self.auth_headers.append(key)
@@ -159,7 +160,7 @@ class FakeOpenAI(FakeLLMServer):
         failure = await self.receive()
         if failure is not None:
             return failure
-        body = self.last_request
+        body = g.body
         prompt_tokens, completion_tokens = self.usage
         usage = {
             "prompt_tokens": prompt_tokens,
@@ -236,7 +237,7 @@ class FakeAnthropic(FakeLLMServer):
             "stop_reason": None,
             "stop_sequence": None,
         }
-        if not self.last_request.get("stream"):
+        if not g.body.get("stream"):
             if self.malformed:
                 return Response('{"id": "msg_fake", "content": [', content_type="application/json")
             body = {
