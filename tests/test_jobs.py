@@ -14,7 +14,7 @@ from backend import jobs
 from backend.app import create_app
 from backend.config import Settings
 from backend.db import get_session, utcnow
-from backend.jobs import SessionFactory
+from backend.jobs import JobContext
 from backend.models import Job
 
 RECORDED: list[dict[str, Any]] = []
@@ -24,11 +24,11 @@ RECORDED: list[dict[str, Any]] = []
 def test_job_kinds() -> Iterator[None]:
     """Two job kinds for these tests only: one that records its payload, one that raises."""
 
-    async def record(session_factory: SessionFactory, payload: dict[str, Any]) -> None:
+    async def record(context: JobContext, payload: dict[str, Any]) -> None:
         await asyncio.sleep(0.01)
         RECORDED.append(payload)
 
-    async def explode(session_factory: SessionFactory, payload: dict[str, Any]) -> None:
+    async def explode(context: JobContext, payload: dict[str, Any]) -> None:
         raise RuntimeError("the handler broke")
 
     RECORDED.clear()
@@ -121,7 +121,8 @@ async def test_job_abandoned_too_often_ends_failed(app: Quart) -> None:
         row.started_at = utcnow() - timedelta(seconds=jobs.LEASE_SECONDS + 60)
         session.add(row)
         await session.commit()
-    assert await jobs.requeue_abandoned(app.extensions["db_session_factory"]) == 0
+    context = JobContext(settings=app.config["SETTINGS"], session_factory=app.extensions["db_session_factory"])
+    assert await jobs.requeue_abandoned(context) == 0
     failed = await job_row(app, row.id)
     assert failed.status == "failed" and failed.error == jobs.ABANDONED_ERROR
     assert RECORDED == []

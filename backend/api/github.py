@@ -28,11 +28,13 @@ from backend.schemas.github import (
     RepositoryUpdate,
     ReviewCreate,
     ReviewPage,
+    ReviewPublished,
     ReviewRead,
     WebhookAccepted,
 )
 from backend.services import github as github_service
 from backend.services import oauth as oauth_service
+from backend.services import reviews as review_service
 
 bp = Blueprint("github", __name__)
 tag_blueprint(bp, ["github"])
@@ -223,7 +225,10 @@ async def list_pull_requests(repository_id: int) -> PullList:
 async def request_review(repository_id: int, data: ReviewCreate) -> tuple[ReviewRead, int]:
     """Ask for a review of a pull request (`pull_number`) or of `paths` at `ref`: 202, `status: queued`.
 
-    Exactly one of `pull_number` and `paths` (at most 100); poll `GET /reviews/{id}` for the result."""
+    Exactly one of `pull_number` and `paths` (at most 100); poll `GET /reviews/{id}` for the result
+    (`progress` while running). A background job reviews at most 100 files (deleted, vendored, generated,
+    binary and oversized files are listed in `files_skipped`) with the AI model, or with a static review
+    (`model: "static"`) when none is configured."""
     review = await github_service.request_review(get_session(), current_user(), repository_id, data)
     return ReviewRead.model_validate(review), 202
 
@@ -251,6 +256,21 @@ async def list_reviews(repository_id: int, query_args: PageQuery) -> ReviewPage:
 async def get_review(review_id: int) -> ReviewRead:
     """One review: its status, and its result once completed."""
     return ReviewRead.model_validate(await github_service.get_review(get_session(), current_user(), review_id))
+
+
+@bp.post("/reviews/<int:review_id>/publish")
+@require_user
+@rate_limit("github")
+@validate_response(ReviewPublished)
+async def publish_review(review_id: int) -> ReviewPublished:
+    """Post a completed review on its pull request, as you (a `COMMENT` review): 200 `{html_url}`.
+
+    Comments on lines of the pull request's current diff are posted inline, the others in the review's
+    body. 409 `conflict` when the review has no pull request, is not completed, its repository was
+    unlinked, or GitHub is not connected for repositories; 404 for a review that is not yours;
+    502 `upstream_error` when GitHub fails."""
+    html_url = await review_service.publish(get_session(), settings(), github_client(), current_user(), review_id)
+    return ReviewPublished(html_url=html_url)
 
 
 @bp.post("/webhook")

@@ -1,4 +1,5 @@
-"""The GitHub REST API through PyGithub: repository metadata and open pull requests.
+"""The GitHub REST API through PyGithub: repository metadata, pull requests and their changed files,
+file contents at a ref, and publishing a review on a pull request.
 
 PyGithub is synchronous, so every call runs in a worker thread (`asyncio.to_thread`) and never blocks
 the event loop. Calls use the user's token when there is one (private repositories) and are anonymous
@@ -17,12 +18,14 @@ from typing import TypeVar
 import requests
 import structlog
 from github import Auth, Github, GithubException, UnknownObjectException
+from github.PullRequest import PullRequest
 
 from backend.config import Settings
 from backend.errors import NotFound, UpstreamError
 
 TIMEOUT_SECONDS = 15
 MAX_PULLS = 100
+MAX_PULL_FILES = 300  # GitHub lists at most 3000; a review looks at 100, the rest is only counted as skipped
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -34,6 +37,10 @@ class GitHubNotFound(NotFound):
 
 class GitHubUnavailable(UpstreamError):
     detail = "GitHub could not be reached or answered with an error."
+
+
+class PullRequestNotFound(GitHubNotFound):
+    detail = "GitHub does not show this pull request to you."
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,44 @@ class PullInfo:
     head_ref: str
     updated_at: datetime | None
     html_url: str
+
+
+@dataclass(frozen=True)
+class PullFile:
+    """One file a pull request changes. `patch` is None when GitHub shows no diff (binary, huge)."""
+
+    path: str
+    status: str  # added | modified | removed | renamed | copied | changed | unchanged
+    patch: str | None
+    additions: int
+    deletions: int
+    sha: str | None
+
+
+@dataclass(frozen=True)
+class PullFiles:
+    head_sha: str
+    files: list[PullFile]
+    html_url: str
+
+
+@dataclass(frozen=True)
+class FileContent:
+    """A file at a ref: `text` is None when it is not there (`missing`), a directory, or not text."""
+
+    path: str
+    text: str | None
+    size: int | None
+    problem: str | None = None  # "missing" | "directory" | "too_large" | "binary"
+
+
+@dataclass(frozen=True)
+class ReviewComment:
+    """An inline comment on a line of the pull request's new version (`side: RIGHT`)."""
+
+    path: str
+    line: int
+    body: str
 
 
 class GitHubClient:
@@ -113,12 +158,85 @@ class GitHubClient:
 
         return await _call("list_open_pulls", fetch)
 
+    async def get_pull_files(self, full_name: str, number: int, *, token: str | None) -> PullFiles:
+        """The pull request's head commit and changed files with their patches (at most `MAX_PULL_FILES`)."""
 
-async def _call(operation: str, func: Callable[[], T]) -> T:
+        def fetch() -> PullFiles:
+            pull = self._pull(full_name, number, token)
+            files = [
+                PullFile(
+                    path=item.filename,
+                    status=item.status,
+                    patch=item.patch,
+                    additions=item.additions or 0,
+                    deletions=item.deletions or 0,
+                    sha=item.sha,
+                )
+                for item in pull.get_files()[:MAX_PULL_FILES]
+            ]
+            return PullFiles(head_sha=pull.head.sha, files=files, html_url=pull.html_url)
+
+        return await _call("get_pull_files", fetch, not_found=PullRequestNotFound)
+
+    async def get_file(self, full_name: str, path: str, ref: str, *, token: str | None, max_bytes: int) -> FileContent:
+        """`path` at `ref` as text; a missing path, a directory, a binary or an oversized file is reported
+        in `problem` instead of raising, so one bad path does not end a review of many."""
+
+        def fetch() -> FileContent:
+            repo = self._github(token, lazy=True).get_repo(full_name)
+            try:
+                found = repo.get_contents(path, ref=ref)
+            except UnknownObjectException:
+                return FileContent(path=path, text=None, size=None, problem="missing")
+            if isinstance(found, list) or found.type != "file":
+                return FileContent(path=path, text=None, size=None, problem="directory")
+            size = found.size
+            # Past 1 MB the contents API sends no content (`encoding: none`): as good as too large.
+            if (size is not None and size > max_bytes) or found.encoding != "base64":
+                return FileContent(path=path, text=None, size=size, problem="too_large")
+            return _text_file(path, found.decoded_content, size)
+
+        return await _call("get_file", fetch)
+
+    async def publish_review(
+        self, full_name: str, number: int, *, token: str, body: str, comments: list[ReviewComment]
+    ) -> str:
+        """Post a `COMMENT` review (never an approval or a request for changes: the tutor advises) with
+        inline comments on lines of the pull request's current diff; the review's html_url."""
+
+        def post() -> str:
+            pull = self._pull(full_name, number, token)
+            review = pull.create_review(
+                body=body,
+                event="COMMENT",
+                comments=[
+                    {"path": comment.path, "line": comment.line, "side": "RIGHT", "body": comment.body}
+                    for comment in comments
+                ],
+            )
+            return review.html_url or pull.html_url
+
+        return await _call("publish_review", post, not_found=PullRequestNotFound)
+
+    def _pull(self, full_name: str, number: int, token: str | None) -> PullRequest:
+        return self._github(token, lazy=True).get_repo(full_name).get_pull(number)
+
+
+def _text_file(path: str, data: bytes, size: int | None) -> FileContent:
+    if b"\x00" in data[:8192]:
+        return FileContent(path=path, text=None, size=size, problem="binary")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return FileContent(path=path, text=None, size=size, problem="binary")
+    return FileContent(path=path, text=text, size=size if size is not None else len(data))
+
+
+async def _call(operation: str, func: Callable[[], T], *, not_found: type[GitHubNotFound] = GitHubNotFound) -> T:
     try:
         return await asyncio.to_thread(func)
     except UnknownObjectException as error:
-        raise GitHubNotFound() from error
+        raise not_found() from error
     except (GithubException, requests.RequestException) as error:
         status = getattr(error, "status", None)
         log.warning("github.call_failed", operation=operation, status=status, error_type=type(error).__name__)

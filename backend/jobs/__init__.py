@@ -5,13 +5,21 @@ A backend claims a row atomically (`queued` → `running`), runs the handler reg
 records the outcome (`completed`, or `failed` with a reason). Rows left `running` by a process that died
 are queued again after `LEASE_SECONDS`.
 
-Handlers are `async def handler(session_factory, payload)`, registered with `@job("kind")`: each opens
-its own short sessions, because a job outlives any request.
+Handlers are `async def handler(context, payload)`, registered with `@job("kind")`: the `JobContext`
+gives the settings, a session factory (each job opens its own short sessions, because it outlives any
+request) and the LLM. A kind may also register `on_failure(context, payload, reason)`, called whenever
+the framework ends one of its jobs `failed` (the handler raised, or the job was abandoned too often), so
+the object the job works on never stays "in progress".
+
+Both backends run the same code: `inprocess` (a task in the server) and `arq` (worker processes fed
+through Redis, `backend.jobs.arq`).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -22,10 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.config import Settings
 from backend.db import UTCDateTime, after_commit, utcnow
+from backend.integrations.llm import LLM, create_llm
 from backend.models import Job
 
 SessionFactory = async_sessionmaker[AsyncSession]
-JobHandler = Callable[[SessionFactory, dict[str, Any]], Awaitable[None]]
 
 LEASE_SECONDS = 15 * 60  # longer than any job may run; a `running` row older than this was abandoned
 MAX_ERROR_CHARS = 2000
@@ -33,8 +41,37 @@ MAX_ATTEMPTS = 3
 ABANDONED_ERROR = "abandoned by its worker too many times"
 JOBS_EXTENSION = "jobs"
 
-JOB_HANDLERS: dict[str, JobHandler] = {}
 log = structlog.get_logger(__name__)
+
+
+@dataclass
+class JobContext:
+    """What every job gets besides its payload; one per worker (the server's, or an arq process)."""
+
+    settings: Settings
+    session_factory: SessionFactory
+    shared_llm: LLM | None = None  # the server's own client, when jobs run inside it
+    _own_llm: LLM | None = field(default=None, repr=False)
+
+    @property
+    def llm(self) -> LLM:
+        if self.shared_llm is not None:
+            return self.shared_llm
+        if self._own_llm is None:
+            self._own_llm = create_llm(self.settings)
+        return self._own_llm
+
+    async def close(self) -> None:
+        if self._own_llm is not None:
+            await self._own_llm.close()
+            self._own_llm = None
+
+
+JobHandler = Callable[[JobContext, dict[str, Any]], Awaitable[None]]
+FailureHandler = Callable[[JobContext, dict[str, Any], str], Awaitable[None]]
+
+JOB_HANDLERS: dict[str, JobHandler] = {}
+FAILURE_HANDLERS: dict[str, FailureHandler] = {}
 
 
 class UnknownJobKind(Exception):
@@ -44,40 +81,35 @@ class UnknownJobKind(Exception):
 class JobsBackend(Protocol):
     async def start(self) -> None: ...
 
-    async def notify(self) -> None: ...
+    async def notify(self, job_id: int | None = None) -> None: ...
 
     async def stop(self) -> None: ...
 
 
-class ExternalWorkers:
-    """`JOBS_BACKEND=arq`: jobs run in separate worker processes, none inside the server.
-
-    The arq worker (`python -m backend worker`) is not available yet: until it is, queued jobs stay
-    queued rows, and a server switched back to `inprocess` runs them."""
-
-    async def start(self) -> None:
-        log.warning("jobs.no_worker", detail="JOBS_BACKEND=arq: the arq worker is not available yet")
-
-    async def notify(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
-
-
 def create_jobs_backend(settings: Settings, session_factory: SessionFactory) -> JobsBackend:
+    _import_job_kinds()
+    context = JobContext(settings=settings, session_factory=session_factory)
     if settings.jobs_backend == "inprocess":
         from backend.jobs.inprocess import InProcessJobs
 
-        return InProcessJobs(session_factory)
-    return ExternalWorkers()
+        return InProcessJobs(context)
+    from backend.jobs.arq_worker import ArqJobs
+
+    return ArqJobs(settings)
 
 
-def job(kind: str) -> Callable[[JobHandler], JobHandler]:
-    """Register the handler of a job kind."""
+def _import_job_kinds() -> None:
+    """The modules whose `@job` kinds a worker must know, wherever it was started from."""
+    import backend.services.reviews  # noqa: F401
+
+
+def job(kind: str, *, on_failure: FailureHandler | None = None) -> Callable[[JobHandler], JobHandler]:
+    """Register the handler of a job kind, and what to do when one of its jobs ends `failed`."""
 
     def register(handler: JobHandler) -> JobHandler:
         JOB_HANDLERS[kind] = handler
+        if on_failure is not None:
+            FAILURE_HANDLERS[kind] = on_failure
         return handler
 
     return register
@@ -92,7 +124,7 @@ async def enqueue(session: AsyncSession, kind: str, payload: dict[str, Any]) -> 
     await session.flush()
     if has_request_context():
         backend = current_app.extensions[JOBS_EXTENSION]
-        after_commit(backend.notify)
+        after_commit(functools.partial(backend.notify, row.id))
     elif has_app_context():  # e.g. a job queueing a follow-up; the caller commits right after
         log.debug("jobs.enqueued_outside_request", job_id=row.id)
     return row
@@ -128,19 +160,31 @@ async def claim(session_factory: SessionFactory, job_id: int | None = None) -> J
     return None
 
 
-async def run(session_factory: SessionFactory, row: Job) -> None:
+async def run(context: JobContext, row: Job) -> None:
     """Run a claimed job and record how it ended; a handler that raises ends `failed` with a reason."""
     handler = JOB_HANDLERS.get(row.kind)
     try:
         if handler is None:
             raise UnknownJobKind(f"no handler for job kind {row.kind!r}")
-        await handler(session_factory, dict(row.payload))
+        await handler(context, dict(row.payload))
     except Exception as error:
         log.warning("jobs.failed", job_id=row.id, kind=row.kind, error_type=type(error).__name__, exc_info=True)
-        await _finish(session_factory, row.id, "failed", f"{type(error).__name__}: {error}"[:MAX_ERROR_CHARS])
+        reason = f"{type(error).__name__}: {error}"[:MAX_ERROR_CHARS]
+        await _finish(context.session_factory, row.id, "failed", reason)
+        await _after_failure(context, row.kind, dict(row.payload), reason)
         return
-    await _finish(session_factory, row.id, "completed", None)
+    await _finish(context.session_factory, row.id, "completed", None)
     log.info("jobs.completed", job_id=row.id, kind=row.kind)
+
+
+async def _after_failure(context: JobContext, kind: str, payload: dict[str, Any], reason: str) -> None:
+    on_failure = FAILURE_HANDLERS.get(kind)
+    if on_failure is None:
+        return
+    try:
+        await on_failure(context, payload, reason)
+    except Exception:  # the job row already says failed; a broken hook must not take the worker down
+        log.warning("jobs.on_failure_failed", kind=kind, exc_info=True)
 
 
 async def _finish(session_factory: SessionFactory, job_id: int, status: str, error: str | None) -> None:
@@ -153,13 +197,14 @@ async def _finish(session_factory: SessionFactory, job_id: int, status: str, err
         await session.commit()
 
 
-async def requeue_abandoned(session_factory: SessionFactory, lease_seconds: int = LEASE_SECONDS) -> int:
+async def requeue_abandoned(context: JobContext, lease_seconds: int = LEASE_SECONDS) -> int:
     """Queue again the jobs a dead process left `running` (started longer than a lease ago).
 
-    A job that was abandoned `MAX_ATTEMPTS` times probably takes its process down: it ends `failed`."""
+    A job that was abandoned `MAX_ATTEMPTS` times probably takes its process down: it ends `failed`
+    (and its kind's `on_failure` runs)."""
     cutoff = utcnow() - timedelta(seconds=lease_seconds)
     worn_out = Job.attempts >= MAX_ATTEMPTS
-    async with session_factory() as session:
+    async with context.session_factory() as session:
         # One statement, so a row cannot be judged by one rule and updated by the other.
         result = await session.execute(
             update(Job)
@@ -170,10 +215,29 @@ async def requeue_abandoned(session_factory: SessionFactory, lease_seconds: int 
                 finished_at=case((worn_out, literal(utcnow(), UTCDateTime())), else_=None),
                 started_at=case((worn_out, Job.started_at), else_=None),
             )
-            .returning(Job.id, Job.status)
+            .returning(Job.id, Job.status, Job.kind, Job.payload)
         )
-        ids = [job_id for job_id, status in result if status == "queued"]
+        rows = result.all()
         await session.commit()
+    ids = [row.id for row in rows if row.status == "queued"]
     if ids:
         log.warning("jobs.requeued_abandoned", job_ids=ids)
+    for row in rows:
+        if row.status == "failed":
+            await _after_failure(context, row.kind, dict(row.payload), ABANDONED_ERROR)
     return len(ids)
+
+
+async def queued_ids(session_factory: SessionFactory, *, limit: int = 100) -> list[int]:
+    """The oldest queued jobs that are due (for a worker that is fed ids, like arq, to catch up)."""
+    now = utcnow()
+    async with session_factory() as session:
+        rows = await session.scalars(
+            select(Job.id)
+            .where(Job.status == "queued", or_(Job.run_after.is_(None), Job.run_after <= now))
+            .order_by(Job.id)
+            .limit(limit)
+        )
+        ids = list(rows)
+        await session.commit()
+    return ids

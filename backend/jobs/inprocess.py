@@ -12,9 +12,10 @@ import asyncio
 import contextlib
 
 import structlog
+from quart import current_app, has_app_context
 
 from backend import jobs
-from backend.jobs import SessionFactory
+from backend.jobs import JobContext
 from backend.models import Job
 
 POLL_SECONDS = 5.0
@@ -27,13 +28,13 @@ log = structlog.get_logger(__name__)
 class InProcessJobs:
     def __init__(
         self,
-        session_factory: SessionFactory,
+        context: JobContext,
         *,
         concurrency: int = 2,
         poll_seconds: float = POLL_SECONDS,
         lease_seconds: int = jobs.LEASE_SECONDS,
     ) -> None:
-        self._session_factory = session_factory
+        self._context = context
         self._concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
         self._poll_seconds = poll_seconds
@@ -43,11 +44,13 @@ class InProcessJobs:
         self._running: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
+        if has_app_context():  # started by the server: share its LLM client rather than open another
+            self._context.shared_llm = current_app.extensions.get("llm")
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(self._concurrency)  # bound to the serving loop
         self._loop_task = asyncio.create_task(self._loop(), name="jobs-inprocess")
 
-    async def notify(self) -> None:
+    async def notify(self, job_id: int | None = None) -> None:
         self._wake.set()
 
     async def stop(self) -> None:
@@ -61,13 +64,14 @@ class InProcessJobs:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await self._context.close()
 
     async def _loop(self) -> None:
         recovered = False
         while True:
             try:
                 if not recovered:
-                    await jobs.requeue_abandoned(self._session_factory, self._lease_seconds)
+                    await jobs.requeue_abandoned(self._context, self._lease_seconds)
                     recovered = True
                 await self._drain()
             except Exception:  # the database is down, say: keep the server up and try again later
@@ -83,7 +87,7 @@ class InProcessJobs:
         while True:
             await self._slots.acquire()
             try:
-                row = await jobs.claim(self._session_factory)
+                row = await jobs.claim(self._context.session_factory)
             except BaseException:
                 self._slots.release()
                 raise
@@ -96,7 +100,7 @@ class InProcessJobs:
 
     async def _run(self, row: Job) -> None:
         try:
-            await jobs.run(self._session_factory, row)
+            await jobs.run(self._context, row)
         finally:
             self._slots.release()
             self._wake.set()  # a slot is free: look again

@@ -140,5 +140,9 @@ class ReviewPage(Page[ReviewRead]):
     pass
 
 
+class ReviewPublished(BaseModel):
+    html_url: str = Field(description="The review as posted on the pull request.")
+
+
 class WebhookAccepted(BaseModel):
     queued: int | None = Field(description="The id of the review queued by this event, if any.")

@@ -6,9 +6,9 @@ as connected: the scopes stored with the token decide. Calls to GitHub never run
 transaction (on SQLite every transaction holds the write lock): what is read first is committed, then
 GitHub is asked, then the short write follows.
 
-Reviews are created `queued`; processing them (fetching files, the LLM or static review, publishing) is
-a background job added with the review pipeline. Until then a queued review simply waits, which is the
-same state a review is in while the worker is busy.
+Reviews are created `queued` together with their background job (kind "review", in the same
+transaction, so neither exists without the other); the job itself and publishing live in
+`services/reviews.py`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend import jobs
 from backend.config import Settings
 from backend.db import utcnow
 from backend.errors import Conflict, NotFound, Unauthorized, ValidationFailed
@@ -43,6 +44,7 @@ from backend.services.oauth import OAuthFailed, store_grant
 REPO_SCOPE = "repo"
 AUTO_REVIEW_ACTIONS = frozenset({"opened", "synchronize"})
 SIGNATURE_PREFIX = "sha256="
+REVIEW_JOB = "review"  # registered by backend.services.reviews
 
 log = structlog.get_logger(__name__)
 security_log = structlog.get_logger("backend.security")
@@ -269,6 +271,7 @@ async def _queue_review(
     session.add(review)
     repository.last_review_at = utcnow()
     await session.flush()
+    await jobs.enqueue(session, REVIEW_JOB, {"review_id": review.id})
     log.info("github.review_queued", user_id=user_id, review_id=review.id, repository_id=repository.id)
     return review
 

@@ -1,12 +1,16 @@
-"""A fake GitHub REST API (repositories and pull requests) that PyGithub talks to via GITHUB_API_URL.
+"""A fake GitHub REST API (repositories, pull requests, their files, contents, reviews) that PyGithub
+talks to via GITHUB_API_URL.
 
 A Quart app on a real 127.0.0.1 socket (the `FakeServer` of oauth_providers.py). Like GitHub, a private
-repository is a 404 to anyone whose token was not granted access to it, and to anonymous callers.
-Tests add repositories with `add_repository` and pulls with `add_pull`; `reset()` between tests.
+repository is a 404 to anyone whose token was not granted access to it, and to anonymous callers, and
+posting a review needs a token. Tests add repositories with `add_repository`, pulls with `add_pull`
+(optionally with changed files), files at a ref with `add_file`; posted reviews land in `reviews`.
+`reset()` between tests.
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +32,8 @@ class FakeRepository:
     stars: int = 0
     readers: set[str] = field(default_factory=set)  # tokens that can see it when private
     pulls: list[dict[str, Any]] = field(default_factory=list)
+    pull_files: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    contents: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (ref, path) -> bytes
     id: int = field(default_factory=lambda: next(_ids))
 
     def as_json(self, base_url: str) -> dict[str, Any]:
@@ -54,18 +60,37 @@ class FakeGitHubAPI(FakeServer):
         super().__init__()
         self.app.get("/repos/<owner>/<name>")(self.get_repo)
         self.app.get("/repos/<owner>/<name>/pulls")(self.list_pulls)
+        self.app.get("/repos/<owner>/<name>/pulls/<int:number>")(self.get_pull)
+        self.app.get("/repos/<owner>/<name>/pulls/<int:number>/files")(self.list_pull_files)
+        self.app.post("/repos/<owner>/<name>/pulls/<int:number>/reviews")(self.create_review)
+        self.app.get("/repos/<owner>/<name>/contents/<path:path>")(self.get_contents)
 
     def reset(self) -> None:
         super().reset()
         self.repositories: dict[str, FakeRepository] = {}
         self.requests: list[tuple[str, str | None]] = []  # (path, token) of every call
+        self.reviews: list[dict[str, Any]] = []  # bodies of POST .../pulls/{n}/reviews, with "number" and "token"
 
     def add_repository(self, full_name: str, **fields: Any) -> FakeRepository:
         repository = FakeRepository(full_name=full_name, **fields)
         self.repositories[full_name.lower()] = repository
         return repository
 
-    def add_pull(self, repository: FakeRepository, number: int, title: str, author: str, head_ref: str) -> None:
+    def add_pull(
+        self,
+        repository: FakeRepository,
+        number: int,
+        title: str,
+        author: str,
+        head_ref: str,
+        files: dict[str, bytes | None] | None = None,
+        *,
+        head_sha: str = "a" * 40,
+    ) -> None:
+        """A pull; `files` are its changes (path -> the new content, None for a deletion): each becomes a
+        changed file whose patch adds every line, and its content at `head_sha`."""
+        for path, content in (files or {}).items():
+            self.add_changed_file(repository, number, path, content, head_sha=head_sha)
         repository.pulls.append(
             {
                 "id": number * 10,
@@ -73,11 +98,45 @@ class FakeGitHubAPI(FakeServer):
                 "state": "open",
                 "title": title,
                 "user": {"login": author, "id": 7},
-                "head": {"ref": head_ref, "sha": "a" * 40},
+                "head": {"ref": head_ref, "sha": head_sha},
                 "base": {"ref": repository.default_branch},
                 "updated_at": "2026-11-20T10:00:00Z",
                 "html_url": f"https://github.com/{repository.full_name}/pull/{number}",
                 "url": f"{self.base_url}/repos/{repository.full_name}/pulls/{number}",
+            }
+        )
+
+    def add_file(self, repository: FakeRepository, ref: str, path: str, content: bytes) -> None:
+        repository.contents[(ref, path)] = content
+
+    def add_changed_file(
+        self,
+        repository: FakeRepository,
+        number: int,
+        path: str,
+        content: bytes | None,
+        *,
+        head_sha: str = "a" * 40,
+        patch: str | None = None,
+        status: str | None = None,
+    ) -> None:
+        """A file the pull changes. Without `patch`, a text file's patch adds all its lines (no patch for
+        binary content, as GitHub does)."""
+        lines = content.decode("utf-8", "replace").splitlines() if content is not None else []
+        is_binary = content is not None and b"\x00" in content
+        if patch is None and content is not None and not is_binary:
+            patch = f"@@ -0,0 +1,{len(lines)} @@\n" + "\n".join(f"+{line}" for line in lines)
+        if content is not None:
+            repository.contents[(head_sha, path)] = content
+        repository.pull_files.setdefault(number, []).append(
+            {
+                "sha": "b" * 40,
+                "filename": path,
+                "status": status or ("removed" if content is None else "added"),
+                "additions": len(lines),
+                "deletions": 0,
+                "changes": len(lines),
+                "patch": patch,
             }
         )
 
@@ -111,3 +170,69 @@ class FakeGitHubAPI(FakeServer):
         if repository is None:
             return self._not_found()
         return jsonify([pull for pull in repository.pulls if request.args.get("state", "open") == "open"])
+
+    def _pull(self, repository: FakeRepository, number: int) -> dict[str, Any] | None:
+        return next((pull for pull in repository.pulls if pull["number"] == number), None)
+
+    async def get_pull(self, owner: str, name: str, number: int) -> Response:
+        repository = self._visible(owner, name)
+        pull = self._pull(repository, number) if repository is not None else None
+        if repository is None or pull is None:
+            return self._not_found()
+        return jsonify(pull)
+
+    async def list_pull_files(self, owner: str, name: str, number: int) -> Response:
+        repository = self._visible(owner, name)
+        if repository is None or self._pull(repository, number) is None:
+            return self._not_found()
+        return jsonify(repository.pull_files.get(number, []))
+
+    async def get_contents(self, owner: str, name: str, path: str) -> Response:
+        repository = self._visible(owner, name)
+        if repository is None:
+            return self._not_found()
+        ref = request.args.get("ref", repository.default_branch)
+        content = repository.contents.get((ref, path))
+        if content is not None:
+            return jsonify(self._content_json(repository, path, content))
+        children = sorted(p for r, p in repository.contents if r == ref and p.startswith(path.rstrip("/") + "/"))
+        if not children:
+            return self._not_found()
+        return jsonify([self._content_json(repository, child, repository.contents[(ref, child)]) for child in children])
+
+    def _content_json(self, repository: FakeRepository, path: str, content: bytes) -> dict[str, Any]:
+        url = f"{self.base_url}/repos/{repository.full_name}/contents/{path}"
+        return {
+            "type": "file",
+            "encoding": "base64",
+            "size": len(content),
+            "name": path.rsplit("/", 1)[-1],
+            "path": path,
+            "content": base64.b64encode(content).decode("ascii"),
+            "sha": "c" * 40,
+            "url": url,
+            "html_url": f"https://github.com/{repository.full_name}/blob/main/{path}",
+        }
+
+    async def create_review(self, owner: str, name: str, number: int) -> Response:
+        repository = self._visible(owner, name)
+        if repository is None or self._pull(repository, number) is None:
+            return self._not_found()
+        if self._token() is None:
+            response = jsonify({"message": "Requires authentication"})
+            response.status_code = 401
+            return response
+        body = await request.get_json()
+        self.reviews.append({**body, "number": number, "token": self._token()})
+        review_id = len(self.reviews)
+        return jsonify(
+            {
+                "id": review_id,
+                "body": body.get("body"),
+                "state": "COMMENTED",
+                "user": {"login": "octocat", "id": 1},
+                "html_url": f"https://github.com/{repository.full_name}/pull/{number}#pullrequestreview-{review_id}",
+                "pull_request_url": f"{self.base_url}/repos/{repository.full_name}/pulls/{number}",
+                "commit_id": "a" * 40,
+            }
+        )
