@@ -1,8 +1,9 @@
-"""The baseline for bench/health.py: plain Quart with nothing but the same `/health` route.
+"""The baseline for bench/run.py and bench/health.py: plain Quart with nothing but the same `/health` route.
 
 No QuartSchema, no middleware, no logging set-up, no database: what Quart alone costs on the same server.
 The body matches `backend.api.health.get_health` (same keys, same order, same version).
-Served as `hypercorn 'bench.bare_app:create_app()'` from the repository root.
+Served as `python -m bench.bare_app` (the Hypercorn config of `python -m backend serve`: HOST, PORT and
+WORKERS from the environment), or by uvicorn as `bench.bare_app:create_app` with `--factory`.
 """
 
 from __future__ import annotations
@@ -24,3 +25,19 @@ def create_app() -> Quart:
         return {"status": "ok", "version": VERSION, "uptime_seconds": round(time.monotonic() - STARTED_AT, 3)}
 
     return app
+
+
+def main() -> int:
+    """Serve the bare app exactly as `python -m backend serve` serves ours (same Hypercorn config)."""
+    from hypercorn.run import run
+
+    from backend.config import load_settings
+    from backend.server import hypercorn_config
+
+    config = hypercorn_config(load_settings())
+    config.application_path = "bench.bare_app:create_app()"
+    return run(config)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -16,15 +16,9 @@ bench/results/health-<timestamp>.json. See bench/README.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import http.client
 import json
 import os
-import platform
-import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,12 +29,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS_DIR = REPO / "bench" / "results"
-HOST = "127.0.0.1"  # the only address this benchmark ever talks to
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import harness
+from bench.harness import (
+    HOST,
+    REPO,
+    RESULTS_DIR,
+    cpu_seconds,
+    free_port,
+    loadavg,
+    parse_wrk,
+    read_status_kib,
+    wrk_path,
+)
+
 PATH = "/health"
-STARTUP_TIMEOUT_SECONDS = 30.0
-STOP_TIMEOUT_SECONDS = 15.0
+VERSIONED_PACKAGES = ("quart", "hypercorn", "uvloop", "quart-schema", "quart-cors", "structlog", "prometheus-client")
 
 
 @dataclass(frozen=True)
@@ -93,190 +98,33 @@ class Run:
     wrk_output: str = field(repr=False)
 
 
-# ----------------------------------------------------------------------------------------- wrk
-
-
-def wrk_path() -> str:
-    path = shutil.which("wrk")
-    if path is None:
-        sys.exit(
-            "error: `wrk` is not on PATH. Install Debian's package first:\n    apt-get update && apt-get install -y wrk"
-        )
-    return path
-
-
-_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
-
-
-def _to_ms(value: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", value)
-    if match is None:
-        raise ValueError(f"unparsable wrk duration {value!r}")
-    return float(match.group(1)) * _UNITS_MS[match.group(2)]
-
-
-def parse_wrk(output: str) -> dict[str, Any]:
-    """Requests/s, latency percentiles, totals and errors from `wrk --latency` output."""
-    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.MULTILINE)
-    if rps is None:
-        raise ValueError("no 'Requests/sec' line in wrk output:\n" + output)
-    latency: dict[str, float] = {}
-    distribution = output.split("Latency Distribution", 1)
-    if len(distribution) == 2:
-        for percent, value in re.findall(r"^\s+(\d+(?:\.\d+)?)%\s+(\S+)", distribution[1], re.MULTILINE):
-            latency[percent.removesuffix(".000").removesuffix(".00")] = round(_to_ms(value), 3)
-    if "50" not in latency or "99" not in latency:
-        raise ValueError("no latency distribution in wrk output (was --latency passed?):\n" + output)
-    total = re.search(r"^\s+(\d+) requests in", output, re.MULTILINE)
-    errors = {"connect": 0, "read": 0, "write": 0, "timeout": 0}
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    if socket_errors:
-        errors = dict(zip(errors, map(int, socket_errors.groups()), strict=True))
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return {
-        "requests_per_second": float(rps.group(1)),
-        "latency_ms": latency,
-        "requests": int(total.group(1)) if total else 0,
-        "errors": errors,
-        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
-    }
-
-
-def run_wrk(wrk: str, url: str, threads: int, connections: int, seconds: int) -> str:
-    command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"wrk failed ({result.returncode}): {result.stderr.strip() or result.stdout}")
-    return result.stdout
-
-
-# -------------------------------------------------------------------------------------- server
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def read_status_kib(pid: int, key: str) -> int | None:
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return None
-
-
-def cpu_seconds(pid: int) -> float | None:
-    with contextlib.suppress(OSError, IndexError, ValueError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-    return None
-
-
-def loadavg() -> float | None:
-    with contextlib.suppress(OSError, ValueError):
-        return float(Path("/proc/loadavg").read_text().split()[0])
-    return None
-
-
-def worker_pid(supervisor: int) -> int | None:
-    """Hypercorn with --workers 1 serves from a spawned child; its resource tracker is another child."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            stat = (entry / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid == supervisor and b"spawn_main" in (entry / "cmdline").read_bytes():
-                return int(entry.name)
-    return None
-
-
-class Server:
-    """One Hypercorn process serving `variant`, started and stopped by this script only."""
+class Server(harness.Server):
+    """One Hypercorn process (`--workers 1`, uvloop) serving `variant` on a throw-away SQLite database."""
 
     def __init__(self, variant: Variant, environment: str, hypercorn: str) -> None:
         self.variant = variant
-        self.port = free_port()
         self.tmpdir = Path(tempfile.mkdtemp(prefix="bench-health-"))
-        self.stderr_path = self.tmpdir / "stderr.log"
-        env = dict(os.environ)
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        port = free_port()
+        env = {key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
         env.update(
             ENVIRONMENT=environment,
             DATABASE_URL=f"sqlite+aiosqlite:///{self.tmpdir / 'bench.db'}",
             PYTHONUNBUFFERED="1",
         )
-        env.update(variant.env)  # a variant may bring its own database (bench/auth.py: PostgreSQL)
-        self.command = [
-            hypercorn,
-            "--workers",
-            "1",
-            "-k",
-            "uvloop",
-            "--backlog",
-            "2048",
-            "--bind",
-            f"{HOST}:{self.port}",
-            variant.app,
-        ]
-        self.env = env
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.worker: int | None = None
+        env.update(variant.env)
+        command = [hypercorn, "--workers", "1", "-k", "uvloop", "--backlog", "2048", "--bind", f"{HOST}:{port}"]
+        super().__init__(variant.name, [*command, variant.app], env, port, self.tmpdir / "stderr.log")
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}{PATH}"
+        return f"{self.base_url}{PATH}"
 
-    def start(self) -> None:
-        with self.stderr_path.open("wb") as stderr:
-            self.proc = subprocess.Popen(  # stdout (the access log, when on) goes to /dev/null
-                self.command,
-                cwd=REPO,
-                env=self.env,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.variant.name}: server exited with {self.proc.returncode}:\n{self.log()}")
-            if self._healthy():
-                self.worker = worker_pid(self.proc.pid) or self.proc.pid
-                return
-            time.sleep(0.1)
-        raise RuntimeError(
-            f"{self.variant.name}: /health did not answer in {STARTUP_TIMEOUT_SECONDS:.0f} s:\n{self.log()}"
-        )
-
-    def _healthy(self) -> bool:
-        connection = http.client.HTTPConnection(HOST, self.port, timeout=1)
-        try:
-            connection.request("GET", PATH)
-            response = connection.getresponse()
-            body = json.loads(response.read())
-            return response.status == 200 and body.get("status") == "ok"
-        except (OSError, ValueError, http.client.HTTPException):
-            return False
-        finally:
-            connection.close()
-
-    def log(self) -> str:
-        with contextlib.suppress(OSError):
-            return self.stderr_path.read_text(errors="replace")[-4000:]
-        return ""
+    @property
+    def worker(self) -> int:
+        return self.workers[0]
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)  # the group this script created
-                self.proc.wait(timeout=STOP_TIMEOUT_SECONDS)
+        super().stop()
         shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     def __enter__(self) -> Server:
@@ -287,8 +135,9 @@ class Server:
             raise
         return self
 
-    def __exit__(self, *_: object) -> None:
-        self.stop()
+
+def run_wrk(wrk: str, url: str, threads: int, connections: int, seconds: int) -> str:
+    return harness.run_wrk(url, threads=threads, connections=connections, seconds=seconds)["output"]
 
 
 # ----------------------------------------------------------------------------------------- main
@@ -366,29 +215,10 @@ def profile(variant: Variant, args: argparse.Namespace, wrk: str, hypercorn: str
     return [path for path in outputs.values() if path.exists()]
 
 
-# Frames worth naming in the summary: our code and the libraries it adds on top of Quart.
-HOTSPOT_FRAMES = re.compile(
-    r"\((backend/|quart_schema/|quart_cors/|prometheus_client/|structlog/|pydantic/type_adapter)"
-)
-
-
-def print_hotspots(raw: Path, limit: int = 15) -> None:
-    """Inclusive share of the worker's samples for the frames of HOTSPOT_FRAMES, from py-spy's raw stacks."""
-    inclusive: dict[str, int] = {}
-    total = 0
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        total += int(count)
-        for frame in set(stack.split(";")):
-            if HOTSPOT_FRAMES.search(frame):
-                inclusive[frame] = inclusive.get(frame, 0) + int(count)
-    if not total:
-        return
-    print(f"\nprofile: inclusive share of the worker's {total} samples (whole request = 100% of its CPU)")
-    for frame, count in sorted(inclusive.items(), key=lambda item: -item[1])[:limit]:
-        print(f"  {100 * count / total:5.1f}%  {frame}")
+def print_hotspots(raw: Path) -> None:
+    print("\nprofile: inclusive share of the worker's samples (whole request = 100% of its CPU)")
+    for share, frame in harness.hotspots(raw, limit=15):
+        print(f"  {share:5.1f}%  {frame}")
 
 
 def summarise(runs: list[Run], names: list[str]) -> dict[str, Any]:
@@ -460,35 +290,6 @@ def print_table(runs: list[Run], summary: dict[str, Any]) -> None:
         )
 
 
-def versions() -> dict[str, Any]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found: dict[str, Any] = {"python": platform.python_version()}
-    for package in ("quart", "hypercorn", "uvloop", "quart-schema", "quart-cors", "structlog", "prometheus-client"):
-        with contextlib.suppress(PackageNotFoundError):
-            found[package] = version(package)
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        found["wrk"] = (
-            subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=5, check=False)
-            .stdout.split("Copyright")[0]
-            .strip()
-        )
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        git = ["git", "-C", str(REPO)]
-        found["git_commit"] = subprocess.run(
-            [*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        ).stdout.strip()
-        # What was measured is the working tree: name the files that differ from that commit.
-        found["git_modified"] = subprocess.run(
-            [*git, "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        ).stdout.splitlines()
-    return found
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -541,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     if hypercorn is None:
         sys.exit("error: hypercorn is not installed in this Python environment (activate .venv)")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    found_versions = versions()  # before the runs: the commit and the working tree that get measured
+    found_versions = harness.versions(
+        VERSIONED_PACKAGES
+    )  # before the runs: the commit and the working tree that get measured
     estimate = args.rounds * len(args.variant_names) * (3 + args.warmup + args.duration)
     print(
         f"GET {PATH}: {args.rounds} rounds x {args.variant_names}, wrk -t{args.threads} -c{args.connections} "
@@ -579,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
             name: {"app": VARIANTS[name].app, "env": VARIANTS[name].env, "description": VARIANTS[name].description}
             for name in args.variant_names
         },
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": harness.machine(),
         "versions": found_versions,
         "summary": summary,
         "runs": [vars(run) for run in runs],
