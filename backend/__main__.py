@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(openapi_document(settings), indent=2))
             return 0
         case "worker":
-            return not_yet("worker", "the arq worker arrives with code reviews; JOBS_BACKEND=inprocess runs jobs")
+            return worker(settings)
         case "create-admin":
             return create_admin(settings, args.email, args.name)
     return 2
@@ -148,9 +148,22 @@ def openapi_document(settings: Settings) -> dict:
     return asyncio.run(build())
 
 
-def not_yet(command: str, reason: str) -> int:
-    print(f"{command}: not available yet: {reason}", file=sys.stderr)
-    return 3
+def worker(settings: Settings) -> int:
+    """Run background jobs (code reviews) from Redis until SIGINT/SIGTERM: `JOBS_BACKEND=arq` only."""
+    if settings.jobs_backend != "arq":
+        print(
+            "worker: JOBS_BACKEND is inprocess, so the server runs jobs itself; "
+            "set JOBS_BACKEND=arq and REDIS_URL (for the server too) to run them in workers",
+            file=sys.stderr,
+        )
+        return 2
+    from backend.jobs.arq_worker import WorkerMisconfigured, run_worker
+
+    try:
+        return run_worker(settings)
+    except WorkerMisconfigured as error:
+        print(f"worker: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

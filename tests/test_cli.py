@@ -108,9 +108,34 @@ def test_migrate_command_is_repeatable(tmp_path: Path) -> None:
         assert "database at revision" in result.stderr
 
 
-def test_commands_of_later_features_say_so(tmp_path: Path) -> None:
+def test_worker_command_without_the_arq_backend_explains_and_fails(tmp_path: Path) -> None:
     result = run_backend("worker", cwd=tmp_path)
-    assert result.returncode != 0 and "not available yet" in result.stderr
+    assert result.returncode == 2 and "JOBS_BACKEND=arq" in result.stderr
+
+
+def test_worker_command_runs_the_arq_worker_until_sigterm(tmp_path: Path, redis_server: str) -> None:
+    assert run_backend("migrate", cwd=tmp_path).returncode == 0
+    log_path = tmp_path / "worker.log"
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "backend", "worker"],
+            cwd=tmp_path,
+            env=backend_env(JOBS_BACKEND="arq", REDIS_URL=redis_server),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while "jobs.worker_started" not in log_path.read_text() and time.monotonic() < deadline:
+                assert process.poll() is None, log_path.read_text()
+                time.sleep(0.1)
+            assert "jobs.worker_started" in log_path.read_text()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            returncode = process.wait(timeout=60)
+    assert returncode == 0, log_path.read_text()
+    assert "jobs.worker_stopped" in log_path.read_text()
 
 
 def test_create_admin_creates_then_promotes_and_the_admin_can_sign_in(tmp_path: Path) -> None:

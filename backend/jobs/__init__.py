@@ -17,6 +17,7 @@ through Redis, `backend.jobs.arq`).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -167,6 +168,10 @@ async def run(context: JobContext, row: Job) -> None:
         if handler is None:
             raise UnknownJobKind(f"no handler for job kind {row.kind!r}")
         await handler(context, dict(row.payload))
+    except asyncio.CancelledError:
+        # The worker is stopping: queue the job again now rather than after the lease runs out.
+        await asyncio.shield(_release(context.session_factory, row.id))
+        raise
     except Exception as error:
         log.warning("jobs.failed", job_id=row.id, kind=row.kind, error_type=type(error).__name__, exc_info=True)
         reason = f"{type(error).__name__}: {error}"[:MAX_ERROR_CHARS]
@@ -175,6 +180,18 @@ async def run(context: JobContext, row: Job) -> None:
         return
     await _finish(context.session_factory, row.id, "completed", None)
     log.info("jobs.completed", job_id=row.id, kind=row.kind)
+
+
+async def _release(session_factory: SessionFactory, job_id: int) -> None:
+    try:
+        async with session_factory() as session:
+            await session.execute(
+                update(Job).where(Job.id == job_id, Job.status == "running").values(status="queued", started_at=None)
+            )
+            await session.commit()
+        log.info("jobs.released", job_id=job_id)
+    except Exception:  # the database is gone too: the lease brings the job back later
+        log.warning("jobs.release_failed", job_id=job_id, exc_info=True)
 
 
 async def _after_failure(context: JobContext, kind: str, payload: dict[str, Any], reason: str) -> None:

@@ -29,6 +29,7 @@ MAX_JOBS = 4  # per worker process: reviews wait on GitHub and the LLM, not the 
 SWEEP_SECONDS = {0, 30}  # the seconds of each minute at which the sweep runs
 JOB_TIMEOUT_SECONDS = jobs.LEASE_SECONDS - 60  # cut before the lease ends, so a slow job is not run twice
 CONNECT_TIMEOUT_SECONDS = 2
+STOP_GRACE_SECONDS = 20  # on SIGTERM, running jobs get this long; the rest go back to the queue
 
 log = structlog.get_logger(__name__)
 
@@ -148,7 +149,7 @@ def run_worker(settings: Settings) -> int:
     """`python -m backend worker`: run until SIGINT/SIGTERM (running jobs are given time to finish)."""
 
     async def main() -> None:
-        worker = Worker(**worker_options(settings), job_completion_wait=JOB_TIMEOUT_SECONDS)
+        worker = Worker(**worker_options(settings), job_completion_wait=STOP_GRACE_SECONDS)
         try:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker.async_run()
