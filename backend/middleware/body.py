@@ -21,7 +21,12 @@ class JSONRequest(Request):
             if self.mimetype or await self.get_data(cache=True):
                 raise UnsupportedMediaType()
             return {}  # no body at all: the same as an empty object, so optional-only bodies may be omitted
-        return await super().get_json(force=force, silent=silent, cache=cache)
+        try:
+            return await super().get_json(force=force, silent=silent, cache=cache)
+        except UnicodeDecodeError:  # decoding the body as text fails before JSON parsing is reached
+            if silent:
+                return None
+            raise InvalidJSON() from None
 
     def on_json_loading_failed(self, error: Exception) -> Any:
         raise InvalidJSON()

@@ -1,4 +1,6 @@
-"""Request ids, the access log, CORS, security headers and metrics, through the real app."""
+"""Request ids, the access log, CORS for the allowed origin, and metrics, through the real app.
+
+Refusals (unknown origins, security headers, HSTS, the docs CSP) live in tests/security/test_browser.py."""
 
 from __future__ import annotations
 
@@ -63,52 +65,11 @@ async def test_cors_preflight_from_allowed_origin(embedded_client: QuartClient) 
     assert "POST" in response.headers["Access-Control-Allow-Methods"]
 
 
-async def test_cors_refuses_unknown_origin(embedded_client: QuartClient) -> None:
-    preflight = await embedded_client.options(
-        "/health", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
-    )
-    assert "Access-Control-Allow-Origin" not in preflight.headers
-    assert "Access-Control-Allow-Credentials" not in preflight.headers
-    simple = await embedded_client.get("/health", headers={"Origin": "https://evil.example"})
-    assert "Access-Control-Allow-Origin" not in simple.headers
-
-
 async def test_cors_exposes_request_id_and_rate_limit_headers(embedded_client: QuartClient) -> None:
     response = await embedded_client.get("/health", headers={"Origin": ALLOWED_ORIGIN})
     assert response.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
     exposed = {header.strip().lower() for header in response.headers["Access-Control-Expose-Headers"].split(",")}
     assert {"x-request-id", "retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"} <= exposed
-
-
-@pytest.mark.parametrize("path", ["/health", "/api/v1/missing", "/openapi.json"])
-async def test_security_headers_on_api_responses(embedded_client: QuartClient, path: str) -> None:
-    response = await embedded_client.get(path)
-    assert response.headers["X-Content-Type-Options"] == "nosniff"
-    assert response.headers["X-Frame-Options"] == "DENY"
-    assert response.headers["Referrer-Policy"] == "no-referrer"
-    assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
-    assert "Strict-Transport-Security" not in response.headers  # only in production
-
-
-async def test_docs_csp_allows_only_own_scripts(embedded_client: QuartClient) -> None:
-    csp = (await embedded_client.get("/docs")).headers["Content-Security-Policy"]
-    assert "script-src 'self'" in csp and "unsafe-eval" not in csp
-    assert "script-src 'self' 'unsafe-inline'" not in csp
-
-
-async def test_hsts_in_production(tmp_path: Path) -> None:
-    settings = make_settings(
-        environment="production",
-        frontend_url="https://codementor.example",
-        token_encryption_key="CQ8tNkEXcTwh_oW1AOdO22I97r60YoYbN_AQYwMA6ho=",
-        bcrypt_rounds=12,
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/prod.db",
-        log_level="ERROR",
-    )
-    app = create_app(settings)
-    async with app.test_app():
-        response = await app.test_client().get("/health")
-    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
 
 
 async def test_metrics_count_requests_by_route_template(embedded_client: QuartClient) -> None:
