@@ -13,6 +13,10 @@ MAX_REVIEW_PATHS = 100
 REPOSITORY_URL = re.compile(
     r"https://github\.com/(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/(?P<name>[A-Za-z0-9._-]{1,100}?)(?:\.git)?"
 )
+# The same rule as one ECMAScript pattern for the OpenAPI document: "." and ".." are not repository names.
+REPOSITORY_URL_PATTERN = (
+    r"^https://github\.com/[A-Za-z0-9][A-Za-z0-9-]{0,38}/(?!\.\.?(?:\.git)?$)[A-Za-z0-9._-]{1,100}?(?:\.git)?$"
+)
 
 FocusArea = Literal["security", "performance", "best_practices", "readability", "testing"]
 ReviewStatus = Literal["queued", "running", "completed", "failed"]
@@ -41,7 +45,9 @@ class GitHubConnection(BaseModel):
 
 class RepositoryCreate(BaseModel):
     repository_url: Annotated[str, Field(max_length=300), AfterValidator(_repository_url)] = Field(
-        examples=["https://github.com/octocat/hello-world"]
+        examples=["https://github.com/octocat/hello-world"],
+        # What the validator enforces, for clients and fuzzers (pydantic's own regex engine has no lookahead).
+        json_schema_extra={"pattern": REPOSITORY_URL_PATTERN},
     )
 
 
