@@ -35,6 +35,10 @@ SENSITIVE_KEYS = frozenset(
     }
 )
 REDACTED = "[redacted]"
+# Libraries whose DEBUG output carries payloads: aiosqlite logs every statement with its parameters
+# (password hashes, token digests, messages), the LLM SDKs log whole requests (prompts, code), hpack
+# logs HTTP/2 headers (Authorization). They stay at WARNING whatever LOG_LEVEL says.
+PAYLOAD_LOGGERS = ("aiosqlite", "asyncpg", "openai", "anthropic", "httpx", "httpcore", "hpack", "urllib3")
 
 
 def redact_sensitive(_: Any, __: str, event_dict: EventDict) -> EventDict:
@@ -80,3 +84,5 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     logging.getLogger("hypercorn.access").setLevel(logging.WARNING)
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    for name in PAYLOAD_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
