@@ -8,7 +8,6 @@ gives, errors and the docs included. (tests/api/test_auth.py keeps the CSRF happ
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ from backend.app import create_app
 from backend.config import Settings
 from tests.conftest import make_settings
 from tests.helpers import PASSWORD, register, unique_email
-from tests.probes import mount_probes
 from tests.security.support import UNSAFE_METHODS, problem_code, routes
 
 ALLOWED_ORIGIN = "http://localhost:5173"
@@ -71,14 +69,6 @@ async def test_cookie_auth_without_csrf_header_is_refused_on_every_unsafe_route(
     assert still_signed_in.status_code == 200
 
 
-@pytest.fixture
-async def any_response_client(sqlite_url: str) -> AsyncIterator[QuartClient]:
-    application = create_app(make_settings(database_url=sqlite_url))
-    mount_probes(application)
-    async with application.test_app():
-        yield application.test_client()
-
-
 async def every_kind_of_response(client: QuartClient) -> list[tuple[str, object]]:
     """(label, response) for success, each error class, a 500, a preflight and the docs."""
     big = b"{" + b" " * (1024 * 1024 + 10) + b"}"
@@ -99,8 +89,8 @@ async def every_kind_of_response(client: QuartClient) -> list[tuple[str, object]
     ]
 
 
-async def test_security_headers_on_every_kind_of_response(any_response_client: QuartClient) -> None:
-    for label, response in await every_kind_of_response(any_response_client):
+async def test_security_headers_on_every_kind_of_response(embedded_probe_client: QuartClient) -> None:
+    for label, response in await every_kind_of_response(embedded_probe_client):
         for name, value in API_HEADERS.items():
             assert response.headers.get(name) == value, (label, name)
         csp = response.headers["Content-Security-Policy"]
@@ -109,9 +99,9 @@ async def test_security_headers_on_every_kind_of_response(any_response_client: Q
         assert "Strict-Transport-Security" not in response.headers, label  # development and test speak http
 
 
-async def test_docs_get_a_csp_that_runs_only_our_own_scripts(any_response_client: QuartClient) -> None:
+async def test_docs_get_a_csp_that_runs_only_our_own_scripts(embedded_probe_client: QuartClient) -> None:
     for path in ("/docs", "/docs/static/swagger-ui-bundle.js"):
-        response = await any_response_client.get(path)
+        response = await embedded_probe_client.get(path)
         assert response.status_code == 200 and response.headers["X-Frame-Options"] == "DENY"
         csp = response.headers["Content-Security-Policy"]
         assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
@@ -127,19 +117,19 @@ async def test_production_adds_hsts_to_every_response(tmp_path: Path) -> None:
             assert int(hsts.split("max-age=")[1].split(";")[0]) >= 31536000, path
 
 
-async def test_cors_refuses_unknown_origins_on_every_kind_of_response(any_response_client: QuartClient) -> None:
+async def test_cors_refuses_unknown_origins_on_every_kind_of_response(embedded_probe_client: QuartClient) -> None:
     for origin in EVIL_ORIGINS:
         for path, method in [("/health", "GET"), ("/api/v1/users/me", "GET"), ("/api/v1/auth/login", "OPTIONS")]:
             headers = {"Origin": origin, "Access-Control-Request-Method": "POST"}
-            response = await any_response_client.open(path, method=method, headers=headers)
+            response = await embedded_probe_client.open(path, method=method, headers=headers)
             assert "Access-Control-Allow-Origin" not in response.headers, (origin, path)
             assert "Access-Control-Allow-Credentials" not in response.headers, (origin, path)
 
 
-async def test_cors_never_answers_a_wildcard_with_credentials(any_response_client: QuartClient) -> None:
-    for label, response in await every_kind_of_response(any_response_client):
+async def test_cors_never_answers_a_wildcard_with_credentials(embedded_probe_client: QuartClient) -> None:
+    for label, response in await every_kind_of_response(embedded_probe_client):
         assert response.headers.get("Access-Control-Allow-Origin") != "*", label
-    allowed = await any_response_client.get("/api/v1/users/me", headers={"Origin": ALLOWED_ORIGIN})
+    allowed = await embedded_probe_client.get("/api/v1/users/me", headers={"Origin": ALLOWED_ORIGIN})
     assert allowed.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
     assert allowed.headers["Access-Control-Allow-Credentials"] == "true" and "Origin" in allowed.headers["Vary"]
     with pytest.raises(ValueError, match="CORS_ORIGINS"):
