@@ -10,6 +10,7 @@ from quart_schema import QuartSchema
 
 from backend import __version__
 from backend.api import register_blueprints
+from backend.api.openapi import APIDocument
 from backend.cache import create_cache
 from backend.config import Settings, load_settings
 from backend.db import create_engine, create_session_factory, register_session_hooks
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         },
         tags=OPENAPI_TAGS,
         security_schemes=SECURITY_SCHEMES,
+        openapi_provider_class=APIDocument,  # adds the problem, 204 and 302 responses of every route
         swagger_ui_path=None,  # our own /docs serves Swagger UI from local files (api/docs.py)
         redoc_ui_path=None,
         scalar_ui_path=None,

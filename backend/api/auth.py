@@ -13,6 +13,7 @@ from backend.api.guards import (
     require_user,
     settings,
 )
+from backend.api.openapi import no_content, problem_responses
 from backend.cache import get_cache
 from backend.db import after_commit, get_session
 from backend.errors import Unauthorized
@@ -113,6 +114,7 @@ def signed_out() -> None:
 @rate_limit("register")
 @validate_request(RegisterRequest)
 @validate_response(TokenPayload, 201)
+@problem_responses(409, 429)
 async def register_account(data: RegisterRequest) -> tuple[TokenPayload, int]:
     """Create an account and sign in.
 
@@ -135,6 +137,7 @@ async def register_account(data: RegisterRequest) -> tuple[TokenPayload, int]:
 @rate_limit("login")
 @validate_request(LoginRequest)
 @validate_response(TokenPayload)
+@problem_responses(401, 403, 429)
 async def login(data: LoginRequest) -> TokenPayload:
     """Sign in with email and password.
 
@@ -149,6 +152,7 @@ async def login(data: LoginRequest) -> TokenPayload:
 @bp.post("/refresh")
 @validate_request(RefreshRequest)
 @validate_response(TokenPayload)
+@problem_responses(401)
 async def refresh_tokens(data: RefreshRequest) -> TokenPayload:
     """Exchange a refresh token (body or cookie) for new tokens; the old one stops working.
 
@@ -164,6 +168,7 @@ async def refresh_tokens(data: RefreshRequest) -> TokenPayload:
 
 @bp.post("/logout")
 @require_user
+@no_content
 async def logout() -> tuple[str, int]:
     """End this session and clear the cookies."""
     await auth_service.revoke_sessions(
@@ -175,6 +180,7 @@ async def logout() -> tuple[str, int]:
 
 @bp.post("/logout-all")
 @require_user
+@no_content
 async def logout_everywhere() -> tuple[str, int]:
     """End every session of the signed-in user, on every device."""
     await auth_service.revoke_sessions(get_session(), settings(), get_cache(), current_user().id, reason="logout_all")
@@ -213,6 +219,7 @@ async def list_sessions() -> SessionList:
 
 @bp.delete("/sessions/<int:session_id>")
 @require_user
+@no_content
 async def delete_session(session_id: int) -> tuple[str, int]:
     """Sign out one device. 404 for a session that is not yours."""
     await auth_service.end_session(get_session(), settings(), get_cache(), current_user(), session_id)
@@ -223,6 +230,7 @@ async def delete_session(session_id: int) -> tuple[str, int]:
 @require_user
 @validate_request(PasswordChangeRequest)
 @validate_response(TokenPayload)
+@problem_responses(400)
 async def change_password(data: PasswordChangeRequest) -> TokenPayload:
     """Change the password; every other session is ended and this one gets new tokens.
 
@@ -244,6 +252,7 @@ async def change_password(data: PasswordChangeRequest) -> TokenPayload:
 @rate_limit("password_reset")
 @validate_request(EmailRequest)
 @validate_response(Message, 202)
+@problem_responses(429)
 async def request_password_reset(data: EmailRequest) -> tuple[Message, int]:
     """Email a password-reset link valid for one hour.
 
@@ -256,6 +265,7 @@ async def request_password_reset(data: EmailRequest) -> tuple[Message, int]:
 @bp.post("/password-reset/confirm")
 @validate_request(PasswordResetConfirm)
 @validate_response(Message)
+@problem_responses(400)
 async def confirm_password_reset(data: PasswordResetConfirm) -> Message:
     """Set a new password with the emailed token; every session is ended.
 
@@ -269,6 +279,7 @@ async def confirm_password_reset(data: PasswordResetConfirm) -> Message:
 @bp.post("/verify-email")
 @validate_request(TokenRequest)
 @validate_response(VerifyEmailResult)
+@problem_responses(400)
 async def verify_email(data: TokenRequest) -> VerifyEmailResult:
     """Confirm the email address with the emailed token (already verified is 200 too).
 
@@ -282,6 +293,7 @@ async def verify_email(data: TokenRequest) -> VerifyEmailResult:
 @rate_limit("resend_verification")
 @validate_request(EmailRequest)
 @validate_response(Message, 202)
+@problem_responses(429)
 async def resend_verification(data: EmailRequest) -> tuple[Message, int]:
     """Send the verification email again (at most 3 per address per hour, registration's included).
 
@@ -294,6 +306,7 @@ async def resend_verification(data: EmailRequest) -> tuple[Message, int]:
 @bp.post("/oauth/exchange")
 @validate_request(CodeRequest)
 @validate_response(TokenPayload)
+@problem_responses(400, 403)
 async def exchange_oauth_code(data: CodeRequest) -> TokenPayload:
     """Trade the one-time code from the OAuth redirect for tokens (valid 60 seconds, once).
 

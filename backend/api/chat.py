@@ -10,6 +10,7 @@ from quart import Blueprint, Response, current_app, request
 from quart_schema import tag_blueprint, validate_querystring, validate_request, validate_response
 
 from backend.api.guards import current_user, require_user, settings
+from backend.api.openapi import alternative_content, no_content, problem_responses
 from backend.db import get_session
 from backend.integrations.llm import LLM
 from backend.middleware.rate_limit import rate_limit
@@ -81,6 +82,7 @@ def event_stream(events: AsyncIterator[chat_service.StreamEvent]) -> Response:
 @require_user
 @validate_request(ConversationCreate)
 @validate_response(ConversationRead, 201)
+@problem_responses(404)
 async def create_conversation(data: ConversationCreate) -> tuple[ConversationRead, int]:
     """Start a conversation with the tutor.
 
@@ -129,6 +131,7 @@ async def rename_conversation(conversation_id: int, data: ConversationUpdate) ->
 
 @bp.delete("/conversations/<int:conversation_id>")
 @require_user
+@no_content
 async def delete_conversation(conversation_id: int) -> tuple[str, int]:
     """Delete a conversation and its messages."""
     await chat_service.delete_conversation(get_session(), current_user(), conversation_id)
@@ -152,6 +155,10 @@ async def list_messages(conversation_id: int, query_args: MessagesQuery) -> Mess
 @rate_limit("chat")
 @validate_request(MessageCreate)
 @validate_response(MessagePair, 201)
+@problem_responses(429, 502, 504)
+@alternative_content(
+    200, "text/event-stream", "With `stream: true` or `Accept: text/event-stream`: the reply as events."
+)
 async def post_message(conversation_id: int, data: MessageCreate) -> tuple[MessagePair, int] | Response:
     """Send a message to the tutor.
 
@@ -178,6 +185,7 @@ async def post_message(conversation_id: int, data: MessageCreate) -> tuple[Messa
 @rate_limit("chat")
 @validate_request(ShortcutMessage)
 @validate_response(ShortcutReply)
+@problem_responses(404, 429, 502, 504)
 async def post_chat_message(data: ShortcutMessage) -> ShortcutReply:
     """Ask the tutor in one call, in a given conversation or a new one.
 

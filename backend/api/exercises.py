@@ -8,6 +8,7 @@ from quart import Blueprint, current_app
 from quart_schema import tag_blueprint, validate_querystring, validate_request, validate_response
 
 from backend.api.guards import current_user, require_role, require_user
+from backend.api.openapi import no_content, problem_responses
 from backend.db import get_session
 from backend.integrations.llm import LLM
 from backend.integrations.sandbox import Sandbox
@@ -81,6 +82,7 @@ async def list_exercises(query_args: ExerciseQuery) -> ExercisePage:
 @bp.get("/daily")
 @require_user
 @validate_response(Daily)
+@problem_responses(404)
 async def get_daily_exercise() -> Daily:
     """Today's exercise: at most one per local day, an open earlier one first.
 
@@ -139,6 +141,7 @@ async def update_difficulty(data: DifficultyUpdate) -> DifficultyRead:
 @rate_limit("generate")
 @validate_request(GenerateRequest)
 @validate_response(ExerciseRead, 201)
+@problem_responses(429, 502)
 async def generate_exercise(data: GenerateRequest) -> tuple[ExerciseRead, int]:
     """Have the AI write an exercise for you (3 per hour).
 
@@ -173,6 +176,7 @@ async def get_exercise(exercise_id: int) -> ExerciseRead:
 @rate_limit("submit")
 @validate_request(SubmissionCreate)
 @validate_response(SubmitResult)
+@problem_responses(429)
 async def submit_solution(exercise_id: int, data: SubmissionCreate) -> SubmitResult:
     """Run your code against the hidden tests and grade it.
 
@@ -221,6 +225,7 @@ async def list_exercise_submissions(exercise_id: int, query_args: PageQuery) -> 
 @require_user
 @validate_request(HintRequest)
 @validate_response(HintRead)
+@problem_responses(409)
 async def get_exercise_hint(exercise_id: int, data: HintRequest) -> HintRead:
     """The next of the exercise's three hints, tailored to your code when an AI model is configured.
 
@@ -239,6 +244,7 @@ async def get_exercise_hint(exercise_id: int, data: HintRequest) -> HintRead:
 @bp.post("/<int:exercise_id>/skip")
 @require_user
 @validate_response(SkipResult)
+@problem_responses(409)
 async def skip_exercise(exercise_id: int) -> SkipResult:
     """Skip an exercise you have open: 2 per 7 days, then 409 `conflict` (also on a completed one)."""
     row, remaining = await daily_service.skip(get_session(), current_user(), exercise_id)
@@ -254,6 +260,7 @@ async def skip_exercise(exercise_id: int) -> SkipResult:
 @require_role("admin")
 @validate_request(ExerciseWrite)
 @validate_response(ExerciseRead, 201)
+@problem_responses(409)
 async def create_exercise(data: ExerciseWrite) -> tuple[ExerciseRead, int]:
     """Add an exercise to the catalog (admins only; anyone else 403 `forbidden`)."""
     return exercise_read(await exercises_service.create_exercise(get_session(), data.stored())), 201
@@ -263,6 +270,7 @@ async def create_exercise(data: ExerciseWrite) -> tuple[ExerciseRead, int]:
 @require_role("admin")
 @validate_request(ExerciseWrite)
 @validate_response(ExerciseRead)
+@problem_responses(409)
 async def replace_exercise(exercise_id: int, data: ExerciseWrite) -> ExerciseRead:
     """Replace an exercise (admins only; anyone else 403 `forbidden`)."""
     return exercise_read(await exercises_service.update_exercise(get_session(), exercise_id, data.stored()))
@@ -270,6 +278,7 @@ async def replace_exercise(exercise_id: int, data: ExerciseWrite) -> ExerciseRea
 
 @bp.delete("/<int:exercise_id>")
 @require_role("admin")
+@no_content
 async def delete_exercise(exercise_id: int) -> tuple[str, int]:
     """Delete an exercise with its assignments and submissions (admins only; anyone else 403)."""
     await exercises_service.delete_exercise(get_session(), exercise_id)

@@ -15,10 +15,11 @@ from quart.blueprints import BlueprintSetupState
 from quart_schema import document_querystring, tag_blueprint, validate_response
 
 from backend.api.guards import settings
+from backend.api.openapi import problem_responses, redirects
 from backend.cache import get_cache
 from backend.db import get_session
 from backend.errors import NotFound
-from backend.integrations.oauth import Provider, Providers
+from backend.integrations.oauth import PROVIDER_NAMES, Provider, Providers
 from backend.middleware.rate_limit import rate_limit
 from backend.schemas.auth import OAuthCallbackQuery, OAuthProvider, OAuthProviderList, OAuthStartQuery
 from backend.services import auth as auth_service
@@ -30,6 +31,8 @@ tag_blueprint(bp, ["auth"])
 BINDING_COOKIE = "oauth_binding"
 PROVIDERS_EXTENSION = "oauth_providers"
 MOUNT_PATH_CONFIG = "OAUTH_MOUNT_PATH"
+# Only the provider names match: `/oauth/exchange` and friends stay clear of these routes (a GET there is a 405).
+PROVIDER_SEGMENT = f"<any({', '.join(PROVIDER_NAMES)}):provider>"
 
 log = structlog.get_logger(__name__)
 security_log = structlog.get_logger("backend.security")
@@ -73,9 +76,11 @@ async def list_oauth_providers() -> OAuthProviderList:
     )
 
 
-@bp.get("/<provider>")
+@bp.get(f"/{PROVIDER_SEGMENT}")
 @rate_limit("oauth_start")
 @document_querystring(OAuthStartQuery)
+@redirects("To the provider's consent page; or, when the flow cannot start, to the SPA's login page.")
+@problem_responses(429)
 async def start_oauth(provider: str) -> Response:
     """Start signing in: 302 to the provider's consent page, with state and PKCE.
 
@@ -103,8 +108,9 @@ async def start_oauth(provider: str) -> Response:
     return response
 
 
-@bp.get("/<provider>/callback")
+@bp.get(f"/{PROVIDER_SEGMENT}/callback")
 @document_querystring(OAuthCallbackQuery)
+@redirects("To `FRONTEND_URL/auth/callback?code=…&provider=…`; on any failure `FRONTEND_URL/login?error=oauth_failed`.")
 async def finish_oauth(provider: str) -> Response:
     """Where the provider sends the browser back: 302 to the SPA with a one-time code.
 

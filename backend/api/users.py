@@ -17,6 +17,7 @@ from quart_schema import (
 
 from backend.api.auth import signed_out
 from backend.api.guards import current_user, require_user, settings
+from backend.api.openapi import alternative_content, no_content, problem_responses
 from backend.cache import get_cache
 from backend.db import get_session
 from backend.middleware.rate_limit import rate_limit
@@ -75,6 +76,8 @@ async def update_profile(data: UserUpdate) -> UserRead:
 @require_user
 @rate_limit("account_delete")
 @validate_request(AccountDeleteRequest)
+@no_content
+@problem_responses(400, 429)
 async def delete_account(data: AccountDeleteRequest) -> tuple[str, int]:
     """Delete your account and everything stored about you.
 
@@ -187,6 +190,7 @@ async def list_achievements() -> AchievementList:
 @require_user
 @validate_querystring(ProgressExportQuery)
 @document_response(History)
+@alternative_content(200, "text/csv", "With `format=csv`: a header row, then one row per day.")
 async def export_progress(query_args: ProgressExportQuery) -> Response:
     """Download your whole progress history (`format=json` or `csv`).
 

@@ -4,6 +4,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints
 
 from backend.schemas.users import UserRead
@@ -16,6 +17,16 @@ PASSWORD_RULES = (
 )
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{character.lower()}{character.upper()}]" for character in word)
+
+
+# email-validator refuses addresses at special-use names (`a@b.test`, `a@localhost`); the OpenAPI schema
+# says so with a pattern, since `format: email` alone allows them.
+_RESERVED_DOMAINS = "|".join(_any_case(name) for name in SPECIAL_USE_DOMAIN_NAMES)
+DELIVERABLE_EMAIL_PATTERN = rf"^(?![\s\S]*@(?:[\s\S]*\.)?(?:{_RESERVED_DOMAINS})$)"
+
+
 def _strong(password: str) -> str:
     missing = [rule for pattern, rule in PASSWORD_RULES if not pattern.search(password)]
     if missing:
@@ -23,11 +34,17 @@ def _strong(password: str) -> str:
     return password
 
 
-NewPassword = Annotated[str, Field(min_length=12, max_length=128), AfterValidator(_strong)]
+# The same four rules as one ECMA-262 pattern, for the OpenAPI schema (validation uses PASSWORD_RULES).
+STRONG_PASSWORD_PATTERN = "^" + "".join(f"(?=[\\s\\S]*{rule.pattern})" for rule, _ in PASSWORD_RULES)
+NewPassword = Annotated[
+    str,
+    Field(min_length=12, max_length=128, json_schema_extra={"pattern": STRONG_PASSWORD_PATTERN}),
+    AfterValidator(_strong),
+]
 # Checked passwords are not re-validated against today's policy; only bounded.
 AnyPassword = Annotated[str, Field(min_length=1, max_length=128)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Email = Annotated[EmailStr, Field(max_length=320)]
+Email = Annotated[EmailStr, Field(max_length=320, json_schema_extra={"pattern": DELIVERABLE_EMAIL_PATTERN})]
 OpaqueToken = Annotated[str, Field(min_length=1, max_length=512)]
 
 

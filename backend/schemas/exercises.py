@@ -6,9 +6,9 @@ Nothing here carries an exercise's solution or hidden tests: the read models sim
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from backend.schemas.common import Page, PageQuery
 
@@ -19,6 +19,10 @@ SubmissionStatus = Literal["queued", "running", "passed", "failed", "error", "ti
 
 CODE_MAX = 50_000  # characters; API.md: "code 50 KB"
 TOPIC_MAX, TITLE_MAX, DESCRIPTION_MAX, HINT_MAX, QUESTION_MAX = 60, 200, 20_000, 2_000, 2_000
+
+
+Topic = Annotated[str, StringConstraints(min_length=1, max_length=TOPIC_MAX, pattern=r"\S")]
+HintText = Annotated[str, StringConstraints(min_length=1, max_length=HINT_MAX)]
 
 
 class Example(BaseModel):
@@ -222,19 +226,11 @@ class ExerciseWrite(BaseModel):
     language: Literal["python"] = "python"
     difficulty: Difficulty
     exercise_type: ExerciseType
-    topics: list[str] = Field(min_length=1, max_length=10)
+    topics: list[Topic] = Field(min_length=1, max_length=10)
     examples: list[CallTest | ProgramTest] | None = Field(None, max_length=5)
     solution: str = Field(min_length=1, max_length=CODE_MAX)
     tests: list[CallTest | ProgramTest] = Field(min_length=1, max_length=100)
-    hints: list[str] = Field(min_length=3, max_length=3)
-
-    @model_validator(mode="after")
-    def _topics_are_short(self) -> ExerciseWrite:
-        if any(not topic.strip() or len(topic) > TOPIC_MAX for topic in self.topics):
-            raise ValueError(f"topics must be non-empty and at most {TOPIC_MAX} characters")
-        if any(len(hint) > HINT_MAX for hint in self.hints):
-            raise ValueError(f"hints must be at most {HINT_MAX} characters")
-        return self
+    hints: list[HintText] = Field(min_length=3, max_length=3)
 
     def stored(self) -> dict[str, Any]:
         tests = [test.model_dump(exclude_none=True) for test in self.tests]

@@ -52,15 +52,24 @@ def _https_url(value: str) -> str:
 
 
 def plain_text(min_length: int, max_length: int) -> Any:
-    # The before-validator wraps the constrained string: lengths are checked on the cleaned text.
-    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length), BeforeValidator(strip_html)]
+    # The before-validator wraps the constrained string: lengths are checked on the cleaned text. A required
+    # text needs a non-blank character (what strip() keeps), which the OpenAPI schema states as a pattern.
+    pattern = r"\S" if min_length > 0 else None
+    constraints = StringConstraints(min_length=min_length, max_length=max_length, pattern=pattern)
+    return Annotated[str, constraints, BeforeValidator(strip_html)]
 
 
 DisplayName = plain_text(1, NAME_MAX)
 Bio = plain_text(0, BIO_MAX)
 CareerGoals = plain_text(1, CAREER_GOALS_MAX)
-AvatarUrl = Annotated[str, Field(max_length=URL_MAX), AfterValidator(_https_url)]
-TimeZone = Annotated[str, Field(max_length=TIMEZONE_MAX), AfterValidator(_iana_timezone)]
+# A host name, an optional port, then anything without whitespace: documented and enforced alike.
+HTTPS_URL_PATTERN = r"^https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#]\S*)?$"
+AvatarUrl = Annotated[str, Field(max_length=URL_MAX, pattern=HTTPS_URL_PATTERN), AfterValidator(_https_url)]
+TimeZone = Annotated[
+    str,
+    Field(max_length=TIMEZONE_MAX, json_schema_extra=lambda schema: schema.update(enum=sorted(_timezones()))),
+    AfterValidator(_iana_timezone),
+]
 
 
 class UserRead(BaseModel):
@@ -96,7 +105,7 @@ class UserUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: DisplayName | None = None
+    name: DisplayName = None  # optional, never null (see _not_null): the schema says string, not null
     bio: Bio | None = None
     avatar_url: AvatarUrl | None = None
     programming_language: ProgrammingLanguage | None = None
@@ -104,7 +113,7 @@ class UserUpdate(BaseModel):
     career_goals: CareerGoals | None = None
     learning_style: LearningStyle | None = None
     time_commitment: TimeCommitment | None = None
-    timezone: TimeZone | None = None
+    timezone: TimeZone = None
 
     @field_validator("name", "timezone", mode="before")
     @classmethod
