@@ -2,7 +2,8 @@
 
 The shared services are used by other test runs at the same time, so they are never stopped: the app is
 pointed at this proxy instead, and "the database goes away" means the proxy drops every connection and
-refuses new ones on the same port; `restore()` listens again and traffic flows as before.
+refuses new ones on the same port; `restore()` listens again and traffic flows as before. `stall()` is
+the nastier failure: connections stay open but nothing gets through (a hung server, a dropped route).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class TCPProxy:
         self.port = free_port()
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.StreamWriter] = set()
+        self.is_stalled = False
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
@@ -33,7 +35,13 @@ class TCPProxy:
         self._connections.clear()
 
     async def restore(self) -> None:
-        await self.start()
+        self.is_stalled = False
+        if self._server is None:
+            await self.start()
+
+    def stall(self) -> None:
+        """Accept and hold connections, but forward nothing in either direction."""
+        self.is_stalled = True
 
     async def stop(self) -> None:
         await self.cut()
@@ -49,19 +57,21 @@ class TCPProxy:
             return
         self._connections.update((client_writer, upstream_writer))
         await asyncio.gather(
-            _pipe(client_reader, upstream_writer), _pipe(upstream_reader, client_writer), return_exceptions=True
+            self._pipe(client_reader, upstream_writer),
+            self._pipe(upstream_reader, client_writer),
+            return_exceptions=True,
         )
         for writer in (client_writer, upstream_writer):
             self._connections.discard(writer)
             writer.transport.abort()
 
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(OSError, asyncio.CancelledError):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    writer.transport.abort()
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.CancelledError):
+            while data := await reader.read(65536):
+                if not self.is_stalled:
+                    writer.write(data)
+                    await writer.drain()
+        writer.transport.abort()
 
 
 def free_port() -> int:

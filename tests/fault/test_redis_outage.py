@@ -28,6 +28,11 @@ def use_short_retry(app: Quart) -> ResilientCache:
     return cache
 
 
+async def failed_login(client: QuartClient) -> int:
+    body = {"email": unique_email(), "password": "Nope-nope-123"}
+    return (await client.post("/api/v1/auth/login", json=body)).status_code
+
+
 async def me(client: QuartClient, tokens: dict) -> int:
     return (await client.get("/api/v1/users/me", headers=bearer(tokens))).status_code
 
@@ -57,6 +62,7 @@ async def test_redis_outage_keeps_sessions_honest_and_recovers(
     await redis_proxy.restore()
     await asyncio.sleep(0.1)
     assert await me(client, live) == 200
+    assert await failed_login(client) == 401  # rate limits use the cache: back on Redis
     assert not cache.is_degraded
     assert await me(client, revoked_during) == 401
     assert (await client.get("/health/ready")).status_code == 200
@@ -86,3 +92,22 @@ async def test_redis_outage_lockout_still_applies(app_behind_redis_proxy: Quart,
     right = await client.post("/api/v1/auth/login", json={"email": email, "password": "Correct-horse-9-battery"})
     assert right.status_code == 429 and (await right.get_json())["code"] == "account_locked"
     assert await me(client, tokens) == 200
+
+
+async def test_redis_that_hangs_costs_one_timeout_then_memory_answers(
+    app_behind_redis_proxy: Quart, redis_proxy: TCPProxy
+) -> None:
+    """A hung Redis (connections open, no answers) is worse than a dead one: a call waits for the socket
+    timeout (2 s), then answers from memory; Redis is then left alone for RETRY_REDIS_AFTER_SECONDS."""
+    cache = use_short_retry(app_behind_redis_proxy)
+    client = app_behind_redis_proxy.test_client()
+    tokens = await register(client)
+    redis_proxy.stall()
+    assert await failed_login(client) == 401  # waited for the socket timeout, then counted in memory
+    assert cache.is_degraded
+    assert await me(client, tokens) == 200
+    await redis_proxy.restore()
+    await asyncio.sleep(0.1)
+    assert await failed_login(client) == 401
+    assert not cache.is_degraded
+    assert (await client.get("/health/ready")).status_code == 200
