@@ -107,8 +107,10 @@ class Settings(BaseSettings):
     piston_url: str | None = None
 
     jobs_backend: Literal["inprocess", "arq"] = "inprocess"
-    # The Contact of /.well-known/security.txt (RFC 9116): a mailto: or https: URI.
+    # The Contact of /.well-known/security.txt (RFC 9116): a mailto: or https: URI. Its Policy is
+    # SECURITY_POLICY_URL, or our own /.well-known/security-policy when unset.
     security_contact: str = "mailto:security@codementor.local"
+    security_policy_url: str | None = None
     rate_limits_enabled: bool = True
 
     @field_validator("cors_origins", mode="before")

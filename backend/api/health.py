@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 from quart import Blueprint, Response, current_app
 from quart_schema import document_response, hide, tag_blueprint
@@ -16,6 +17,17 @@ bp = Blueprint("health", __name__)
 tag_blueprint(bp, ["health"])
 
 STARTED_AT = time.monotonic()
+SECURITY_TXT_VALIDITY = timedelta(days=365)  # RFC 9116: Expires at most a year ahead
+SECURITY_POLICY = """CodeMentor vulnerability disclosure policy
+
+Report a vulnerability privately to the Contact in /.well-known/security.txt, with the steps to reproduce
+it and what an attacker gains. We acknowledge within 3 working days, keep you informed, fix confirmed
+issues as fast as their severity calls for, and credit you if you wish.
+
+Please test only against your own accounts, never read or change other people's data, do not degrade
+the service (no denial of service, no spam), and give us a reasonable time to fix before disclosure.
+Good-faith research within these rules will not be pursued legally.
+"""
 
 
 @bp.get("/")
@@ -64,3 +76,27 @@ async def get_metrics() -> Response:
     """Prometheus exposition of request, LLM and sandbox metrics."""
     body, content_type = render_latest()
     return Response(body, content_type=content_type)
+
+
+@bp.get("/.well-known/security.txt")
+@hide
+async def get_security_txt() -> Response:
+    """RFC 9116: where to report a vulnerability."""
+    settings = current_app.config["SETTINGS"]
+    expires = (datetime.now(UTC) + SECURITY_TXT_VALIDITY).replace(microsecond=0).isoformat()
+    policy = settings.security_policy_url or f"{settings.backend_url}/.well-known/security-policy"
+    lines = [
+        f"Contact: {settings.security_contact}",
+        f"Expires: {expires.replace('+00:00', 'Z')}",
+        f"Policy: {policy}",
+        "Preferred-Languages: en",
+        f"Canonical: {settings.backend_url}/.well-known/security.txt",
+    ]
+    return Response("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")
+
+
+@bp.get("/.well-known/security-policy")
+@hide
+async def get_security_policy() -> Response:
+    """The disclosure policy security.txt points to when SECURITY_POLICY_URL is not set."""
+    return Response(SECURITY_POLICY, content_type="text/plain; charset=utf-8")

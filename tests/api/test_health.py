@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -93,3 +94,23 @@ async def test_ready_recovers_by_itself_when_the_database_appears(postgres_serve
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def test_security_txt_names_contact_expiry_and_policy(tmp_path: Path) -> None:
+    settings = make_settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", security_contact="mailto:sec@example.org"
+    )
+    app = create_app(settings)
+    async with app.test_app():
+        client = app.test_client()
+        response = await client.get("/.well-known/security.txt")
+        assert response.status_code == 200 and response.mimetype == "text/plain"
+        fields = dict(line.split(": ", 1) for line in (await response.get_data(as_text=True)).splitlines())
+        assert fields["Contact"] == "mailto:sec@example.org"
+        expires = datetime.fromisoformat(fields["Expires"])
+        assert datetime.now(UTC) + timedelta(days=300) < expires <= datetime.now(UTC) + timedelta(days=366)
+        policy_path = fields["Policy"].removeprefix(settings.backend_url)
+        policy = await client.get(policy_path)
+        assert policy.status_code == 200 and "vulnerability" in await policy.get_data(as_text=True)
+        spec = await (await client.get("/openapi.json")).get_json()
+        assert not any(path.startswith("/.well-known") for path in spec["paths"])
