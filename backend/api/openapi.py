@@ -27,7 +27,7 @@ from quart_schema.validation import DataSource
 from werkzeug.routing import BaseConverter, IntegerConverter, Rule
 
 from backend.errors import NotFound
-from backend.schemas.common import Problem
+from backend.schemas.common import MAX_ID, Problem
 
 T = TypeVar("T", bound=Callable[..., Any])
 
@@ -69,9 +69,6 @@ PROBLEM_HEADERS = {
         "RateLimit-Reset": {"description": "Seconds until the window resets.", "schema": INTEGER},
     },
 }
-
-
-MAX_ID = 2**31 - 1  # ids are 32-bit signed integers in every database we run on
 
 
 async def reject_impossible_ids() -> None:

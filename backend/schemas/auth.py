@@ -5,9 +5,9 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
-from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, EmailStr, Field
 
-from backend.schemas.users import UserRead
+from backend.schemas.users import DisplayName, UserRead
 
 PASSWORD_RULES = (
     (re.compile(r"[a-z]"), "a lower-case letter"),
@@ -43,7 +43,6 @@ NewPassword = Annotated[
 ]
 # Checked passwords are not re-validated against today's policy; only bounded.
 AnyPassword = Annotated[str, Field(min_length=1, max_length=128)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Email = Annotated[EmailStr, Field(max_length=320, json_schema_extra={"pattern": DELIVERABLE_EMAIL_PATTERN})]
 OpaqueToken = Annotated[str, Field(min_length=1, max_length=512)]
 
@@ -51,7 +50,7 @@ OpaqueToken = Annotated[str, Field(min_length=1, max_length=512)]
 class RegisterRequest(BaseModel):
     email: Email
     password: NewPassword
-    name: Name
+    name: DisplayName  # plain text, HTML stripped, as when the profile is edited
 
 
 class LoginRequest(BaseModel):

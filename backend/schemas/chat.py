@@ -3,9 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from backend.schemas.common import Page
+from backend.schemas.common import Id, Page
+from backend.schemas.users import plain_text
 
 MAX_MESSAGE_CHARS = 5000
 DEFAULT_TITLE = "New conversation"
@@ -17,13 +18,18 @@ def _not_blank(value: str) -> str:
     return value
 
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-MessageText = Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS), AfterValidator(_not_blank)]
+Title = plain_text(1, 200)  # plain text: HTML stripped, like a profile's name
+# Verbatim (it carries code), but not blank: the schema states that as a pattern.
+MessageText = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_MESSAGE_CHARS, json_schema_extra={"pattern": r"\S"}),
+    AfterValidator(_not_blank),
+]
 
 
 class ConversationCreate(BaseModel):
     title: Title | None = Field(None, description="Omit it to name the conversation after its first message.")
-    exercise_id: int | None = Field(None, ge=1, description="Makes it an exercise conversation.")
+    exercise_id: Id | None = Field(None, description="Makes it an exercise conversation.")
 
 
 class ConversationUpdate(BaseModel):
@@ -74,7 +80,7 @@ class MessageList(BaseModel):
 
 class MessagesQuery(BaseModel):
     limit: int = Field(50, ge=1, le=100)
-    before_id: int | None = Field(None, ge=1)
+    before_id: Id | None = None
 
 
 class MessageCreate(BaseModel):
@@ -89,7 +95,7 @@ class MessagePair(BaseModel):
 
 class ShortcutMessage(BaseModel):
     message: MessageText
-    conversation_id: int | None = Field(None, ge=1, description="Omit it to start a new conversation.")
+    conversation_id: Id | None = Field(None, description="Omit it to start a new conversation.")
 
 
 class ShortcutReply(BaseModel):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
 T = TypeVar("T")
+
+MAX_ID = 2**31 - 1  # ids are 32-bit signed integers in every database we run on
+# An id sent in a body or query: beyond MAX_ID it cannot exist, and the database driver could not bind it.
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class FieldError(BaseModel):
@@ -35,4 +39,4 @@ class Page(BaseModel, Generic[T]):
 
 class PageQuery(BaseModel):
     limit: int = Field(20, ge=1, le=100)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_ID)

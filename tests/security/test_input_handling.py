@@ -8,7 +8,6 @@ stripping is tested field by field in tests/api/test_users.py; the 1 MiB body li
 
 from __future__ import annotations
 
-import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
@@ -105,13 +104,11 @@ async def test_html_is_stripped_from_profile_text(client: QuartClient) -> None:
     assert body["name"] == "Ada" and body["bio"] == "Hi"
 
 
-@pytest.mark.xfail(strict=True, reason="requested from S in REQUESTS.md: strip HTML from name at registration")
 async def test_html_is_stripped_from_name_at_registration(client: QuartClient) -> None:
     tokens = await register(client, unique_email(), name=f"Ada{SCRIPT}")
     assert tokens["user"]["name"] == "Ada"
 
 
-@pytest.mark.xfail(strict=True, reason="requested from S in REQUESTS.md: strip HTML from conversation titles")
 async def test_html_is_stripped_from_conversation_titles(client: QuartClient) -> None:
     account = await new_account(client)
     response = await client.post(
