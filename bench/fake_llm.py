@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from hypercorn.config import Config
-from quart import Response
+from quart import Response, g
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -36,7 +36,7 @@ class PacedOpenAI(FakeOpenAI):
     async def receive(self) -> Response | None:
         failure = await super().receive()
         del self.requests[:-REQUESTS_KEPT]
-        messages = self.last_request.get("messages") or [{}]
+        messages = g.body.get("messages") or [{}]  # this request's body (others run concurrently)
         asks_long = LONG_MARKER in str(messages[-1].get("content", ""))
         # Set after the last await: chat_completions reads `reply` before it yields again.
         self.reply = self.long_reply if asks_long else DEFAULT_REPLY

@@ -133,6 +133,7 @@ class Row:
     errors: int
     rss_mib: float | None
     ratio_to_bare: float | None = None
+    cpu_us: int | None = None  # the server's CPU time per request (all its workers), in microseconds
     note: str = ""
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -328,9 +329,12 @@ def wrk_row(ctx: Context, scenario: str, path: str, connections: int, extra: lis
     url = ctx.url + path
     if args.warmup:
         run_wrk(url, threads=args.threads, connections=connections, seconds=args.warmup, extra=extra or [])
+    cpu_before = ctx.server.cpu_seconds()
     result = run_wrk(url, threads=args.threads, connections=connections, seconds=args.duration, extra=extra or [])
     row = row_from_wrk(ctx, scenario, result)
     row.details["connections"] = connections
+    if result["requests"]:  # CPU time per request: steadier than req/s on a machine shared with others
+        row.cpu_us = round(1e6 * (ctx.server.cpu_seconds() - cpu_before) / result["requests"])
     return row
 
 
@@ -648,14 +652,15 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 HEADER = (
     f"{'scenario':28} {'server':12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'RSS MiB':>8} "
-    f"{'/bare':>6}  note"
+    f"{'/bare':>6} {'CPU µs':>7}  note"
 )
 
 
 def print_row(row: Row) -> None:
     print(
         f"{row.scenario:28} {row.server:12} {_fmt(row.requests_per_second):>8} {_fmt(row.p50_ms, 2):>8} "
-        f"{_fmt(row.p99_ms, 2):>8} {row.errors:>6} {_fmt(row.rss_mib):>8} {_fmt(row.ratio_to_bare, 2):>6}  {row.note}",
+        f"{_fmt(row.p99_ms, 2):>8} {row.errors:>6} {_fmt(row.rss_mib):>8} {_fmt(row.ratio_to_bare, 2):>6} "
+        f"{_fmt(row.cpu_us, 0):>7}  {row.note}",
         flush=True,
     )
 

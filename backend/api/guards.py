@@ -3,6 +3,10 @@
 Bearer tokens win over cookies. With cookie authentication, unsafe methods also need the
 double-submit CSRF header. Both decorators keep `functools.wraps` (quart-schema reads the wrapped
 function's attributes) and declare the security requirement in the OpenAPI document.
+
+Authentication is on every request's path, so it is one query outside any transaction (no BEGIN and
+COMMIT round trips on PostgreSQL) and no ORM session. The user it loads joins the request's session
+only when the handler asks for it (`current_user()`), so a handler that changes it saves as before.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from typing import ParamSpec, TypeVar
 
 from quart import current_app, g, request
 from quart_schema import security_scheme
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backend.cache import get_cache
 from backend.config import Settings
 from backend.db import get_session
 from backend.errors import Forbidden, Unauthorized
@@ -40,7 +45,31 @@ def settings() -> Settings:
 
 
 def current_user() -> User:
-    return g.user
+    """The signed-in user, part of the request's session (changes to it are saved with the request)."""
+    user: User = g.user
+    if not g.get("user_in_session"):
+        session = get_session()
+        # The handler may have loaded this row through the session already: then that object is the user.
+        loaded = session.identity_map.get(inspect(user).key)
+        if loaded is not None:
+            user = g.user = loaded  # type: ignore[assignment]
+        else:
+            session.add(user)
+        g.user_in_session = True
+    return user
+
+
+def read_engine() -> AsyncEngine:
+    """The app's engine without transactions on PostgreSQL (a single read needs no BEGIN/COMMIT).
+
+    SQLite keeps its engine and its BEGIN IMMEDIATE: a local file has no round trips to save."""
+    engine = current_app.extensions.get("db_read_engine")
+    if engine is None:
+        engine = current_app.extensions["db_engine"]
+        if engine.dialect.name == "postgresql":
+            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        current_app.extensions["db_read_engine"] = engine
+    return engine
 
 
 def check_csrf() -> None:
@@ -73,7 +102,7 @@ async def authenticate_request() -> User:
         raise auth_service.AccessTokenExpired() from None
     except TokenInvalid:
         raise Unauthorized("The access token is not valid.") from None
-    user = await auth_service.authenticate(get_session(), get_cache(), claims)
+    user = await auth_service.authenticate(read_engine(), claims)
     g.user = user
     g.auth_session_id = claims.session_id
     return user

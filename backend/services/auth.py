@@ -2,22 +2,30 @@
 
 A session (`AuthSession`) is one signed-in device. It holds a family of refresh tokens: each refresh
 rotates the token, and presenting a rotated one again means it was stolen, so the whole session dies.
-Revocation is written to the database (the truth) and to the cache, which every authenticated request
-consults first, so a revoked access token stops working on the very next request.
+
+Revocation is written to the database, the truth. Every authenticated request reads its session row
+from there in the one query that also loads the user (`authenticate`), so a revoked access token stops
+working on the very next request, on every worker, and a cache outage cannot let it through (fail
+closed). The cache gets a best-effort copy of each revocation, for readers that cannot see the primary at
+once (none today; see docs/PERFORMANCE.md for why the request path no longer reads it).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from backend.cache import Cache
 from backend.config import Settings
+from backend.db import UTCDateTime
 from backend.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited, Unauthorized
 from backend.integrations.email import Email
 from backend.models import AuthSession, OneTimeToken, RefreshToken, User
@@ -257,24 +265,39 @@ async def refresh(
     return user, await _issue_tokens(session, settings, user, auth_session)
 
 
-async def authenticate(session: AsyncSession, cache: Cache, claims: AccessClaims) -> User:
-    """The user behind a verified access token, if its session is still alive."""
-    # The cache answers for revocations at once, on every worker, even where the database read
-    # might lag (replicas); the query below is the truth for everything else.
-    if await cache.get(session_cache_key(claims.session_id)) == REVOKED:
-        raise Unauthorized("The session has ended; sign in again.")
-    user = await session.scalar(
-        select(User)
-        .join(AuthSession, AuthSession.user_id == User.id)
-        .where(
-            User.id == claims.user_id,
-            AuthSession.id == claims.session_id,
-            AuthSession.revoked_at.is_(None),
-            AuthSession.expires_at > now(),
-        )
+# The user behind an access token, if its session is alive: one Core statement built once (building a
+# select per request costs more than running it), every column of `users`, no ORM session.
+ALIVE_SESSION_USER = (
+    select(*User.__table__.columns)
+    .join(AuthSession, AuthSession.user_id == User.id)
+    .where(
+        User.id == bindparam("user_id"),
+        AuthSession.id == bindparam("session_id"),
+        AuthSession.revoked_at.is_(None),
+        AuthSession.expires_at > bindparam("now", type_=UTCDateTime()),
     )
-    if user is None:
+)
+
+
+def detached_user(row: Mapping[str, Any]) -> User:
+    """A `User` from a row of every column, as if loaded and then detached: adding it to a session later
+    makes it persistent without a query, and changes to it are then flushed as usual."""
+    user = User.__mapper__.class_manager.new_instance()
+    user.__dict__.update(row)
+    make_transient_to_detached(user)
+    return user
+
+
+async def authenticate(engine: AsyncEngine, claims: AccessClaims) -> User:
+    """The user behind a verified access token, if its session is still alive (not revoked, not expired).
+
+    `engine` should not wrap the read in a transaction (AUTOCOMMIT on PostgreSQL): one round trip."""
+    values = {"user_id": claims.user_id, "session_id": claims.session_id, "now": now()}
+    async with engine.connect() as connection:
+        row = (await connection.execute(ALIVE_SESSION_USER, values)).mappings().first()
+    if row is None:
         raise Unauthorized("The session has ended; sign in again.")
+    user = detached_user(row)
     if not user.is_active:
         raise AccountDisabled()
     return user
