@@ -18,6 +18,7 @@ from backend.jobs import JobContext
 from backend.models import Job
 
 RECORDED: list[dict[str, Any]] = []
+STARTED = asyncio.Event()
 
 
 @pytest.fixture(autouse=True)
@@ -31,10 +32,14 @@ def test_job_kinds() -> Iterator[None]:
     async def explode(context: JobContext, payload: dict[str, Any]) -> None:
         raise RuntimeError("the handler broke")
 
+    async def block(context: JobContext, payload: dict[str, Any]) -> None:
+        STARTED.set()
+        await asyncio.Event().wait()
+
     RECORDED.clear()
-    jobs.JOB_HANDLERS.update({"test_record": record, "test_explode": explode})
+    jobs.JOB_HANDLERS.update({"test_record": record, "test_explode": explode, "test_block": block})
     yield
-    for kind in ("test_record", "test_explode"):
+    for kind in ("test_record", "test_explode", "test_block"):
         jobs.JOB_HANDLERS.pop(kind, None)
 
 
@@ -126,3 +131,23 @@ async def test_job_abandoned_too_often_ends_failed(app: Quart) -> None:
     failed = await job_row(app, row.id)
     assert failed.status == "failed" and failed.error == jobs.ABANDONED_ERROR
     assert RECORDED == []
+
+
+async def test_job_cut_off_by_a_stopping_worker_is_queued_again_at_once(app: Quart) -> None:
+    session_factory = app.extensions["db_session_factory"]
+    async with session_factory() as session:
+        # claimed already (by this test, not by the app's own worker)
+        row = Job(kind="test_block", payload={}, status="running", attempts=1, started_at=utcnow())
+        session.add(row)
+        await session.commit()
+    context = JobContext(settings=app.config["SETTINGS"], session_factory=session_factory)
+    STARTED.clear()
+    task = asyncio.create_task(jobs.run(context, row))
+    await asyncio.wait_for(STARTED.wait(), timeout=5)
+    task.cancel()  # what a stopping worker does to the jobs still running after its grace period
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    released = await job_row(app, row.id)
+    assert released.error is None
+    # back in the queue, or already taken from it again by the app's own worker
+    assert (released.status == "queued" and released.started_at is None) or released.attempts == 2
