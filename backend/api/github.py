@@ -10,6 +10,7 @@ from quart_schema import document_querystring, tag_blueprint, validate_querystri
 
 from backend.api.guards import authenticate_request, current_user, require_user, settings
 from backend.api.oauth import found
+from backend.api.openapi import no_content, problem_responses, redirects
 from backend.cache import get_cache
 from backend.db import get_session
 from backend.errors import NotFound
@@ -102,6 +103,8 @@ async def get_github_connection() -> GitHubConnection:
 @bp.get("/connect")
 @require_user
 @rate_limit("oauth_start")
+@redirects("To GitHub's consent page for the `repo` scope, or to `FRONTEND_URL/settings/github?status=failed`.")
+@problem_responses(404, 429)
 async def connect_github() -> Response:
     """Connect GitHub for repositories: 302 to GitHub's consent page for the `repo` scope (state, PKCE).
 
@@ -128,6 +131,7 @@ async def connect_github() -> Response:
 
 @bp.get("/callback")
 @document_querystring(OAuthCallbackQuery)
+@redirects("To `FRONTEND_URL/settings/github?status=connected` or `?status=failed`.")
 async def finish_github_connect() -> Response:
     """Where GitHub sends the browser back: stores the token encrypted, then 302 to the SPA.
 
@@ -158,6 +162,7 @@ async def finish_github_connect() -> Response:
 
 @bp.delete("/connection")
 @require_user
+@no_content
 async def delete_github_connection() -> tuple[str, int]:
     """Disconnect GitHub: the stored token is forgotten; signing in with GitHub keeps working."""
     await github_service.disconnect(get_session(), current_user())
@@ -178,6 +183,7 @@ async def list_repositories() -> RepositoryList:
 @rate_limit("github")
 @validate_request(RepositoryCreate)
 @validate_response(RepositoryRead, 201)
+@problem_responses(404, 409, 429, 502)
 async def link_repository(data: RepositoryCreate) -> tuple[RepositoryRead, int]:
     """Link a repository by its `https://github.com/{owner}/{repo}` URL.
 
@@ -201,6 +207,7 @@ async def update_repository(repository_id: int, data: RepositoryUpdate) -> Repos
 
 @bp.delete("/repositories/<int:repository_id>")
 @require_user
+@no_content
 async def unlink_repository(repository_id: int) -> tuple[str, int]:
     """Unlink a repository; its reviews are kept (with `repository_id` null)."""
     await github_service.unlink_repository(get_session(), current_user(), repository_id)
@@ -211,6 +218,7 @@ async def unlink_repository(repository_id: int) -> tuple[str, int]:
 @require_user
 @rate_limit("github")
 @validate_response(PullList)
+@problem_responses(429, 502)
 async def list_pull_requests(repository_id: int) -> PullList:
     """The repository's open pull requests, most recently updated first (items only)."""
     pulls = await github_service.list_pulls(get_session(), settings(), github_client(), current_user(), repository_id)
@@ -222,6 +230,7 @@ async def list_pull_requests(repository_id: int) -> PullList:
 @rate_limit("review")
 @validate_request(ReviewCreate)
 @validate_response(ReviewRead, 202)
+@problem_responses(429)
 async def request_review(repository_id: int, data: ReviewCreate) -> tuple[ReviewRead, int]:
     """Ask for a review of a pull request (`pull_number`) or of `paths` at `ref`: 202, `status: queued`.
 
@@ -262,6 +271,7 @@ async def get_review(review_id: int) -> ReviewRead:
 @require_user
 @rate_limit("github")
 @validate_response(ReviewPublished)
+@problem_responses(409, 429, 502)
 async def publish_review(review_id: int) -> ReviewPublished:
     """Post a completed review on its pull request, as you (a `COMMENT` review): 200 `{html_url}`.
 
@@ -275,6 +285,7 @@ async def publish_review(review_id: int) -> ReviewPublished:
 
 @bp.post("/webhook")
 @validate_response(WebhookAccepted, 202)
+@problem_responses(401)
 async def receive_github_webhook() -> tuple[WebhookAccepted, int]:
     """GitHub's webhook: verified by `X-Hub-Signature-256` (401 `unauthorized` otherwise).
 

@@ -483,7 +483,7 @@ async def test_webhook_pull_request_with_auto_review_queues_a_review(
     assert isinstance(queued, int)
     async with github_app.extensions["db_session_factory"]() as session:
         review = await session.get_one(Review, queued)
-    assert (review.status, review.pull_number, review.ref) == ("queued", 9, "feature")
+    assert (review.pull_number, review.ref) == (9, "feature")  # its job may already be running it
 
     closed = await deliver(client, "pull_request", pull_request_event(github_id, "closed"))
     assert (await closed.get_json()) == {"queued": None}
