@@ -8,10 +8,10 @@ winner's row). An open assignment from an earlier day is served before a new one
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -87,21 +87,34 @@ async def _choose(session: AsyncSession, user: User) -> Exercise | None:
     return min(candidates, key=rank)
 
 
-async def daily(session: AsyncSession, user: User) -> Assignment:
-    day = today(user)
-    open_earlier = await session.scalar(
-        select(UserExercise)
+async def _current(session: AsyncSession, user: User, day: date) -> tuple[UserExercise, Exercise] | None:
+    """The assignment to serve, with its exercise, in one query: the oldest open one from an earlier day,
+    else today's (today's date sorts after every earlier one)."""
+    found = await session.execute(
+        select(UserExercise, Exercise)
+        .join(Exercise, Exercise.id == UserExercise.exercise_id)
         .where(
             UserExercise.user_id == user.id,
-            UserExercise.assigned_for < day,
-            UserExercise.status.in_(exercises_service.OPEN_STATUSES),
+            or_(
+                and_(
+                    UserExercise.assigned_for < day,
+                    UserExercise.status.in_(exercises_service.OPEN_STATUSES),
+                ),
+                UserExercise.assigned_for == day,
+            ),
         )
         .order_by(UserExercise.assigned_for)
         .limit(1)
     )
-    row = open_earlier or await _assignment_on(session, user, day)
-    if row is not None:
-        return Assignment(await session.get_one(Exercise, row.exercise_id), row, False)
+    return found.tuples().first()
+
+
+async def daily(session: AsyncSession, user: User) -> Assignment:
+    day = today(user)
+    current = await _current(session, user, day)
+    if current is not None:
+        row, exercise = current
+        return Assignment(exercise, row, False)
 
     exercise = await _choose(session, user)
     if exercise is None:

@@ -7,11 +7,12 @@ built from the read schemas, which have no such fields.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, Row, and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -84,6 +85,19 @@ def public_view(exercise: Exercise) -> dict[str, Any]:
     }
 
 
+# What a page of the catalog shows (`ExerciseSummary`): descriptions, tests and solutions stay unread.
+SUMMARY_COLUMNS = (
+    Exercise.id,
+    Exercise.slug,
+    Exercise.title,
+    Exercise.language,
+    Exercise.difficulty,
+    Exercise.exercise_type,
+    Exercise.topics,
+    Exercise.generated_by_ai,
+)
+
+
 async def list_exercises(
     session: AsyncSession,
     user: User,
@@ -94,7 +108,8 @@ async def list_exercises(
     exercise_type: str | None,
     limit: int,
     offset: int,
-) -> tuple[list[Exercise], int]:
+) -> tuple[Sequence[Row[Any]], int]:
+    """A page of summaries (rows with the summary's fields) and the total that match."""
     conditions = [visible_to(user)]
     if language is not None:
         conditions.append(Exercise.language == language.lower())
@@ -102,12 +117,19 @@ async def list_exercises(
         conditions.append(Exercise.difficulty == difficulty)
     if exercise_type is not None:
         conditions.append(Exercise.exercise_type == exercise_type)
-    rows = list(await session.scalars(select(Exercise).where(*conditions).order_by(Exercise.id)))
-    if topic is not None:
-        # Topics are a short JSON list: filtering here keeps one query shape on SQLite and PostgreSQL.
-        wanted = topic.strip().lower()
-        rows = [row for row in rows if wanted in (t.lower() for t in row.topics)]
-    return rows[offset : offset + limit], len(rows)
+    if topic is None:
+        # The page and the total in one query: the window counts every match before LIMIT applies.
+        total = func.count().over().label("total")
+        statement = select(*SUMMARY_COLUMNS, total).where(*conditions).order_by(Exercise.id)
+        page = (await session.execute(statement.limit(limit).offset(offset))).all()
+        if page or offset == 0:
+            return page, page[0].total if page else 0
+        return page, await session.scalar(select(func.count()).select_from(Exercise).where(*conditions)) or 0
+    # Topics are a short JSON list: filtering here keeps one query shape on SQLite and PostgreSQL.
+    wanted = topic.strip().lower()
+    rows = (await session.execute(select(*SUMMARY_COLUMNS).where(*conditions).order_by(Exercise.id))).all()
+    matching = [row for row in rows if wanted in (t.lower() for t in row.topics)]
+    return matching[offset : offset + limit], len(matching)
 
 
 async def get_visible(session: AsyncSession, user: User, exercise_id: int) -> Exercise:

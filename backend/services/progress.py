@@ -322,7 +322,10 @@ async def set_current_difficulty(session: AsyncSession, user: User, difficulty: 
 
 
 async def current_difficulty(session: AsyncSession, user: User) -> str:
-    progress = await session.get(UserProgress, user.id)
+    return _difficulty(user, await session.get(UserProgress, user.id))
+
+
+def _difficulty(user: User, progress: UserProgress | None) -> str:
     if progress is not None and progress.current_difficulty is not None:
         return progress.current_difficulty
     return default_difficulty(user.skill_level)
@@ -342,7 +345,7 @@ async def summary(session: AsyncSession, user: User) -> ProgressSummary:
         longest_streak=user.longest_streak,
         total_time_spent_seconds=progress.total_time_spent_seconds if progress else 0,
         average_grade=round(progress.grade_total / completed, 2) if progress and completed else None,
-        current_difficulty=await current_difficulty(session, user),
+        current_difficulty=_difficulty(user, progress),  # no second lookup when the user has no row yet
         points=await achievements_service.total_points(session, user),
         skill_levels=[
             TopicSummary(
