@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import json
 import os
@@ -27,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = load_settings()
-    configure_logging(settings)
+    # `openapi` prints the document on stdout: any log line there would corrupt the JSON.
+    configure_logging(settings, stream=sys.stderr if args.command == "openapi" else None)
 
     match args.command:
         case None:
@@ -139,7 +141,9 @@ async def _create_admin(settings: Settings, email: str, name: str, password: str
 def openapi_document(settings: Settings) -> dict:
     from backend.app import create_app
 
-    app = create_app(settings)
+    # create_app configures logging again, on whatever sys.stdout is then: keep it on stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        app = create_app(settings)
 
     async def build() -> dict:
         async with app.app_context():
