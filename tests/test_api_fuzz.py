@@ -1,0 +1,381 @@
+"""Schemathesis against the real server: every operation of our own `/openapi.json`, fuzzed as real users.
+
+The app runs as `python -m backend` does (Hypercorn on a free 127.0.0.1 port, a SQLite file, the memory
+cache, the offline LLM, the memory email backend) with rate limits off, so the fuzzer reaches the handlers
+instead of a wall of 429s. GitHub is a fake on a real socket (GITHUB_API_URL).
+
+Each case is checked for: no 5xx, a status code, content type, headers and body the spec documents, and
+(our own check) RFC 9457 problem details with the fields of API.md on every 4xx/5xx.
+
+Who calls: a signed-in student for most operations, an administrator for the admin-only ones, and for
+operations that end sessions or the account (logout, logout-all, session revocation, password change,
+account deletion) a fresh session of a throwaway user per case, so they run with everything else
+instead of being excluded, and never cut the fuzzer's own session.
+
+Deterministic for CI: derandomized Hypothesis, no example database, a fixed number of examples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from backend.__main__ import openapi_document
+from tests.conftest import make_settings
+from tests.fakes.github_api import FakeGitHubAPI
+from tests.fakes.llm_servers import FakeOpenAI
+from tests.fakes.oauth_providers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "Fuzz-password-2026!"
+ADMIN_EMAIL = "fuzz-admin@example.com"
+WEBHOOK_SECRET = "fuzz-webhook-secret"
+# schemathesis's defaults without 5xx (never an acceptable answer here); invalid data may also be refused
+# for its size: a body over 1 MiB is a 413 before anything reads it.
+POSITIVE_EXPECTED_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "429"]
+NEGATIVE_EXPECTED_STATUSES = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429"]
+PROBLEM_FIELDS = {"type", "title", "status", "detail", "code", "request_id"}
+# Operations that end the caller's session or account: each case gets a throwaway user's fresh session.
+SESSION_ENDING = {
+    ("POST", "/api/v1/auth/logout"),
+    ("POST", "/api/v1/auth/logout-all"),
+    ("DELETE", "/api/v1/auth/sessions/{session_id}"),
+    ("POST", "/api/v1/auth/password/change"),
+    ("DELETE", "/api/v1/users/me"),
+}
+ADMIN_ONLY = {
+    ("POST", "/api/v1/exercises"),
+    ("PUT", "/api/v1/exercises/{exercise_id}"),
+    ("DELETE", "/api/v1/exercises/{exercise_id}"),
+}
+# The server reads these from the environment; ours must not leak into it.
+SERVER_VARIABLES = {
+    "ENVIRONMENT",
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "HOST",
+    "PORT",
+    "WORKERS",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "LLM_PROVIDER",
+    "CORS_ORIGINS",
+}
+
+
+# --- fakes of the services we call, on their own event loop in a thread ---------------------------
+
+
+class BackgroundLoop:
+    """An event loop in a daemon thread: the fakes keep serving while the (synchronous) fuzzer waits."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="fuzz-fakes", daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+@dataclass
+class Fakes:
+    github: FakeGitHubAPI
+    llm: FakeOpenAI
+
+
+def generated_exercise() -> dict[str, Any]:
+    """What the fake LLM answers to everything: an exercise generation accepts (and fine as a chat reply)."""
+    return {
+        "title": "Multiply two numbers",
+        "description": "Write `multiply(a, b)`.",
+        "starter_code": "def multiply(a, b):\n    pass\n",
+        "solution": "def multiply(a, b):\n    return a * b\n",
+        "difficulty": "easy",
+        "exercise_type": "algorithm",
+        "topics": ["math"],
+        "hints": ["One operator.", "It is `*`.", "Return a * b."],
+        "tests": [
+            {"name": f"case {n}", "call": f"multiply({n}, {n + 1})", "expected": str(n * (n + 1))} for n in range(6)
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def fakes() -> Iterator[Fakes]:
+    loop = BackgroundLoop()
+    github, llm = FakeGitHubAPI(), FakeOpenAI()
+    github.add_repository("octo/hello", description="Hello", stars=3)
+    llm.reply = json.dumps(generated_exercise())
+    loop.run(github.start())
+    loop.run(llm.start())
+    try:
+        yield Fakes(github=github, llm=llm)
+    finally:
+        loop.run(llm.stop())
+        loop.run(github.stop())
+        loop.close()
+
+
+# --- the server under test -------------------------------------------------------------------------
+
+
+def server_env(tmp_path: Path, port: int, fakes: Fakes) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in SERVER_VARIABLES}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        ENVIRONMENT="test",
+        SECRET_KEY="fuzz-secret-key-that-is-long-enough-0123456789",
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'fuzz.db'}",
+        PORT=str(port),
+        BACKEND_URL=f"http://127.0.0.1:{port}",
+        BCRYPT_ROUNDS="4",
+        EMAIL_BACKEND="memory",
+        LLM_PROVIDER=fakes.llm.name,
+        LLM_MODEL=fakes.llm.model,
+        LLM_BASE_URL=fakes.llm.sdk_base_url,
+        LLM_API_KEY=fakes.llm.api_key,
+        RATE_LIMITS_ENABLED="false",
+        LOG_LEVEL="WARNING",
+        GITHUB_API_URL=fakes.github.base_url,
+        GITHUB_OAUTH_URL=fakes.github.base_url,
+        GITHUB_CLIENT_ID="fuzz-client",
+        GITHUB_CLIENT_SECRET="fuzz-client-secret",
+        GITHUB_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        ADMIN_PASSWORD=PASSWORD,
+    )
+    return env
+
+
+def wait_until_serving(base_url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode} before serving")
+        try:
+            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    pytest.fail("the server did not start in time")
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory, fakes: Fakes) -> Iterator[str]:
+    tmp_path = tmp_path_factory.mktemp("fuzz")
+    port = free_port()
+    env = server_env(tmp_path, port, fakes)
+    admin = subprocess.run(
+        [sys.executable, "-m", "backend", "create-admin", "--email", ADMIN_EMAIL],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert admin.returncode == 0, admin.stderr
+    log = (tmp_path / "server.log").open("wb")
+    process = subprocess.Popen(  # migrate, seed the catalog, serve: the default command
+        [sys.executable, "-m", "backend"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(url, process)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+# --- who calls -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """Cases sent and seconds spent per operation, written to the terminal when the module ends."""
+
+    cases: Counter[str] = field(default_factory=Counter)
+    seconds: Counter[str] = field(default_factory=Counter)
+
+    def summary(self) -> list[str]:
+        slowest = ", ".join(f"{label} {seconds:.0f}s" for label, seconds in self.seconds.most_common(5))
+        return [
+            f"schemathesis: {len(self.cases)} operations, {sum(self.cases.values())} cases, "
+            f"{sum(self.seconds.values()):.0f}s in calls; slowest: {slowest}"
+        ]
+
+
+@pytest.fixture(scope="module")
+def tally(request: pytest.FixtureRequest) -> Iterator[Tally]:
+    tally = Tally()
+    yield tally
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None and tally.cases:
+        with capture.global_and_fixture_disabled():
+            for line in tally.summary():
+                reporter.write_line(line)
+
+
+@dataclass
+class Callers:
+    """Bearer headers per role, and a fresh throwaway session for each session-ending case."""
+
+    base_url: str
+    student: dict[str, str] = field(default_factory=dict)
+    admin: dict[str, str] = field(default_factory=dict)
+    throwaway_email: str | None = None
+    throwaways: int = 0
+
+    def headers_for(self, method: str, path: str) -> dict[str, str]:
+        if (method, path) in SESSION_ENDING:
+            return self.fresh_throwaway_session()
+        if (method, path) in ADMIN_ONLY:
+            return self.admin
+        return self.student
+
+    def register(self, email: str) -> dict[str, str]:
+        response = httpx.post(
+            f"{self.base_url}/api/v1/auth/register",
+            json={"email": email, "password": PASSWORD, "name": "Fuzz User"},
+            timeout=30,
+        )
+        assert response.status_code == 201, response.text
+        return bearer(response.json())
+
+    def login(self, email: str) -> httpx.Response:
+        return httpx.post(f"{self.base_url}/api/v1/auth/login", json={"email": email, "password": PASSWORD}, timeout=30)
+
+    def fresh_throwaway_session(self) -> dict[str, str]:
+        """A new session of the throwaway user; a new user once a case has deleted the account."""
+        if self.throwaway_email is not None:
+            response = self.login(self.throwaway_email)
+            if response.status_code == 200:
+                return bearer(response.json())
+        self.throwaways += 1
+        self.throwaway_email = f"fuzz-throwaway-{self.throwaways}@example.com"
+        return self.register(self.throwaway_email)
+
+
+def bearer(payload: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {payload['access_token']}"}
+
+
+@pytest.fixture(scope="module")
+def callers(base_url: str) -> Callers:
+    callers = Callers(base_url)
+    callers.student = callers.register("fuzz-student@example.com")
+    admin = callers.login(ADMIN_EMAIL)
+    assert admin.status_code == 200, admin.text
+    callers.admin = bearer(admin.json())
+    return callers
+
+
+def app_openapi_document() -> dict[str, Any]:
+    """The document the app serves at `/openapi.json`, built at collection time to make one test per operation
+    (the live server's copy is compared with it below)."""
+    return openapi_document(make_settings())
+
+
+# Schema-valid requests that API.md itself answers with a 400/422 (business rules the schema cannot state):
+# an unknown token or code, a wrong password, a difficulty outside the user's skill-level bounds.
+BUSINESS_REJECTIONS = {
+    "POST /api/v1/auth/verify-email": [400],
+    "POST /api/v1/auth/password-reset/confirm": [400],
+    "POST /api/v1/auth/oauth/exchange": [400],
+    "POST /api/v1/auth/password/change": [400],
+    "DELETE /api/v1/users/me": [400],
+    "PUT /api/v1/exercises/difficulty": [422],
+}
+
+
+def fuzz_config() -> schemathesis.Config:
+    operations = []
+    for label, statuses in BUSINESS_REJECTIONS.items():
+        expected = [*POSITIVE_EXPECTED_STATUSES, *map(str, statuses)]
+        operations.append(
+            {"include-name": label, "checks": {"positive_data_acceptance": {"expected-statuses": expected}}}
+        )
+    rejection = {"expected-statuses": NEGATIVE_EXPECTED_STATUSES}
+    return schemathesis.Config.from_dict({"checks": {"negative_data_rejection": rejection}, "operations": operations})
+
+
+schema = schemathesis.openapi.from_dict(app_openapi_document(), config=fuzz_config())
+
+
+def test_the_fuzzed_document_is_what_the_server_serves(base_url: str) -> None:
+    assert httpx.get(f"{base_url}/openapi.json", timeout=30).json() == schema.raw_schema
+
+
+# --- our own check ---------------------------------------------------------------------------------
+
+
+def problem_details(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case) -> None:
+    """Every 4xx/5xx is `application/problem+json` with the fields API.md names, its status and request id."""
+    if response.status_code < 400:
+        return
+    content_type = response.headers.get("content-type", [""])[0]
+    assert content_type == "application/problem+json", (
+        f"{response.status_code} answered as {content_type!r}, not application/problem+json"
+    )
+    body = response.json()
+    assert isinstance(body, dict), "the problem body is not an object"
+    missing = PROBLEM_FIELDS - body.keys()
+    assert not missing, f"the problem body lacks {sorted(missing)}"
+    assert body["status"] == response.status_code, "the problem's status differs from the HTTP status"
+    assert body["type"] == "about:blank" and body["code"] and body["detail"]
+    assert body["request_id"] == response.headers.get("x-request-id", [None])[0], "request_id is not X-Request-ID"
+    if "errors" in body:
+        assert body["code"] == "validation_error", "`errors` belongs to validation errors only"
+        assert all(set(error) == {"field", "message"} for error in body["errors"])
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+
+@schema.parametrize()
+@settings(
+    max_examples=25,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_every_operation_holds_its_contract(
+    case: schemathesis.Case, base_url: str, callers: Callers, tally: Tally
+) -> None:
+    label = case.operation.label  # the coverage phase also sends other methods (TRACE, QUERY...) to its path
+    headers = callers.headers_for(case.method.upper(), case.path)
+    started = time.monotonic()
+    tally.cases[label] += 1
+    try:
+        case.call_and_validate(base_url=base_url, headers=headers, additional_checks=[problem_details], timeout=30)
+    finally:
+        tally.seconds[label] += time.monotonic() - started
