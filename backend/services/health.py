@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backend.cache import Cache
+from backend.db import READ_ONLY
 from backend.migrations import head_revision
 
 CHECK_TIMEOUT_SECONDS = 3.0
@@ -29,6 +30,8 @@ async def check_database(engine: AsyncEngine) -> tuple[dict[str, Any], str | Non
     started = time.perf_counter()
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS), engine.connect() as connection:
+            # A probe must not queue behind a writer: on SQLite a read needs no write lock.
+            await connection.execution_options(**{READ_ONLY: True})
             await connection.execute(text("SELECT 1"))
             latency = _elapsed_ms(started)
             current = await _current_revision(connection)

@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+from quart import Quart
 from quart.testing import QuartClient
+from sqlalchemy import text
 
 from backend import __version__, migrations
 from backend.app import create_app
@@ -52,6 +54,18 @@ async def ready_body(settings: Settings) -> tuple[int, dict]:
     async with app.test_app():
         response = await app.test_client().get("/health/ready")
         return response.status_code, await response.get_json()
+
+
+async def test_ready_is_not_held_up_by_a_long_write_on_sqlite(embedded_app: Quart) -> None:
+    """A probe reads: a writer holding SQLite's write lock must not make the database look down."""
+    engine = embedded_app.extensions["db_engine"]
+    async with engine.connect() as writer:
+        await writer.execute(text("UPDATE users SET name = name"))  # BEGIN IMMEDIATE: the write lock, held
+        response = await embedded_app.test_client().get("/health/ready")
+        await writer.rollback()
+    body = await response.get_json()
+    assert response.status_code == 200, body
+    assert body["checks"]["database"]["status"] == "ok"
 
 
 async def test_ready_is_503_when_the_database_is_unreachable() -> None:

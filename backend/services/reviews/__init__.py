@@ -1,0 +1,222 @@
+"""The code review job (kind "review", payload `{review_id}`) and publishing a review on its pull request.
+
+The job fetches the pull request's changed files, or the chosen paths at a ref, keeps at most
+`MAX_FILES` and skips what is not worth reviewing (deleted, vendored, generated, binary, oversized),
+then asks the LLM for a structured review written for the learner's level, or runs the static review
+when no LLM is configured. The review row tells the user where it is (`running` with live `progress`,
+then `completed` or `failed` with a reason): it never stays `running` once its job has ended, because
+the job framework calls `mark_failed` for any job it ends `failed`, also one abandoned after restarts.
+
+No transaction is held across a GitHub or LLM call (on SQLite one would hold the database's write lock
+for the whole review): each step that writes opens its own short session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from sqlalchemy import update
+
+from backend import jobs
+from backend.db import utcnow
+from backend.integrations.github import FileContent, GitHubClient, GitHubNotFound, GitHubUnavailable
+from backend.jobs import JobContext, SessionFactory
+from backend.models import Repository, Review, User
+from backend.services import github as github_service
+from backend.services import progress as progress_service
+from backend.services import static_review
+from backend.services.reviews.llm import ask_llm
+from backend.services.reviews.publish import ReviewNotPublishable, publish
+from backend.services.reviews.selection import (
+    MAX_FILE_BYTES,
+    MAX_FILES,
+    SKIP_REASONS,
+    Collected,
+    ReviewFailed,
+    Target,
+    added_lines,
+    triage_paths,
+    triage_pull_files,
+)
+from backend.services.static_review import SourceFile
+
+__all__ = ["MAX_FILES", "SKIP_REASONS", "ReviewFailed", "ReviewNotPublishable", "added_lines", "publish", "run_review"]
+
+JOB_KIND = "review"
+INTERRUPTED = "The review was interrupted too many times (its worker stopped); ask for a new one."
+CRASHED = "The review stopped on an unexpected error; ask for a new one."
+
+log = structlog.get_logger(__name__)
+
+
+async def mark_failed(context: JobContext, payload: dict[str, Any], reason: str) -> None:
+    """The job framework ended this review's job `failed`: the review follows, with a reason for people."""
+    text = INTERRUPTED if reason == jobs.ABANDONED_ERROR else CRASHED
+    await _fail(context.session_factory, int(payload["review_id"]), text)
+
+
+@jobs.job(JOB_KIND, on_failure=mark_failed)
+async def run_review(context: JobContext, payload: dict[str, Any]) -> None:
+    review_id = int(payload["review_id"])
+    target = await _start(context, review_id)
+    if target is None:
+        return
+    github = GitHubClient(context.settings)
+    try:
+        collected = await _collect(context.session_factory, github, target)
+        if not collected.files:
+            raise ReviewFailed(_nothing_reviewable(collected))
+        if context.settings.llm_provider == "offline":
+            outcome = await asyncio.to_thread(
+                static_review.review, collected.files, skill_level=target.skill_level, focus_areas=target.focus_areas
+            )
+            summary, score, comments, model = outcome.summary, outcome.score, outcome.comments, static_review.MODEL
+        else:
+            summary, score, comments, model = await ask_llm(context, target, collected)
+    except ReviewFailed as failure:
+        await _fail(context.session_factory, review_id, failure.reason)
+        return
+    except GitHubNotFound as error:
+        await _fail(context.session_factory, review_id, f"{error.detail} Check the pull request number or the ref.")
+        return
+    except GitHubUnavailable:
+        await _fail(context.session_factory, review_id, "GitHub could not be reached; ask for the review again later.")
+        return
+    await _complete(
+        context.session_factory,
+        review_id,
+        summary=summary,
+        score=score,
+        comments=comments,
+        files_reviewed=len(collected.files),
+        files_skipped=collected.skipped,
+        model=model,
+    )
+
+
+async def _start(context: JobContext, review_id: int) -> Target | None:
+    """Mark the review `running` and read what the job needs; None when there is nothing (left) to do."""
+    async with context.session_factory() as session:
+        review = await session.get(Review, review_id)
+        if review is None or review.status not in ("queued", "running"):
+            await session.commit()
+            return None  # deleted with its user, or already ended (a resumed duplicate)
+        repository = await session.get(Repository, review.repository_id) if review.repository_id else None
+        user = await session.get_one(User, review.user_id)
+        if repository is None:
+            review.status, review.error = "failed", "The repository was unlinked before the review ran."
+            await session.commit()
+            return None
+        token = await github_service.user_token(session, context.settings, user)
+        total = 0 if review.paths is None else len(review.paths)
+        review.status, review.started_at, review.error = "running", utcnow(), None
+        review.progress = {"files_done": 0, "files_total": total}
+        target = Target(
+            review_id=review.id,
+            user_id=user.id,
+            full_name=repository.full_name,
+            token=token,
+            pull_number=review.pull_number,
+            ref=review.ref,
+            paths=list(review.paths or []),
+            focus_areas=list(review.focus_areas or []),
+            skill_level=user.skill_level,
+        )
+        await session.commit()
+    log.info("review.started", review_id=review_id, by_pull=target.pull_number is not None)
+    return target
+
+
+async def _collect(session_factory: SessionFactory, github: GitHubClient, target: Target) -> Collected:
+    collected = Collected()
+    if target.pull_number is not None:
+        pull = await github.get_pull_files(target.full_name, target.pull_number, token=target.token)
+        kept, skipped = triage_pull_files(pull.files)
+        ref = pull.head_sha
+        paths = [item.path for item in kept]
+        collected.changed_lines = {item.path: added_lines(item.patch) for item in kept}
+    else:
+        paths, skipped = triage_paths(target.paths)
+        ref = target.ref or "HEAD"
+    for path, reason in skipped:
+        collected.skip(path, reason)
+    await _set_progress(session_factory, target.review_id, 0, len(paths))
+    for done, path in enumerate(paths, start=1):
+        content = await github.get_file(target.full_name, path, ref, token=target.token, max_bytes=MAX_FILE_BYTES)
+        _keep(collected, content)
+        await _set_progress(session_factory, target.review_id, done, len(paths))
+    return collected
+
+
+def _keep(collected: Collected, content: FileContent) -> None:
+    if content.text is None:
+        collected.skip(content.path, content.problem or "missing")
+    else:
+        collected.files.append(SourceFile(path=content.path, text=content.text))
+
+
+def _nothing_reviewable(collected: Collected) -> str:
+    if collected.skipped:
+        return "None of the files could be reviewed (see files_skipped for why)."
+    return "There are no changed files to review."
+
+
+async def _set_progress(session_factory: SessionFactory, review_id: int, done: int, total: int) -> None:
+    async with session_factory() as session:
+        await session.execute(
+            update(Review)
+            .where(Review.id == review_id, Review.status == "running")
+            .values(progress={"files_done": done, "files_total": total})
+        )
+        await session.commit()
+
+
+async def _fail(session_factory: SessionFactory, review_id: int, reason: str) -> None:
+    async with session_factory() as session:
+        await session.execute(
+            update(Review)
+            .where(Review.id == review_id, Review.status.in_(("queued", "running")))
+            .values(status="failed", error=reason)
+        )
+        await session.commit()
+    log.info("review.failed", review_id=review_id)
+
+
+async def _complete(
+    session_factory: SessionFactory,
+    review_id: int,
+    *,
+    summary: str,
+    score: int,
+    comments: list[dict[str, Any]],
+    files_reviewed: int,
+    files_skipped: list[dict[str, str]],
+    model: str,
+) -> None:
+    """Store the result and count it for the achievements, in one transaction: the status change from
+    `running` is what makes it count once, even if a resumed duplicate finishes too."""
+    now = utcnow()
+    async with session_factory() as session:
+        user_id = await session.scalar(
+            update(Review)
+            .where(Review.id == review_id, Review.status == "running")
+            .values(
+                status="completed",
+                summary=summary,
+                score=score,
+                comments=comments,
+                files_reviewed=files_reviewed,
+                files_skipped=files_skipped,
+                progress={"files_done": files_reviewed, "files_total": files_reviewed},
+                model=model,
+                error=None,
+                completed_at=now,
+            )
+            .returning(Review.user_id)
+        )
+        if user_id is not None:
+            await progress_service.record_review(session, await session.get_one(User, user_id), at=now)
+        await session.commit()
+    log.info("review.completed", review_id=review_id, model=model, comments=len(comments), files=files_reviewed)
