@@ -9,6 +9,9 @@ the job framework calls `mark_failed` for any job it ends `failed`, also one aba
 
 No transaction is held across a GitHub or LLM call (on SQLite one would hold the database's write lock
 for the whole review): each step that writes opens its own short session.
+
+`selection` decides what is reviewed, `llm` asks the model, `static_review` (beside this package) is
+the offline review, `publish` posts a finished review on GitHub.
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ class LLMComment(BaseModel):
 class LLMReview(BaseModel):
     summary: str = Field(min_length=1, max_length=10_000)
     score: int
-    comments: list[dict[str, Any]] = Field(default_factory=list)
+    comments: list[Any] = Field(default_factory=list)  # each one validated on its own (LLMComment)
 
     @field_validator("score", mode="before")
     @classmethod
