@@ -5,8 +5,8 @@ stdin, and reads one JSON result from stdout. Modes:
 
 - `chat_ttfb`: time to the first streamed `delta` of a chat reply, through our API and from the fake
   LLM directly (the same chunk delay), one message at a time; the difference is our overhead.
-- `streams`: N chat streams opened at once, each read to its end; how many completed, and how many
-  were open together at the peak.
+- `streams`: N chat streams opened evenly over `ramp_seconds`, each held open by the fake LLM longer
+  than the ramp and read to its end; how many completed, and how many were open together at the peak.
 - `session`: students doing login, daily, hint, submit and a streamed chat message in a loop, at
   increasing concurrency until the p99 of a request passes the limit.
 """
@@ -121,7 +121,7 @@ async def chat_ttfb(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 async def streams(spec: dict[str, Any]) -> dict[str, Any]:
-    """Open every stream at once; a stream counts as held while its body is being read."""
+    """Open the streams evenly over the ramp; a stream counts as held while its body is being read."""
     open_now = peak = 0
     completed = failed = 0
     ttfbs: list[float] = []
@@ -145,8 +145,13 @@ async def streams(spec: dict[str, Any]) -> dict[str, Any]:
             else:
                 failed += 1
 
+        async def after(delay: float, conversation_id: int, token: str) -> None:
+            await asyncio.sleep(delay)
+            await one(conversation_id, token)
+
         started = time.perf_counter()
-        await asyncio.gather(*(one(c, t) for c, t in spec["conversations"]))
+        gap = spec["ramp_seconds"] / max(1, len(spec["conversations"]))
+        await asyncio.gather(*(after(i * gap, c, t) for i, (c, t) in enumerate(spec["conversations"])))
         elapsed = time.perf_counter() - started
     return {
         "streams": len(spec["conversations"]),

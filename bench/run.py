@@ -55,13 +55,16 @@ DATABASE_NAME = "codementor_bench"  # created afresh by every run; never the tes
 REDIS_URL = "redis://127.0.0.1:6379/6"  # flushed by every run
 PASSWORD = "Bench-password-2026!"  # noqa: S105 (throw-away accounts on a throw-away database)
 SUBMIT_SLUG = "count-vowels"  # a small catalog exercise with a handful of tests
-LONG_MARKER = "[long reply]"  # bench/fake_llm.py answers it with a long stream
+LONG_MARKER = "[long reply]"  # bench/fake_llm.py answers it with a stream held open for HOLD_SECONDS
+HOLD_SECONDS, RAMP_SECONDS = 15, 10  # held streams are opened evenly over the ramp: all are open at its end
+FAKE_HOLD = ("--hold-seconds", str(HOLD_SECONDS))
 READ_PATHS = {
     "me": "/api/v1/auth/me",
     "progress": "/api/v1/users/me/progress",
     "exercises": "/api/v1/exercises?limit=20",
     "daily": "/api/v1/exercises/daily",
 }
+SLOW_SECONDS = 8  # logins and graded submissions take a good fraction of a second each: measure them longer
 SCENARIOS = ("health", "me", "progress", "exercises", "daily", "login", "submit", "loop", "chat", "session")
 SCENARIO_HELP = {
     "health": "GET /health, our app and bare Quart",
@@ -72,7 +75,7 @@ SCENARIO_HELP = {
     "login": "POST /api/v1/auth/login, bcrypt cost 12",
     "submit": "POST /api/v1/exercises/{id}/submit, a small exercise graded in the sandbox",
     "loop": "GET /health p99 from one client, idle and while logins and submissions saturate the CPU",
-    "chat": "streamed chat: time to first delta vs the fake LLM alone, then N streams at once",
+    "chat": "streamed chat: time to first delta vs the fake LLM alone, then N streams held open at once",
     "session": "students (login, daily, hint, submit, chat) at rising concurrency until p99 > 1 s",
 }
 
@@ -242,7 +245,7 @@ def prepare_database(env: dict[str, str]) -> None:
 
 def start_fake_llm(args: argparse.Namespace) -> tuple[subprocess.Popen[str], dict[str, str]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.fake_llm", "--chunk-delay", str(args.chunk_delay), "--long-words", "300"],
+        [sys.executable, "-m", "bench.fake_llm", *("--chunk-delay", str(args.chunk_delay)), *FAKE_HOLD],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -324,13 +327,16 @@ def auth(user: dict[str, Any]) -> dict[str, str]:
 # -------------------------------------------------------------------------------------- scenarios
 
 
-def wrk_row(ctx: Context, scenario: str, path: str, connections: int, extra: list[str] | None = None) -> Row:
+def wrk_row(
+    ctx: Context, scenario: str, path: str, connections: int, extra: list[str] | None = None, min_seconds: int = 1
+) -> Row:
     args = ctx.args
     url = ctx.url + path
     if args.warmup:
         run_wrk(url, threads=args.threads, connections=connections, seconds=args.warmup, extra=extra or [])
     cpu_before = ctx.server.cpu_seconds()
-    result = run_wrk(url, threads=args.threads, connections=connections, seconds=args.duration, extra=extra or [])
+    seconds = max(args.duration, min_seconds)
+    result = run_wrk(url, threads=args.threads, connections=connections, seconds=seconds, extra=extra or [])
     row = row_from_wrk(ctx, scenario, result)
     row.details["connections"] = connections
     if result["requests"]:  # CPU time per request: steadier than req/s on a machine shared with others
@@ -390,13 +396,13 @@ def read_scenario(name: str) -> Callable[[Context], list[Row]]:
 
 
 def scenario_login(ctx: Context) -> list[Row]:
-    row = wrk_row(ctx, "login", "/api/v1/auth/login", ctx.args.login_connections, login_script(ctx))
+    row = wrk_row(ctx, "login", "/api/v1/auth/login", ctx.args.login_connections, login_script(ctx), SLOW_SECONDS)
     row.note = f"bcrypt 12, {ctx.args.login_connections} connections"
     return [row]
 
 
 def scenario_submit(ctx: Context) -> list[Row]:
-    row = wrk_row(ctx, "submit", submit_path(ctx), ctx.args.submit_connections, submit_script(ctx))
+    row = wrk_row(ctx, "submit", submit_path(ctx), ctx.args.submit_connections, submit_script(ctx), SLOW_SECONDS)
     row.note = f"graded runs/s at concurrency {ctx.args.submit_connections}"
     return [row]
 
@@ -485,6 +491,7 @@ def scenario_chat(ctx: Context) -> list[Row]:
                 "mode": "streams",
                 "base_url": ctx.url,
                 "content": f"Explain recursion {LONG_MARKER}",
+                "ramp_seconds": RAMP_SECONDS,
                 "conversations": ctx.seed.stream_conversations[: ctx.args.streams],
             },
             timeout=900,
@@ -506,7 +513,7 @@ def scenario_chat(ctx: Context) -> list[Row]:
             details=ttfb,
         ),
         Row(
-            f"chat: {held['streams']} streams at once",
+            f"chat: {held['streams']} streams held",
             ctx.kind.name,
             None,
             held["ttfb"]["p50_ms"],
@@ -692,7 +699,7 @@ def goals(rows: list[Row]) -> list[str]:
         chat = mine.get("chat: first delta")
         if chat:
             found.append(f"{server}: streaming overhead p50 {chat.details['overhead_p50_ms']} ms (goal < 10)")
-        held = [row for row in first(lambda r, s=server: r.server == s and r.scenario.endswith("streams at once"))]
+        held = [row for row in first(lambda r, s=server: r.server == s and r.scenario.endswith("streams held"))]
         for row in held:
             found.append(
                 f"{server}: {row.details['completed']}/{row.details['streams']} streams, peak RSS {row.rss_mib} MiB "
@@ -717,7 +724,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("scenarios", nargs="*", help="scenarios to run (default: all)")
     parser.add_argument("--quick", action="store_true", help="short runs, fewer streams and levels (~2 minutes)")
     parser.add_argument(
-        "--servers", default="hypercorn-1,hypercorn-2,uvicorn-1", help=f"comma-separated from {list(SERVER_KINDS)}"
+        "--servers",
+        help=f"comma-separated from {list(SERVER_KINDS)} (default: the first three; quick: the first two)",
     )
     parser.add_argument("--duration", type=int, help="seconds per wrk measurement (default 10, quick 3)")
     parser.add_argument("--warmup", type=int, help="seconds of unmeasured load first (default 2, quick 1)")
@@ -747,8 +755,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name, (full, short) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, short if quick else full)
-    if quick and args.servers == parser.get_default("servers"):
-        args.servers = "hypercorn-1,hypercorn-2"
+    if args.servers is None:
+        args.servers = "hypercorn-1,hypercorn-2" if quick else "hypercorn-1,hypercorn-2,uvicorn-1"
     args.scenarios = args.scenarios or list(SCENARIOS)
     unknown = [name for name in args.scenarios if name not in SCENARIOS]
     if unknown:
