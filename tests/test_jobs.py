@@ -151,3 +151,20 @@ async def test_job_cut_off_by_a_stopping_worker_is_queued_again_at_once(app: Qua
     assert released.error is None
     # back in the queue, or already taken from it again by the app's own worker
     assert (released.status == "queued" and released.started_at is None) or released.attempts == 2
+
+
+async def test_job_cut_off_once_too_often_ends_failed_instead_of_looping(app: Quart) -> None:
+    session_factory = app.extensions["db_session_factory"]
+    async with session_factory() as session:
+        row = Job(kind="test_block", payload={}, status="running", attempts=jobs.MAX_ATTEMPTS, started_at=utcnow())
+        session.add(row)
+        await session.commit()
+    context = JobContext(settings=app.config["SETTINGS"], session_factory=session_factory)
+    STARTED.clear()
+    task = asyncio.create_task(jobs.run(context, row))
+    await asyncio.wait_for(STARTED.wait(), timeout=5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    failed = await job_row(app, row.id)
+    assert failed.status == "failed" and failed.error == jobs.ABANDONED_ERROR and failed.finished_at is not None

@@ -170,7 +170,7 @@ async def run(context: JobContext, row: Job) -> None:
         await handler(context, dict(row.payload))
     except asyncio.CancelledError:
         # The worker is stopping: queue the job again now rather than after the lease runs out.
-        await asyncio.shield(_release(context.session_factory, row.id))
+        await asyncio.shield(_release(context, row))
         raise
     except Exception as error:
         log.warning("jobs.failed", job_id=row.id, kind=row.kind, error_type=type(error).__name__, exc_info=True)
@@ -182,16 +182,29 @@ async def run(context: JobContext, row: Job) -> None:
     log.info("jobs.completed", job_id=row.id, kind=row.kind)
 
 
-async def _release(session_factory: SessionFactory, job_id: int) -> None:
+async def _release(context: JobContext, row: Job) -> None:
+    """Put a job cut off mid-run back in the queue; after `MAX_ATTEMPTS` starts it ends `failed` instead
+    (a job that always outlives its time limit, or always brings its worker down, must not loop)."""
+    worn_out = row.attempts >= MAX_ATTEMPTS
     try:
-        async with session_factory() as session:
+        async with context.session_factory() as session:
             await session.execute(
-                update(Job).where(Job.id == job_id, Job.status == "running").values(status="queued", started_at=None)
+                update(Job)
+                .where(Job.id == row.id, Job.status == "running")
+                .values(
+                    status="failed" if worn_out else "queued",
+                    error=ABANDONED_ERROR if worn_out else None,
+                    started_at=row.started_at if worn_out else None,
+                    finished_at=utcnow() if worn_out else None,
+                )
             )
             await session.commit()
-        log.info("jobs.released", job_id=job_id)
+        log.info("jobs.released", job_id=row.id, failed=worn_out)
     except Exception:  # the database is gone too: the lease brings the job back later
-        log.warning("jobs.release_failed", job_id=job_id, exc_info=True)
+        log.warning("jobs.release_failed", job_id=row.id, exc_info=True)
+        return
+    if worn_out:
+        await _after_failure(context, row.kind, dict(row.payload), ABANDONED_ERROR)
 
 
 async def _after_failure(context: JobContext, kind: str, payload: dict[str, Any], reason: str) -> None:
