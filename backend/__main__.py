@@ -161,6 +161,8 @@ def worker(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
+    from redis.exceptions import RedisError
+
     from backend.jobs.arq_worker import WorkerMisconfigured, run_worker
 
     try:
@@ -168,6 +170,9 @@ def worker(settings: Settings) -> int:
     except WorkerMisconfigured as error:
         print(f"worker: {error}", file=sys.stderr)
         return 2
+    except (OSError, RedisError) as error:  # after arq's own retries
+        print(f"worker: cannot reach Redis at REDIS_URL ({type(error).__name__}); is it running?", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

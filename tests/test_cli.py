@@ -113,6 +113,13 @@ def test_worker_command_without_the_arq_backend_explains_and_fails(tmp_path: Pat
     assert result.returncode == 2 and "JOBS_BACKEND=arq" in result.stderr
 
 
+def test_worker_command_without_redis_says_so(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "backend", "worker"]
+    env = backend_env(JOBS_BACKEND="arq", REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 1 and "cannot reach Redis" in result.stderr
+
+
 def test_worker_command_runs_the_arq_worker_until_sigterm(tmp_path: Path, redis_server: str) -> None:
     assert run_backend("migrate", cwd=tmp_path).returncode == 0
     log_path = tmp_path / "worker.log"
