@@ -37,6 +37,10 @@ import types
 
 MAX_DEPTH = 64  # deeper values are reported as unsupported rather than blowing the stack
 MAX_VALUE_LINE = 256 * 1024  # bytes of one encoded value a call child may send
+# Every encoded item takes at least 8 bytes of JSON: more items than this can never fit in one line, so
+# encoding stops there instead of walking (and serialising) a million-element list only to drop it.
+MAX_VALUE_ITEMS = MAX_VALUE_LINE // 8
+VALUE_TOO_LARGE = "the returned value is too large to compare"
 CHILD_POLL_SECONDS = 0.02
 
 
@@ -64,8 +68,19 @@ def read_all(fd):
         chunks.append(chunk)
 
 
-def encode(value, depth=0):
-    """A JSON tree of tagged builtin values, by exact type: a subclass with a lying __eq__ is 'other'."""
+class ValueTooLarge(Exception):
+    pass
+
+
+def encode(value, depth=0, budget=None):
+    """A JSON tree of tagged builtin values, by exact type: a subclass with a lying __eq__ is 'other'.
+
+    `budget` ([items left]) bounds the work; running out raises ValueTooLarge."""
+    if budget is None:
+        budget = [MAX_VALUE_ITEMS]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ValueTooLarge
     kind = type(value)
     if depth > MAX_DEPTH:
         return ["other", "too deeply nested"]
@@ -87,9 +102,9 @@ def encode(value, depth=0):
     if kind is bytes:
         return ["bytes", value.hex()]
     if kind in (list, tuple, set, frozenset):
-        return [kind.__name__, [encode(item, depth + 1) for item in value]]
+        return [kind.__name__, [encode(item, depth + 1, budget) for item in value]]
     if kind is dict:
-        return ["dict", [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]]
+        return ["dict", [[encode(k, depth + 1, budget), encode(v, depth + 1, budget)] for k, v in value.items()]]
     try:
         text = repr(value)[:200]
     except Exception:
@@ -283,6 +298,8 @@ class Harness:
                         exec(test["setup"], scope)  # noqa: S102
                     value = eval(test["call"], scope)  # noqa: S307
                     event = {"event": "call", "index": index, "value": encode(value), "error": None}
+                except ValueTooLarge:
+                    event = {"event": "call", "index": index, "value": None, "error": VALUE_TOO_LARGE}
                 except BaseException as error:
                     event = {"event": "call", "index": index, "value": None, "error": describe(error)}
                 event["ms"] = round((time.perf_counter() - started) * 1000, 3)
@@ -370,7 +387,7 @@ def write_lines(fd, events):
     for event in events:
         data = (json.dumps(event, ensure_ascii=True) + "\n").encode()
         if len(data) > MAX_VALUE_LINE:
-            event = {**event, "value": None, "error": "the returned value is too large to compare"}
+            event = {**event, "value": None, "error": VALUE_TOO_LARGE}
             data = (json.dumps(event, ensure_ascii=True) + "\n").encode()
         while data:
             data = data[os.write(fd, data) :]
