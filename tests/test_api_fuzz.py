@@ -1,8 +1,12 @@
 """Schemathesis against the real server: every operation of our own `/openapi.json`, fuzzed as real users.
 
-The app runs as `python -m backend` does (Hypercorn on a free 127.0.0.1 port, a SQLite file, the memory
-cache, the offline LLM, the memory email backend) with rate limits off, so the fuzzer reaches the handlers
-instead of a wall of 429s. GitHub is a fake on a real socket (GITHUB_API_URL).
+The app runs as `python -m backend` runs it (Hypercorn on a free 127.0.0.1 port, the memory email
+backend) with rate limits off, so the fuzzer reaches the handlers instead of a wall of 429s, twice:
+- embedded (a SQLite file, the memory cache): every phase (examples, coverage, fuzzing);
+- production (PostgreSQL, Redis): the examples and coverage phases, whose boundary values are what a
+  different database answers differently (column lengths, integer ranges, characters it refuses).
+GitHub and the LLM (OpenAI-compatible, answering with an exercise that generation accepts) are fakes on
+real sockets, so generation, hints and chat run their real code instead of a 503 `llm_not_configured`.
 
 Each case is checked for: no 5xx, a status code, content type, headers and body the spec documents, and
 (our own check) RFC 9457 problem details with the fields of API.md on every 4xx/5xx.
@@ -25,19 +29,22 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
+import redis
 import schemathesis
 from hypothesis import HealthCheck, settings
 
 from backend.__main__ import openapi_document
-from tests.conftest import make_settings
+from tests.conftest import POSTGRES_ADMIN_URL, REDIS_URL, asyncpg_dsn, make_settings, service_missing
 from tests.fakes.github_api import FakeGitHubAPI
 from tests.fakes.llm_servers import FakeOpenAI
 from tests.fakes.oauth_providers import free_port
@@ -142,13 +149,12 @@ def fakes() -> Iterator[Fakes]:
 # --- the server under test -------------------------------------------------------------------------
 
 
-def server_env(tmp_path: Path, port: int, fakes: Fakes) -> dict[str, str]:
+def server_env(port: int, fakes: Fakes, stack: dict[str, str]) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in SERVER_VARIABLES}
     env.update(
         PYTHONPATH=str(ROOT),
         ENVIRONMENT="test",
         SECRET_KEY="fuzz-secret-key-that-is-long-enough-0123456789",
-        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'fuzz.db'}",
         PORT=str(port),
         BACKEND_URL=f"http://127.0.0.1:{port}",
         BCRYPT_ROUNDS="4",
@@ -165,6 +171,7 @@ def server_env(tmp_path: Path, port: int, fakes: Fakes) -> dict[str, str]:
         GITHUB_CLIENT_SECRET="fuzz-client-secret",
         GITHUB_WEBHOOK_SECRET=WEBHOOK_SECRET,
         ADMIN_PASSWORD=PASSWORD,
+        **stack,  # DATABASE_URL, and REDIS_URL on the production stack
     )
     return env
 
@@ -182,11 +189,8 @@ def wait_until_serving(base_url: str, process: subprocess.Popen[bytes], seconds:
     pytest.fail("the server did not start in time")
 
 
-@pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory, fakes: Fakes) -> Iterator[str]:
-    tmp_path = tmp_path_factory.mktemp("fuzz")
-    port = free_port()
-    env = server_env(tmp_path, port, fakes)
+def serve(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
+    """`create-admin`, then the default command (migrate, seed the catalog, serve) until the module ends."""
     admin = subprocess.run(
         [sys.executable, "-m", "backend", "create-admin", "--email", ADMIN_EMAIL],
         cwd=tmp_path,
@@ -197,10 +201,8 @@ def base_url(tmp_path_factory: pytest.TempPathFactory, fakes: Fakes) -> Iterator
     )
     assert admin.returncode == 0, admin.stderr
     log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(  # migrate, seed the catalog, serve: the default command
-        [sys.executable, "-m", "backend"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen([sys.executable, "-m", "backend"], cwd=tmp_path, env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{env['PORT']}"
     try:
         wait_until_serving(url, process)
         yield url
@@ -214,34 +216,75 @@ def base_url(tmp_path_factory: pytest.TempPathFactory, fakes: Fakes) -> Iterator
         log.close()
 
 
-# --- who calls -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def embedded_url(tmp_path_factory: pytest.TempPathFactory, fakes: Fakes) -> Iterator[str]:
+    """What `python -m backend` runs: a SQLite file, the in-memory cache."""
+    tmp_path = tmp_path_factory.mktemp("fuzz-embedded")
+    stack = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'fuzz.db'}"}
+    yield from serve(tmp_path, server_env(free_port(), fakes, stack))
+
+
+async def create_database(admin_url: str, name: str) -> None:
+    connection = await asyncpg.connect(admin_url, timeout=5)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+async def drop_database(admin_url: str, name: str) -> None:
+    connection = await asyncpg.connect(admin_url, timeout=5)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="module")
+def production_url(tmp_path_factory: pytest.TempPathFactory, fakes: Fakes) -> Iterator[str]:
+    """What SETUP.md deploys: PostgreSQL (a database of its own) and Redis (TEST_REDIS_URL, flushed)."""
+    admin_url = asyncpg_dsn(POSTGRES_ADMIN_URL)
+    name = f"codementor_fuzz_{uuid.uuid4().hex[:12]}"
+    try:
+        asyncio.run(create_database(admin_url, name))
+        cache = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+        cache.flushdb()
+        cache.close()
+    except (OSError, asyncpg.PostgresError, redis.RedisError) as error:
+        service_missing(f"the production stack needs PostgreSQL and Redis ({type(error).__name__})")
+    database_url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + name
+    stack = {"DATABASE_URL": database_url, "REDIS_URL": REDIS_URL}
+    try:
+        yield from serve(tmp_path_factory.mktemp("fuzz-production"), server_env(free_port(), fakes, stack))
+    finally:
+        asyncio.run(drop_database(admin_url, name))
+
+
+# --- who calls, and what it cost ------------------------------------------------------------------
 
 
 @dataclass
 class Tally:
     """Cases sent and seconds spent per operation, written to the terminal when the module ends."""
 
+    stack: str
     cases: Counter[str] = field(default_factory=Counter)
     seconds: Counter[str] = field(default_factory=Counter)
 
-    def summary(self) -> list[str]:
-        slowest = ", ".join(f"{label} {seconds:.0f}s" for label, seconds in self.seconds.most_common(5))
-        return [
-            f"schemathesis: {len(self.cases)} operations, {sum(self.cases.values())} cases, "
+    def summary(self) -> str:
+        slowest = ", ".join(f"{label} {seconds:.0f}s" for label, seconds in self.seconds.most_common(3))
+        return (
+            f"schemathesis ({self.stack}): {len(self.cases)} operations, {sum(self.cases.values())} cases, "
             f"{sum(self.seconds.values()):.0f}s in calls; slowest: {slowest}"
-        ]
+        )
 
 
-@pytest.fixture(scope="module")
-def tally(request: pytest.FixtureRequest) -> Iterator[Tally]:
-    tally = Tally()
-    yield tally
+def report(request: pytest.FixtureRequest, line: str) -> None:
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None and tally.cases:
+    if reporter is not None and capture is not None:
         with capture.global_and_fixture_disabled():
-            for line in tally.summary():
-                reporter.write_line(line)
+            reporter.write_line(line)
 
 
 @dataclass
@@ -253,6 +296,15 @@ class Callers:
     admin: dict[str, str] = field(default_factory=dict)
     throwaway_email: str | None = None
     throwaways: int = 0
+
+    @classmethod
+    def signed_in(cls, base_url: str) -> Callers:
+        callers = cls(base_url)
+        callers.student = callers.register("fuzz-student@example.com")
+        admin = callers.login(ADMIN_EMAIL)
+        assert admin.status_code == 200, admin.text
+        callers.admin = bearer(admin.json())
+        return callers
 
     def headers_for(self, method: str, path: str) -> dict[str, str]:
         if (method, path) in SESSION_ENDING:
@@ -288,14 +340,33 @@ def bearer(payload: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {payload['access_token']}"}
 
 
+@dataclass
+class Target:
+    """One running stack: where it listens, who calls it, what the run cost."""
+
+    base_url: str
+    callers: Callers
+    tally: Tally
+
+
+def target(request: pytest.FixtureRequest, stack: str, base_url: str) -> Iterator[Target]:
+    running = Target(base_url, Callers.signed_in(base_url), Tally(stack))
+    yield running
+    if running.tally.cases:
+        report(request, running.tally.summary())
+
+
 @pytest.fixture(scope="module")
-def callers(base_url: str) -> Callers:
-    callers = Callers(base_url)
-    callers.student = callers.register("fuzz-student@example.com")
-    admin = callers.login(ADMIN_EMAIL)
-    assert admin.status_code == 200, admin.text
-    callers.admin = bearer(admin.json())
-    return callers
+def embedded(request: pytest.FixtureRequest, embedded_url: str) -> Iterator[Target]:
+    yield from target(request, "embedded", embedded_url)
+
+
+@pytest.fixture(scope="module")
+def production(request: pytest.FixtureRequest, production_url: str) -> Iterator[Target]:
+    yield from target(request, "production", production_url)
+
+
+# --- what is checked -------------------------------------------------------------------------------
 
 
 def app_openapi_document() -> dict[str, Any]:
@@ -316,25 +387,32 @@ BUSINESS_REJECTIONS = {
 }
 
 
-def fuzz_config() -> schemathesis.Config:
+def fuzz_config(*, fuzzing: bool) -> schemathesis.Config:
+    """Our expected statuses; `fuzzing=False` keeps the examples and coverage (boundary values) phases only."""
     operations = []
     for label, statuses in BUSINESS_REJECTIONS.items():
         expected = [*POSITIVE_EXPECTED_STATUSES, *map(str, statuses)]
         operations.append(
             {"include-name": label, "checks": {"positive_data_acceptance": {"expected-statuses": expected}}}
         )
-    rejection = {"expected-statuses": NEGATIVE_EXPECTED_STATUSES}
-    return schemathesis.Config.from_dict({"checks": {"negative_data_rejection": rejection}, "operations": operations})
+    return schemathesis.Config.from_dict(
+        {
+            "checks": {"negative_data_rejection": {"expected-statuses": NEGATIVE_EXPECTED_STATUSES}},
+            "phases": {"fuzzing": {"enabled": fuzzing}},
+            "operations": operations,
+        }
+    )
 
 
-schema = schemathesis.openapi.from_dict(app_openapi_document(), config=fuzz_config())
+DOCUMENT = app_openapi_document()
+# Embedded: every phase. Production: boundary values only (what differs there is the database: column
+# types and lengths, integer ranges, characters PostgreSQL refuses), which keeps the whole run short.
+embedded_schema = schemathesis.openapi.from_dict(DOCUMENT, config=fuzz_config(fuzzing=True))
+production_schema = schemathesis.openapi.from_dict(DOCUMENT, config=fuzz_config(fuzzing=False))
 
 
-def test_the_fuzzed_document_is_what_the_server_serves(base_url: str) -> None:
-    assert httpx.get(f"{base_url}/openapi.json", timeout=30).json() == schema.raw_schema
-
-
-# --- our own check ---------------------------------------------------------------------------------
+def test_the_fuzzed_document_is_what_the_server_serves(embedded: Target) -> None:
+    assert httpx.get(f"{embedded.base_url}/openapi.json", timeout=30).json() == DOCUMENT
 
 
 def problem_details(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case) -> None:
@@ -357,25 +435,39 @@ def problem_details(ctx: schemathesis.CheckContext, response: schemathesis.Respo
         assert all(set(error) == {"field", "message"} for error in body["errors"])
 
 
-# --- the run ---------------------------------------------------------------------------------------
+def call_and_check(case: schemathesis.Case, running: Target) -> None:
+    label = case.operation.label  # the coverage phase also sends other methods (TRACE, QUERY...) to its path
+    headers = running.callers.headers_for(case.method.upper(), case.path)
+    started = time.monotonic()
+    running.tally.cases[label] += 1
+    try:
+        case.call_and_validate(
+            base_url=running.base_url, headers=headers, additional_checks=[problem_details], timeout=30
+        )
+    finally:
+        running.tally.seconds[label] += time.monotonic() - started
 
 
-@schema.parametrize()
-@settings(
+# --- the runs --------------------------------------------------------------------------------------
+
+FUZZ_SETTINGS = settings(
     max_examples=25,
-    derandomize=True,
+    derandomize=True,  # the same cases on every run: a red CI run is a real finding, and it reproduces
     database=None,
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_every_operation_holds_its_contract(
-    case: schemathesis.Case, base_url: str, callers: Callers, tally: Tally
+
+
+@embedded_schema.parametrize()
+@FUZZ_SETTINGS
+def test_every_operation_holds_its_contract_on_the_embedded_stack(case: schemathesis.Case, embedded: Target) -> None:
+    call_and_check(case, embedded)
+
+
+@production_schema.parametrize()
+@FUZZ_SETTINGS
+def test_every_operation_holds_its_contract_on_the_production_stack(
+    case: schemathesis.Case, production: Target
 ) -> None:
-    label = case.operation.label  # the coverage phase also sends other methods (TRACE, QUERY...) to its path
-    headers = callers.headers_for(case.method.upper(), case.path)
-    started = time.monotonic()
-    tally.cases[label] += 1
-    try:
-        case.call_and_validate(base_url=base_url, headers=headers, additional_checks=[problem_details], timeout=30)
-    finally:
-        tally.seconds[label] += time.monotonic() - started
+    call_and_check(case, production)
