@@ -1,14 +1,23 @@
-"""Request bodies: the 1 MiB limit, JSON only, and parse errors in our own words."""
+"""Request input: the 1 MiB limit, JSON only, parse errors in our own words, and no NUL characters.
+
+PostgreSQL text cannot hold U+0000 (asyncpg refuses it), so a NUL anywhere in a JSON string or a query
+argument is refused up front as a 422 naming the field, on every stack alike, instead of failing later
+as a database error.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from quart import Request
+from quart import Quart, Request, request
 
-from backend.errors import InvalidJSON, UnsupportedMediaType
+from backend.errors import InvalidJSON, UnsupportedMediaType, ValidationFailed
 
 MAX_BODY_BYTES = 1024 * 1024
+NUL = "\x00"
+NUL_MESSAGE = "Must not contain the NUL character (U+0000)"
+JSON_ESCAPED_NUL = b"\\u0000"  # the only way JSON can carry a NUL inside a string
+URL_ENCODED_NUL = b"%00"
 
 
 class JSONRequest(Request):
@@ -22,11 +31,46 @@ class JSONRequest(Request):
                 raise UnsupportedMediaType()
             return {}  # no body at all: the same as an empty object, so optional-only bodies may be omitted
         try:
-            return await super().get_json(force=force, silent=silent, cache=cache)
+            data = await super().get_json(force=force, silent=silent, cache=cache)
         except UnicodeDecodeError:  # decoding the body as text fails before JSON parsing is reached
             if silent:
                 return None
             raise InvalidJSON() from None
+        if JSON_ESCAPED_NUL in await self.get_data(cache=True):  # a byte search: the walk runs only then
+            path = nul_path(data)
+            if path is not None:
+                raise ValidationFailed(errors=[{"field": path, "message": NUL_MESSAGE}])
+        return data
 
     def on_json_loading_failed(self, error: Exception) -> Any:
         raise InvalidJSON()
+
+
+def nul_path(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first string (key or value) holding a NUL, or None."""
+    if isinstance(value, str):
+        return path or "body" if NUL in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            if NUL in str(key):
+                return child
+            found = nul_path(item, child)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = nul_path(item, f"{path}.{index}" if path else str(index))
+            if found is not None:
+                return found
+    return None
+
+
+def register_input_guards(app: Quart) -> None:
+    @app.before_request
+    async def _refuse_nul_in_query() -> None:
+        if URL_ENCODED_NUL not in request.query_string:
+            return
+        for key, value in request.args.items(multi=True):
+            if NUL in key or NUL in value:
+                raise ValidationFailed(errors=[{"field": key.replace(NUL, ""), "message": NUL_MESSAGE}])

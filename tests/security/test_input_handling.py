@@ -143,3 +143,22 @@ async def test_body_that_is_not_utf8_is_400_invalid_json(client: QuartClient) ->
         headers={**account.headers, "Content-Type": "application/json"},
     )
     assert response.status_code == 400 and problem_code(await response.get_json()) == "invalid_json"
+
+
+async def test_nul_characters_are_422_naming_the_field_on_every_stack(app: Quart, client: QuartClient) -> None:
+    """PostgreSQL text cannot hold U+0000: refused up front, never a database error (a 500)."""
+    account = await new_account(client)
+    exercise_id = await add_exercise(app)
+    conversation = await (await client.post("/api/v1/chat/conversations", json={}, headers=account.headers)).get_json()
+    for method, path, body, field in [
+        ("POST", f"/api/v1/chat/conversations/{conversation['id']}/messages", {"content": "hi\x00there"}, "content"),
+        ("POST", "/api/v1/chat/message", {"message": "\x00"}, "message"),
+        ("POST", f"/api/v1/exercises/{exercise_id}/submit", {"code": "x = '\x00'"}, "code"),
+        ("PUT", "/api/v1/users/onboarding", {"career_goals": "a\x00b"}, "career_goals"),
+    ]:
+        response = await client.open(path, method=method, json=body, headers=account.headers)
+        problem = await response.get_json()
+        assert response.status_code == 422, (path, problem)
+        assert problem["errors"] == [{"field": field, "message": "Must not contain the NUL character (U+0000)"}]
+    listed = await client.get("/api/v1/exercises", query_string={"language": "py\x00"}, headers=account.headers)
+    assert listed.status_code == 422 and (await listed.get_json())["errors"][0]["field"] == "language"
