@@ -1,4 +1,4 @@
-"""The cache behind rate limits, revocation and short-lived state: Redis, or memory for one process.
+"""The cache behind rate limits, login lockout and short-lived state: Redis, or memory for one process.
 
 Both backends share one small interface so callers never know which they got. Values are strings;
 `incr` is atomic and sets the expiry when it creates the key, which is what fixed-window rate limits
@@ -8,9 +8,8 @@ Redis going away must not turn requests into 500s, so Redis is always wrapped in
 Redis is unreachable, this process's memory stands in. What that means for each user of the cache:
 - rate limits and login lockout count per process (a warning is logged when the outage starts), so a
   client spread over N workers gets up to N times its limit for the duration: degraded, never open;
-- revocation fails closed: `authenticate` also checks the session row in the database, the truth, so a
-  revoked session stays revoked and a live one keeps working; revocations written during the outage go
-  to the database and to this process's memory;
+- revocation fails closed: authentication checks the session row in the database, the truth, so a
+  revoked session stays revoked and a live one keeps working, whatever the cache says or fails to say;
 - OAuth sign-in flows started during the outage finish only on the worker that started them.
 `/health/ready` still reports the Redis outage (503), so the orchestrator sees it.
 """

@@ -53,6 +53,7 @@ async def test_redis_outage_keeps_sessions_honest_and_recovers(
     assert await me(client, revoked_before) == 401  # the database is the truth: still revoked
     assert (await client.post("/api/v1/auth/logout", headers=bearer(revoked_during))).status_code == 204
     assert await me(client, revoked_during) == 401
+    assert await failed_login(client) == 401  # the rate limit counted in memory
     assert cache.is_degraded
 
     ready = await client.get("/health/ready")
