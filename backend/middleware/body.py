@@ -32,7 +32,7 @@ class JSONRequest(Request):
             return {}  # no body at all: the same as an empty object, so optional-only bodies may be omitted
         try:
             data = await super().get_json(force=force, silent=silent, cache=cache)
-        except UnicodeDecodeError:  # decoding the body as text fails before JSON parsing is reached
+        except (UnicodeDecodeError, RecursionError):  # not UTF-8, or nested deeper than the parser goes
             if silent:
                 return None
             raise InvalidJSON() from None
@@ -46,23 +46,25 @@ class JSONRequest(Request):
         raise InvalidJSON()
 
 
-def nul_path(value: Any, path: str = "") -> str | None:
-    """The dotted path of the first string (key or value) holding a NUL, or None."""
-    if isinstance(value, str):
-        return path or "body" if NUL in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            child = f"{path}.{key}" if path else str(key)
-            if NUL in str(key):
-                return child
-            found = nul_path(item, child)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found = nul_path(item, f"{path}.{index}" if path else str(index))
-            if found is not None:
-                return found
+def nul_path(value: Any) -> str | None:
+    """The dotted path of the first string (key or value) holding a NUL, or None. Iterative: the parser
+    accepts nesting deep enough to exhaust Python's recursion limit."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                return path or "body"
+        elif isinstance(item, dict):
+            for key, child in reversed(list(item.items())):
+                child_path = f"{path}.{key}" if path else str(key)
+                if NUL in str(key):
+                    return child_path
+                stack.append((child_path, child))
+        elif isinstance(item, list):
+            stack.extend(
+                (f"{path}.{index}" if path else str(index), child) for index, child in reversed(list(enumerate(item)))
+            )
     return None
 
 

@@ -162,3 +162,17 @@ async def test_nul_characters_are_422_naming_the_field_on_every_stack(app: Quart
         assert problem["errors"] == [{"field": field, "message": "Must not contain the NUL character (U+0000)"}]
     listed = await client.get("/api/v1/exercises", query_string={"language": "py\x00"}, headers=account.headers)
     assert listed.status_code == 422 and (await listed.get_json())["errors"][0]["field"] == "language"
+
+
+async def test_json_nested_too_deep_is_400_not_a_crash(embedded_client: QuartClient) -> None:
+    for body in ("[" * 100_000 + "]" * 100_000, '{"a":' * 50_000 + "1" + "}" * 50_000):
+        response = await embedded_client.post(
+            "/api/v1/auth/login", data=body, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 400 and problem_code(await response.get_json()) == "invalid_json"
+    deep_nul = '{"email": ' + "[" * 900 + '"\\u0000"' + "]" * 900 + "}"  # as deep as the parser allows
+    response = await embedded_client.post(
+        "/api/v1/auth/login", data=deep_nul, headers={"Content-Type": "application/json"}
+    )
+    problem = await response.get_json()
+    assert response.status_code == 422 and problem["errors"][0]["field"] == "email" + ".0" * 900
