@@ -134,3 +134,23 @@ async def test_cors_never_answers_a_wildcard_with_credentials(embedded_probe_cli
     assert allowed.headers["Access-Control-Allow-Credentials"] == "true" and "Origin" in allowed.headers["Vary"]
     with pytest.raises(ValueError, match="CORS_ORIGINS"):
         Settings(_env_file=None, cors_origins="*")  # type: ignore[call-arg]
+
+
+async def test_production_cookies_are_secure_httponly_and_cleared_at_logout(sqlite_url: str) -> None:
+    app = create_app(make_settings(database_url=sqlite_url, **PRODUCTION))
+    async with app.test_app():
+        client = app.test_client()
+        body = {"email": unique_email(), "password": PASSWORD, "name": "Prod"}
+        registered = await client.post("/api/v1/auth/register", json=body)
+        assert registered.status_code == 201
+        cookies = {value.split("=", 1)[0]: value for value in registered.headers.getlist("Set-Cookie")}
+        assert set(cookies) >= {"access_token", "refresh_token", "csrf_token"}
+        for name, value in cookies.items():
+            assert "Secure" in value and "SameSite=Lax" in value, name
+        assert "HttpOnly" in cookies["access_token"] and "HttpOnly" in cookies["refresh_token"]
+        token = (await registered.get_json())["csrf_token"]
+        logout = await client.post("/api/v1/auth/logout", headers={"X-CSRF-Token": token})
+        assert logout.status_code == 204
+        cleared = logout.headers.getlist("Set-Cookie")
+        assert {value.split("=", 1)[0] for value in cleared} >= {"access_token", "refresh_token"}
+        assert all("Max-Age=0" in value or "Expires=Thu, 01 Jan 1970" in value for value in cleared)
