@@ -152,6 +152,8 @@ class Settings(BaseSettings):
     def _refuse_unsafe_production(self) -> Settings:
         if self.sandbox_require_isolation and shutil.which("bwrap") is None:
             raise ValueError("SANDBOX_REQUIRE_ISOLATION is set but bubblewrap (bwrap) is not installed")
+        if self.jobs_backend == "arq" and not self.redis_url:
+            raise ValueError("JOBS_BACKEND=arq needs REDIS_URL (the job queue lives in Redis)")
         if self.environment != "production":
             if self.secret_key is None:
                 self.secret_key = SecretStr(secrets.token_urlsafe(48))

@@ -118,6 +118,10 @@ def get_session() -> AsyncSession:
     if session is None:
         session = current_app.extensions["db_session_factory"]()
         g.db_session = session
+        # Objects loaded before the session existed (the signed-in user, read without an ORM session)
+        # join it now, so a handler's changes to them are flushed with the request.
+        for obj in g.pop("attach_to_session", ()):
+            session.add(obj)
     return session
 
 

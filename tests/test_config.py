@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from backend.config import Settings
+from backend.config import ConfigError, Settings, load_settings
 from tests.conftest import make_settings
 
 GOOD_PRODUCTION = {
@@ -95,3 +96,14 @@ def _run_backend(env: dict[str, str], cwd: os.PathLike[str]) -> subprocess.Compl
         timeout=60,
         check=False,
     )
+
+
+def test_arq_jobs_without_redis_are_refused_in_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.setenv("JOBS_BACKEND", "arq")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert "JOBS_BACKEND=arq needs REDIS_URL" in str(refused.value) and "\n" not in str(refused.value)
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    assert load_settings().jobs_backend == "arq"
