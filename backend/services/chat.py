@@ -19,11 +19,12 @@ from datetime import UTC, date, datetime, timedelta
 import structlog
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.config import Settings
 from backend.db import utcnow
-from backend.errors import AppError, GatewayTimeout, NotFound, RateLimited, UpstreamError
+from backend.errors import AppError, GatewayTimeout, NotFound, RateLimited, ServiceUnavailable, UpstreamError
 from backend.integrations.llm import LLM, ChatTurn, LLMError, LLMTimeout, Prompt, Usage
 from backend.integrations.llm.tokens import count_prompt_tokens, count_tokens
 from backend.metrics import LLM_TOKENS
@@ -57,6 +58,13 @@ class LLMTimedOut(GatewayTimeout):
     code = "llm_timeout"
     detail = "The AI tutor took too long to answer. Your message is saved; try again shortly."
     keep_changes = True
+
+
+class ReplyNotSaved(ServiceUnavailable):
+    detail = "The reply could not be saved (the database is unavailable); your message is kept. Try again shortly."
+
+
+REPLY_NOT_SAVED = ReplyNotSaved()
 
 
 def as_app_error(error: LLMError) -> AppError:
@@ -341,6 +349,18 @@ async def _finish_stream(
     return reply
 
 
+async def _store_reply(
+    session_factory: async_sessionmaker[AsyncSession], turn: Turn, text: str, usage: Usage | None, status: str
+) -> Message | None:
+    """`_finish_stream`, or None when the database cannot take it (gone, pool exhausted): the stream is
+    already open, so the failure must become an `error` event rather than escape and cut the stream."""
+    try:
+        return await _finish_stream(session_factory, turn, text, usage, status)
+    except (SQLAlchemyError, OSError, TimeoutError) as error:
+        log.error("chat.store_failed", error_type=type(error).__name__, status=status)
+        return None
+
+
 def _estimated_usage(llm: LLM, turn: Turn, text: str, started: float) -> Usage | None:
     """What a stream cut short cost: the provider never sent its count, so estimate it."""
     if not text:
@@ -381,7 +401,7 @@ async def stream_turn(
             failure = AppError(code="internal_error", detail="An unexpected error occurred; try again.")
         text = "".join(parts)
         status = "partial" if text else "failed"
-        await _finish_stream(session_factory, turn, text, _estimated_usage(llm, turn, text, started), status)
+        await _store_reply(session_factory, turn, text, _estimated_usage(llm, turn, text, started), status)
         yield Failed(failure.code, failure.detail)
         return
     except (asyncio.CancelledError, GeneratorExit):
@@ -392,7 +412,10 @@ async def stream_turn(
             _finish_stream(session_factory, turn, text, _estimated_usage(llm, turn, text, started), "partial")
         )
         raise
-    reply = await _finish_stream(session_factory, turn, "".join(parts), usage, "complete")
+    reply = await _store_reply(session_factory, turn, "".join(parts), usage, "complete")
+    if reply is None:
+        yield Failed(REPLY_NOT_SAVED.code, REPLY_NOT_SAVED.detail)
+        return
     yield Done(reply)
 
 

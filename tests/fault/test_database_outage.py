@@ -13,6 +13,11 @@ import asyncio
 from quart import Quart
 from quart.testing import QuartClient
 
+from backend.app import create_app
+from tests.api.test_chat import llm_settings, messages_of, parse_sse
+from tests.conftest import make_settings
+from tests.fakes.llm_servers import FakeOpenAI
+from tests.fault.conftest import through_proxy
 from tests.fault.proxy import TCPProxy
 from tests.helpers import bearer, register, unique_email
 
@@ -62,3 +67,36 @@ async def test_database_outage_is_503_and_recovers_by_itself(
     assert (
         await client.post("/api/v1/auth/login", json={"email": tokens["user"]["email"], "password": "x"})
     ).status_code == 401
+
+
+async def test_database_lost_mid_stream_ends_it_with_an_error_event(
+    clean_postgres: str, postgres_proxy: TCPProxy, openai_server: FakeOpenAI
+) -> None:
+    """The reply cannot be stored at the end of a chat stream: the stream still ends properly, with an
+    `error` event, instead of being cut; the student's message was committed before the LLM was called."""
+    openai_server.reset()
+    openai_server.chunk_delay = 0.05
+    settings = make_settings(database_url=through_proxy(clean_postgres, postgres_proxy), **llm_settings(openai_server))
+    app = create_app(settings)
+    async with app.test_app():
+        client = app.test_client()
+        tokens = await register(client)
+        conversation = await (
+            await client.post("/api/v1/chat/conversations", json={}, headers=bearer(tokens))
+        ).get_json()
+        path = f"/api/v1/chat/conversations/{conversation['id']}/messages"
+        body = {"content": "Explain recursion", "stream": True}
+        streaming = asyncio.create_task(client.post(path, json=body, headers=bearer(tokens)))
+        while not openai_server.requests:  # noqa: ASYNC110 (the turn is stored; the LLM is streaming)
+            await asyncio.sleep(0.01)
+        await postgres_proxy.cut()
+        response = await streaming
+        events = parse_sse(await response.get_data(as_text=True))
+        assert response.status_code == 200
+        assert events[0][0] == "start" and events[-1][0] == "error"
+        assert events[-1][1]["code"] == "service_unavailable"
+
+        await postgres_proxy.restore()
+        await get_until_ok(client, "/api/v1/users/me", bearer(tokens))
+        stored = await messages_of(client, bearer(tokens), conversation["id"])
+        assert stored[0]["content"] == "Explain recursion"
