@@ -6,12 +6,14 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
+import structlog
 from quart import Blueprint, Response, current_app, request
 from quart_schema import tag_blueprint, validate_querystring, validate_request, validate_response
 
 from backend.api.guards import current_user, require_user, settings
 from backend.api.openapi import alternative_content, no_content, problem_responses
 from backend.db import get_session
+from backend.errors import is_connection_error
 from backend.integrations.llm import LLM
 from backend.middleware.rate_limit import rate_limit
 from backend.schemas.chat import (
@@ -29,6 +31,8 @@ from backend.schemas.chat import (
 )
 from backend.schemas.common import PageQuery
 from backend.services import chat as chat_service
+
+log = structlog.get_logger(__name__)
 
 bp = Blueprint("chat", __name__)
 tag_blueprint(bp, ["chat"])
@@ -52,30 +56,39 @@ def sse(event: str, data: object) -> bytes:
 
 def event_stream(events: AsyncIterator[chat_service.StreamEvent]) -> Response:
     async def body() -> AsyncIterator[bytes]:
-        async with aclosing(events):
-            async for event in events:
-                match event:
-                    case chat_service.Started():
-                        yield sse(
-                            "start",
-                            {
-                                "user_message_id": event.user_message_id,
-                                "assistant_message_id": event.assistant_message_id,
-                            },
-                        )
-                    case chat_service.Delta():
-                        yield sse("delta", {"content": event.content})
-                    case chat_service.Done():
-                        message = MessageRead.model_validate(event.assistant_message).model_dump(mode="json")
-                        yield sse("done", {"assistant_message": message})
-                    case chat_service.Failed():
-                        yield sse("error", {"code": event.code, "detail": event.detail})
+        try:
+            async with aclosing(encoded(events)) as frames:  # a client gone closes the service's stream at once
+                async for frame in frames:
+                    yield frame
+        except Exception as error:  # the headers are long sent: an event is the last answer a client can get
+            # A stream cannot become a problem response any more; without this the client sees a cut
+            # connection and no `error` event (e.g. the reply's store failing on an exhausted pool).
+            log.exception("chat.stream_failed", exc_info=error)
+            code = "service_unavailable" if is_connection_error(error) else "internal_error"
+            yield sse("error", {"code": code, "detail": "The reply could not be finished; try again."})
 
     response = Response(body(), status=200, content_type=f"{EVENT_STREAM}; charset=utf-8")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # nginx and friends: pass each event on at once
     response.timeout = STREAM_MAX_SECONDS
     return response
+
+
+async def encoded(events: AsyncIterator[chat_service.StreamEvent]) -> AsyncIterator[bytes]:
+    """The service's events as SSE frames."""
+    async with aclosing(events):
+        async for event in events:
+            match event:
+                case chat_service.Started():
+                    ids = {"user_message_id": event.user_message_id, "assistant_message_id": event.assistant_message_id}
+                    yield sse("start", ids)
+                case chat_service.Delta():
+                    yield sse("delta", {"content": event.content})
+                case chat_service.Done():
+                    message = MessageRead.model_validate(event.assistant_message).model_dump(mode="json")
+                    yield sse("done", {"assistant_message": message})
+                case chat_service.Failed():
+                    yield sse("error", {"code": event.code, "detail": event.detail})
 
 
 @bp.post("/conversations")

@@ -8,8 +8,7 @@ answer comes from this module, so clients (and the schemathesis run in CI) see t
   parameters (422), path parameters (404), anything under `/api/v1` (503 when the database is away) —
   plus the statuses a route names itself with `@problem_responses(409, 429, ...)`;
 - `@no_content` (204, no body) and `@redirects` (302 with `Location`, no body);
-- the `X-Request-ID` header on every response, `Retry-After` and `RateLimit-*` on 429, `Retry-After`
-  on 503.
+- the `X-Request-ID` header on every response, `Retry-After` and `RateLimit-*` on 429.
 
 Redirect routes (browser sign-in flows) answer a bad query with a redirect, never a 422.
 """
