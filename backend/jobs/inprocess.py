@@ -21,6 +21,7 @@ from backend.models import Job
 POLL_SECONDS = 5.0
 STOP_GRACE_SECONDS = 5.0
 ERROR_BACKOFF_SECONDS = 5.0
+MAX_ERROR_BACKOFF_SECONDS = 60.0  # e.g. a database that is not migrated yet: no need to ask every 5 s
 
 log = structlog.get_logger(__name__)
 
@@ -40,6 +41,7 @@ class InProcessJobs:
         self._poll_seconds = poll_seconds
         self._lease_seconds = lease_seconds
         self._wake = asyncio.Event()
+        self._backoff = ERROR_BACKOFF_SECONDS
         self._loop_task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
 
@@ -74,10 +76,14 @@ class InProcessJobs:
                     await jobs.requeue_abandoned(self._context, self._lease_seconds)
                     recovered = True
                 await self._drain()
-            except Exception:  # the database is down, say: keep the server up and try again later
-                log.warning("jobs.worker_error", exc_info=True)
-                await asyncio.sleep(ERROR_BACKOFF_SECONDS)
+            except Exception as error:  # the database is down or not migrated yet: keep serving, retry later
+                # No traceback: it says nothing more than the error type, and rendering one (with locals,
+                # in the console format) blocks the event loop long enough to fail a readiness probe.
+                log.warning("jobs.worker_error", error_type=type(error).__name__, retry_in_s=self._backoff)
+                await asyncio.sleep(self._backoff)
+                self._backoff = min(self._backoff * 2, MAX_ERROR_BACKOFF_SECONDS)
                 continue
+            self._backoff = ERROR_BACKOFF_SECONDS
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds)
             self._wake.clear()
