@@ -473,3 +473,27 @@ async def test_arq_worker_runs_reviews_sent_through_redis_and_rows_redis_missed(
         review = await wait_for_review(client, headers, review_id, seconds=1)
         assert review["status"] == "completed" and review["model"] == "static"
         assert any(c["category"] == "correctness" for c in review["comments"])
+
+
+async def test_publish_puts_comments_on_lines_outside_the_diff_in_the_body(
+    review_app: AppFactory, github_api: FakeGitHubAPI
+) -> None:
+    app = await review_app()
+    client = app.test_client()
+    fake = github_api.add_repository("octo/hello")
+    github_api.add_pull(fake, 9, "Fix greeting", "ada", "fix")
+    # only line 5 changed; the unused import on line 1 predates the pull request
+    patch = '@@ -5,1 +5,1 @@\n-    return "Hello " + name\n+    return "Hello " + nme'
+    github_api.add_changed_file(fake, 9, "src/app.py", BUGGY_CODE, patch=patch, status="modified")
+    headers, user_id = await new_user(client)
+    await store_github_grant(app, user_id, "gho_publisher", "repo")
+    repository = await link(client, headers, "octo/hello")
+    queued = await (await request_review(client, headers, repository["id"], pull_number=9)).get_json()
+    review = await wait_for_review(client, headers, queued["id"])
+    assert {(c["path"], c["line"]) for c in review["comments"]} >= {("src/app.py", 1), ("src/app.py", 5)}
+
+    response = await client.post(f"{GITHUB}/reviews/{review['id']}/publish", headers=headers)
+    assert response.status_code == 200
+    [posted] = github_api.reviews
+    assert [(c["path"], c["line"]) for c in posted["comments"]] == [("src/app.py", 5)]
+    assert "`src/app.py` line 1" in posted["body"] and "'os' imported but unused" in posted["body"]
