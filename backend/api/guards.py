@@ -6,7 +6,8 @@ function's attributes) and declare the security requirement in the OpenAPI docum
 
 Authentication is on every request's path, so it is one query outside any transaction (no BEGIN and
 COMMIT round trips on PostgreSQL) and no ORM session. The user it loads joins the request's session
-only when the handler asks for it (`current_user()`), so a handler that changes it saves as before.
+once the handler asks for both (`current_user()`, `get_session()`), so a handler that changes it saves
+as before, and one that only reads it opens no session.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.config import Settings
-from backend.db import get_session
 from backend.errors import Forbidden, Unauthorized
 from backend.models import User
 from backend.security import TokenExpired, TokenInvalid, decode_access_token, tokens_match
@@ -45,17 +45,20 @@ def settings() -> Settings:
 
 
 def current_user() -> User:
-    """The signed-in user, part of the request's session (changes to it are saved with the request)."""
+    """The signed-in user, part of the request's session (changes to it are saved with the request).
+
+    Without a session yet, none is opened: the user joins it when the handler first asks for one
+    (`get_session()`), so a handler that only reads the user costs no ORM session at all."""
     user: User = g.user
     if not g.get("user_in_session"):
-        session = get_session()
-        # The handler may have loaded this row through the session already: then that object is the user.
-        loaded = session.identity_map.get(inspect(user).key)
-        if loaded is not None:
-            user = g.user = loaded  # type: ignore[assignment]
+        g.user_in_session = True
+        session = g.get("db_session")
+        if session is None:
+            g.setdefault("attach_to_session", []).append(user)
+        elif (loaded := session.identity_map.get(inspect(user).key)) is not None:
+            user = g.user = loaded  # the handler loaded this row through the session already: that is the user
         else:
             session.add(user)
-        g.user_in_session = True
     return user
 
 
