@@ -90,12 +90,24 @@ class StaticReview:
     comments: list[dict[str, object]]
 
 
-def review(files: list[SourceFile], *, skill_level: str | None, focus_areas: Iterable[str] = ()) -> StaticReview:
+def review(
+    files: list[SourceFile],
+    *,
+    skill_level: str | None,
+    focus_areas: Iterable[str] = (),
+    changed_lines: dict[str, set[int]] | None = None,
+) -> StaticReview:
+    """With `changed_lines` (a pull request), findings on lines it did not touch are left out: the author
+    is asked about their change, not about the file's history. Secrets are the exception: one committed
+    earlier is still readable by everyone with access, and still needs rotating."""
     findings: list[Finding] = []
     for source in files:
         per_file = [*find_secrets(source)]
         if source.path.endswith(".py"):
             per_file += python_findings(source)
+        if changed_lines is not None:
+            touched = changed_lines.get(source.path, set())
+            per_file = [f for f in per_file if f.category == "security" or f.line is None or f.line in touched]
         findings += sorted(per_file, key=lambda f: f.line or 0)[:MAX_COMMENTS_PER_FILE]
     missing_tests = missing_tests_finding(files)
     if missing_tests is not None:

@@ -73,7 +73,11 @@ async def run_review(context: JobContext, payload: dict[str, Any]) -> None:
             raise ReviewFailed(_nothing_reviewable(collected))
         if context.settings.llm_provider == "offline":
             outcome = await asyncio.to_thread(
-                static_review.review, collected.files, skill_level=target.skill_level, focus_areas=target.focus_areas
+                static_review.review,
+                collected.files,
+                skill_level=target.skill_level,
+                focus_areas=target.focus_areas,
+                changed_lines=collected.changed_lines if target.pull_number is not None else None,
             )
             summary, score, comments, model = outcome.summary, outcome.score, outcome.comments, static_review.MODEL
         else:
