@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import requests
 import structlog
-from github import Auth, Github, GithubException, UnknownObjectException
+from github import Auth, BadCredentialsException, Github, GithubException, UnknownObjectException
 from github.PullRequest import PullRequest
 
 from backend.config import Settings
@@ -37,6 +37,10 @@ class GitHubNotFound(NotFound):
 
 class GitHubUnavailable(UpstreamError):
     detail = "GitHub could not be reached or answered with an error."
+
+
+class GitHubTokenRejected(GitHubUnavailable):
+    detail = "GitHub refused the stored token (revoked or expired); connect GitHub again."
 
 
 class PullRequestNotFound(GitHubNotFound):
@@ -237,6 +241,9 @@ async def _call(operation: str, func: Callable[[], T], *, not_found: type[GitHub
         return await asyncio.to_thread(func)
     except UnknownObjectException as error:
         raise not_found() from error
+    except BadCredentialsException as error:
+        log.warning("github.token_rejected", operation=operation)
+        raise GitHubTokenRejected() from error
     except (GithubException, requests.RequestException) as error:
         status = getattr(error, "status", None)
         log.warning("github.call_failed", operation=operation, status=status, error_type=type(error).__name__)

@@ -220,6 +220,22 @@ async def test_review_of_a_missing_pull_request_fails_with_reason(
     assert review["status"] == "failed" and "pull request" in review["error"]
 
 
+async def test_review_with_a_revoked_github_token_fails_saying_to_connect_again(
+    review_app: AppFactory, github_api: FakeGitHubAPI
+) -> None:
+    app = await review_app()
+    client = app.test_client()
+    fake = github_api.add_repository("octo/hello")
+    github_api.add_pull(fake, 3, "Change", "ada", "change", {"app.py": GOOD_CODE})
+    headers, user_id = await new_user(client)
+    repository = await link(client, headers, "octo/hello")
+    await store_github_grant(app, user_id, "gho_revoked", "repo")
+    github_api.revoked_tokens.add("gho_revoked")
+    queued = await (await request_review(client, headers, repository["id"], pull_number=3)).get_json()
+    review = await wait_for_review(client, headers, queued["id"])
+    assert review["status"] == "failed" and "connect GitHub again" in review["error"]
+
+
 # --- the static review (no LLM configured) ------------------------------------------------------------------
 
 

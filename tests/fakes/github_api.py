@@ -64,11 +64,13 @@ class FakeGitHubAPI(FakeServer):
         self.app.get("/repos/<owner>/<name>/pulls/<int:number>/files")(self.list_pull_files)
         self.app.post("/repos/<owner>/<name>/pulls/<int:number>/reviews")(self.create_review)
         self.app.get("/repos/<owner>/<name>/contents/<path:path>")(self.get_contents)
+        self.app.before_request(self.refuse_revoked_tokens)
 
     def reset(self) -> None:
         super().reset()
         self.repositories: dict[str, FakeRepository] = {}
         self.requests: list[tuple[str, str | None]] = []  # (path, token) of every call
+        self.revoked_tokens: set[str] = set()  # answered 401 "Bad credentials", as GitHub does
         self.reviews: list[dict[str, Any]] = []  # bodies of POST .../pulls/{n}/reviews, with "number" and "token"
 
     def add_repository(self, full_name: str, **fields: Any) -> FakeRepository:
@@ -139,6 +141,13 @@ class FakeGitHubAPI(FakeServer):
                 "patch": patch,
             }
         )
+
+    async def refuse_revoked_tokens(self) -> Response | None:
+        if self._token() in self.revoked_tokens:
+            response = jsonify({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"})
+            response.status_code = 401
+            return response
+        return None
 
     def _token(self) -> str | None:
         header = request.headers.get("Authorization", "")

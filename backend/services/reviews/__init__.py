@@ -24,7 +24,13 @@ from sqlalchemy import update
 
 from backend import jobs
 from backend.db import utcnow
-from backend.integrations.github import FileContent, GitHubClient, GitHubNotFound, GitHubUnavailable
+from backend.integrations.github import (
+    FileContent,
+    GitHubClient,
+    GitHubNotFound,
+    GitHubTokenRejected,
+    GitHubUnavailable,
+)
 from backend.jobs import JobContext, SessionFactory
 from backend.models import Repository, Review, User
 from backend.services import github as github_service
@@ -87,6 +93,9 @@ async def run_review(context: JobContext, payload: dict[str, Any]) -> None:
         return
     except GitHubNotFound as error:
         await _fail(context.session_factory, review_id, f"{error.detail} Check the pull request number or the ref.")
+        return
+    except GitHubTokenRejected as error:
+        await _fail(context.session_factory, review_id, error.detail)
         return
     except GitHubUnavailable:
         await _fail(context.session_factory, review_id, "GitHub could not be reached; ask for the review again later.")
