@@ -207,6 +207,25 @@ async def test_invalid_llm_json_is_retried_once_then_review_fails_with_reason(
     assert len(openai_server.requests) == 2
 
 
+async def test_review_past_the_daily_ai_budget_fails_without_asking_the_model(
+    review_app: AppFactory, github_api: FakeGitHubAPI, openai_server: FakeOpenAI
+) -> None:
+    app = await review_app(llm=openai_server, llm_daily_token_budget=50)  # one review uses 42 + 17 tokens
+    client = app.test_client()
+    fake = github_api.add_repository("octo/hello")
+    github_api.add_pull(fake, 3, "Change", "ada", "change", {"app.py": GOOD_CODE})
+    openai_server.reply = llm_review()
+    headers, _ = await new_user(client)
+    repository = await link(client, headers, "octo/hello")
+
+    first = await (await request_review(client, headers, repository["id"], pull_number=3)).get_json()
+    assert (await wait_for_review(client, headers, first["id"]))["status"] == "completed"
+    second = await (await request_review(client, headers, repository["id"], pull_number=3)).get_json()
+    review = await wait_for_review(client, headers, second["id"])
+    assert review["status"] == "failed" and "budget" in review["error"]
+    assert len(openai_server.requests) == 1
+
+
 async def test_review_of_a_missing_pull_request_fails_with_reason(
     review_app: AppFactory, github_api: FakeGitHubAPI
 ) -> None:
