@@ -59,7 +59,10 @@ def create_app(settings: Settings | None = None) -> Quart:
         info={
             "title": "CodeMentor API",
             "version": __version__,
-            "description": "The REST API behind CodeMentor, the AI coding tutor.",
+            "description": (
+                "The REST API behind CodeMentor, the AI coding tutor. Errors are RFC 9457 problem details "
+                "(`application/problem+json`). No string in a body or query may contain U+0000 (NUL): 422."
+            ),
         },
         tags=OPENAPI_TAGS,
         security_schemes=SECURITY_SCHEMES,

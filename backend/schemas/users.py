@@ -65,9 +65,15 @@ CareerGoals = plain_text(1, CAREER_GOALS_MAX)
 # A host name, an optional port, then anything without whitespace: documented and enforced alike.
 HTTPS_URL_PATTERN = r"^https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#]\S*)?$"
 AvatarUrl = Annotated[str, Field(max_length=URL_MAX, pattern=HTTPS_URL_PATTERN), AfterValidator(_https_url)]
+# A named format rather than an enum of ~600 names: clients (and the fuzzer) know what to send.
+TIMEZONE_FORMAT = "iana-time-zone"
 TimeZone = Annotated[
     str,
-    Field(max_length=TIMEZONE_MAX, json_schema_extra=lambda schema: schema.update(enum=sorted(_timezones()))),
+    Field(
+        max_length=TIMEZONE_MAX,
+        description="An IANA time zone name, e.g. `Europe/Paris` (tz database).",
+        json_schema_extra={"format": TIMEZONE_FORMAT},
+    ),
     AfterValidator(_iana_timezone),
 ]
 
