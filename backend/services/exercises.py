@@ -124,6 +124,7 @@ async def list_exercises(
         page = (await session.execute(statement.limit(limit).offset(offset))).all()
         if page or offset == 0:
             return page, page[0].total if page else 0
+        # A page past the end has no row to carry the count.
         return page, await session.scalar(select(func.count()).select_from(Exercise).where(*conditions)) or 0
     # Topics are a short JSON list: filtering here keeps one query shape on SQLite and PostgreSQL.
     wanted = topic.strip().lower()
