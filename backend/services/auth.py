@@ -3,11 +3,13 @@
 A session (`AuthSession`) is one signed-in device. It holds a family of refresh tokens: each refresh
 rotates the token, and presenting a rotated one again means it was stolen, so the whole session dies.
 
-Revocation is written to the database, the truth. Every authenticated request reads its session row
-from there in the one query that also loads the user (`authenticate`), so a revoked access token stops
-working on the very next request, on every worker, and a cache outage cannot let it through (fail
-closed). The cache gets a best-effort copy of each revocation, for readers that cannot see the primary at
-once (none today; see docs/PERFORMANCE.md for why the request path no longer reads it).
+Revocation is written to the database, the truth, and the session row is the revocation check: every
+authenticated request reads it in the one query that also loads the user (`authenticate`), so a
+revoked access token stops working on the very next request, on every worker, and a cache outage
+cannot let it through (fail closed). This replaces DESIGN.md's check "through a cache" on purpose (see
+docs/PERFORMANCE.md); if reads ever move to a replica, authentication must still read the primary.
+`revoke_sessions` also writes a `session:<id>` marker to the cache, which nothing reads any more: it
+goes when its callers stop passing the cache (REQUESTS.md).
 """
 
 from __future__ import annotations
