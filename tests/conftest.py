@@ -30,6 +30,7 @@ from backend import migrations
 from backend.app import create_app
 from backend.config import Settings
 from backend.db import Base
+from tests.fakes.github_api import FakeGitHubAPI
 from tests.fakes.llm_servers import FakeAnthropic, FakeOpenAI
 from tests.probes import mount_probes
 
@@ -233,7 +234,7 @@ async def embedded_probe_client(sqlite_url: str) -> AsyncIterator[QuartClient]:
         yield application.test_client()
 
 
-# --- fake LLM providers (real HTTP on 127.0.0.1; tests reset them before use) -------------------------
+# --- fake upstreams (real HTTP on 127.0.0.1; tests reset them before use) ------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -247,6 +248,14 @@ async def openai_server() -> AsyncIterator[FakeOpenAI]:
 @pytest.fixture(scope="session")
 async def anthropic_server() -> AsyncIterator[FakeAnthropic]:
     fake = FakeAnthropic()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture(scope="session")
+async def github_api() -> AsyncIterator[FakeGitHubAPI]:
+    fake = FakeGitHubAPI()
     await fake.start()
     yield fake
     await fake.stop()

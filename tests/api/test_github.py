@@ -31,14 +31,6 @@ GITHUB = "/api/v1/github"
 WEBHOOK_SECRET = "webhook-secret-for-tests"
 
 
-@pytest.fixture(scope="module")
-async def github_api() -> AsyncIterator[FakeGitHubAPI]:
-    fake = FakeGitHubAPI()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
 @pytest.fixture
 async def github_app(stack_settings: Settings, github_api: FakeGitHubAPI) -> AsyncIterator[Quart]:
     github_api.reset()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +18,6 @@ from quart.testing import QuartClient
 from sqlalchemy import select
 
 from backend import jobs
-from backend.app import create_app
 from backend.config import Settings
 from backend.db import utcnow
 from backend.jobs import JobContext
@@ -60,19 +59,10 @@ ONE_LINE_PATCH = '@@ -5,1 +5,1 @@\n-    return "Hello " + name\n+    return "Hel
 AppFactory = Callable[..., Awaitable[Quart]]
 
 
-@pytest.fixture(scope="module")
-async def github_api() -> AsyncIterator[FakeGitHubAPI]:
-    fake = FakeGitHubAPI()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
 @pytest.fixture
-async def review_app(stack_settings: Settings, github_api: FakeGitHubAPI) -> AsyncIterator[AppFactory]:
+async def review_app(make_app: AppFactory, github_api: FakeGitHubAPI) -> AppFactory:
     """Started apps on this test's stack, pointed at the fake GitHub API (`llm=` a fake LLM server)."""
     github_api.reset()
-    contexts = []
 
     async def build(llm: FakeOpenAI | None = None, **overrides: object) -> Quart:
         values: dict[str, object] = {
@@ -83,15 +73,9 @@ async def review_app(stack_settings: Settings, github_api: FakeGitHubAPI) -> Asy
         if llm is not None:
             llm.reset()
             values.update(llm_provider="openai", llm_base_url=llm.sdk_base_url, llm_api_key=SecretStr(llm.api_key))
-        application = create_app(stack_settings.model_copy(update=values))
-        context = application.test_app()
-        await context.__aenter__()
-        contexts.append(context)
-        return application
+        return await make_app(**values)
 
-    yield build
-    for context in reversed(contexts):
-        await context.__aexit__(None, None, None)
+    return build
 
 
 async def wait_for_review(client: QuartClient, headers: dict[str, str], review_id: int, seconds: float = 30) -> Any:
