@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -49,7 +47,7 @@ from backend.schemas.users import TIMEZONE_FORMAT
 from tests.conftest import POSTGRES_ADMIN_URL, REDIS_URL, asyncpg_dsn, make_settings, service_missing
 from tests.fakes.github_api import FakeGitHubAPI
 from tests.fakes.llm_servers import FakeOpenAI
-from tests.fakes.oauth_providers import free_port
+from tests.servers import backend_env, free_port, stop, wait_until_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "Fuzz-password-2026!"
@@ -72,20 +70,6 @@ ADMIN_ONLY = {
     ("POST", "/api/v1/exercises"),
     ("PUT", "/api/v1/exercises/{exercise_id}"),
     ("DELETE", "/api/v1/exercises/{exercise_id}"),
-}
-# The server reads these from the environment; ours must not leak into it.
-SERVER_VARIABLES = {
-    "ENVIRONMENT",
-    "SECRET_KEY",
-    "DATABASE_URL",
-    "REDIS_URL",
-    "HOST",
-    "PORT",
-    "WORKERS",
-    "LOG_LEVEL",
-    "LOG_FORMAT",
-    "LLM_PROVIDER",
-    "CORS_ORIGINS",
 }
 
 
@@ -152,9 +136,7 @@ def fakes() -> Iterator[Fakes]:
 
 
 def server_env(port: int, fakes: Fakes, stack: dict[str, str]) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in SERVER_VARIABLES}
-    env.update(
-        PYTHONPATH=str(ROOT),
+    return backend_env(
         ENVIRONMENT="test",
         SECRET_KEY="fuzz-secret-key-that-is-long-enough-0123456789",
         PORT=str(port),
@@ -175,20 +157,6 @@ def server_env(port: int, fakes: Fakes, stack: dict[str, str]) -> dict[str, str]
         ADMIN_PASSWORD=PASSWORD,
         **stack,  # DATABASE_URL, and REDIS_URL on the production stack
     )
-    return env
-
-
-def wait_until_serving(base_url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited with {process.returncode} before serving")
-        try:
-            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    pytest.fail("the server did not start in time")
 
 
 def serve(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
@@ -209,12 +177,7 @@ def serve(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
         wait_until_serving(url, process)
         yield url
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
 
 

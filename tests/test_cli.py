@@ -3,43 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
-import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG_VARIABLES = {
-    "ENVIRONMENT",
-    "SECRET_KEY",
-    "DATABASE_URL",
-    "REDIS_URL",
-    "HOST",
-    "PORT",
-    "WORKERS",
-    "LOG_LEVEL",
-    "LOG_FORMAT",
-    "LLM_PROVIDER",
-    "CORS_ORIGINS",
-}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def backend_env(**extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in CONFIG_VARIABLES}
-    env.update(PYTHONPATH=str(ROOT), **extra)
-    return env
+from tests.servers import backend_env, free_port, wait_until_serving
 
 
 def run_backend(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -52,19 +24,6 @@ def run_backend(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
-
-
-def wait_until_serving(base: str, process: subprocess.Popen[str], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"server exited early: {process.communicate()[1]}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    pytest.fail("server did not start in time")
 
 
 def test_default_command_migrates_serves_docs_and_stops_gracefully(tmp_path: Path) -> None:

@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +30,8 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from quart import Quart, Response, jsonify, request
 
+from tests.servers import free_port
+
 STARTUP_SECONDS = 5
 
 
@@ -40,12 +41,6 @@ def b64url(data: bytes) -> str:
 
 def s256(code_verifier: str) -> str:
     return b64url(hashlib.sha256(code_verifier.encode("ascii")).digest())
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def redirect_back(redirect_uri: str, **params: str) -> Response:

@@ -1,0 +1,60 @@
+"""The backend as a real process: `python -m backend ...` on a free port, for tests that need a real server.
+
+The child gets this process's environment minus every variable `Settings` reads, so a developer's
+shell (or .env habits) cannot change what a test starts; the test passes what it means explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from backend.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS_VARIABLES = frozenset(name.upper() for name in Settings.model_fields)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def backend_env(**settings: str) -> dict[str, str]:
+    """The environment for a backend process: ours without any setting, plus `settings`."""
+    env = {key: value for key, value in os.environ.items() if key.upper() not in SETTINGS_VARIABLES}
+    env.update(PYTHONPATH=str(ROOT), **settings)
+    return env
+
+
+def wait_until_serving(base_url: str, process: subprocess.Popen, seconds: float = 60) -> None:
+    """Poll `/health` until it answers 200; fail at once if the process exits first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.communicate()[1] if process.stderr is not None else ""
+            pytest.fail(f"the server exited with {process.returncode} before serving: {output}")
+        try:
+            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    pytest.fail("the server did not start in time")
+
+
+def stop(process: subprocess.Popen, timeout: float = 30) -> int:
+    """SIGTERM (a graceful stop), then SIGKILL if it does not end in time; the exit code."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
