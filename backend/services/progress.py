@@ -331,13 +331,25 @@ def _difficulty(user: User, progress: UserProgress | None) -> str:
     return default_difficulty(user.skill_level)
 
 
+async def _progress_and_skills(session: AsyncSession, user: User) -> tuple[UserProgress | None, list[TopicSkill]]:
+    """The user's progress row (None before any) and topic skills, most practised first, in one query:
+    both outer-joined to the user's row, so either may be missing."""
+    rows = (
+        await session.execute(
+            select(UserProgress, TopicSkill)
+            .select_from(User)
+            .outerjoin(UserProgress, UserProgress.user_id == User.id)
+            .outerjoin(TopicSkill, TopicSkill.user_id == User.id)
+            .where(User.id == user.id)
+            .order_by(TopicSkill.exercises_completed.desc(), TopicSkill.topic)
+        )
+    ).all()
+    progress = rows[0][0] if rows else None
+    return progress, [skill for _, skill in rows if skill is not None]
+
+
 async def summary(session: AsyncSession, user: User) -> ProgressSummary:
-    progress = await session.get(UserProgress, user.id)
-    skills = await session.scalars(
-        select(TopicSkill)
-        .where(TopicSkill.user_id == user.id)
-        .order_by(TopicSkill.exercises_completed.desc(), TopicSkill.topic)
-    )
+    progress, skills = await _progress_and_skills(session, user)
     completed = user.exercises_completed
     return ProgressSummary(
         exercises_completed=completed,
