@@ -184,22 +184,30 @@ class LocalSandbox(Sandbox):
                 raise SandboxUnavailable(f"cannot start the sandbox: {error}") from error
             finally:
                 os.close(write_fd)
-            loop = asyncio.get_running_loop()
-            reader = asyncio.StreamReader()
-            transport, _ = await loop.connect_read_pipe(
-                lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", 0)
-            )
-            read_fd = -1  # owned by the transport now
+            # From here the file object owns read_fd (then the transport does): never os.close() the number
+            # again, or a cancelled connect would close it twice, the second time perhaps someone else's.
+            pipe = os.fdopen(read_fd, "rb", 0)
+            read_fd = -1
+            transport: asyncio.ReadTransport | None = None
             report_bytes, diagnostics = bytearray(), bytearray()
             is_timeout, overflow = False, False
             try:
+                reader = asyncio.StreamReader()
+                transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+                    lambda: asyncio.StreamReaderProtocol(reader), pipe
+                )
                 async with asyncio.timeout(seconds):
                     overflow = await exchange(process, job, reader, report_bytes, diagnostics)
                     await process.wait()
             except TimeoutError:
                 is_timeout = True
             finally:
-                transport.close()
+                # Also when cancelled (the client went away) before or during the run: the process is
+                # started, so it is always stopped below.
+                if transport is not None:
+                    transport.close()
+                elif not pipe.closed:
+                    pipe.close()
                 # "done" comes only from the harness (nothing else can write to its channel), after it has
                 # killed and reaped every other process of the run: then there is nothing left to kill.
                 is_clean = not is_timeout and DONE_LINE in b"\n" + report_bytes
