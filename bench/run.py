@@ -7,7 +7,7 @@ logic) and prints scenario × server × req/s × p50 × p99 × errors × server 
 a ratio to a bare Quart app with the same `GET /health` on the same server, measured in the same
 invocation. Results: bench/results/run-<UTC timestamp>.json. See bench/README.md.
 
-    .venv/bin/python bench/run.py                      # everything, about 15 minutes
+    .venv/bin/python bench/run.py                      # everything, 10-15 minutes
     .venv/bin/python bench/run.py --quick              # everything, short, about 2 minutes
     .venv/bin/python bench/run.py me progress --servers hypercorn-1 --profile me
 """
