@@ -10,7 +10,7 @@ from quart.testing import QuartClient
 from redis.exceptions import RedisError
 
 from backend.cache import Cache, RedisCache, ResilientCache, create_cache
-from tests.fault.proxy import free_port
+from tests.servers import free_port
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
+
+from tests.servers import free_port
 
 
 class TCPProxy:
@@ -72,9 +73,3 @@ class TCPProxy:
                     writer.write(data)
                     await writer.drain()
         writer.transport.abort()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -27,9 +26,8 @@ from backend.db import utcnow
 from backend.models.github import Job
 from tests.conftest import TEST_SECRET_KEY
 from tests.fakes.llm_servers import FakeOpenAI
-from tests.fault.proxy import free_port
+from tests.servers import backend_env, free_port
 
-REPO = Path(__file__).resolve().parents[2]
 START_SECONDS = 30
 EXIT_SECONDS = 30  # above the server's 20 s graceful timeout
 PASSWORD = "Correct-horse-9-battery"
@@ -74,22 +72,20 @@ class Server:
 @pytest.fixture
 async def server(tmp_path: Path, sqlite_url: str, openai_server: FakeOpenAI) -> AsyncIterator[Server]:
     openai_server.reset()
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        "ENVIRONMENT": "test",
-        "SECRET_KEY": TEST_SECRET_KEY,
-        "BCRYPT_ROUNDS": "4",
-        "HOST": "127.0.0.1",
-        "PORT": str(free_port()),
-        "DATABASE_URL": sqlite_url,
-        "EMAIL_BACKEND": "memory",
-        "LLM_PROVIDER": "openai",
-        "LLM_MODEL": openai_server.model,
-        "LLM_BASE_URL": openai_server.sdk_base_url,
-        "LLM_API_KEY": openai_server.api_key,
-        "LLM_TIMEOUT_SECONDS": "10",
-    }
+    env = backend_env(
+        ENVIRONMENT="test",
+        SECRET_KEY=TEST_SECRET_KEY,
+        BCRYPT_ROUNDS="4",
+        HOST="127.0.0.1",
+        PORT=str(free_port()),
+        DATABASE_URL=sqlite_url,
+        EMAIL_BACKEND="memory",
+        LLM_PROVIDER="openai",
+        LLM_MODEL=openai_server.model,
+        LLM_BASE_URL=openai_server.sdk_base_url,
+        LLM_API_KEY=openai_server.api_key,
+        LLM_TIMEOUT_SECONDS="10",
+    )
     running = Server(env, tmp_path)
     yield running
     await running.kill()
