@@ -106,7 +106,8 @@ async def _current(session: AsyncSession, user: User, day: date) -> tuple[UserEx
         .order_by(UserExercise.assigned_for)
         .limit(1)
     )
-    return found.tuples().first()
+    row = found.first()
+    return (row[0], row[1]) if row is not None else None
 
 
 async def daily(session: AsyncSession, user: User) -> Assignment:
