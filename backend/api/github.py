@@ -9,7 +9,7 @@ from quart.blueprints import BlueprintSetupState
 from quart_schema import document_querystring, tag_blueprint, validate_querystring, validate_request, validate_response
 
 from backend.api.guards import authenticate_request, current_user, require_user, settings
-from backend.api.oauth import found
+from backend.api.oauth import found, to_provider
 from backend.api.openapi import no_content, problem_responses, redirects
 from backend.cache import get_cache
 from backend.db import get_session
@@ -116,17 +116,7 @@ async def connect_github() -> Response:
     except Exception:  # the cache is down, or the provider: a browser waits on this answer
         log.exception("github.connect_failed", reason="start_failed")
         return to_settings_page("failed")
-    response = found(flow.authorize_url)
-    response.set_cookie(
-        BINDING_COOKIE,
-        flow.binding,
-        max_age=oauth_service.FLOW_TTL_SECONDS,
-        httponly=True,
-        secure=settings().is_production,
-        samesite="Lax",  # sent on GitHub's top-level redirect back to us
-        path=current_app.config[CALLBACK_PATH_CONFIG],
-    )
-    return response
+    return to_provider(flow, cookie=BINDING_COOKIE, path=current_app.config[CALLBACK_PATH_CONFIG])
 
 
 @bp.get("/callback")

@@ -95,17 +95,7 @@ async def start_oauth(provider: str) -> Response:
     except Exception:  # e.g. the cache is down; a browser waits on this answer too
         log.exception("auth.oauth_failed", provider=provider, reason="internal_error")
         return to_login_page()
-    response = found(flow.authorize_url)
-    response.set_cookie(
-        BINDING_COOKIE,
-        flow.binding,
-        max_age=oauth_service.FLOW_TTL_SECONDS,
-        httponly=True,
-        secure=settings().is_production,
-        samesite="Lax",  # sent on the provider's top-level redirect back to us, not on cross-site subrequests
-        path=mount_path(),
-    )
-    return response
+    return to_provider(flow, cookie=BINDING_COOKIE, path=mount_path())
 
 
 @bp.get(f"/{PROVIDER_SEGMENT}/callback")
@@ -145,6 +135,22 @@ async def finish_oauth(provider: str) -> Response:
 
 def found(location: str) -> Response:
     return Response("", status=302, headers={"Location": location})
+
+
+def to_provider(flow: oauth_service.StartedFlow, *, cookie: str, path: str) -> Response:
+    """302 to the provider's consent page, with the cookie that binds the flow to this browser (`path`:
+    only the callback gets it back)."""
+    response = found(flow.authorize_url)
+    response.set_cookie(
+        cookie,
+        flow.binding,
+        max_age=oauth_service.FLOW_TTL_SECONDS,
+        httponly=True,
+        secure=settings().is_production,
+        samesite="Lax",  # sent on the provider's top-level redirect back to us, not on cross-site subrequests
+        path=path,
+    )
+    return response
 
 
 def to_login_page() -> Response:
