@@ -36,4 +36,6 @@ async def test_cancelled_run_closes_its_descriptors_and_stops_its_process(steps:
     finished = await asyncio.wait_for(sandbox.run("def add(a, b):\n    return a + b\n", TESTS), 30)
     assert finished.status == "passed"  # the slot and its uid came back in working order
     await sandbox.close()  # releases the uid locks it holds for its lifetime
-    assert open_descriptors() == before
+    # A leak leaves more open than before; fewer is fine: the suite shares this process and its event loop,
+    # and another test's connection may be closed meanwhile (seen once: 21 after, 22 before).
+    assert open_descriptors() <= before
