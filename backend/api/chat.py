@@ -10,11 +10,10 @@ import structlog
 from quart import Blueprint, Response, current_app, request
 from quart_schema import tag_blueprint, validate_querystring, validate_request, validate_response
 
-from backend.api.guards import current_user, require_user, settings
+from backend.api.guards import current_user, require_user, settings, user_llm
 from backend.api.openapi import alternative_content, no_content, problem_responses
 from backend.db import get_session
 from backend.errors import is_connection_error
-from backend.integrations.llm import LLM
 from backend.middleware.rate_limit import rate_limit
 from backend.schemas.chat import (
     ConversationCreate,
@@ -40,10 +39,6 @@ tag_blueprint(bp, ["chat"])
 EVENT_STREAM = "text/event-stream"
 # A stream is bounded by the LLM's own timeouts between chunks; this caps a pathological one overall.
 STREAM_MAX_SECONDS = 600
-
-
-def current_llm() -> LLM:
-    return current_app.extensions["llm"]
 
 
 def wants_stream(data: MessageCreate) -> bool:
@@ -184,10 +179,8 @@ async def post_message(conversation_id: int, data: MessageCreate) -> tuple[Messa
     if wants_stream(data):
         turn = await chat_service.start_turn(session, settings(), user, conversation_id, data.content, is_stream=True)
         factory = current_app.extensions["db_session_factory"]
-        return event_stream(chat_service.stream_turn(factory, current_llm(), turn))
-    user_message, reply = await chat_service.send(
-        session, settings(), current_llm(), user, conversation_id, data.content
-    )
+        return event_stream(chat_service.stream_turn(factory, user_llm(), turn))
+    user_message, reply = await chat_service.send(session, settings(), user_llm(), user, conversation_id, data.content)
     return MessagePair(
         user_message=MessageRead.model_validate(user_message), assistant_message=MessageRead.model_validate(reply)
     ), 201
@@ -204,7 +197,7 @@ async def post_chat_message(data: ShortcutMessage) -> ShortcutReply:
 
     Shares the limits of sending a message; 502/504 when the LLM fails (your message is kept)."""
     conversation_id, reply = await chat_service.send_shortcut(
-        get_session(), settings(), current_llm(), current_user(), data.conversation_id, data.message
+        get_session(), settings(), user_llm(), current_user(), data.conversation_id, data.message
     )
     return ShortcutReply(
         conversation_id=conversation_id,

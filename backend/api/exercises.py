@@ -7,7 +7,7 @@ from dataclasses import asdict
 from quart import Blueprint, current_app
 from quart_schema import tag_blueprint, validate_querystring, validate_request, validate_response
 
-from backend.api.guards import current_user, require_role, require_user
+from backend.api.guards import current_user, require_role, require_user, user_llm
 from backend.api.openapi import no_content, problem_responses
 from backend.db import get_session
 from backend.integrations.llm import LLM
@@ -48,7 +48,8 @@ def current_sandbox() -> Sandbox:
 
 
 def configured_llm() -> LLM | None:
-    return submissions_service.real_llm(current_app.extensions.get("llm"))
+    """The user's budgeted LLM (api/guards.py), or None when only the offline tutor is configured."""
+    return submissions_service.real_llm(user_llm())
 
 
 def exercise_read(exercise: object) -> ExerciseRead:

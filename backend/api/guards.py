@@ -26,6 +26,7 @@ from backend.errors import Forbidden, Unauthorized
 from backend.models import User
 from backend.security import TokenExpired, TokenInvalid, decode_access_token, tokens_match
 from backend.services import auth as auth_service
+from backend.services.llm_gateway import BudgetedLLM
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -42,6 +43,14 @@ class CSRFFailed(Forbidden):
 
 def settings() -> Settings:
     return current_app.config["SETTINGS"]
+
+
+def user_llm() -> BudgetedLLM:
+    """The app's LLM on behalf of the signed-in user: every call is checked against, and counted in, their
+    daily token budget (services/llm_gateway.py). Handlers pass this on, never the bare provider."""
+    return BudgetedLLM(
+        current_app.extensions["llm"], current_app.extensions["db_session_factory"], settings(), g.user.id
+    )
 
 
 def current_user() -> User:

@@ -62,6 +62,12 @@ class JobContext:
             self._own_llm = create_llm(self.settings)
         return self._own_llm
 
+    def llm_for(self, user_id: int) -> LLM:
+        """The LLM on behalf of `user_id`: every call checked against and counted in their daily budget."""
+        from backend.services.llm_gateway import BudgetedLLM  # services import jobs: no cycle at import time
+
+        return BudgetedLLM(self.llm, self.session_factory, self.settings, user_id)
+
     async def close(self) -> None:
         if self._own_llm is not None:
             await self._own_llm.close()

@@ -14,22 +14,20 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
 
 import structlog
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.config import Settings
 from backend.db import utcnow
-from backend.errors import AppError, GatewayTimeout, NotFound, RateLimited, ServiceUnavailable, UpstreamError
+from backend.errors import AppError, GatewayTimeout, NotFound, ServiceUnavailable, UpstreamError
 from backend.integrations.llm import LLM, ChatTurn, LLMError, LLMTimeout, Prompt, Usage
 from backend.integrations.llm.tokens import count_prompt_tokens, count_tokens
-from backend.metrics import LLM_TOKENS
 from backend.models import User
 from backend.models.chat import Conversation, LLMUsage, Message
+from backend.services.llm_gateway import BudgetExceeded, check_budget
 from backend.services.prompts import StudentProfile, build_prompt
 
 log = structlog.get_logger(__name__)
@@ -41,11 +39,6 @@ TITLE_CHARS = 80
 
 class ConversationNotFound(NotFound):
     detail = "Conversation not found."
-
-
-class QuotaExceeded(RateLimited):
-    code = "quota_exceeded"
-    detail = "You have used today's AI tutor budget; it renews at midnight UTC."
 
 
 class LLMFailed(UpstreamError):
@@ -68,6 +61,8 @@ REPLY_NOT_SAVED = ReplyNotSaved()
 
 
 def as_app_error(error: LLMError) -> AppError:
+    if isinstance(error, BudgetExceeded):
+        return error.as_app_error()
     return LLMTimedOut() if isinstance(error, LLMTimeout) else LLMFailed()
 
 
@@ -152,62 +147,7 @@ async def list_messages(
     return rows[:limit][::-1], has_more
 
 
-# --- budget and usage ------------------------------------------------------------------------------
-
-
-def today() -> date:
-    return datetime.now(UTC).date()
-
-
-def seconds_to_midnight() -> int:
-    now = datetime.now(UTC)
-    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
-    return max(1, int((midnight - now).total_seconds()))
-
-
-async def tokens_used_today(session: AsyncSession, user_id: int) -> int:
-    used = await session.scalar(
-        select(LLMUsage.prompt_tokens + LLMUsage.completion_tokens).where(
-            LLMUsage.user_id == user_id, LLMUsage.day == today()
-        )
-    )
-    return used or 0
-
-
-async def check_budget(session: AsyncSession, settings: Settings, user_id: int) -> None:
-    """429 `quota_exceeded` once today's tokens reach LLM_DAILY_TOKEN_BUDGET (0 means no budget).
-
-    The message that crosses the budget is still answered: its size is only known afterwards."""
-    budget = settings.llm_daily_token_budget
-    if budget and await tokens_used_today(session, user_id) >= budget:
-        raise QuotaExceeded(headers={"Retry-After": str(seconds_to_midnight())})
-
-
-async def record_usage(session: AsyncSession, user_id: int, usage: Usage) -> None:
-    """Add to the user's row for today, atomically (concurrent messages must not lose tokens)."""
-    LLM_TOKENS.labels(usage.provider, usage.model, "prompt").inc(usage.prompt_tokens)
-    LLM_TOKENS.labels(usage.provider, usage.model, "completion").inc(usage.completion_tokens)
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(LLMUsage).values(
-        user_id=user_id,
-        day=today(),
-        requests=1,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        updated_at=utcnow(),
-    )
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[LLMUsage.user_id, LLMUsage.day],
-            set_={
-                "requests": LLMUsage.requests + 1,
-                "prompt_tokens": LLMUsage.prompt_tokens + statement.excluded.prompt_tokens,
-                "completion_tokens": LLMUsage.completion_tokens + statement.excluded.completion_tokens,
-                "updated_at": statement.excluded.updated_at,
-            },
-        )
-    )
+# --- budget and usage (the gateway checks and records every LLM call; see services/llm_gateway.py) ----
 
 
 def apply_reply(message: Message, text: str, usage: Usage | None, status: str) -> None:
@@ -293,7 +233,6 @@ async def send(
     apply_reply(reply, completion.text, completion.usage, "complete")
     session.add(reply)
     await _count_messages(session, turn.conversation_id, 1)
-    await record_usage(session, user.id, completion.usage)
     await session.flush()
     return turn.user_message, reply
 
@@ -343,8 +282,6 @@ async def _finish_stream(
     async with session_factory() as session:
         reply = await session.get_one(Message, turn.reply.id)
         apply_reply(reply, text, usage, status)
-        if usage is not None and usage.total_tokens:
-            await record_usage(session, turn.user_id, usage)
         await session.commit()
     return reply
 

@@ -13,9 +13,9 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from backend.integrations.llm import ChatTurn, LLMError, Prompt, Usage
-from backend.jobs import JobContext, SessionFactory
-from backend.services import chat as chat_service
+from backend.integrations.llm import ChatTurn, LLMError, Prompt
+from backend.jobs import JobContext
+from backend.services.llm_gateway import BudgetExceeded
 from backend.services.reviews.selection import Collected, ReviewFailed, Target
 
 MAX_PROMPT_CHARS = 150_000  # all files together, with line numbers; past it files are skipped, not cut
@@ -167,14 +167,15 @@ async def ask_llm(
 ) -> tuple[str, int, list[dict[str, Any]], str]:
     fit_prompt_budget(collected)
     prompt = review_prompt(target, collected)
+    llm = context.llm_for(target.user_id)
     for attempt in range(1, LLM_ATTEMPTS + 1):
-        await _check_budget(context, target.user_id)
         try:
-            completion = await context.llm.complete(prompt, json_mode=True)
+            completion = await llm.complete(prompt, json_mode=True)
+        except BudgetExceeded as error:
+            raise ReviewFailed("You have used today's AI budget; it renews at midnight UTC.") from error
         except LLMError as error:
             log.warning("review.llm_failed", review_id=target.review_id, provider=error.provider, reason=error.reason)
             raise ReviewFailed(f"The AI model could not review the code ({error.reason}); try again later.") from error
-        await _record_usage(context.session_factory, target.user_id, completion.usage)
         try:
             summary, score, comments = parse_review(completion.text, collected)
         except ValueError:
@@ -182,20 +183,3 @@ async def ask_llm(
             continue
         return summary, score, comments, completion.usage.model
     raise ReviewFailed(f"The AI model did not answer with a valid review ({LLM_ATTEMPTS} attempts); try again.")
-
-
-async def _check_budget(context: JobContext, user_id: int) -> None:
-    budget = context.settings.llm_daily_token_budget
-    if not budget:
-        return
-    async with context.session_factory() as session:
-        used = await chat_service.tokens_used_today(session, user_id)
-        await session.commit()
-    if used >= budget:
-        raise ReviewFailed("You have used today's AI budget; it renews at midnight UTC.")
-
-
-async def _record_usage(session_factory: SessionFactory, user_id: int, usage: Usage) -> None:
-    async with session_factory() as session:
-        await chat_service.record_usage(session, user_id, usage)
-        await session.commit()

@@ -1,0 +1,180 @@
+"""The one way to the LLM on a user's behalf: every call checks and records the user's daily token budget.
+
+`BudgetedLLM` wraps the app's LLM for one user. Before each call it refuses (`BudgetExceeded`) once the
+user's tokens for today reach LLM_DAILY_TOKEN_BUDGET; after each call (a stream: when it ends, however
+it ends) it adds what the call cost to the user's row for today. Chat, hints, grading feedback,
+exercise generation and code reviews all hold one of these, never the bare provider, so no feature can
+spend tokens the budget does not see.
+
+Checks and records use short sessions of their own and commit at once: callers never hold a
+transaction across an LLM call, and the cost must stick even when the request then fails (a generated
+exercise rejected by the sandbox still cost its tokens).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from datetime import UTC, date, datetime, timedelta
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.config import Settings
+from backend.db import utcnow
+from backend.errors import RateLimited
+from backend.integrations.llm import LLM, Completion, LLMError, Prompt, StreamItem, Usage
+from backend.integrations.llm.tokens import count_prompt_tokens, count_tokens
+from backend.metrics import LLM_TOKENS
+from backend.models.chat import LLMUsage
+
+log = structlog.get_logger(__name__)
+
+SessionFactory = async_sessionmaker[AsyncSession]
+
+
+class QuotaExceeded(RateLimited):
+    code = "quota_exceeded"
+    detail = "You have used today's AI tutor budget; it renews at midnight UTC."
+
+
+class BudgetExceeded(LLMError):
+    """The user's tokens for today are spent: no provider is asked. Features that can do without the
+    LLM (hints, grading feedback) treat it like any other LLM failure; the others answer 429."""
+
+    retryable = False  # the fallback provider must not be asked either
+
+    def __init__(self, provider: str) -> None:
+        super().__init__("quota_exceeded", provider=provider)
+
+    def as_app_error(self) -> QuotaExceeded:
+        return QuotaExceeded(headers={"Retry-After": str(seconds_to_midnight())})
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def seconds_to_midnight() -> int:
+    now = datetime.now(UTC)
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    return max(1, int((midnight - now).total_seconds()))
+
+
+async def tokens_used_today(session: AsyncSession, user_id: int) -> int:
+    used = await session.scalar(
+        select(LLMUsage.prompt_tokens + LLMUsage.completion_tokens).where(
+            LLMUsage.user_id == user_id, LLMUsage.day == today()
+        )
+    )
+    return used or 0
+
+
+async def check_budget(session: AsyncSession, settings: Settings, user_id: int) -> None:
+    """429 `quota_exceeded` once today's tokens reach LLM_DAILY_TOKEN_BUDGET (0 means no budget).
+
+    The call that crosses the budget is still answered: its size is only known afterwards."""
+    budget = settings.llm_daily_token_budget
+    if budget and await tokens_used_today(session, user_id) >= budget:
+        raise QuotaExceeded(headers={"Retry-After": str(seconds_to_midnight())})
+
+
+async def record_usage(session: AsyncSession, user_id: int, usage: Usage) -> None:
+    """Add to the user's row for today, atomically (concurrent calls must not lose tokens)."""
+    LLM_TOKENS.labels(usage.provider, usage.model, "prompt").inc(usage.prompt_tokens)
+    LLM_TOKENS.labels(usage.provider, usage.model, "completion").inc(usage.completion_tokens)
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(LLMUsage).values(
+        user_id=user_id,
+        day=today(),
+        requests=1,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        updated_at=utcnow(),
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[LLMUsage.user_id, LLMUsage.day],
+            set_={
+                "requests": LLMUsage.requests + 1,
+                "prompt_tokens": LLMUsage.prompt_tokens + statement.excluded.prompt_tokens,
+                "completion_tokens": LLMUsage.completion_tokens + statement.excluded.completion_tokens,
+                "updated_at": statement.excluded.updated_at,
+            },
+        )
+    )
+
+
+def estimated_usage(llm: LLM, prompt: Prompt, text: str, started: float) -> Usage:
+    """What a stream cut short cost: the provider never sent its count, so estimate it."""
+    return Usage(
+        llm.provider,
+        llm.model,
+        count_prompt_tokens(prompt.system, prompt.messages),
+        count_tokens(text),
+        round((time.perf_counter() - started) * 1000),
+    )
+
+
+class BudgetedLLM(LLM):
+    """`llm` on behalf of one user (see the module docstring). Closing it leaves `llm` open: the app owns it."""
+
+    def __init__(self, llm: LLM, session_factory: SessionFactory, settings: Settings, user_id: int) -> None:
+        self.llm, self.session_factory, self.settings, self.user_id = llm, session_factory, settings, user_id
+        self.provider, self.model = llm.provider, llm.model
+
+    async def check(self) -> None:
+        """Raise `BudgetExceeded` when today's budget is spent."""
+        budget = self.settings.llm_daily_token_budget
+        if not budget:
+            return
+        async with self.session_factory() as session:
+            used = await tokens_used_today(session, self.user_id)
+            await session.commit()
+        if used >= budget:
+            log.info("llm.budget_exceeded", user_id=self.user_id, used=used, budget=budget)
+            raise BudgetExceeded(self.provider)
+
+    async def record(self, usage: Usage) -> None:
+        if not usage.total_tokens:
+            return
+        try:
+            async with self.session_factory() as session:
+                await record_usage(session, self.user_id, usage)
+                await session.commit()
+        except (SQLAlchemyError, OSError, TimeoutError) as error:
+            # The answer exists and the caller still needs it; losing one count beats losing the answer.
+            log.error("llm.usage_not_recorded", error_type=type(error).__name__, error=str(error)[:200])
+
+    async def complete(self, prompt: Prompt, *, json_mode: bool = False) -> Completion:
+        await self.check()
+        completion = await self.llm.complete(prompt, json_mode=json_mode)
+        await self.record(completion.usage)
+        return completion
+
+    async def stream(self, prompt: Prompt) -> AsyncIterator[StreamItem]:
+        await self.check()
+        started = time.perf_counter()
+        parts: list[str] = []
+        usage: Usage | None = None
+        try:
+            async with aclosing(self.llm.stream(prompt)) as items:
+                async for item in items:
+                    if isinstance(item, Usage):
+                        usage = item
+                    else:
+                        parts.append(item)
+                    yield item
+        finally:
+            # However the stream ended (done, failed, or the client went away), what was generated was paid for.
+            if usage is None and parts:
+                usage = estimated_usage(self.llm, prompt, "".join(parts), started)
+            if usage is not None:
+                # Shielded: a cancelled request must still be counted.
+                await asyncio.shield(self.record(usage))
