@@ -4,6 +4,14 @@ Slugs are stable identities (the seed upserts by slug): never rename one, add a 
 `load_catalog()` validates every file and raises `CatalogError` naming the file on the first problem.
 Tests use the format of API.md: a call test `{name, setup?, call, expected}` (`expected` a Python literal)
 or a program test `{name, stdin, expected_stdout}`.
+
+The same exercise in other languages: an optional `[neutral]` table (`function`, the default snake_case name
+of the function an authored call case calls; `cases`, authored language-neutral cases, see `neutral.py`;
+`exclude`, names of derived cases that only make sense in Python, e.g. integers beyond 2**53) and one table
+per language
+(`[javascript]`: `starter_code`, `solution`, and `description`/`hints` where the Python ones would
+mislead). Every other language is graded on the neutral cases: the ones derived from the Python tests plus
+the authored ones.
 """
 
 from __future__ import annotations
@@ -11,18 +19,24 @@ from __future__ import annotations
 import ast
 import functools
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from backend.content import neutral
 
 EXERCISES_DIR = Path(__file__).resolve().parent / "exercises"
 
 DIFFICULTIES = ("easy", "medium", "hard")
 EXERCISE_TYPES = ("algorithm", "data_structure", "debugging", "practical")
-LANGUAGES = ("python",)
+LANGUAGES = ("python",)  # the language of the authored tests
+VARIANT_LANGUAGES = ("javascript", "typescript", "java", "cpp", "go")  # graded on the neutral cases
 
 _STR_KEYS = ("slug", "title", "language", "difficulty", "exercise_type", "description", "starter_code", "solution")
 _REQUIRED = (*_STR_KEYS, "topics", "hints", "examples", "tests")
+_OPTIONAL = ("neutral", *VARIANT_LANGUAGES)
+_VARIANT_KEYS = {"starter_code", "solution", "description", "hints"}
+MIN_NEUTRAL_CASES = 6
 _CALL_KEYS = {"name", "call", "expected"}
 _CALL_OPTIONAL = {"setup"}
 _PROGRAM_KEYS = {"name", "stdin", "expected_stdout"}
@@ -30,6 +44,19 @@ _PROGRAM_KEYS = {"name", "stdin", "expected_stdout"}
 
 class CatalogError(ValueError):
     """An exercise file is malformed; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The exercise in one more language: its own code, and its own words where Python's would mislead."""
+
+    language: str
+    starter_code: str
+    solution: str
+    description: str
+    hints: list[str]
+    examples: list[dict]  # neutral cases shown to the student
+    tests: list[dict]  # every neutral case (hidden)
 
 
 @dataclass(frozen=True)
@@ -46,6 +73,7 @@ class ExerciseSpec:
     hints: list[str]
     examples: list[dict]
     tests: list[dict]
+    variants: dict[str, Variant] = field(default_factory=dict)
 
 
 def _check_test(test: Any, where: str) -> dict:
@@ -79,7 +107,7 @@ def _parse(data: dict[str, Any], path: Path) -> ExerciseSpec:
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
         raise ValueError(f"missing keys {missing}")
-    unknown = sorted(set(data) - set(_REQUIRED))
+    unknown = sorted(set(data) - set(_REQUIRED) - set(_OPTIONAL))
     if unknown:
         raise ValueError(f"unknown keys {unknown}")
     for key in _STR_KEYS:
@@ -104,6 +132,7 @@ def _parse(data: dict[str, Any], path: Path) -> ExerciseSpec:
         raise ValueError("there must be 2 or 3 examples")
     if len(tests) < 6:
         raise ValueError("there must be at least 6 hidden tests")
+    variants = _parse_variants(data, examples, tests)
     return ExerciseSpec(
         slug=data["slug"],
         title=data["title"],
@@ -117,7 +146,57 @@ def _parse(data: dict[str, Any], path: Path) -> ExerciseSpec:
         hints=list(hints),
         examples=examples,
         tests=tests,
+        variants=variants,
     )
+
+
+def _parse_variants(data: dict[str, Any], examples: list[dict], tests: list[dict]) -> dict[str, Variant]:
+    """The `[neutral]` table and the per-language tables: every language gets the same neutral cases."""
+    table = data.get("neutral", {})
+    if not isinstance(table, dict) or set(table) - {"function", "cases", "exclude"}:
+        raise ValueError("[neutral] may only hold function, cases and exclude")
+    function = table.get("function")
+    if function is not None and not (isinstance(function, str) and neutral.IDENTIFIER.match(function)):
+        raise ValueError("[neutral] function must be an identifier")
+    exclude = set(table.get("exclude", []))
+    derived_examples = [c for c in neutral.derive_cases(examples) if c["name"] not in exclude]
+    derived = [c for c in neutral.derive_cases(tests) if c["name"] not in exclude]
+    authored = []
+    for index, case in enumerate(table.get("cases", [])):
+        if isinstance(case, dict) and "args" in case and "function" not in case:
+            if function is None:
+                raise ValueError(f"[neutral] cases[{index}] names no function, and [neutral] has no default")
+            case = {**case, "function": function}
+        authored.append(neutral.check_case(case, f"[neutral] cases[{index}]"))
+    every = derived_examples + derived + authored  # what other languages are graded on (examples included)
+    if exclude - {c["name"] for c in neutral.derive_cases(examples + tests)}:
+        raise ValueError(f"[neutral] exclude names no derived case: {sorted(exclude)}")
+    variants: dict[str, Variant] = {}
+    for language in VARIANT_LANGUAGES:
+        part = data.get(language)
+        if part is None:
+            continue
+        if not isinstance(part, dict) or not {"starter_code", "solution"} <= set(part) <= _VARIANT_KEYS:
+            raise ValueError(f"[{language}] needs starter_code and solution (and may have description, hints)")
+        if len(every) < MIN_NEUTRAL_CASES:
+            raise ValueError(f"[{language}] needs at least {MIN_NEUTRAL_CASES} neutral cases, has {len(every)}")
+        hints = part.get("hints", data["hints"])
+        if len(hints) != 3 or not all(isinstance(h, str) and h.strip() for h in hints):
+            raise ValueError(f"[{language}] hints must be exactly 3 non-empty strings")
+        for key in ("starter_code", "solution", "description"):
+            if key in part and not (isinstance(part[key], str) and part[key].strip()):
+                raise ValueError(f"[{language}] {key} must be a non-empty string")
+        shown = derived_examples or every[:2]
+        variants[language] = Variant(
+            language=language,
+            starter_code=part["starter_code"],
+            solution=part["solution"],
+            description=part.get("description", data["description"]),
+            hints=list(hints),
+            examples=shown,
+            tests=every,
+        )
+    return variants
 
 
 def load_exercise(path: Path) -> ExerciseSpec:
