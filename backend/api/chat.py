@@ -94,9 +94,11 @@ async def encoded(events: AsyncIterator[chat_service.StreamEvent]) -> AsyncItera
 async def create_conversation(data: ConversationCreate) -> tuple[ConversationRead, int]:
     """Start a conversation with the tutor.
 
-    Without a title it is named after its first message. `exercise_id` makes it an exercise conversation."""
+    Without a title it is named after its first message. `exercise_id` makes it an exercise conversation;
+    `submission_id` starts one about that submission ("why did this fail?"). 404 for an exercise or a
+    submission that is not yours to see."""
     conversation = await chat_service.create_conversation(
-        get_session(), current_user(), title=data.title, exercise_id=data.exercise_id
+        get_session(), current_user(), title=data.title, exercise_id=data.exercise_id, submission_id=data.submission_id
     )
     return ConversationRead.model_validate(conversation), 201
 

@@ -29,7 +29,17 @@ MessageText = Annotated[
 
 class ConversationCreate(BaseModel):
     title: Title | None = Field(None, description="Omit it to name the conversation after its first message.")
-    exercise_id: Id | None = Field(None, description="Makes it an exercise conversation.")
+    exercise_id: Id | None = Field(
+        None,
+        description="Makes it an exercise conversation: the tutor sees the exercise, your latest submission "
+        "for it and the hints you were given. 404 for an exercise you cannot see.",
+    )
+    submission_id: Id | None = Field(
+        None,
+        description='Start from one of your submissions ("why did this fail?"): an exercise conversation about '
+        "that submission's exercise, in which the tutor discusses that submission. 404 for anyone else's; "
+        "422 when `exercise_id` is given too and differs.",
+    )
 
 
 class ConversationUpdate(BaseModel):
@@ -43,6 +53,7 @@ class ConversationRead(BaseModel):
     title: str
     context_type: Literal["general", "exercise"]
     exercise_id: int | None
+    submission_id: int | None = Field(None, description="The submission the conversation was started from.")
     message_count: int
     created_at: datetime
     updated_at: datetime

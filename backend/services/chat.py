@@ -22,11 +22,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.config import Settings
 from backend.db import utcnow
-from backend.errors import AppError, GatewayTimeout, NotFound, ServiceUnavailable, UpstreamError
+from backend.errors import (
+    AppError,
+    GatewayTimeout,
+    NotFound,
+    ServiceUnavailable,
+    UpstreamError,
+    ValidationFailed,
+)
 from backend.integrations.llm import LLM, ChatTurn, LLMError, LLMTimeout, Prompt, Usage
 from backend.integrations.llm.tokens import count_prompt_tokens, count_tokens
 from backend.models import User
 from backend.models.chat import Conversation, LLMUsage, Message
+from backend.services import exercises as exercises_service
+from backend.services import tutor_context
 from backend.services.llm_gateway import BudgetExceeded, check_budget
 from backend.services.prompts import StudentProfile, build_prompt
 
@@ -39,6 +48,10 @@ TITLE_CHARS = 80
 
 class ConversationNotFound(NotFound):
     detail = "Conversation not found."
+
+
+class SubmissionNotFound(NotFound):
+    detail = "Submission not found."
 
 
 class LLMFailed(UpstreamError):
@@ -83,12 +96,27 @@ def profile_of(user: User) -> StudentProfile:
 
 
 async def create_conversation(
-    session: AsyncSession, user: User, *, title: str | None, exercise_id: int | None
+    session: AsyncSession, user: User, *, title: str | None, exercise_id: int | None, submission_id: int | None = None
 ) -> Conversation:
+    """A general conversation, or one about an exercise the user may see, or about one of their
+    submissions (its exercise implied); 404 for anyone else's, 422 when the two disagree."""
+    if submission_id is not None:
+        submission = await tutor_context.submission_for_conversation(session, user, submission_id)
+        if submission is None:
+            raise SubmissionNotFound()
+        if exercise_id is not None and exercise_id != submission.exercise_id:
+            raise ValidationFailed(
+                "exercise_id is not the exercise of that submission.",
+                errors=[{"field": "exercise_id", "message": "Must match the submission's exercise (or be omitted)."}],
+            )
+        exercise_id = submission.exercise_id
+    if exercise_id is not None:
+        await exercises_service.get_visible(session, user, exercise_id)
     conversation = Conversation(
         user_id=user.id,
         title=title,
         exercise_id=exercise_id,
+        submission_id=submission_id,
         context_type="exercise" if exercise_id is not None else "general",
     )
     session.add(conversation)
@@ -198,7 +226,11 @@ async def start_turn(
     session: AsyncSession, settings: Settings, user: User, conversation_id: int, content: str, *, is_stream: bool
 ) -> Turn:
     """Store the student's message (and, for a stream, the reply's row) and COMMIT, before any LLM call."""
-    conversation = await get_owned(session, user, conversation_id)
+    # Ownership and the exercise context in one query: no extra round trip before the first byte.
+    found = await tutor_context.load(session, user, conversation_id)
+    if found is None:
+        raise ConversationNotFound()
+    conversation, exercise = found
     await check_budget(session, settings, user.id)
     history = await _history(session, conversation.id)
     user_message = Message(conversation_id=conversation.id, role="user", content=content, status="complete")
@@ -210,8 +242,7 @@ async def start_turn(
         session.add(reply)
     await session.flush()
     await _count_messages(session, conversation.id, 2 if is_stream else 1, title_from(content))
-    # Exercise conversations will add an ExerciseContext (exercise, next hint, latest submission) here.
-    prompt = build_prompt(profile_of(user), history, content)
+    prompt = build_prompt(profile_of(user), history, content, exercise=exercise)
     await session.commit()
     return Turn(user.id, conversation.id, user_message, reply, prompt)
 
@@ -389,6 +420,7 @@ async def export_conversations(session: AsyncSession, user: User) -> list[dict[s
             "title": conversation.title,
             "context_type": conversation.context_type,
             "exercise_id": conversation.exercise_id,
+            "submission_id": conversation.submission_id,
             "created_at": conversation.created_at.isoformat(),
             "messages": by_conversation[conversation.id],
         }

@@ -111,14 +111,17 @@ async def usage_rows(app: Quart) -> list[LLMUsage]:
 # --- conversations ---------------------------------------------------------------------------------
 
 
-async def test_conversation_lifecycle_create_list_get_rename_delete(client: QuartClient) -> None:
+async def test_conversation_lifecycle_create_list_get_rename_delete(app: Quart, client: QuartClient) -> None:
+    from tests.api.test_exercises import add_exercise  # that module imports this one
+
     headers = await sign_in(client)
+    exercise_id = await add_exercise(app)
     named = await new_conversation(client, headers, title="  Recursion  ")
     untitled = await new_conversation(client, headers)
-    exercise = await new_conversation(client, headers, exercise_id=7)
+    exercise = await new_conversation(client, headers, exercise_id=exercise_id)
     assert named["title"] == "Recursion" and named["context_type"] == "general" and named["message_count"] == 0
     assert untitled["title"] == "New conversation" and untitled["last_message_at"] is None
-    assert exercise["context_type"] == "exercise" and exercise["exercise_id"] == 7
+    assert exercise["context_type"] == "exercise" and exercise["exercise_id"] == exercise_id
 
     assert (
         await send(client, headers, untitled["id"], "How do I reverse a linked list in Python without recursion?")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from backend.config import Settings
 from backend.integrations.llm.base import (
     LLM,
+    Attempt,
     ChatTurn,
     Completion,
     LLMError,
@@ -27,6 +28,7 @@ MAX_RETRIES = 1
 
 __all__ = [
     "LLM",
+    "Attempt",
     "ChatTurn",
     "Completion",
     "FallbackLLM",

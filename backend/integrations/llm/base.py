@@ -29,17 +29,31 @@ class ChatTurn:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """An exercise conversation's latest submission, for the offline tutor: names and kinds only."""
+
+    status: str
+    failing_test: str | None = None
+    failure_kind: str | None = None  # "IndexError", "wrong result", "timeout", ...
+    line: int | None = None
+    tests_passed: int = 0
+    tests_total: int = 0
+
+
+@dataclass(frozen=True)
 class Prompt:
     """What a provider is asked: the system prompt apart, the conversation oldest first.
 
-    The last turn is the student's new message. `skill_level` and `hint` are read by the offline tutor
-    only (a real model finds them in the system prompt)."""
+    The last turn is the student's new message. `skill_level`, `hint`, `exercise_title` and `attempt` are
+    read by the offline tutor only (a real model finds them in the system prompt)."""
 
     system: str
     messages: tuple[ChatTurn, ...]
     skill_level: str | None = None
     hint: str | None = None
     max_tokens: int = DEFAULT_MAX_TOKENS
+    exercise_title: str | None = None
+    attempt: Attempt | None = None
 
 
 @dataclass(frozen=True)

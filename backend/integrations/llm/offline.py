@@ -2,8 +2,9 @@
 
 It cannot understand code, so it never pretends to: it asks the guiding questions a tutor would ask
 first, shaped by what the message looks like (code, an error, a question), the student's level and,
-in an exercise conversation, the exercise's next authored hint. Good enough to use the product
-without keys; honest about what it is.
+in an exercise conversation, the student's latest submission (the failing test, the kind of failure
+and the line, never a hidden test's input) and the exercise's next authored hint. Good enough to use
+the product without keys; honest about what it is.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 
-from backend.integrations.llm.base import LLM, Completion, Prompt, StreamItem, Usage
+from backend.integrations.llm.base import LLM, Attempt, Completion, Prompt, StreamItem, Usage
 from backend.integrations.llm.tokens import count_tokens
 
 MODEL = "offline"
@@ -42,6 +43,59 @@ FOLLOW_UPS = {
 }
 
 
+# What each kind of failure usually means, as a question that sends the student to look.
+FAILURE_QUESTIONS = {
+    "IndexError": "An IndexError means the code asked for a position the sequence does not have. Which index "
+    "does it read there, and how long is the sequence at that moment (could it be empty)?",
+    "KeyError": "A KeyError means a dictionary was asked for a key it does not hold. Which key, and where "
+    "should it have been added?",
+    "TypeError": "A TypeError means two values of types that do not fit were combined (or a function got the "
+    "wrong arguments). What type does each value have on that line?",
+    "ValueError": "A ValueError means a function got a value of the right type but the wrong content. Which "
+    "value reaches it in that test?",
+    "ZeroDivisionError": "Something was divided by zero. When can the divisor be 0, and what should happen then?",
+    "NameError": "A NameError means a name is used before it exists. Is it spelled the same everywhere, and "
+    "defined before that line runs?",
+    "AttributeError": "An AttributeError means a value does not have the method or field asked for. What type "
+    "is that value really?",
+    "RecursionError": "The function keeps calling itself without reaching a base case. Which input should stop "
+    "the recursion, and does every call get closer to it?",
+    "SyntaxError": "Python cannot read the code there, so nothing ran. Look at that line and the one before "
+    "it: a missing bracket, colon or quote?",
+    "IndentationError": "The indentation does not line up there, so nothing ran. Which block should that line "
+    "belong to?",
+    "timeout": "It ran out of time: a loop that never ends, or work repeated far too often. What makes each loop stop?",
+    "wrong result": "It returns something other than what the test expects. Work that case by hand: what "
+    "should come out, and what does your code return at each step?",
+}
+
+
+def attempt_text(title: str | None, attempt: Attempt) -> str:
+    """The latest submission in a tutor's words: the failing test, the kind of failure and the line."""
+    subject = f'your latest submission for "{title}"' if title else "your latest submission"
+    if attempt.status == "passed":
+        return (
+            f"Looking at {subject}: all {attempt.tests_total} tests pass. Nice work! "
+            "Is there anything you would make simpler or clearer?"
+        )
+    text = f"Looking at {subject}: {attempt.tests_passed} of {attempt.tests_total} tests pass."
+    if attempt.failing_test:
+        kind = attempt.failure_kind or "wrong result"
+        how = "gives a different result" if kind == "wrong result" else f"fails with {kind}"
+        if kind == "timeout":
+            how = "runs out of time"
+        text += f' The test "{attempt.failing_test}" {how}'
+        text += f" (line {attempt.line})." if attempt.line else "."
+        question = FAILURE_QUESTIONS.get(kind)
+        if question is None and kind.endswith(("Error", "Exception")):
+            question = f"Read what a {kind} means: which value on that line could cause it?"
+        if question:
+            text += f" {question}"
+    elif attempt.line:
+        text += f" Python reports a problem on line {attempt.line}: what does that line do?"
+    return text
+
+
 def topic_of(message: str) -> str:
     quoted = re.search(r"`([^`\n]{1,60})`", message)
     if quoted:
@@ -50,10 +104,21 @@ def topic_of(message: str) -> str:
     return " ".join(words[:TOPIC_WORDS]).strip(".'-") or "this"
 
 
-def socratic_reply(message: str, skill_level: str | None, hint: str | None) -> str:
+def socratic_reply(
+    message: str,
+    skill_level: str | None,
+    hint: str | None,
+    *,
+    title: str | None = None,
+    attempt: Attempt | None = None,
+) -> str:
     level = skill_level if skill_level in OPENERS else "beginner"
     topic = topic_of(message)
-    if hint:
+    if attempt is not None:
+        body = attempt_text(title, attempt)
+        if hint and attempt.status != "passed":
+            body += f"\n\nHere is a nudge for this exercise: {hint.strip()}"
+    elif hint:
         body = (
             f"Here is a nudge for this exercise: {hint.strip()}\n\n"
             "How could you use that idea in your solution? Tell me what you would try first."
@@ -90,7 +155,9 @@ class OfflineTutor(LLM):
     def _answer(self, prompt: Prompt) -> tuple[str, Usage]:
         started = time.perf_counter()
         message = next((t.content for t in reversed(prompt.messages) if t.role == "user"), "")
-        text = socratic_reply(message, prompt.skill_level, prompt.hint)
+        text = socratic_reply(
+            message, prompt.skill_level, prompt.hint, title=prompt.exercise_title, attempt=prompt.attempt
+        )
         # No model reads the prompt, so it costs no prompt tokens; the reply is counted like any other.
         usage = Usage(self.provider, MODEL, 0, count_tokens(text), round((time.perf_counter() - started) * 1000))
         return text, usage
