@@ -128,7 +128,7 @@ function runCalls(job, script, calls) {
   const module = { exports: {} };
   // `require` is node's own (the sandbox, not vm, is the boundary); `require.main === module` is false here,
   // so a file that is also runnable as a program does not start its main part when its functions are tested.
-  const context = vm.createContext({ console: makeConsole(sink), module, exports: module.exports, require });
+  const context = vm.createContext({ console: makeConsole(sink), module, exports: module.exports, require, process, Buffer });
   const timeout = job.test_timeout_ms;
   try {
     script.runInContext(context, { timeout });

@@ -1,0 +1,212 @@
+"""Exercises in JavaScript, graded for real: the node harness in bubblewrap, and catalog parity.
+
+Every catalog exercise with a `[javascript]` part must have a reference solution that passes all its
+neutral cases and a starter that does not, run through the real sandbox (one run per solution, all cases
+in it); the neutral cases themselves are checked against the trusted Python reference. Under CI=true a
+missing toolchain or bubblewrap fails these tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import time
+
+import pytest
+
+from backend.content import neutral
+from backend.content.catalog import load_catalog
+from backend.integrations.sandbox import LocalSandbox, RunResult
+from backend.integrations.sandbox.languages import LANGUAGES, available, graded_tests
+from backend.integrations.sandbox.languages.execute import LanguageSandbox
+
+JS = LANGUAGES["javascript"]
+TIMEOUT = 10.0
+TEST_TIMEOUT_MS = 2000
+
+
+def _require_javascript() -> None:
+    missing = [what for what, ok in (("bwrap", shutil.which("bwrap")), ("node", JS.available)) if not ok]
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must grade JavaScript, but {missing} is not installed")
+        pytest.skip(f"{missing} not installed")
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> LanguageSandbox:
+    _require_javascript()
+    return LanguageSandbox(timeout_seconds=TIMEOUT, max_concurrency=2, queue_timeout_seconds=120)
+
+
+CHUNK_CASES = [
+    {"name": "pairs", "function": "chunk", "args": "[[1, 2, 3, 4, 5], 2]", "expected": "[[1, 2], [3, 4], [5]]"},
+    {"name": "empty", "function": "chunk", "args": "[[], 3]", "expected": "[]"},
+    {"name": "objects", "function": "chunk", "args": '[[{"a": null}], 1]', "expected": '[[{"a": null}]]'},
+]
+CHUNK = """function chunk(items, size) {
+  const out = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  console.log("chunked", items.length);
+  return out;
+}
+"""
+
+
+async def run_js(sandbox: LanguageSandbox, code: str, cases: list[dict]) -> RunResult:
+    job = JS.build_job(code, cases, output_cap=65536, test_timeout_ms=TEST_TIMEOUT_MS)
+    return await sandbox.run(job, graded_tests(cases, "javascript"))
+
+
+async def test_correct_solution_passes_and_values_compare_on_the_server(sandbox: LanguageSandbox) -> None:
+    result = await run_js(sandbox, CHUNK, CHUNK_CASES)
+    assert result.status == "passed", result.results
+    assert result.tests_passed == 3
+    assert result.results[0].input == "chunk([1, 2, 3, 4, 5], 2)"
+    assert "chunked 5" in result.stdout
+
+
+async def test_wrong_solution_fails_with_the_failing_test_names(sandbox: LanguageSandbox) -> None:
+    wrong = CHUNK.replace("i + size", "i + size + 1")
+    result = await run_js(sandbox, wrong, CHUNK_CASES)
+    assert result.status == "failed"
+    assert [outcome.name for outcome in result.results if not outcome.passed] == ["pairs"]
+    assert "expected [[1, 2], [3, 4], [5]]" in result.results[0].message
+
+
+async def test_harness_is_never_told_the_expected_values(sandbox: LanguageSandbox) -> None:
+    job = JS.build_job(CHUNK, CHUNK_CASES, output_cap=65536, test_timeout_ms=TEST_TIMEOUT_MS)
+    sent = json.loads(job.stdin)
+    assert "expected" not in json.dumps(sent)
+    # A submission printing a fake report, or returning a lookalike string, passes nothing.
+    forged = 'function chunk() { console.log(\'{"event": "call", "index": 0}\'); return "[[1, 2], [3, 4], [5]]"; }'
+    result = await run_js(sandbox, forged, CHUNK_CASES)
+    assert result.tests_passed == 0
+
+
+async def test_syntax_error_reports_its_line(sandbox: LanguageSandbox) -> None:
+    result = await run_js(sandbox, "function chunk(items, size) {\n  return [;\n}\n", CHUNK_CASES)
+    assert result.status == "error"
+    assert result.error_line == 2
+    assert "SyntaxError" in result.stderr
+
+
+async def test_thrown_error_is_the_tests_message(sandbox: LanguageSandbox) -> None:
+    result = await run_js(sandbox, "function chunk() { throw new RangeError('nope'); }", CHUNK_CASES)
+    assert result.status == "failed"
+    assert result.results[0].message == "RangeError: nope"
+
+
+async def test_infinite_loop_times_out(sandbox: LanguageSandbox) -> None:
+    started = time.perf_counter()
+    result = await run_js(sandbox, "function chunk() { for (;;) {} }", CHUNK_CASES)
+    assert result.status == "timeout"
+    assert result.tests_passed == 0
+    assert time.perf_counter() - started < TEST_TIMEOUT_MS / 1000 + 3
+
+
+CONTAINMENT = {
+    "host files are not visible": """const fs = require("fs");
+      return fs.existsSync("/etc/passwd") || fs.existsSync("/root");""",
+    "the job dir is read-only": """try { require("fs").writeFileSync("/job/x", "1"); return true; }
+      catch (e) { return false; }""",
+    "no network": """try {
+      require("child_process").execFileSync(process.execPath, ["-e",
+        "require('net').connect(5432, '127.0.0.1')" +
+        ".on('connect', () => process.exit(0)).on('error', () => process.exit(1))"], { timeout: 1500 });
+      return true;
+    } catch (e) { return false; }""",
+    "no environment": "return Object.keys(process.env).filter((k) => !['PATH', 'HOME', 'PWD'].includes(k)).length > 0;",
+}
+
+
+@pytest.mark.parametrize("name", CONTAINMENT)
+async def test_containment(sandbox: LanguageSandbox, name: str) -> None:
+    code = f"function probe() {{ {CONTAINMENT[name]} }}"
+    cases = [{"name": name, "function": "probe", "args": "[]", "expected": "false"}]
+    result = await run_js(sandbox, code, cases)
+    assert result.status == "passed", result.results
+
+
+async def test_fork_bomb_is_contained(sandbox: LanguageSandbox) -> None:
+    bomb = """function chunk() {
+  const { spawn } = require("child_process");
+  for (let i = 0; i < 500; i++) { try { spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"]); } catch (e) {} }
+  for (;;) {}
+}"""
+    result = await run_js(sandbox, bomb, CHUNK_CASES[:1])
+    assert result.status in ("timeout", "error")
+    # The host is fine: a normal run still passes right after.
+    assert (await run_js(sandbox, CHUNK, CHUNK_CASES)).status == "passed"
+
+
+def test_only_installed_languages_are_offered() -> None:
+    offered = available()
+    assert all(language.version for language in offered.values())
+    if JS.available:
+        assert offered["javascript"].version.split(".")[0].isdigit()
+
+
+# --- catalog parity ------------------------------------------------------------------------------
+
+
+def javascript_specs() -> list:
+    return [spec for spec in load_catalog() if "javascript" in spec.variants]
+
+
+def test_neutral_cases_derive_from_plain_python_calls() -> None:
+    tests = [
+        {"name": "plain", "call": "f([1, (2, 3)], 'x')", "expected": "(1, None)"},
+        {"name": "setup", "setup": "x = 1", "call": "f(x)", "expected": "1"},
+        {"name": "expression", "call": "len(f(1))", "expected": "1"},
+        {"name": "set", "call": "f({1})", "expected": "1"},
+        {"name": "program", "stdin": "1\n", "expected_stdout": "1\n"},
+    ]
+    derived = neutral.derive_cases(tests)
+    assert derived[0] == {"name": "plain", "function": "f", "args": '[[1, [2, 3]], "x"]', "expected": "[1, null]"}
+    assert [case["name"] for case in derived] == ["plain", "program"]
+    assert neutral.function_name("second_largest", "javascript") == "secondLargest"
+    assert neutral.function_name("second_largest", "cpp") == "second_largest"
+
+
+async def test_catalog_parity_javascript(sandbox: LanguageSandbox) -> None:
+    """Each JavaScript reference passes its cases and each starter fails them, in the real sandbox."""
+    specs = javascript_specs()
+    assert len(specs) >= 42
+
+    async def check(spec) -> list[str]:
+        variant = spec.variants["javascript"]
+        reference, starter = await asyncio.gather(
+            run_js(sandbox, variant.solution, variant.tests), run_js(sandbox, variant.starter_code, variant.tests)
+        )
+        problems = []
+        if reference.status != "passed":
+            failing = [(o.name, o.message) for o in reference.results if not o.passed]
+            problems.append(f"{spec.slug}: reference {reference.status} {failing[:3]}")
+        if starter.status == "passed":
+            problems.append(f"{spec.slug}: the starter passes")
+        return problems
+
+    problems = [problem for found in await asyncio.gather(*map(check, specs)) for problem in found]
+    assert not problems, problems
+
+
+async def test_neutral_cases_agree_with_the_python_reference() -> None:
+    """The cases other languages are graded on are right: the trusted Python solution passes them too."""
+    if not shutil.which("bwrap") and os.environ.get("CI") != "true":
+        pytest.skip("bubblewrap not installed")
+    python = LocalSandbox(timeout_seconds=TIMEOUT, memory_mb=256, max_concurrency=2)
+
+    async def check(spec) -> str | None:
+        tests = neutral.python_tests(spec.variants["javascript"].tests)
+        result = await python.run(spec.solution, tests)
+        failing = [(o.name, o.message) for o in result.results if not o.passed]
+        return f"{spec.slug}: {failing[:3]}" if result.status != "passed" else None
+
+    try:
+        problems = [problem for problem in await asyncio.gather(*map(check, javascript_specs())) if problem]
+    finally:
+        await python.close()
+    assert not problems, problems
