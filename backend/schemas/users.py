@@ -22,15 +22,27 @@ LearningStyle = Literal["hands_on", "visual", "reading", "mixed"]
 TimeCommitment = Literal["15_minutes", "30_minutes", "1_hour", "2_hours_plus"]
 Difficulty = Literal["easy", "medium", "hard"]
 
+MAX_DECODING_PASSES = 8
 NAME_MAX, BIO_MAX, CAREER_GOALS_MAX, URL_MAX, TIMEZONE_MAX = 100, 1000, 500, 2048, 64
 
 
 def strip_html(value: Any) -> Any:
     """Plain text from whatever the client sent: tags removed (script and style with their content),
-    entities decoded, outer whitespace trimmed. Lengths are then checked on what is stored."""
+    entities decoded, outer whitespace trimmed. Lengths are then checked on what is stored.
+
+    Entities are decoded *before* cleaning, again and again until nothing changes: `&lt;img onerror=…&gt;`
+    (or `&amp;lt;…`) decoded after cleaning would come out as live markup. Text that is still changing after
+    MAX_DECODING_PASSES passes is refused rather than stored half-decoded."""
     if not isinstance(value, str):
         return value
-    return html.unescape(nh3.clean(value, tags=set())).strip()
+    text = value
+    for _ in range(MAX_DECODING_PASSES):
+        # nh3 escapes the `<`, `>` and `&` of the text it keeps; decoding them again gives the plain text.
+        cleaned = html.unescape(nh3.clean(html.unescape(text), tags=set()))
+        if cleaned == text:
+            return text.strip()
+        text = cleaned
+    raise ValueError("Use plain text (no HTML, no nested character references)")
 
 
 @cache

@@ -34,6 +34,7 @@ from backend.integrations.llm import LLM, ChatTurn, LLMError, LLMTimeout, Prompt
 from backend.integrations.llm.tokens import count_prompt_tokens, count_tokens
 from backend.models import User
 from backend.models.chat import Conversation, LLMUsage, Message
+from backend.schemas.users import strip_html
 from backend.services import exercises as exercises_service
 from backend.services import tutor_context
 from backend.services.llm_gateway import BudgetExceeded, check_budget
@@ -80,7 +81,12 @@ def as_app_error(error: LLMError) -> AppError:
 
 
 def title_from(text: str) -> str:
-    """A title from the first words of the first message (backticks and fences dropped)."""
+    """A title from the first words of the first message (backticks and fences dropped), as plain text
+    like a title the user types (the message itself is stored verbatim: it carries code)."""
+    try:
+        text = strip_html(text)
+    except ValueError:
+        text = ""
     words = text.replace("`", " ").split()
     title = " ".join(words[:TITLE_WORDS])
     if len(words) > TITLE_WORDS:

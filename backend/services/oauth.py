@@ -25,6 +25,7 @@ from backend.cache import Cache
 from backend.config import Settings
 from backend.integrations.oauth import Identity, OAuthProviderError, Provider
 from backend.models import OAuthAccount, User
+from backend.schemas.users import strip_html
 from backend.security import TokenCipher, token_digest, tokens_match
 from backend.services.auth import normalise_email, now, revoke_sessions
 
@@ -239,10 +240,16 @@ def store_grant(account: OAuthAccount, identity: Identity, cipher: TokenCipher) 
 
 
 def _display_name(identity: Identity, email: str) -> str:
-    for candidate in (identity.name, identity.login, email.split("@", 1)[0]):
-        if candidate and candidate.strip():
-            return candidate.strip()[:MAX_NAME_LENGTH]
-    return email[:MAX_NAME_LENGTH]
+    """The provider's name for the user, as plain text like any name a user types (a GitHub profile name
+    is whatever its owner wrote, markup included)."""
+    for candidate in (identity.name, identity.login, email.split("@", 1)[0], email):
+        try:
+            name = strip_html(candidate) if candidate else ""
+        except ValueError:  # nested encodings past any real name: try the next candidate
+            continue
+        if name:
+            return name[:MAX_NAME_LENGTH].strip()
+    return "Student"
 
 
 def _avatar_url(url: str | None) -> str | None:

@@ -269,6 +269,14 @@ async def test_github_picks_primary_verified_email(browser: QuartClient, github:
     assert payload["user"]["name"] == "lin"  # no display name on GitHub: the login stands in
 
 
+async def test_github_name_with_markup_is_stored_as_plain_text(browser: QuartClient, github: FakeGitHub) -> None:
+    github.account = GitHubAccount(
+        id=79, login="mallory", name="Mal&lt;img src=x onerror=alert(1)&gt;<b>lory</b>", email="mal@example.com"
+    )
+    payload = await signed_in_payload(browser, "github")
+    assert payload["user"]["name"] == "Mallory"
+
+
 async def test_github_without_verified_email_fails(
     browser: QuartClient, github: FakeGitHub, events: list[dict[str, Any]]
 ) -> None:

@@ -117,6 +117,41 @@ async def test_html_is_stripped_from_conversation_titles(client: QuartClient) ->
     assert (await response.get_json())["title"] == "Loops"
 
 
+ENCODED_MARKUP = (
+    "&lt;img src=x onerror=alert(1)&gt;",
+    "&amp;lt;img src=x onerror=alert(1)&amp;gt;",  # encoded twice
+    "&#60;svg onload=alert(1)&#x3e;",
+    "&lt;scr<b>ipt&gt;alert(1)&lt;/script&gt;",
+)
+
+
+async def test_entity_encoded_markup_never_comes_out_live(client: QuartClient) -> None:
+    account = await new_account(client)
+    for markup in ENCODED_MARKUP:
+        profile = await client.patch(
+            "/api/v1/users/me", json={"name": f"Ada{markup}", "bio": f"Hi {markup}"}, headers=account.headers
+        )
+        conversation = await client.post(
+            "/api/v1/chat/conversations", json={"title": f"Loops{markup}"}, headers=account.headers
+        )
+        stored = await profile.get_json(), await conversation.get_json()
+        texts = [stored[0]["name"], stored[0]["bio"], stored[1]["title"]]
+        assert all("<" not in text and "onerror" not in text and "onload" not in text for text in texts), texts
+    untitled = await client.post("/api/v1/chat/conversations", json={}, headers=account.headers)
+    conversation_id = (await untitled.get_json())["id"]
+    await client.post(  # an untitled conversation is named after its first message
+        f"/api/v1/chat/conversations/{conversation_id}/messages",
+        json={"content": f"{ENCODED_MARKUP[0]} why?"},
+        headers=account.headers,
+    )
+    title = (
+        await (await client.get(f"/api/v1/chat/conversations/{conversation_id}", headers=account.headers)).get_json()
+    )["title"]
+    assert title == "why?"
+    plain = await client.patch("/api/v1/users/me", json={"bio": "a < b && c > d"}, headers=account.headers)
+    assert (await plain.get_json())["bio"] == "a < b && c > d"  # plain text keeps its characters
+
+
 async def test_fields_over_their_limit_are_422(app: Quart, client: QuartClient) -> None:
     account = await new_account(client)
     exercise_id = await add_exercise(app)
