@@ -145,19 +145,24 @@ async def login(
 ) -> tuple[User, IssuedTokens]:
     email = normalise_email(email)
     # Failures are counted per address, whether or not an account has it, so lockout reveals nothing.
+    # Each attempt is counted *before* its password is checked (one atomic increment, undone by a success):
+    # parallel guesses cannot all pass a check-then-act test, and the ones past the limit cost no hash.
     address = token_digest(email)
     locked_until = await cache.get(f"login:locked:{address}")
     if locked_until is not None and float(locked_until) > time.time():
         raise AccountLocked(headers={"Retry-After": str(max(1, int(float(locked_until) - time.time())))})
+    attempts = await cache.incr(f"login:failures:{address}", LOCKOUT_SECONDS)
+    if attempts > MAX_FAILED_LOGINS:
+        security_log.warning("auth.login_refused_locked", ip=client.ip, attempts=attempts)
+        raise AccountLocked(headers={"Retry-After": str(LOCKOUT_SECONDS)})
 
     user = await session.scalar(select(User).where(User.email == email))
     stored_hash = user.password_hash if user is not None and user.password_hash else None
     # Unknown emails and OAuth-only accounts are checked against a dummy hash: same answer, same time.
     is_valid = await verify_password(password, stored_hash or DummyHash.get(settings.bcrypt_rounds))
     if user is None or stored_hash is None or not is_valid:
-        failures = await cache.incr(f"login:failures:{address}", LOCKOUT_SECONDS)
         security_log.warning("auth.login_failed", user_id=user.id if user else None, ip=client.ip)
-        if failures >= MAX_FAILED_LOGINS:
+        if attempts >= MAX_FAILED_LOGINS:
             await cache.set(f"login:locked:{address}", str(time.time() + LOCKOUT_SECONDS), ttl=LOCKOUT_SECONDS)
             security_log.warning("auth.account_locked", user_id=user.id if user else None, ip=client.ip)
         raise InvalidCredentials()
