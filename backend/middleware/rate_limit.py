@@ -37,7 +37,9 @@ RATE_LIMITS: dict[str, tuple[Limit, ...]] = {
     "register": (Limit(5, MINUTE),),
     "login": (Limit(10, MINUTE),),
     "password_reset": (Limit(3, HOUR),),
-    "resend_verification": (Limit(3, HOUR),),
+    # Emails are capped per address (3/hour) in services/auth.py; this only stops floods, and a classroom
+    # behind one NAT address must not run into it.
+    "resend_verification": (Limit(100, HOUR),),
     "oauth_start": (Limit(20, MINUTE),),
     "account_delete": (Limit(5, HOUR, per="user"),),  # it checks a password: no guessing through it
     "chat": (Limit(10, MINUTE, per="user"), Limit(200, DAY, per="user")),

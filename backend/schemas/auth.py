@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
-from pydantic import AfterValidator, BaseModel, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, EmailStr, Field, SerializerFunctionWrapHandler, model_serializer
 
 from backend.schemas.users import DisplayName, UserRead
 
@@ -112,7 +112,16 @@ class Message(BaseModel):
 
 class VerifyEmailResult(BaseModel):
     message: str
-    user: UserRead
+    user: UserRead | None = Field(
+        default=None, description="On the link's first use only; a link used before answers `message` alone."
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_absent_user(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("user") is None:
+            data.pop("user", None)
+        return data
 
 
 class OAuthProvider(BaseModel):

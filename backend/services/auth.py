@@ -390,6 +390,7 @@ async def request_password_reset(
         return None
     if await cache.incr(f"email:reset:{token_digest(email)}", 3600) > EMAILS_PER_ADDRESS_PER_HOUR:
         return None
+    await _invalidate_tokens(session, user.id, "password_reset")  # only the newest link works
     token = await _create_one_time_token(session, user, "password_reset", PASSWORD_RESET_TTL)
     security_log.info("auth.password_reset_requested", user_id=user.id)
     return Email(
@@ -408,6 +409,7 @@ async def confirm_password_reset(
     session: AsyncSession, settings: Settings, cache: Cache, *, token: str, new_password: str
 ) -> User:
     one_time = await _redeem(session, token, "password_reset")
+    await _invalidate_tokens(session, one_time.user_id, "password_reset")  # older links die with this one
     user = await session.get_one(User, one_time.user_id)
     user.password_hash = await hash_password(new_password, settings.bcrypt_rounds)
     await revoke_sessions(session, settings, cache, user.id, reason="password_reset")
@@ -444,22 +446,22 @@ async def resend_verification(session: AsyncSession, settings: Settings, cache: 
     return await _verification_email(session, settings, user)
 
 
-async def verify_email(session: AsyncSession, *, token: str) -> tuple[User, bool]:
-    """Mark the address verified; returns the user and whether it already was (a link clicked twice)."""
+async def verify_email(session: AsyncSession, *, token: str) -> User | None:
+    """Mark the address verified and return its user; None for a link used before (clicked twice): a
+    used link proves nothing about who holds it now, so it gets no user data."""
     one_time = await session.scalar(
         select(OneTimeToken).where(
             OneTimeToken.token_hash == token_digest(token), OneTimeToken.purpose == "verify_email"
         )
     )
     if one_time is not None and one_time.used_at is not None:
-        user = await session.get_one(User, one_time.user_id)
-        if user.email_verified:
-            return user, True
+        verified = await session.scalar(select(User.email_verified).where(User.id == one_time.user_id))
+        if verified:
+            return None
     one_time = await _redeem(session, token, "verify_email")
     user = await session.get_one(User, one_time.user_id)
-    was_verified = user.email_verified
     user.email_verified = True
-    return user, was_verified
+    return user
 
 
 # --- one-time tokens -------------------------------------------------------------------------------
@@ -479,6 +481,15 @@ async def _create_one_time_token(session: AsyncSession, user: User, purpose: str
     )
     await session.flush()
     return token
+
+
+async def _invalidate_tokens(session: AsyncSession, user_id: int, purpose: str) -> None:
+    """Use up every outstanding `purpose` token of the user (they then answer `token_invalid`)."""
+    await session.execute(
+        update(OneTimeToken)
+        .where(OneTimeToken.user_id == user_id, OneTimeToken.purpose == purpose, OneTimeToken.used_at.is_(None))
+        .values(used_at=now())
+    )
 
 
 async def create_oauth_exchange_code(session: AsyncSession, user: User) -> str:

@@ -378,22 +378,6 @@ async def test_verify_email_with_the_emailed_token(app: Quart, client: QuartClie
     assert bogus.status_code == 400 and await problem_code(bogus) == "token_invalid"
 
 
-async def test_resend_verification_at_most_three_per_hour_including_registration(
-    app: Quart, client: QuartClient
-) -> None:
-    email = (await register(client))["user"]["email"]
-    for _ in range(3):
-        response = await client.post(f"{AUTH}/resend-verification", json={"email": email})
-        assert response.status_code == 202
-    await asyncio.sleep(0.2)
-    assert len(await wait_for_email(app, email, count=3)) == 3
-    limited = await client.post(f"{AUTH}/resend-verification", json={"email": unique_email()})
-    assert limited.status_code == 429  # 3 per hour per IP as well
-    elsewhere = {"client": ("192.0.2.7", 40000)}
-    unknown = await client.post(f"{AUTH}/resend-verification", json={"email": unique_email()}, scope_base=elsewhere)
-    assert unknown.status_code == 202
-
-
 async def test_auth_routes_are_documented_with_security(client: QuartClient) -> None:
     spec = await (await client.get("/openapi.json")).get_json()
     me = spec["paths"]["/api/v1/auth/me"]["get"]
