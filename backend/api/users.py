@@ -21,6 +21,7 @@ from backend.api.openapi import alternative_content, no_content, problem_respons
 from backend.cache import get_cache
 from backend.db import get_session
 from backend.middleware.rate_limit import rate_limit
+from backend.schemas.learner import LearningProfileRead
 from backend.schemas.users import (
     AccountDeleteRequest,
     AchievementList,
@@ -38,6 +39,7 @@ from backend.schemas.users import (
 )
 from backend.services import achievements as achievements_service
 from backend.services import export as export_service
+from backend.services import learner as learner_service
 from backend.services import onboarding as onboarding_service
 from backend.services import progress as progress_service
 from backend.services import users as users_service
@@ -154,6 +156,14 @@ async def submit_onboarding(data: OnboardingSubmit) -> UserRead:
 async def get_progress() -> ProgressRead:
     """Your progress: counters, streaks, grades, difficulty, points and skill level per topic."""
     return ProgressRead.model_validate(await progress_service.summary(get_session(), current_user()))
+
+
+@bp.get("/me/learning-profile")
+@require_user
+@validate_response(LearningProfileRead)
+async def get_learning_profile() -> LearningProfileRead:
+    """What the tutor remembers about you: mastery per topic, strengths, weaknesses, mistakes, next topics."""
+    return LearningProfileRead.model_validate(await learner_service.learning_profile(get_session(), current_user()))
 
 
 @bp.get("/me/progress/history")

@@ -4,6 +4,7 @@ from backend.models.auth import AuthSession, OAuthAccount, OneTimeToken, Refresh
 from backend.models.chat import Conversation, LLMUsage, Message
 from backend.models.exercises import Exercise, Submission, UserExercise
 from backend.models.github import Job, Repository, Review, WebhookDelivery
+from backend.models.learner import LearnerMistake, LearnerProfile, LearnerTopic
 from backend.models.progress import (
     Achievement,
     DailyActivity,
@@ -23,6 +24,9 @@ __all__ = [
     "ExerciseCompletion",
     "Job",
     "LLMUsage",
+    "LearnerMistake",
+    "LearnerProfile",
+    "LearnerTopic",
     "Message",
     "OAuthAccount",
     "OneTimeToken",

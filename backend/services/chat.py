@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 from sqlalchemy import delete, func, select, update
@@ -236,7 +236,7 @@ async def start_turn(
     found = await tutor_context.load(session, user, conversation_id)
     if found is None:
         raise ConversationNotFound()
-    conversation, exercise = found
+    conversation, exercise, learner_summary = found
     await check_budget(session, settings, user.id)
     history = await _history(session, conversation.id)
     user_message = Message(conversation_id=conversation.id, role="user", content=content, status="complete")
@@ -248,7 +248,8 @@ async def start_turn(
         session.add(reply)
     await session.flush()
     await _count_messages(session, conversation.id, 2 if is_stream else 1, title_from(content))
-    prompt = build_prompt(profile_of(user), history, content, exercise=exercise)
+    profile = replace(profile_of(user), learner_summary=learner_summary)
+    prompt = build_prompt(profile, history, content, exercise=exercise)
     await session.commit()
     return Turn(user.id, conversation.id, user_message, reply, prompt)
 

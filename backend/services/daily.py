@@ -21,6 +21,7 @@ from backend.models import User
 from backend.models.exercises import Exercise, UserExercise
 from backend.services import difficulty as difficulty_service
 from backend.services import exercises as exercises_service
+from backend.services import learner as learner_service
 from backend.services.progress import today
 
 log = structlog.get_logger(__name__)
@@ -79,12 +80,23 @@ async def _choose(session: AsyncSession, user: User) -> Exercise | None:
     ):
         done_topics.update(topic.lower() for topic in topics)
     level = difficulty_service.LEVELS.index(await difficulty_service.current(session, user))
+    # The learner model: a weak topic is preferred at the same difficulty distance, and a topic assigned on
+    # each of the two previous days is not assigned a third day running (unless nothing else is left).
+    weak = await learner_service.weak_topics(session, user.id)
+    blocked = await learner_service.blocked_topics(session, user.id, today(user))
+    allowed = [e for e in candidates if not blocked & {topic.lower() for topic in e.topics}] or candidates
 
-    def rank(exercise: Exercise) -> tuple[int, int, int]:
-        fresh = sum(topic.lower() not in done_topics for topic in exercise.topics)
-        return abs(difficulty_service.LEVELS.index(exercise.difficulty) - level), -fresh, exercise.id
+    def rank(exercise: Exercise) -> tuple[int, int, int, int]:
+        topics = {topic.lower() for topic in exercise.topics}
+        fresh = len(topics - done_topics)
+        return (
+            abs(difficulty_service.LEVELS.index(exercise.difficulty) - level),
+            -len(topics & weak),
+            -fresh,
+            exercise.id,
+        )
 
-    return min(candidates, key=rank)
+    return min(allowed, key=rank)
 
 
 async def _current(session: AsyncSession, user: User, day: date) -> tuple[UserExercise, Exercise] | None:

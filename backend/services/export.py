@@ -23,6 +23,7 @@ from backend.services import progress as progress_service
 from backend.services.chat import export_conversations, export_llm_usage
 from backend.services.exercises import export_exercises, export_submissions
 from backend.services.github import export_repositories, export_reviews
+from backend.services.learner import export_learning_profile
 
 ExportSection = Callable[[AsyncSession, User], Awaitable[Any]]
 
@@ -125,6 +126,7 @@ EXPORT_SECTIONS: dict[str, ExportSection] = {
     "sessions": export_sessions,
     "linked_accounts": export_linked_accounts,
     "llm_usage": export_llm_usage,
+    "learning_profile": export_learning_profile,
 }
 
 

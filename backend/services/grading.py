@@ -22,6 +22,7 @@ from pyflakes import api as pyflakes_api
 from pyflakes import reporter as pyflakes_reporter
 
 from backend.integrations.llm import LLM, ChatTurn, LLMError, Prompt
+from backend.services import learner
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +47,7 @@ class Review:
     feedback: str
     strengths: list[str] = field(default_factory=list)
     improvements: list[str] = field(default_factory=list)
+    issues: list[tuple[str, str]] = field(default_factory=list)  # static findings by kind, for the learner model
 
 
 # --- the measures ----------------------------------------------------------------------------------
@@ -292,4 +294,9 @@ async def review(
         "style": round(style, 3),
     }
     grade = grade_of(correctness, quality_score, efficiency, style)
-    return Review(rubric, grade, feedback, strengths, improvements)
+    issues = (
+        learner.style_issues(findings, quality.long_functions, quality.deep_functions, quality.poor_names)
+        if status in ("passed", "failed")
+        else []
+    )
+    return Review(rubric, grade, feedback, strengths, improvements, issues)

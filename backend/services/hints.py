@@ -19,6 +19,7 @@ from backend.integrations.llm import LLM, ChatTurn, LLMError, Prompt
 from backend.models import User
 from backend.models.exercises import UserExercise
 from backend.services import exercises as exercises_service
+from backend.services import learner as learner_service
 
 log = structlog.get_logger(__name__)
 
@@ -49,8 +50,8 @@ class Hint:
     source: str
 
 
-async def take_hint(session: AsyncSession, user: User, exercise_id: int) -> tuple[int, str, str, str]:
-    """Count one hint and commit: (level, authored hint, title, description)."""
+async def take_hint(session: AsyncSession, user: User, exercise_id: int) -> tuple[int, str, str, str, str | None]:
+    """Count one hint and commit: (level, authored hint, title, description, the learner model's summary)."""
     exercise = await exercises_service.get_visible(session, user, exercise_id)
     row = await exercises_service.user_exercise_for(session, user, exercise, start=True)
     available = min(MAX_HINTS, len(exercise.hints))
@@ -63,14 +64,25 @@ async def take_hint(session: AsyncSession, user: User, exercise_id: int) -> tupl
     level = result.scalar_one_or_none()
     if level is None:
         raise NoHintsLeft()
+    summary = await learner_service.summary_of(session, user.id)  # read before the commit: no transaction after
     await session.commit()
-    return level, exercise.hints[level - 1], exercise.title, exercise.description
+    return level, exercise.hints[level - 1], exercise.title, exercise.description, summary
 
 
 async def tailor(
-    llm: LLM, *, level: int, authored: str, title: str, description: str, code: str | None, question: str | None
+    llm: LLM,
+    *,
+    level: int,
+    authored: str,
+    title: str,
+    description: str,
+    code: str | None,
+    question: str | None,
+    learner_summary: str | None = None,
 ) -> str | None:
     parts = [f"Exercise: {title}\n\n{description}", f"The hint to adapt: {authored}"]
+    if learner_summary:
+        parts.append(f"What the tutor remembers about this student (aim the hint at it): {learner_summary}")
     if code:
         parts.append(f"The student's current code:\n```\n{code}\n```")
     if question:
@@ -99,7 +111,7 @@ async def hint(
     current_code: str | None,
     question: str | None,
 ) -> Hint:
-    level, authored, title, description = await take_hint(session, user, exercise_id)
+    level, authored, title, description, summary = await take_hint(session, user, exercise_id)
     text, source = authored, "authored"
     if llm is not None:
         tailored = await tailor(
@@ -110,6 +122,7 @@ async def hint(
             description=description,
             code=current_code,
             question=question,
+            learner_summary=summary,
         )
         if tailored is not None:
             text, source = tailored, "llm"

@@ -23,6 +23,7 @@ DESCRIPTION_CHARS = 4000
 CODE_CHARS = 6000  # of the latest submission's code; a longer one is cut and marked
 MAX_EXAMPLES = 3
 MAX_FAILING = 8
+LEARNER_SUMMARY_CHARS = 1000
 
 PERSONA = """\
 You are CodeMentor, a friendly and patient programming tutor. You teach with the Socratic method.
@@ -56,6 +57,7 @@ class StudentProfile:
     skill_level: str | None
     programming_language: str | None
     career_goals: str | None
+    learner_summary: str | None = None  # the learner model's summary (services/learner.py), token-budgeted
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,12 @@ def system_prompt(profile: StudentProfile, exercise: ExerciseContext | None = No
             ]
         ),
     ]
+    if profile.learner_summary:
+        parts.append(
+            "What you remember about this student from their graded work (JSON data): "
+            f"{_quoted(profile.learner_summary, LEARNER_SUMMARY_CHARS)}\n"
+            "Use it to aim your questions at their weak spots; do not recite it."
+        )
     if exercise is not None:
         parts.append(exercise_section(exercise))
     return "\n\n".join(parts)

@@ -33,6 +33,7 @@ from backend.models.progress import Achievement
 from backend.services import difficulty as difficulty_service
 from backend.services import exercises as exercises_service
 from backend.services import grading
+from backend.services import learner as learner_service
 from backend.services import progress as progress_service
 
 log = structlog.get_logger(__name__)
@@ -220,7 +221,8 @@ async def submit(
     unlocked: list[Achievement] = []
     change = None
     streak = {"current": user.current_streak, "longest": user.longest_streak, "extended": False}
-    if run.status == "passed" and row.status != "completed":
+    completion_recorded = run.status == "passed" and row.status != "completed"
+    if completion_recorded:
         row.status, row.completed_at = "completed", now
         completion = await progress_service.record_completion(
             session,
@@ -242,6 +244,10 @@ async def submit(
         }
         outcome = difficulty_service.outcome_of(completed=True, grade=review.grade, hints_used=row.hints_used)
         change = await difficulty_service.record_outcome(session, user, row, outcome)
+    await learner_service.record_graded(
+        session, user, exercise=exercise, row=row, submission_id=submission.id, run=run,
+        style_issues=review.issues, completed=bool(completion_recorded), grade=review.grade,
+    )  # fmt: skip
     await session.flush()
     log.info(
         "exercise.submitted",

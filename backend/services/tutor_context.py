@@ -20,6 +20,7 @@ from sqlalchemy.orm import aliased
 from backend.models import User
 from backend.models.chat import Conversation
 from backend.models.exercises import Exercise, Submission, UserExercise
+from backend.models.learner import LearnerProfile
 from backend.services import exercises as exercises_service
 from backend.services.prompts import ExerciseContext, FailedTest, SubmissionContext
 
@@ -93,10 +94,11 @@ def exercise_context(
 
 async def load(
     session: AsyncSession, user: User, conversation_id: int
-) -> tuple[Conversation, ExerciseContext | None] | None:
-    """None for a conversation that is not the user's; else the conversation and, for an exercise
-    conversation, its context, in one query: the exercise (if the user may see it), their hint count, and
-    the submission the conversation was started from, else their latest graded one."""
+) -> tuple[Conversation, ExerciseContext | None, str | None] | None:
+    """None for a conversation that is not the user's; else the conversation, for an exercise
+    conversation its context, and the learner model's summary of the student, in one query. The context:
+    the exercise (if the user may see it), their hint count, and the submission the conversation was
+    started from, else their latest graded one."""
     latest = aliased(Submission)
     latest_id = (
         select(func.max(latest.id))
@@ -118,6 +120,7 @@ async def load(
                 Exercise.hints,
                 UserExercise.hints_used,
                 Submission,
+                LearnerProfile.summary,
             )
             .outerjoin(Exercise, and_(Exercise.id == Conversation.exercise_id, exercises_service.visible_to(user)))
             .outerjoin(
@@ -132,17 +135,17 @@ async def load(
                     Submission.exercise_id == Exercise.id,
                 ),
             )
+            .outerjoin(LearnerProfile, LearnerProfile.user_id == Conversation.user_id)
             .where(Conversation.id == conversation_id, Conversation.user_id == user.id)
         )
     ).first()
     if row is None:
         return None
-    conversation, title, description, examples, hints, hints_used, submission = row
+    conversation, title, description, examples, hints, hints_used, submission, summary = row
     if title is None:
-        return conversation, None
-    return conversation, exercise_context(
-        title, description, list(examples or []), list(hints or []), hints_used or 0, submission
-    )
+        return conversation, None, summary or None
+    context = exercise_context(title, description, list(examples or []), list(hints or []), hints_used or 0, submission)
+    return conversation, context, summary or None
 
 
 async def submission_for_conversation(session: AsyncSession, user: User, submission_id: int) -> Submission | None:

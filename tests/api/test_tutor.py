@@ -34,6 +34,7 @@ def assert_exercise_context(system: str) -> None:
     assert "[first][second]" in system  # the student's code
     assert HINTS[0] in system  # the hint already given
     assert "Never hand over a full solution" in system
+    assert "Weak topics: math" in system  # the learner model's summary, after a failed submission
     assert "return first + second" not in system  # the reference solution
     for call in HIDDEN_CALLS:  # hidden inputs
         assert call not in system

@@ -34,6 +34,7 @@ from backend.integrations.github import (
 from backend.jobs import JobContext, SessionFactory
 from backend.models import Repository, Review, User
 from backend.services import github as github_service
+from backend.services import learner as learner_service
 from backend.services import progress as progress_service
 from backend.services import static_review
 from backend.services.reviews.llm import ask_llm
@@ -139,6 +140,7 @@ async def _start(context: JobContext, review_id: int) -> Target | None:
             paths=list(review.paths or []),
             focus_areas=list(review.focus_areas or []),
             skill_level=user.skill_level,
+            weaknesses=tuple(await learner_service.weakness_hints(session, user.id)),
         )
         await session.commit()
     log.info("review.started", review_id=review_id, by_pull=target.pull_number is not None)

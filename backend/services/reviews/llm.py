@@ -97,6 +97,12 @@ def review_prompt(target: Target, collected: Collected) -> Prompt:
         focus=f"Pay most attention to: {focus}." if focus else "Cover correctness, security, readability and tests.",
         max_comments=MAX_COMMENTS // 4,
     )
+    if target.weaknesses:
+        # Closed-set labels and topic names (quoted: a generated exercise's topic is not our text).
+        system += (
+            "\nThis learner's known weak spots from their exercises (JSON data): "
+            f"{json.dumps(list(target.weaknesses))}. Check the code for these first and explain them patiently."
+        )
     parts = []
     for source in collected.files:
         changed = collected.changed_lines.get(source.path)

@@ -82,6 +82,7 @@ class Target:
     paths: list[str]
     focus_areas: list[str]
     skill_level: str | None
+    weaknesses: tuple[str, ...] = ()  # the learner model's weak spots: the review checks these first
 
 
 @dataclass

@@ -1,0 +1,74 @@
+"""The learner model as the student sees it: `GET /users/me/learning-profile`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class LearnerGoals(BaseModel):
+    """What the student said they want (their onboarding answers)."""
+
+    programming_language: str | None
+    skill_level: str | None
+    career_goals: str | None
+    learning_style: str | None
+    time_commitment: str | None
+
+
+class TopicMastery(BaseModel):
+    topic: str
+    mastery: float = Field(
+        ge=0,
+        le=1,
+        description="0–1: average grade of completed exercises / 100 × completed / attempted exercises "
+        "× (1 − 0.08 × hints per completion) × (1 − min(0.3, 0.1 × failed submissions per exercise)) "
+        "× a time factor (1 up to 20 minutes per completion, down to 0.8). 0 until an exercise is completed.",
+    )
+    attempts: int = Field(description="Graded submissions on exercises of this topic.")
+    failures: int = Field(description="Of them, the ones that did not pass.")
+    exercises_attempted: int
+    exercises_completed: int
+    average_grade: float | None
+    hints_used: int = Field(description="Hints used on the completed exercises.")
+    time_spent_seconds: int = Field(description="Time reported on the completed exercises.")
+    last_practiced_at: datetime | None
+
+
+class RecurringMistake(BaseModel):
+    kind: str = Field(
+        description="`edge_case_empty`, `off_by_one`, `wrong_type`, `wrong_result`, `timeout`, `syntax_error`, "
+        "`exception:<Class>` (e.g. `exception:IndexError`), or a static check: `style:unused_code`, "
+        "`style:undefined_name`, `style:lint`, `style:long_function`, `style:deep_nesting`, `style:naming`."
+    )
+    label: str = Field(description="The kind in words.")
+    count: int = Field(description="Submissions it was seen in (recurring: 2 or more).")
+
+
+class MistakeRead(BaseModel):
+    kind: str
+    label: str
+    detail: str = Field(description="Where it was seen: a test's name or a linter finding (never a hidden input).")
+    exercise_id: int | None
+    submission_id: int | None
+    topics: list[str]
+    created_at: datetime
+
+
+class LearningProfileRead(BaseModel):
+    """What the tutor remembers about you, updated each time a submission is graded. It shapes the tutor's
+    chat and hints (`summary`), code reviews (your recurring mistakes are checked first) and the daily
+    exercise (a weak topic at your difficulty is preferred; never one topic three days running)."""
+
+    goals: LearnerGoals
+    topics: list[TopicMastery] = Field(description="Every topic practised, by name.")
+    strengths: list[TopicMastery] = Field(description="Mastery ≥ 0.7, strongest first.")
+    weaknesses: list[TopicMastery] = Field(description="Practised with mastery < 0.5, weakest first.")
+    recurring_mistakes: list[RecurringMistake] = Field(description="Most frequent first.")
+    recent_mistakes: list[MistakeRead] = Field(description="The 10 latest, newest first.")
+    suggested_next_topics: list[str] = Field(
+        description="Up to 5: weak topics first, then topics of exercises you can see and have not tried."
+    )
+    summary: str = Field(description="What the tutor's prompts are told about you (short; empty at first).")
+    updated_at: datetime | None

@@ -1,0 +1,428 @@
+"""The learner model: what the tutor remembers about a student across exercises.
+
+Updated by `record_graded` in the short transaction that writes a submission's grade, so it can never
+disagree with the grades. Per topic it keeps counts and a mastery in [0, 1]:
+
+    mastery = average grade of completions / 100 × completion rate (completed / attempted exercises)
+              × (1 − 0.08 × hints per completion) × (1 − min(0.3, 0.1 × failed submissions per exercise))
+              × time factor (1 up to 20 min per completion, down to 0.8 for very long ones)
+
+Mistakes are classified by kind from what the sandbox and the linters saw (edge cases on empty input,
+off-by-one results, wrong types, exceptions by class, timeouts, syntax errors, style findings), judged
+on the server, where the hidden tests are known; what is stored and shown names a test, never its input
+or expected value. A short summary (budgeted in tokens) is refreshed with each grade, so the chat, hint
+and review prompts read one row.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.db import utcnow
+from backend.integrations.llm.tokens import count_tokens
+from backend.integrations.sandbox import RunResult
+from backend.models import User
+from backend.models.exercises import Exercise, UserExercise
+from backend.models.learner import LearnerMistake, LearnerProfile, LearnerTopic
+from backend.services import exercises as exercises_service
+
+STRONG_MASTERY, WEAK_MASTERY = 0.7, 0.5
+RECURRING = 2  # a mistake kind seen in this many submissions is recurring
+MAX_MISTAKES_PER_SUBMISSION = 6
+RECENT_MISTAKES = 10
+SUGGESTED_TOPICS = 5
+SUMMARY_TOKEN_BUDGET = 120
+TOPIC_CHARS = 60
+EXCEPTION = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:Error|Exception|Exit|Interrupt))\b")
+EMPTY_LITERALS = ("[]", "()", "{}", '""', "''", "set()", "b''", 'b""')
+
+MISTAKE_LABELS = {
+    "edge_case_empty": "edge cases on empty input",
+    "off_by_one": "off-by-one results",
+    "wrong_type": "wrong types",
+    "wrong_result": "wrong results",
+    "timeout": "code that runs out of time",
+    "syntax_error": "syntax errors",
+    "style:unused_code": "unused imports or variables",
+    "style:undefined_name": "undefined names",
+    "style:lint": "linter findings",
+    "style:long_function": "long functions",
+    "style:deep_nesting": "deeply nested code",
+    "style:naming": "unclear names",
+}
+
+
+def mistake_label(kind: str) -> str:
+    if kind.startswith("exception:"):
+        return f"{kind.split(':', 1)[1]} exceptions"
+    return MISTAKE_LABELS.get(kind, kind)
+
+
+# --- classifying a run -----------------------------------------------------------------------------
+
+
+def _literal(text: str | None) -> Any:
+    try:
+        return ast.literal_eval(text) if text is not None else None
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+
+def has_empty_input(name: str, test_input: str | None) -> bool:
+    if "empty" in name.lower():
+        return True
+    if test_input is None:
+        return False
+    text = test_input.strip()
+    if not text:
+        return True  # a program run on empty stdin
+    try:
+        tree = ast.parse(text.splitlines()[-1], mode="eval")
+    except SyntaxError:
+        return False
+    if not isinstance(tree.body, ast.Call):
+        return False
+    return any(ast.unparse(argument) in EMPTY_LITERALS for argument in tree.body.args)
+
+
+def classify(name: str, message: str | None, test_input: str | None, expected: str | None, actual: str | None) -> str:
+    """The kind of one failing test's mistake."""
+    text = (message or "").strip()
+    if "timed out" in text:
+        return "timeout"
+    exception = EXCEPTION.match(text)
+    if exception and exception.group(1) in ("SyntaxError", "IndentationError", "TabError"):
+        return "syntax_error"
+    if has_empty_input(name, test_input):
+        return "edge_case_empty"
+    if exception:
+        return "wrong_type" if exception.group(1) == "TypeError" else f"exception:{exception.group(1)}"
+    want, got = _literal(expected), _literal(actual)
+    if isinstance(want, int) and isinstance(got, int) and abs(want - got) == 1:
+        return "off_by_one"
+    is_sequence = isinstance(want, list | tuple | str) and type(want) is type(got)
+    if is_sequence and abs(len(want) - len(got)) == 1:
+        return "off_by_one"
+    if want is not None and got is not None and type(want) is not type(got):
+        return "wrong_type"
+    return "wrong_result"
+
+
+def run_mistakes(run: RunResult) -> dict[str, str]:
+    """Kind → detail (the first failing test of that kind) for a run's failing tests."""
+    found: dict[str, str] = {}
+    for outcome in run.results:
+        if outcome.passed:
+            continue
+        kind = classify(outcome.name, outcome.message, outcome.input, outcome.expected, outcome.actual)
+        found.setdefault(kind, f'test "{outcome.name[:200]}"')
+    if run.status == "timeout":
+        found.setdefault("timeout", "the run ran out of time")
+    return found
+
+
+# --- mastery and the summary -----------------------------------------------------------------------
+
+
+def mastery_of(topic: LearnerTopic) -> float:
+    if not topic.exercises_attempted or not topic.exercises_completed:
+        return 0.0
+    completed = topic.exercises_completed
+    average_grade = topic.grade_total / completed / 100
+    completion_rate = min(1.0, completed / topic.exercises_attempted)
+    hints = 1 - 0.08 * (topic.hints_used / completed)
+    retries = 1 - min(0.3, 0.1 * (topic.failures / topic.exercises_attempted))
+    minutes = topic.time_spent_seconds / completed / 60
+    time_factor = 1.0 if minutes <= 20 else max(0.8, 1 - (minutes - 20) / 200)
+    return round(max(0.0, min(1.0, average_grade * completion_rate * hints * retries * time_factor)), 3)
+
+
+def strengths(topics: Iterable[LearnerTopic]) -> list[LearnerTopic]:
+    chosen = [t for t in topics if t.exercises_completed and t.mastery >= STRONG_MASTERY]
+    return sorted(chosen, key=lambda t: (-t.mastery, t.topic))
+
+
+def weaknesses(topics: Iterable[LearnerTopic]) -> list[LearnerTopic]:
+    chosen = [t for t in topics if t.attempts and t.mastery < WEAK_MASTERY]
+    return sorted(chosen, key=lambda t: (t.mastery, -t.failures, t.topic))
+
+
+def recurring(counts: dict[str, int]) -> list[tuple[str, int]]:
+    return sorted(((k, n) for k, n in counts.items() if n >= RECURRING), key=lambda item: (-item[1], item[0]))
+
+
+def build_summary(topics: Sequence[LearnerTopic], counts: dict[str, int], budget: int = SUMMARY_TOKEN_BUDGET) -> str:
+    """One or two sentences for the prompts, dropping the least important items until they fit `budget`."""
+    strong = [t.topic for t in strengths(topics)[:3]]
+    weak = [f"{t.topic} (mastery {t.mastery:.2f})" for t in weaknesses(topics)[:3]]
+    mistakes = [f"{mistake_label(kind)} (in {n} submissions)" for kind, n in recurring(counts)[:4]]
+    while True:
+        parts = []
+        if weak:
+            parts.append("Weak topics: " + ", ".join(weak) + ".")
+        if mistakes:
+            parts.append("Recurring mistakes: " + ", ".join(mistakes) + ".")
+        if strong:
+            parts.append("Strong topics: " + ", ".join(strong) + ".")
+        text = " ".join(parts)
+        if count_tokens(text) <= budget or not (strong or weak or mistakes):
+            return text
+        for items in (strong, mistakes, weak):  # the strengths matter least to a tutor helping now
+            if items:
+                items.pop()
+                break
+
+
+# --- writes (in the grading transaction) -----------------------------------------------------------
+
+
+def _topics(exercise: Exercise) -> list[str]:
+    seen: dict[str, None] = {}
+    for topic in exercise.topics or []:
+        name = str(topic).strip().lower()[:TOPIC_CHARS]
+        if name:
+            seen.setdefault(name, None)
+    return list(seen)
+
+
+async def _profile(session: AsyncSession, user_id: int) -> LearnerProfile:
+    profile = await session.get(LearnerProfile, user_id, populate_existing=True)
+    if profile is None:
+        profile = LearnerProfile(user_id=user_id, mistake_counts={}, summary="")
+        session.add(profile)
+    return profile
+
+
+async def record_graded(
+    session: AsyncSession,
+    user: User,
+    *,
+    exercise: Exercise,
+    row: UserExercise,
+    submission_id: int,
+    run: RunResult,
+    style_issues: Sequence[tuple[str, str]],
+    completed: bool,
+    grade: float,
+) -> None:
+    """Fold one graded submission into the learner model. `row` is the user's exercise row, already
+    counting this submission (and completed, when `completed`); the caller holds the user's row lock."""
+    now = utcnow()
+    topics = _topics(exercise)
+    existing = {
+        topic.topic: topic
+        for topic in await session.scalars(
+            select(LearnerTopic)
+            .where(LearnerTopic.user_id == user.id, LearnerTopic.topic.in_(topics))
+            .execution_options(populate_existing=True)
+        )
+    } if topics else {}  # fmt: skip
+    for name in topics:
+        topic = existing.get(name)
+        if topic is None:
+            topic = LearnerTopic(
+                user_id=user.id, topic=name, attempts=0, failures=0, exercises_attempted=0, exercises_completed=0,
+                grade_total=0.0, hints_used=0, time_spent_seconds=0, mastery=0.0,
+            )  # fmt: skip
+            session.add(topic)
+        topic.attempts += 1
+        topic.failures += int(run.status != "passed")
+        topic.exercises_attempted += int(row.submissions_count == 1)
+        if completed:
+            topic.exercises_completed += 1
+            topic.grade_total += min(max(grade, 0.0), 100.0)
+            topic.hints_used += row.hints_used
+            topic.time_spent_seconds += row.time_spent_seconds
+        topic.last_practiced_at = now
+        topic.mastery = mastery_of(topic)
+
+    mistakes = run_mistakes(run) if run.status != "passed" else {}
+    for kind, detail in style_issues:
+        mistakes.setdefault(kind, detail)
+    for kind, detail in list(mistakes.items())[:MAX_MISTAKES_PER_SUBMISSION]:
+        session.add(
+            LearnerMistake(
+                user_id=user.id, exercise_id=exercise.id, submission_id=submission_id, kind=kind,
+                detail=detail[:300], topics=topics, created_at=now,
+            )
+        )  # fmt: skip
+    profile = await _profile(session, user.id)
+    counts = dict(profile.mistake_counts or {})
+    for kind in list(mistakes)[:MAX_MISTAKES_PER_SUBMISSION]:
+        counts[kind] = counts.get(kind, 0) + 1
+    profile.mistake_counts = counts
+    await session.flush()
+    all_topics = list(await session.scalars(select(LearnerTopic).where(LearnerTopic.user_id == user.id)))
+    profile.summary = build_summary(all_topics, counts)
+    profile.updated_at = now
+
+
+# --- reads -----------------------------------------------------------------------------------------
+
+
+def goals_of(user: User) -> dict[str, str | None]:
+    """What the student said they want, in onboarding."""
+    return {
+        "programming_language": user.programming_language,
+        "skill_level": user.skill_level,
+        "career_goals": user.career_goals,
+        "learning_style": user.learning_style,
+        "time_commitment": user.time_commitment,
+    }
+
+
+async def learning_profile(session: AsyncSession, user: User) -> dict[str, Any]:
+    """`GET /users/me/learning-profile`. Suggested next: the weak topics, weakest first, then topics of
+    exercises the student may see and has not tried yet."""
+    topics = list(
+        await session.scalars(select(LearnerTopic).where(LearnerTopic.user_id == user.id).order_by(LearnerTopic.topic))
+    )
+    profile = await session.get(LearnerProfile, user.id)
+    recent = list(
+        await session.scalars(
+            select(LearnerMistake)
+            .where(LearnerMistake.user_id == user.id)
+            .order_by(LearnerMistake.id.desc())
+            .limit(RECENT_MISTAKES)
+        )
+    )
+    counts = dict(profile.mistake_counts or {}) if profile else {}
+    weak = weaknesses(topics)
+    tried = {topic.topic for topic in topics}
+    suggested = [topic.topic for topic in weak]
+    catalog_topics = {
+        str(topic).strip().lower()[:TOPIC_CHARS]
+        for topics in await session.scalars(select(Exercise.topics).where(exercises_service.visible_to(user)))
+        for topic in topics or []
+    }
+    for name in sorted(catalog_topics - tried):
+        if name:
+            suggested.append(name)
+    return {
+        "goals": goals_of(user),
+        "topics": [topic_view(topic) for topic in topics],
+        "strengths": [topic_view(topic) for topic in strengths(topics)],
+        "weaknesses": [topic_view(topic) for topic in weak],
+        "recurring_mistakes": [
+            {"kind": kind, "label": mistake_label(kind), "count": count} for kind, count in recurring(counts)
+        ],
+        "recent_mistakes": [mistake_view(mistake) for mistake in recent],
+        "suggested_next_topics": suggested[:SUGGESTED_TOPICS],
+        "summary": profile.summary if profile else "",
+        "updated_at": profile.updated_at if profile else None,
+    }
+
+
+async def summary_of(session: AsyncSession, user_id: int) -> str | None:
+    return await session.scalar(select(LearnerProfile.summary).where(LearnerProfile.user_id == user_id)) or None
+
+
+async def weakness_hints(session: AsyncSession, user_id: int) -> list[str]:
+    """The student's weak topics and recurring mistakes as short phrases (for the review prompt)."""
+    topics = list(await session.scalars(select(LearnerTopic).where(LearnerTopic.user_id == user_id)))
+    counts = await session.scalar(select(LearnerProfile.mistake_counts).where(LearnerProfile.user_id == user_id))
+    phrases = [mistake_label(kind) for kind, _ in recurring(dict(counts or {}))[:4]]
+    return phrases + [f"the topic {t.topic}" for t in weaknesses(topics)[:3]]
+
+
+async def weak_topics(session: AsyncSession, user_id: int) -> set[str]:
+    topics = await session.scalars(select(LearnerTopic).where(LearnerTopic.user_id == user_id))
+    return {topic.topic for topic in weaknesses(topics)}
+
+
+async def blocked_topics(session: AsyncSession, user_id: int, day: date) -> set[str]:
+    """Topics assigned on both of the two previous days: a third day in a row is not allowed."""
+    rows = (
+        await session.execute(
+            select(UserExercise.assigned_for, Exercise.topics)
+            .join(Exercise, Exercise.id == UserExercise.exercise_id)
+            .where(
+                UserExercise.user_id == user_id,
+                UserExercise.assigned_for.in_((day - timedelta(days=1), day - timedelta(days=2))),
+            )
+        )
+    ).all()
+    by_day: dict[date, set[str]] = {}
+    for assigned_for, topics in rows:
+        by_day.setdefault(assigned_for, set()).update(str(t).strip().lower() for t in topics or [])
+    if len(by_day) < 2:
+        return set()
+    first, second = by_day.values()
+    return first & second
+
+
+def topic_view(topic: LearnerTopic) -> dict[str, Any]:
+    completed = topic.exercises_completed
+    return {
+        "topic": topic.topic,
+        "mastery": topic.mastery,
+        "attempts": topic.attempts,
+        "failures": topic.failures,
+        "exercises_attempted": topic.exercises_attempted,
+        "exercises_completed": completed,
+        "average_grade": round(topic.grade_total / completed, 2) if completed else None,
+        "hints_used": topic.hints_used,
+        "time_spent_seconds": topic.time_spent_seconds,
+        "last_practiced_at": topic.last_practiced_at,
+    }
+
+
+def mistake_view(mistake: LearnerMistake) -> dict[str, Any]:
+    return {
+        "kind": mistake.kind,
+        "label": mistake_label(mistake.kind),
+        "detail": mistake.detail,
+        "exercise_id": mistake.exercise_id,
+        "submission_id": mistake.submission_id,
+        "topics": list(mistake.topics or []),
+        "created_at": mistake.created_at,
+    }
+
+
+async def export_learning_profile(session: AsyncSession, user: User) -> dict[str, Any]:
+    """Everything the learner model holds about `user` (GET /users/me/export, key `learning_profile`)."""
+    topics = await session.scalars(
+        select(LearnerTopic).where(LearnerTopic.user_id == user.id).order_by(LearnerTopic.topic)
+    )
+    mistakes = await session.scalars(
+        select(LearnerMistake).where(LearnerMistake.user_id == user.id).order_by(LearnerMistake.id)
+    )
+    profile = await session.get(LearnerProfile, user.id)
+
+    def iso(view: dict[str, Any]) -> dict[str, Any]:
+        return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in view.items()}
+
+    return {
+        "topics": [iso(topic_view(topic)) for topic in topics],
+        "mistakes": [iso(mistake_view(mistake)) for mistake in mistakes],
+        "mistake_counts": dict(profile.mistake_counts or {}) if profile else {},
+        "summary": profile.summary if profile else "",
+    }
+
+
+def style_issues(
+    findings: Sequence[str], long_functions: Sequence[str], deep: Sequence[str], poor_names: Sequence[str]
+) -> list[tuple[str, str]]:
+    """Static-check findings of a submission as (kind, detail)."""
+    issues: dict[str, str] = {}
+    for finding in findings:
+        kind = (
+            "style:undefined_name" if "undefined name" in finding
+            else "style:unused_code" if "unused" in finding or "never used" in finding
+            else "style:lint"
+        )  # fmt: skip
+        issues.setdefault(kind, finding[:300])
+    if long_functions:
+        issues.setdefault("style:long_function", f"`{long_functions[0]}` is long")
+    if deep:
+        issues.setdefault("style:deep_nesting", f"`{deep[0]}` nests deeply")
+    if poor_names:
+        issues.setdefault("style:naming", "names such as " + ", ".join(poor_names[:3]))
+    return list(issues.items())
