@@ -35,8 +35,9 @@ CAMEL_CASE_LANGUAGES = ("javascript", "typescript", "java", "go")
 
 def function_name(name: str, language: str) -> str:
     """A neutral (snake_case) function or method name in `language`'s convention: `second_largest` is
-    `secondLargest` in JavaScript, TypeScript, Java and Go, and stays `second_largest` in Python and C++."""
-    if language not in CAMEL_CASE_LANGUAGES:
+    `secondLargest` in JavaScript, TypeScript, Java and Go, and stays `second_largest` in Python and C++.
+    Dunder names (`__iter__`) are protocol ops, never renamed."""
+    if language not in CAMEL_CASE_LANGUAGES or name.startswith("__"):
         return name
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
@@ -131,14 +132,17 @@ def python_literal(text: str) -> str:
 
 
 def python_tests(cases: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Neutral calls and programs as Python tests (API.md's format); the result is JSON round-tripped."""
+    """Neutral calls and programs as Python tests (API.md's format); the result is JSON round-tripped.
+    Sequences of ops are left out: Python spells them with its own protocols (`len(o)`, `x in o`)."""
     tests = []
     for case in cases:
         if "stdin" in case:
             tests.append(dict(case))
         elif "args" in case:
             args = ", ".join(repr(arg) for arg in json.loads(case["args"]))
-            call = f"__import__('json').loads(__import__('json').dumps({case['function']}({args})))"
+            # An iterator (a generator) stands for its items, as in every harness; anything else not JSON fails.
+            items = "lambda o: list(o) if hasattr(o, '__next__') else repr(o)"
+            call = f"__import__('json').loads(__import__('json').dumps({case['function']}({args}), default={items}))"
             tests.append({"name": case["name"], "call": call, "expected": python_literal(case["expected"])})
     return tests
 

@@ -27,6 +27,9 @@ from backend.content import neutral
 HERE = Path(__file__).parent
 NODE = "/usr/bin/node"
 GIB = 1024 * 1024 * 1024
+# One V8 worker thread and no GC threads: node then starts 4 threads instead of ~10, and threads count
+# against the slot uid's RLIMIT_NPROC (the harness and one program child fit in 8). 128 MiB of heap.
+NODE_FLAGS = ("--v8-pool-size=1", "--single-threaded-gc", "--max-old-space-size=128", "--stack-size=2000")
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ class JavaScript(Language):
         return LanguageJob(
             language=self.name,
             files={"harness.js": JS_HARNESS, self.source_file: code},
-            command=[NODE, "--max-old-space-size=128", "--stack-size=2000", "harness.js"],
+            command=[NODE, *NODE_FLAGS, "harness.js"],
             stdin=json.dumps(job).encode("utf-8", "surrogatepass"),
             address_space_bytes=GIB,
         )

@@ -189,6 +189,7 @@ function runOps(ops, lookup, context, timeout) {
     return vm.runInContext(
       `(() => { const o = new __cls(...JSON.parse(__ctor)); const out = [null];
         for (const [name, args] of JSON.parse(__json)) {
+          if (name === "__iter__") { out.push(Array.from(o)); continue; }
           if (typeof o[name] !== "function") throw new TypeError(name + " is not a method");
           out.push(o[name](...args));
         }
@@ -206,7 +207,7 @@ function runOps(ops, lookup, context, timeout) {
 function runProgram(job, index, stdin) {
   const started = process.hrtime.bigint();
   const cap = job.output_cap;
-  const result = childProcess.spawnSync(process.execPath, ["--max-old-space-size=128", "--stack-size=2000", "main.js"], {
+  const result = childProcess.spawnSync(process.execPath, [...process.execArgv, "main.js"], {
     input: stdin,
     timeout: job.test_timeout_ms,
     maxBuffer: cap,
