@@ -222,12 +222,14 @@ async def list_pull_requests(repository_id: int) -> PullList:
 @validate_response(ReviewRead, 202)
 @problem_responses(429)
 async def request_review(repository_id: int, data: ReviewCreate) -> tuple[ReviewRead, int]:
-    """Ask for a review of a pull request (`pull_number`) or of `paths` at `ref`: 202, `status: queued`.
+    """Ask for a review of a pull request, of paths at a ref, or of the whole repository: 202, `status: queued`.
 
-    Exactly one of `pull_number` and `paths` (at most 100); poll `GET /reviews/{id}` for the result
+    `pull_number`, or `paths` (at most 100) at `ref`, or neither: the repository at `ref` (`{ref}` alone or
+    `{}`: its most relevant code files first). A ref defaults to the default branch. Poll `GET /reviews/{id}`
     (`progress` while running). A background job reviews at most 100 files (deleted, vendored, generated,
-    binary and oversized files are listed in `files_skipped`) with the AI model, or with a static review
-    (`model: "static"`) when none is configured."""
+    binary and oversized files are listed in `files_skipped`) with the AI model, or with the static review
+    (`model: "static"`) when none is configured, or the model is down or answers nonsense twice. A review
+    with nothing to read still completes, its summary saying why; only GitHub failures end it `failed`."""
     review = await github_service.request_review(get_session(), current_user(), repository_id, data)
     return ReviewRead.model_validate(review), 202
 

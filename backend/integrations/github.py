@@ -99,6 +99,14 @@ class FileContent:
 
 
 @dataclass(frozen=True)
+class TreeFile:
+    """A file of a repository's tree at a ref (for a review of the whole repository)."""
+
+    path: str
+    size: int | None
+
+
+@dataclass(frozen=True)
 class ReviewComment:
     """An inline comment on a line of the pull request's new version (`side: RIGHT`)."""
 
@@ -201,6 +209,17 @@ class GitHubClient:
             return _text_file(path, found.decoded_content, size)
 
         return await _call("get_file", fetch)
+
+    async def list_files(self, full_name: str, ref: str, *, token: str | None) -> list[TreeFile]:
+        """Every file (blob) of the repository at `ref`, from its recursive tree (one request; GitHub caps
+        a huge tree, which is then reviewed as far as it was listed)."""
+
+        def fetch() -> list[TreeFile]:
+            repo = self._github(token, lazy=True).get_repo(full_name)
+            tree = repo.get_git_tree(ref, recursive=True)
+            return [TreeFile(path=item.path, size=item.size) for item in tree.tree if item.type == "blob"]
+
+        return await _call("list_files", fetch)
 
     async def publish_review(
         self, full_name: str, number: int, *, token: str, body: str, comments: list[ReviewComment]

@@ -85,6 +85,11 @@ class UnknownJobKind(Exception):
     pass
 
 
+class JobFailed(Exception):
+    """Raised by a handler that has already recorded why its work failed (e.g. the review row says so):
+    the job ends `failed` with that reason, quietly (no traceback, no `on_failure`: it is handled)."""
+
+
 class JobsBackend(Protocol):
     async def start(self) -> None: ...
 
@@ -174,6 +179,10 @@ async def run(context: JobContext, row: Job) -> None:
         if handler is None:
             raise UnknownJobKind(f"no handler for job kind {row.kind!r}")
         await handler(context, dict(row.payload))
+    except JobFailed as failure:
+        await _finish(context.session_factory, row.id, "failed", str(failure)[:MAX_ERROR_CHARS])
+        log.info("jobs.failed_handled", job_id=row.id, kind=row.kind)
+        return
     except asyncio.CancelledError:
         # The worker is stopping: queue the job again now rather than after the lease runs out.
         await asyncio.shield(_release(context, row))

@@ -97,9 +97,11 @@ class ReviewCreate(BaseModel):
         None,
         min_length=1,
         max_length=MAX_REVIEW_PATHS,
-        description="…or these files at `ref` (default: the default branch).",
+        description="…or these files at `ref`; with neither, the whole repository at `ref`.",
     )
-    ref: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)] | None = None
+    ref: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)] | None = Field(
+        None, description="A branch, tag or commit (not with `pull_number`); default: the default branch."
+    )
     focus_areas: list[FocusArea] = Field(default_factory=list, max_length=5)
 
 

@@ -227,11 +227,11 @@ async def list_pulls(
 
 
 async def request_review(session: AsyncSession, user: User, repository_id: int, data: ReviewCreate) -> Review:
-    """A queued review of a pull request, or of chosen paths at a ref (default: the default branch)."""
+    """A queued review of a pull request, of chosen paths at a ref, or (neither given) of the whole
+    repository at `ref`; a ref defaults to the default branch."""
     repository = await get_repository(session, user, repository_id)
-    if (data.pull_number is None) == (data.paths is None):
-        field = "pull_number" if data.pull_number is None else "paths"
-        raise ValidationFailed(errors=[{"field": field, "message": "Give either pull_number or paths, not both"}])
+    if data.pull_number is not None and data.paths is not None:
+        raise ValidationFailed(errors=[{"field": "paths", "message": "Give pull_number or paths, not both"}])
     if data.pull_number is not None and data.ref is not None:
         raise ValidationFailed(errors=[{"field": "ref", "message": "ref goes with paths; a pull request has its own"}])
     return await _queue_review(
@@ -255,7 +255,7 @@ async def _queue_review(
     paths: list[str] | None,
     focus_areas: list[str],
 ) -> Review:
-    if paths is not None and ref is None:
+    if pull_number is None and ref is None:  # paths, or the whole repository, at the default branch
         ref = repository.default_branch
     review = Review(
         user_id=user_id,

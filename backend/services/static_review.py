@@ -96,6 +96,7 @@ def review(
     skill_level: str | None,
     focus_areas: Iterable[str] = (),
     changed_lines: dict[str, set[int]] | None = None,
+    why: str = "no AI model is configured",
 ) -> StaticReview:
     """With `changed_lines` (a pull request), findings on lines it did not touch are left out: the author
     is asked about their change, not about the file's history. Secrets are the exception: one committed
@@ -116,7 +117,7 @@ def review(
     # Focus areas put their findings first; nothing is dropped, a linter finding is cheap to read.
     findings.sort(key=lambda f: (f.category not in focus, -PENALTY[f.severity]))
     return StaticReview(
-        summary=summarise(files, findings, skill_level),
+        summary=summarise(files, findings, skill_level, why),
         score=score(findings),
         comments=[finding.as_comment() for finding in findings],
     )
@@ -247,10 +248,12 @@ def score(findings: list[Finding]) -> int:
     return max(MIN_SCORE, 100 - sum(PENALTY[finding.severity] for finding in findings))
 
 
-def summarise(files: list[SourceFile], findings: list[Finding], skill_level: str | None) -> str:
+def summarise(
+    files: list[SourceFile], findings: list[Finding], skill_level: str | None, why: str = "no AI model is configured"
+) -> str:
     counts = {severity: sum(1 for f in findings if f.severity == severity) for severity in ("error", "warning", "info")}
     head = (
-        f"Static review of {len(files)} file{'s' if len(files) != 1 else ''} (no AI model is configured, so "
+        f"Static review of {len(files)} file{'s' if len(files) != 1 else ''} ({why}, so "
         "this covers what tools can check: pyflakes, function length, tests and committed secrets). "
     )
     if not findings:

@@ -417,7 +417,6 @@ async def test_request_review_queues_it(client: QuartClient, github_api: FakeGit
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({}, "pull_number"),
         ({"pull_number": 1, "paths": ["a.py"]}, "paths"),
         ({"pull_number": 1, "ref": "main"}, "ref"),
         ({"pull_number": 0}, "pull_number"),

@@ -172,23 +172,24 @@ async def test_pull_request_review_through_llm_completes_with_comments_and_skipp
     assert first["unlocked"] is True
 
 
-async def test_invalid_llm_json_is_retried_once_then_review_fails_with_reason(
+async def test_invalid_llm_json_twice_falls_back_to_the_static_review(
     review_app: AppFactory, github_api: FakeGitHubAPI, openai_server: FakeOpenAI
 ) -> None:
     app = await review_app(llm=openai_server)
     client = app.test_client()
     fake = github_api.add_repository("octo/hello")
-    github_api.add_pull(fake, 3, "Change", "ada", "change", {"app.py": GOOD_CODE})
+    github_api.add_pull(fake, 3, "Change", "ada", "change", {"app.py": BUGGY_CODE})
     openai_server.reply = "Sure! Here is my review: the code looks fine."
     headers, _ = await new_user(client)
     repository = await link(client, headers, "octo/hello")
 
     queued = await (await request_review(client, headers, repository["id"], pull_number=3)).get_json()
     review = await wait_for_review(client, headers, queued["id"])
-    assert review["status"] == "failed"
-    assert "valid review" in review["error"]
-    assert review["comments"] == [] and review["completed_at"] is None
+    assert review["status"] == "completed" and review["model"] == "static" and review["error"] is None
+    assert "did not answer with a valid review" in review["summary"] and review["completed_at"] is not None
+    assert any("nme" in c["message"] for c in review["comments"])  # the static review's own finding
     assert len(openai_server.requests) == 2
+    assert await job_status(app, queued["id"]) == "completed"
 
 
 async def test_review_past_the_daily_ai_budget_fails_without_asking_the_model(
@@ -457,6 +458,18 @@ async def job_of(app: Quart, review_id: int) -> int:
     async with app.extensions["db_session_factory"]() as session:
         rows = await session.scalars(select(Job))
         return next(row.id for row in rows if row.payload == {"review_id": review_id})
+
+
+async def job_status(app: Quart, review_id: int, seconds: float = 10) -> str:
+    """The review's job once it has ended (it records its outcome just after the review's)."""
+    job_id = await job_of(app, review_id)
+    for _ in range(int(seconds / 0.05)):
+        async with app.extensions["db_session_factory"]() as session:
+            status = (await session.get_one(Job, job_id)).status
+        if status in ("completed", "failed"):
+            return status
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job {job_id} still {status}")
 
 
 async def announced_in_redis(redis_url: str, message: str, seconds: float = 5) -> bool:

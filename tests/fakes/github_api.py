@@ -64,6 +64,7 @@ class FakeGitHubAPI(FakeServer):
         self.app.get("/repos/<owner>/<name>/pulls/<int:number>/files")(self.list_pull_files)
         self.app.post("/repos/<owner>/<name>/pulls/<int:number>/reviews")(self.create_review)
         self.app.get("/repos/<owner>/<name>/contents/<path:path>")(self.get_contents)
+        self.app.get("/repos/<owner>/<name>/git/trees/<path:ref>")(self.get_tree)
         self.app.before_request(self.refuse_revoked_tokens)
 
     def reset(self) -> None:
@@ -208,6 +209,20 @@ class FakeGitHubAPI(FakeServer):
         if not children:
             return self._not_found()
         return jsonify([self._content_json(repository, child, repository.contents[(ref, child)]) for child in children])
+
+    async def get_tree(self, owner: str, name: str, ref: str) -> Response:
+        """The files added at `ref` (`add_file`), as a recursive git tree (GitHub takes a branch name too)."""
+        repository = self._visible(owner, name)
+        paths = sorted(p for r, p in repository.contents if r == ref) if repository is not None else []
+        if repository is None or not paths:
+            return self._not_found()
+        url = f"{self.base_url}/repos/{repository.full_name}/git"
+        tree = [
+            {"path": path, "mode": "100644", "type": "blob", "sha": "c" * 40, "url": f"{url}/blobs/{'c' * 40}"}
+            | {"size": len(repository.contents[(ref, path)])}
+            for path in paths
+        ]
+        return jsonify({"sha": "d" * 40, "url": f"{url}/trees/{ref}", "tree": tree, "truncated": False})
 
     def _content_json(self, repository: FakeRepository, path: str, content: bytes) -> dict[str, Any]:
         url = f"{self.base_url}/repos/{repository.full_name}/contents/{path}"

@@ -1,10 +1,14 @@
 """The code review job (kind "review", payload `{review_id}`) and publishing a review on its pull request.
 
-The job fetches the pull request's changed files, or the chosen paths at a ref, keeps at most
-`MAX_FILES` and skips what is not worth reviewing (deleted, vendored, generated, binary, oversized),
-then asks the LLM for a structured review written for the learner's level, or runs the static review
-when no LLM is configured. The review row tells the user where it is (`running` with live `progress`,
-then `completed` or `failed` with a reason): it never stays `running` once its job has ended, because
+The job fetches the pull request's changed files, or the chosen paths at a ref, or (neither given) the
+whole repository's code at a ref, most relevant first; keeps at most `MAX_FILES` and skips what is not
+worth reviewing (deleted, vendored, generated, binary, oversized), then asks the LLM for a structured
+review written for the learner's level and known weak spots. The static review stands in when no LLM
+is configured, or when the model is down or answers nonsense twice (`model: "static"`, the summary says
+why). A review never dead-ends on its own content: with nothing to read it completes, its summary saying
+why; only GitHub failures (and a crashed job) end it `failed`, and its job row then ends `failed` too.
+The review row tells the user where it is (`running` with live `progress`, then `completed` or `failed`
+with a reason, `completed_at` set either way): it never stays `running` once its job has ended, because
 the job framework calls `mark_failed` for any job it ends `failed`, also one abandoned after restarts.
 
 No transaction is held across a GitHub or LLM call (on SQLite one would hold the database's write lock
@@ -17,6 +21,7 @@ the offline review, `publish` posts a finished review on GitHub.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any
 
 import structlog
@@ -37,7 +42,7 @@ from backend.services import github as github_service
 from backend.services import learner as learner_service
 from backend.services import progress as progress_service
 from backend.services import static_review
-from backend.services.reviews.llm import ask_llm
+from backend.services.reviews.llm import LLMReviewUnavailable, ask_llm
 from backend.services.reviews.publish import ReviewNotPublishable, publish
 from backend.services.reviews.selection import (
     MAX_FILE_BYTES,
@@ -49,6 +54,7 @@ from backend.services.reviews.selection import (
     added_lines,
     triage_paths,
     triage_pull_files,
+    triage_repository,
 )
 from backend.services.static_review import SourceFile
 
@@ -69,6 +75,8 @@ async def mark_failed(context: JobContext, payload: dict[str, Any], reason: str)
 
 @jobs.job(JOB_KIND, on_failure=mark_failed)
 async def run_review(context: JobContext, payload: dict[str, Any]) -> None:
+    """Every review ends `completed` (the LLM's, else the static one; with nothing reviewable, a summary
+    saying why) unless GitHub itself fails it; the job row then ends `failed` too."""
     review_id = int(payload["review_id"])
     target = await _start(context, review_id)
     if target is None:
@@ -77,40 +85,56 @@ async def run_review(context: JobContext, payload: dict[str, Any]) -> None:
     try:
         collected = await _collect(context.session_factory, github, target)
         if not collected.files:
-            raise ReviewFailed(_nothing_reviewable(collected))
-        if context.settings.llm_provider == "offline":
-            outcome = await asyncio.to_thread(
-                static_review.review,
-                collected.files,
-                skill_level=target.skill_level,
-                focus_areas=target.focus_areas,
-                changed_lines=collected.changed_lines if target.pull_number is not None else None,
-            )
-            summary, score, comments, model = outcome.summary, outcome.score, outcome.comments, static_review.MODEL
-        else:
-            summary, score, comments, model = await ask_llm(context, target, collected)
+            await _complete(
+                context.session_factory, review_id, summary=_nothing_reviewable(collected), score=None,
+                comments=[], files_reviewed=0, files_skipped=collected.skipped, model=static_review.MODEL,
+            )  # fmt: skip
+            return
+        summary, score, comments, model = await _review(context, target, collected)
     except ReviewFailed as failure:
-        await _fail(context.session_factory, review_id, failure.reason)
-        return
+        reason = failure.reason
     except GitHubNotFound as error:
-        await _fail(context.session_factory, review_id, f"{error.detail} Check the pull request number or the ref.")
-        return
+        reason = f"{error.detail} Check the pull request number or the ref."
     except GitHubTokenRejected as error:
-        await _fail(context.session_factory, review_id, error.detail)
-        return
+        reason = error.detail
     except GitHubUnavailable:
-        await _fail(context.session_factory, review_id, "GitHub could not be reached; ask for the review again later.")
+        reason = "GitHub could not be reached; ask for the review again later."
+    else:
+        await _complete(
+            context.session_factory,
+            review_id,
+            summary=summary,
+            score=score,
+            comments=comments,
+            files_reviewed=len(collected.files),
+            files_skipped=collected.skipped,
+            model=model,
+        )
         return
-    await _complete(
-        context.session_factory,
-        review_id,
-        summary=summary,
-        score=score,
-        comments=comments,
-        files_reviewed=len(collected.files),
-        files_skipped=collected.skipped,
-        model=model,
+    await _fail(context.session_factory, review_id, reason)
+    raise jobs.JobFailed(reason)  # the job row follows its review
+
+
+async def _review(
+    context: JobContext, target: Target, collected: Collected
+) -> tuple[str, int, list[dict[str, Any]], str]:
+    """The LLM's review; the static one offline, or when the model is down or answers nonsense twice."""
+    why = "no AI model is configured"
+    if context.settings.llm_provider != "offline":
+        try:
+            return await ask_llm(context, target, collected)
+        except LLMReviewUnavailable as unavailable:
+            log.warning("review.static_fallback", review_id=target.review_id, why=unavailable.why)
+            why = unavailable.why
+    outcome = await asyncio.to_thread(
+        static_review.review,
+        collected.files,
+        skill_level=target.skill_level,
+        focus_areas=target.focus_areas,
+        changed_lines=collected.changed_lines if target.pull_number is not None else None,
+        why=why,
     )
+    return outcome.summary, outcome.score, outcome.comments, static_review.MODEL
 
 
 async def _start(context: JobContext, review_id: int) -> Target | None:
@@ -123,9 +147,10 @@ async def _start(context: JobContext, review_id: int) -> Target | None:
         repository = await session.get(Repository, review.repository_id) if review.repository_id else None
         user = await session.get_one(User, review.user_id)
         if repository is None:
-            review.status, review.error = "failed", "The repository was unlinked before the review ran."
+            reason = "The repository was unlinked before the review ran."
+            review.status, review.error, review.completed_at = "failed", reason, utcnow()
             await session.commit()
-            return None
+            raise jobs.JobFailed(reason)
         token = await github_service.user_token(session, context.settings, user)
         total = 0 if review.paths is None else len(review.paths)
         review.status, review.started_at, review.error = "running", utcnow(), None
@@ -141,6 +166,7 @@ async def _start(context: JobContext, review_id: int) -> Target | None:
             focus_areas=list(review.focus_areas or []),
             skill_level=user.skill_level,
             weaknesses=tuple(await learner_service.weakness_hints(session, user.id)),
+            is_whole_repository=review.pull_number is None and review.paths is None,
         )
         await session.commit()
     log.info("review.started", review_id=review_id, by_pull=target.pull_number is not None)
@@ -155,6 +181,9 @@ async def _collect(session_factory: SessionFactory, github: GitHubClient, target
         ref = pull.head_sha
         paths = [item.path for item in kept]
         collected.changed_lines = {item.path: added_lines(item.patch) for item in kept}
+    elif target.is_whole_repository:
+        ref = target.ref or "HEAD"
+        paths, skipped = triage_repository(await github.list_files(target.full_name, ref, token=target.token))
     else:
         paths, skipped = triage_paths(target.paths)
         ref = target.ref or "HEAD"
@@ -176,9 +205,16 @@ def _keep(collected: Collected, content: FileContent) -> None:
 
 
 def _nothing_reviewable(collected: Collected) -> str:
-    if collected.skipped:
-        return "None of the files could be reviewed (see files_skipped for why)."
-    return "There are no changed files to review."
+    """The summary of a review with no file to read: which reasons kept every file out."""
+    if not collected.skipped:
+        return "There were no files to review: nothing changed, or the repository has no files at this ref."
+    reasons = Counter(item["reason"] for item in collected.skipped)
+    listed = "; ".join(f"{count} {reason}" for reason, count in reasons.most_common())
+    total = len(collected.skipped) + collected.skipped_unlisted
+    return (
+        f"Nothing was reviewed: all {total} file{'s' if total != 1 else ''} had to be skipped ({listed}). "
+        "files_skipped lists each one with its reason; ask for a review of other files or another ref."
+    )
 
 
 async def _set_progress(session_factory: SessionFactory, review_id: int, done: int, total: int) -> None:
@@ -196,7 +232,7 @@ async def _fail(session_factory: SessionFactory, review_id: int, reason: str) ->
         await session.execute(
             update(Review)
             .where(Review.id == review_id, Review.status.in_(("queued", "running")))
-            .values(status="failed", error=reason)
+            .values(status="failed", error=reason, completed_at=utcnow())
         )
         await session.commit()
     log.info("review.failed", review_id=review_id)
@@ -207,7 +243,7 @@ async def _complete(
     review_id: int,
     *,
     summary: str,
-    score: int,
+    score: int | None,
     comments: list[dict[str, Any]],
     files_reviewed: int,
     files_skipped: list[dict[str, str]],
@@ -234,7 +270,7 @@ async def _complete(
             )
             .returning(Review.user_id)
         )
-        if user_id is not None:
+        if user_id is not None and files_reviewed:  # an empty review earns no review achievements
             await progress_service.record_review(session, await session.get_one(User, user_id), at=now)
         await session.commit()
     log.info("review.completed", review_id=review_id, model=model, comments=len(comments), files=files_reviewed)

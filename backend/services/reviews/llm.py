@@ -20,10 +20,19 @@ from backend.services.reviews.selection import Collected, ReviewFailed, Target
 
 MAX_PROMPT_CHARS = 150_000  # all files together, with line numbers; past it files are skipped, not cut
 REVIEW_MAX_TOKENS = 4096
-LLM_ATTEMPTS = 2  # invalid output is asked for once more, then the review fails
+LLM_ATTEMPTS = 2  # invalid output is asked for once more, then the static review stands in
 MAX_COMMENTS = 200
 
 log = structlog.get_logger(__name__)
+
+
+class LLMReviewUnavailable(Exception):
+    """The model is down or answered nonsense twice: the static review stands in; `why` says so."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+        super().__init__(why)
+
 
 FOCUS_TEXT = {
     "security": "security (injection, secrets, unsafe input handling)",
@@ -181,11 +190,11 @@ async def ask_llm(
             raise ReviewFailed("You have used today's AI budget; it renews at midnight UTC.") from error
         except LLMError as error:
             log.warning("review.llm_failed", review_id=target.review_id, provider=error.provider, reason=error.reason)
-            raise ReviewFailed(f"The AI model could not review the code ({error.reason}); try again later.") from error
+            raise LLMReviewUnavailable(f"the AI model could not be reached ({error.reason})") from error
         try:
             summary, score, comments = parse_review(completion.text, collected)
         except ValueError:
             log.warning("review.llm_invalid", review_id=target.review_id, attempt=attempt)
             continue
         return summary, score, comments, completion.usage.model
-    raise ReviewFailed(f"The AI model did not answer with a valid review ({LLM_ATTEMPTS} attempts); try again.")
+    raise LLMReviewUnavailable(f"the AI model did not answer with a valid review in {LLM_ATTEMPTS} attempts")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from backend.integrations.github import PullFile
-from backend.services.static_review import SourceFile
+from backend.integrations.github import PullFile, TreeFile
+from backend.services.static_review import CODE_SUFFIXES, TEST_FILE, SourceFile
 
 MAX_FILES = 100
 MAX_FILE_BYTES = 200_000
@@ -58,7 +58,10 @@ SKIP_REASONS = {
     "too_many": f"over the {MAX_FILES}-file limit of one review",
     "prompt_budget": "too much code for one review; ask for a review of fewer files",
     "unchanged": "renamed without changes",
+    "not_code": "not source code (a review of the whole repository reads code only)",
 }
+MAX_SKIPPED_LISTED = 1000  # a whole repository can skip tens of thousands of files; the rest are counted
+REVIEWED_SUFFIXES = (*CODE_SUFFIXES, ".h", ".hpp", ".sh", ".sql", ".swift", ".scala", ".vue", ".svelte")
 
 HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
 
@@ -83,6 +86,7 @@ class Target:
     focus_areas: list[str]
     skill_level: str | None
     weaknesses: tuple[str, ...] = ()  # the learner model's weak spots: the review checks these first
+    is_whole_repository: bool = False  # neither a pull request nor paths: the repository at `ref`
 
 
 @dataclass
@@ -90,8 +94,12 @@ class Collected:
     files: list[SourceFile] = field(default_factory=list)
     changed_lines: dict[str, set[int]] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    skipped_unlisted: int = 0  # skipped past MAX_SKIPPED_LISTED
 
     def skip(self, path: str, reason: str) -> None:
+        if len(self.skipped) >= MAX_SKIPPED_LISTED:
+            self.skipped_unlisted += 1
+            return
         self.skipped.append({"path": path, "reason": SKIP_REASONS[reason]})
 
 
@@ -140,6 +148,32 @@ def triage_paths(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
         else:
             skipped.append((path, reason))
     return kept, skipped
+
+
+def relevance(path: str) -> tuple[bool, int, str]:
+    """Sort key, most relevant first: code before tests, shallow before deep (entry points and packages'
+    top modules), then by name."""
+    return bool(TEST_FILE.search(path)), path.count("/"), path
+
+
+def triage_repository(files: list[TreeFile]) -> tuple[list[str], list[tuple[str, str]]]:
+    """A whole repository's files worth reviewing, most relevant first (at most MAX_FILES), and the
+    others with their reason; sizes from the tree skip oversized files without fetching them."""
+    candidates: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    for item in files:
+        reason = skip_reason_for_path(item.path)
+        if reason is None and not item.path.lower().endswith(REVIEWED_SUFFIXES):
+            reason = "not_code"
+        if reason is None and item.size is not None and item.size > MAX_FILE_BYTES:
+            reason = "too_large"
+        if reason is None:
+            candidates.append(item.path)
+        else:
+            skipped.append((item.path, reason))
+    candidates.sort(key=relevance)
+    skipped += [(path, "too_many") for path in candidates[MAX_FILES:]]
+    return candidates[:MAX_FILES], skipped
 
 
 def added_lines(patch: str | None) -> set[int]:
