@@ -277,12 +277,13 @@ async def publish_review(review_id: int) -> ReviewPublished:
 
 @bp.post("/webhook")
 @validate_response(WebhookAccepted, 202)
-@problem_responses(401)
+@problem_responses(400, 401)
 async def receive_github_webhook() -> tuple[WebhookAccepted, int]:
     """GitHub's webhook: verified by `X-Hub-Signature-256` (401 `unauthorized` otherwise).
 
     `pull_request` opened/synchronize on a linked repository with auto review on queues a review;
-    `ping`, replayed deliveries and every other event are accepted and ignored. No cookies: no CSRF."""
+    `ping`, replayed deliveries (the same signed body again) and every other event are accepted and
+    ignored; 400 without `X-GitHub-Delivery`. No cookies: no CSRF."""
     event = github_service.WebhookEvent(
         event=request.headers.get("X-GitHub-Event"),
         delivery_id=request.headers.get("X-GitHub-Delivery"),

@@ -81,7 +81,8 @@ class Job(Base):
 
 
 class WebhookDelivery(Base):
-    """A GitHub webhook delivery already handled (`X-GitHub-Delivery`), so a replay is ignored."""
+    """A GitHub webhook delivery already handled, so a replay is ignored. `delivery_id` is `sha256:` and the
+    hex digest of the signed body (what the signature covers; the `X-GitHub-Delivery` header is not signed)."""
 
     __tablename__ = "webhook_deliveries"
 

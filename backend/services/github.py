@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend import jobs
 from backend.config import Settings
 from backend.db import utcnow
-from backend.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from backend.errors import BadRequest, Conflict, NotFound, Unauthorized, ValidationFailed
 from backend.integrations.github import GitHubClient, PullInfo
 from backend.integrations.oauth import Identity
 from backend.models import OAuthAccount, Repository, Review, User, WebhookDelivery
@@ -60,6 +60,10 @@ class ReviewNotFound(NotFound):
 
 class RepositoryAlreadyLinked(Conflict):
     detail = "This repository is already linked."
+
+
+class WebhookDeliveryMissing(BadRequest):
+    detail = "The X-GitHub-Delivery header is missing."
 
 
 class WebhookSignatureInvalid(Unauthorized):
@@ -297,6 +301,8 @@ async def get_review(session: AsyncSession, user: User, review_id: int) -> Revie
 
 # --- webhook ---------------------------------------------------------------------------------------
 
+DELIVERY_KEY_PREFIX = "sha256:"  # webhook_deliveries.delivery_id holds the SHA-256 of the signed body
+
 
 @dataclass(frozen=True)
 class WebhookEvent:
@@ -322,7 +328,11 @@ def verify_signature(settings: Settings, body: bytes, signature: str | None) -> 
 async def handle_webhook(session: AsyncSession, settings: Settings, event: WebhookEvent) -> int | None:
     """Verify, de-duplicate and act on one delivery: the id of the review it queued, if any."""
     verify_signature(settings, event.body, event.signature)
-    if event.delivery_id and not await _first_delivery(session, event.delivery_id[:100]):
+    if not event.delivery_id:
+        raise WebhookDeliveryMissing()
+    # A replay is recognised by what the signature covers, the body: `X-GitHub-Delivery` is not signed,
+    # so an attacker replaying a captured delivery would simply change it.
+    if not await _first_delivery(session, DELIVERY_KEY_PREFIX + hashlib.sha256(event.body).hexdigest()):
         log.info("github.webhook_replayed", github_event=event.event)
         return None
     if event.event != "pull_request":

@@ -16,7 +16,7 @@ import pytest
 from pydantic import SecretStr
 from quart import Quart
 from quart.testing import QuartClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from backend.app import create_app
 from backend.config import Settings
@@ -85,14 +85,17 @@ def signed(body: bytes, secret: str = WEBHOOK_SECRET) -> str:
 
 
 async def deliver(
-    client: QuartClient, event: str, payload: dict[str, Any], *, signature: str | None = "auto", delivery: str = ""
+    client: QuartClient,
+    event: str,
+    payload: dict[str, Any],
+    *,
+    signature: str | None = "auto",
+    delivery: str | None = "",
 ) -> Any:
     body = json.dumps(payload).encode()
-    headers = {
-        "X-GitHub-Event": event,
-        "X-GitHub-Delivery": delivery or uuid.uuid4().hex,
-        "Content-Type": "application/json",
-    }
+    headers = {"X-GitHub-Event": event, "Content-Type": "application/json"}
+    if delivery is not None:
+        headers["X-GitHub-Delivery"] = delivery or uuid.uuid4().hex
     if signature == "auto":
         headers["X-Hub-Signature-256"] = signed(body)
     elif signature is not None:
@@ -509,13 +512,22 @@ async def test_webhook_signed_with_another_secret_is_unauthorized(client: QuartC
     assert response.status_code == 401
 
 
-async def test_webhook_replayed_delivery_is_ignored(client: QuartClient, github_api: FakeGitHubAPI) -> None:
+async def test_webhook_replayed_delivery_is_ignored(
+    client: QuartClient, github_app: Quart, github_api: FakeGitHubAPI
+) -> None:
     github_id = await auto_review_repository(client, github_api, auto_review=True)
     event = pull_request_event(github_id)
     first = await deliver(client, "pull_request", event, delivery="delivery-42")
     assert isinstance((await first.get_json())["queued"], int)
     again = await deliver(client, "pull_request", event, delivery="delivery-42")
     assert again.status_code == 202 and (await again.get_json()) == {"queued": None}
+    # The delivery header is not signed: a replay under a new one is still the same signed body.
+    renamed = await deliver(client, "pull_request", event, delivery="delivery-43")
+    assert renamed.status_code == 202 and (await renamed.get_json()) == {"queued": None}
+    unnamed = await deliver(client, "pull_request", event, delivery=None)
+    assert unnamed.status_code == 400
+    async with github_app.extensions["db_session_factory"]() as session:
+        assert await session.scalar(select(func.count()).select_from(Review)) == 1
 
 
 async def test_webhook_without_configured_secret_is_unauthorized(sqlite_url: str) -> None:
