@@ -24,8 +24,7 @@ class Conversation(TimestampedMixin, Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     title: Mapped[str | None] = mapped_column(String(200))  # None until the first message names it
     context_type: Mapped[str] = mapped_column(String(20), default="general", server_default="general")
-    # No foreign key yet: the exercises table arrives with the exercises feature, whose revision adds it.
-    exercise_id: Mapped[int | None]
+    exercise_id: Mapped[int | None] = mapped_column(ForeignKey("exercises.id", ondelete="SET NULL"), index=True)
     # Started from a submission ("why did this fail?"): the tutor discusses that one, not the latest.
     submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id", ondelete="SET NULL"), index=True)
     message_count: Mapped[int] = mapped_column(default=0, server_default=text("0"))

@@ -57,8 +57,7 @@ class ExerciseCompletion(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))  # indexed by the unique key
     completion_key: Mapped[str] = mapped_column(String(100))
-    # No foreign key yet: the exercises table arrives with its own revision, which can add one.
-    exercise_id: Mapped[int]
+    exercise_id: Mapped[int] = mapped_column(ForeignKey("exercises.id", ondelete="CASCADE"), index=True)
     topics: Mapped[list[str]] = mapped_column(JSON)
     difficulty: Mapped[str] = mapped_column(String(10))
     grade: Mapped[float] = mapped_column(Float)

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from quart import Quart
 from quart.testing import QuartClient
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 
+from backend.models.chat import Conversation
+from backend.models.exercises import Exercise
+from tests.api.test_exercises import add_exercise
 from tests.security.support import new_account, owned_objects, problem_code, routes
 
 # Id arguments that name a user's own object; `owned_objects` makes one of each.
@@ -118,3 +124,26 @@ async def test_server_owned_fields_cannot_be_set_through_any_body(client: QuartC
     assert me["role"] == "student" and me["email_verified"] is False
     assert me["current_streak"] == me["longest_streak"] == me["exercises_completed"] == 0
     assert me["id"] == tokens["user"]["id"]
+
+
+async def test_conversation_about_a_missing_or_private_exercise_is_404_and_the_database_agrees(
+    app: Quart, client: QuartClient
+) -> None:
+    owner, intruder = await new_account(client), await new_account(client)
+    private = await add_exercise(app, slug_suffix="fk-", author_id=owner.id, visibility="private", generated_by_ai=True)
+    for exercise_id in (private + 1000, private):
+        response = await client.post(
+            "/api/v1/chat/conversations", json={"exercise_id": exercise_id}, headers=intruder.headers
+        )
+        assert response.status_code == 404 and problem_code(await response.get_json()) == "not_found"
+    async with app.extensions["db_session_factory"]() as session:  # the foreign key refuses it too
+        session.add(Conversation(user_id=intruder.id, exercise_id=private + 1000, context_type="exercise"))
+        with pytest.raises(IntegrityError):
+            await session.commit()
+    mine = await client.post("/api/v1/chat/conversations", json={"exercise_id": private}, headers=owner.headers)
+    conversation_id = (await mine.get_json())["id"]
+    async with app.extensions["db_session_factory"]() as session:  # the exercise goes, the conversation stays
+        await session.execute(delete(Exercise).where(Exercise.id == private))
+        await session.commit()
+    kept = await client.get(f"/api/v1/chat/conversations/{conversation_id}", headers=owner.headers)
+    assert kept.status_code == 200 and (await kept.get_json())["exercise_id"] is None
