@@ -4,8 +4,8 @@ Rows that point at no exercise (or, for a conversation, at another user's privat
 first: such a conversation becomes a general one, such a completion is dropped (its exercise is gone, as
 its submissions would be).
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-06 20:20:00+00:00
 """
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision: str = "0009"
-down_revision: str | None = "0008"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
