@@ -9,14 +9,17 @@ from typing import Any
 
 from quart import Quart
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from backend.models import User
+from backend.models.exercises import Exercise
 from backend.models.progress import Achievement, UserAchievement
 from backend.services import progress as progress_service
 from backend.services.achievements import seed_achievements
 from backend.services.progress import CompletionResult
 
 _keys = itertools.count(1)
+SUPPORT_EXERCISE = "support-completed-exercise"
 
 
 async def seed(app: Quart) -> None:
@@ -29,7 +32,6 @@ async def complete(app: Quart, user_id: int, *, at: datetime | None = None, **ov
     """One completed exercise, committed. Defaults: a fresh key, grade 80, one hint, 5 minutes."""
     values: dict[str, Any] = {
         "completion_key": f"submission-{next(_keys)}",
-        "exercise_id": 1,
         "topics": ["loops"],
         "difficulty": "easy",
         "grade": 80.0,
@@ -37,11 +39,43 @@ async def complete(app: Quart, user_id: int, *, at: datetime | None = None, **ov
         "time_spent_seconds": 300,
     }
     values.update(overrides)
+    if "exercise_id" not in values:  # completions name a real exercise (a foreign key)
+        values["exercise_id"] = await _support_exercise(app)
     async with app.extensions["db_session_factory"]() as session:
         user = await session.get_one(User, user_id)
         result = await progress_service.record_completion(session, user, at=at or datetime.now(UTC), **values)
         await session.commit()
     return result
+
+
+async def _support_exercise(app: Quart) -> int:
+    """The one exercise the completions of these tests name, made on first use (concurrent callers agree)."""
+    query = select(Exercise.id).where(Exercise.slug == SUPPORT_EXERCISE)
+    async with app.extensions["db_session_factory"]() as session:
+        exercise_id = await session.scalar(query)
+        if exercise_id is not None:
+            return exercise_id
+        session.add(
+            Exercise(
+                slug=SUPPORT_EXERCISE,
+                title="Support exercise",
+                description="Completed by the progress tests.",
+                starter_code="",
+                language="python",
+                difficulty="easy",
+                exercise_type="algorithm",
+                topics=["loops"],
+                examples=[],
+                tests=[],
+                hints=[],
+                solution="",
+            )
+        )
+        try:
+            await session.commit()
+        except IntegrityError:  # another caller made it meanwhile
+            await session.rollback()
+        return (await session.scalar(query)) or 0
 
 
 async def set_user(app: Quart, user_id: int, **values: Any) -> None:
