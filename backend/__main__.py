@@ -9,6 +9,7 @@ import getpass
 import json
 import os
 import sys
+from collections.abc import Iterator
 
 from backend.config import Settings, load_settings
 from backend.logging import configure_logging
@@ -25,19 +26,32 @@ def main(argv: list[str] | None = None) -> int:
     admin.add_argument("--email", required=True)
     admin.add_argument("--name", default="Administrator")
     commands.add_parser("openapi", help="print the OpenAPI document as JSON")
-    args = parser.parse_args(argv)
+    commands.add_parser("sandbox", help="run the sandbox runner (SANDBOX_* only; --help for its flags)", add_help=False)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "sandbox":
+        # Before any Settings: the runner reads no .env and holds no secret (its argv and SANDBOX_* only).
+        from backend.integrations.sandbox.runner import main as sandbox_main
 
+        return sandbox_main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+
+    os.umask(0o077)  # what we create (the SQLite file, its journal) is ours alone, never the sandbox's to read
     settings = load_settings()
     # `openapi` prints the document on stdout: any log line there would corrupt the JSON.
     configure_logging(settings, stream=sys.stderr if args.command == "openapi" else None)
 
     match args.command:
         case None:
-            migrate(settings)
-            seed(settings)
-            return serve(settings)
+            with sandbox_runner(settings) as refusal:
+                if refusal:
+                    return refusal
+                migrate(settings)
+                seed(settings)
+                return serve(settings)
         case "serve":
-            return serve(settings)
+            with sandbox_runner(settings) as refusal:
+                return refusal or serve(settings)
         case "migrate":
             migrate(settings)
             return 0
@@ -91,6 +105,52 @@ def serve(settings: Settings) -> int:
     # Worker processes build the app from the environment; make them see the same settings file.
     os.environ.setdefault("ENVIRONMENT", settings.environment)
     return run_server(settings)
+
+
+@contextlib.contextmanager
+def sandbox_runner(settings: Settings) -> Iterator[int]:
+    """Start the sandbox runner before anything binds a socket (and stop it at the end): yields 0, or the
+    exit code after printing the one line that says why the server refuses to start."""
+    if settings.sandbox_backend != "local" or settings.sandbox_url is not None:
+        yield check_external_sandbox(settings)
+        return
+    from backend.integrations.sandbox.process import RunnerFailed, RunnerProcess
+
+    runner = RunnerProcess(settings)
+    try:
+        # Hypercorn's workers build their app from the environment: they find the runner here.
+        os.environ["SANDBOX_URL"] = runner.start()
+    except RunnerFailed as error:
+        runner.stop()
+        print(str(error), file=sys.stderr)
+        yield 2
+        return
+    settings.sandbox_url = os.environ["SANDBOX_URL"]
+    if runner.isolation != "isolated":
+        print("sandbox: WARNING: submitted code runs WITHOUT isolation (no usable bubblewrap)", file=sys.stderr)
+    try:
+        yield 0
+    finally:
+        runner.stop()
+
+
+def check_external_sandbox(settings: Settings) -> int:
+    """A runner of SANDBOX_URL that answers must isolate when isolation is required (it may still be starting)."""
+    if settings.sandbox_backend != "local" or not settings.requires_sandbox_isolation:
+        return 0
+    from backend.integrations.sandbox import RunnerSandbox
+
+    async def isolation() -> str:
+        sandbox = RunnerSandbox(settings.sandbox_url, timeout_seconds=settings.sandbox_timeout_seconds)
+        try:
+            return await sandbox.isolation()
+        finally:
+            await sandbox.close()
+
+    if asyncio.run(isolation()) == "unisolated":
+        print(f"sandbox: refusing to start: the runner at {settings.sandbox_url} does not isolate", file=sys.stderr)
+        return 2
+    return 0
 
 
 def create_admin(settings: Settings, email: str, name: str) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 from functools import cached_property
 from typing import Annotated, Literal
 
@@ -99,11 +98,16 @@ class Settings(BaseSettings):
 
     sandbox_backend: Literal["local", "piston"] = "local"
     sandbox_timeout_seconds: float = Field(10, gt=0, le=300)
-    sandbox_memory_mb: int = Field(256, ge=32)
+    sandbox_memory_mb: int = Field(512, ge=64)  # everything one run may hold: processes and its /tmp
     sandbox_max_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     # How long a run may wait for a free slot before the request answers 503 instead of piling up.
     sandbox_queue_timeout_seconds: float = Field(30, gt=0, le=600)
-    sandbox_require_isolation: bool = False
+    # None: required in production (the server refuses to start without bubblewrap), optional elsewhere.
+    sandbox_require_isolation: bool | None = None
+    # Where the sandbox runner listens (unix:///path or http://host:port). Unset: `python -m backend`
+    # starts a runner of its own as a child process.
+    sandbox_url: str | None = None
+    sandbox_bwrap: str = "bwrap"
     piston_url: str | None = None
 
     jobs_backend: Literal["inprocess", "arq"] = "inprocess"
@@ -150,8 +154,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
-        if self.sandbox_require_isolation and shutil.which("bwrap") is None:
-            raise ValueError("SANDBOX_REQUIRE_ISOLATION is set but bubblewrap (bwrap) is not installed")
+        if self.sandbox_url is not None and not self.sandbox_url.startswith(("unix:///", "http://")):
+            raise ValueError("SANDBOX_URL must be unix:///path or http://host:port")
         if self.jobs_backend == "arq" and not self.redis_url:
             raise ValueError("JOBS_BACKEND=arq needs REDIS_URL (the job queue lives in Redis)")
         if self.environment != "production":
@@ -184,6 +188,13 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def requires_sandbox_isolation(self) -> bool:
+        """Whether the sandbox must run under bubblewrap (checked by a real run when the runner starts)."""
+        if self.sandbox_require_isolation is None:
+            return self.is_production
+        return self.sandbox_require_isolation
 
     @property
     def is_sqlite(self) -> bool:

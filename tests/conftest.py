@@ -15,7 +15,7 @@ import asyncio
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -33,6 +33,7 @@ from backend.db import Base
 from tests.fakes.github_api import FakeGitHubAPI
 from tests.fakes.llm_servers import FakeAnthropic, FakeOpenAI
 from tests.probes import mount_probes
+from tests.runners import shared_runner_url, stop_shared_runner
 
 IS_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -57,7 +58,15 @@ def make_settings(**overrides: object) -> Settings:
         "email_backend": "memory",
     }
     values.update(overrides)
+    if values.get("sandbox_backend", "local") == "local":
+        values.setdefault("sandbox_url", shared_runner_url())  # the real runner process, shared by the session
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_sandbox_runner() -> Iterator[None]:
+    yield
+    stop_shared_runner()
 
 
 def asyncpg_dsn(url: str) -> str:

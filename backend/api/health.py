@@ -59,13 +59,15 @@ async def get_health() -> Response:
 @document_response(Readiness, 200)
 @document_response(Readiness, 503)
 async def get_readiness() -> tuple[dict, int]:
-    """Readiness: the database answers, Redis answers when configured, and migrations are at head.
+    """Readiness: the database answers, Redis answers when configured, migrations are at head, and the
+    sandbox runner answers (`sandbox.status`: isolated, unisolated in development, or unavailable).
 
     503 with `status: unavailable` and the failing check otherwise."""
     is_ready, checks = await health_service.readiness(
         current_app.extensions["db_engine"],
         current_app.extensions["cache"],
         current_app.config["LLM_PROVIDER"],
+        current_app.extensions["sandbox"],
     )
     return {"status": "ready" if is_ready else "unavailable", "checks": checks}, 200 if is_ready else 503
 

@@ -94,11 +94,12 @@ async def ask(llm: LLM, *, topic: str, difficulty: str, exercise_type: str | Non
         raise GeneratedExerciseRejected() from None
 
 
-async def verify(sandbox: Sandbox, generated: GeneratedExercise) -> None:
+async def verify(sandbox: Sandbox, generated: GeneratedExercise, user_key: str | None = None) -> None:
     tests = [test.model_dump(exclude_none=True) for test in generated.tests]
     try:
         solution, starter = await asyncio.gather(
-            sandbox.run(generated.solution, tests), sandbox.run(generated.starter_code or "pass", tests)
+            sandbox.run(generated.solution, tests, user=user_key),
+            sandbox.run(generated.starter_code or "pass", tests, user=user_key),
         )
     except SandboxUnavailable:
         raise SandboxDown("The sandbox is unavailable, so the exercise could not be checked.") from None
@@ -125,7 +126,7 @@ async def generate(
     level = difficulty or await difficulty_service.current(session, user)
     await session.commit()  # end the read transaction before the LLM and sandbox are awaited
     generated = await ask(llm, topic=topic or "a core Python skill", difficulty=level, exercise_type=exercise_type)
-    await verify(sandbox, generated)
+    await verify(sandbox, generated, f"user:{user.id}")
     tests = [test.model_dump(exclude_none=True) for test in generated.tests]
     exercise = Exercise(
         slug=_slug(generated.title),

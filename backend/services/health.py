@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backend.cache import Cache
 from backend.db import READ_ONLY
+from backend.integrations.sandbox import Sandbox
 from backend.migrations import head_revision
 
 CHECK_TIMEOUT_SECONDS = 3.0
@@ -68,14 +69,27 @@ async def check_cache(cache: Cache) -> dict[str, Any]:
     return {"status": "ok", "backend": cache.backend, "latency_ms": _elapsed_ms(started)}
 
 
-async def readiness(engine: AsyncEngine, cache: Cache, llm_provider: str) -> tuple[bool, dict[str, Any]]:
-    (database, current), cache_check = await asyncio.gather(check_database(engine), check_cache(cache))
+async def check_sandbox(sandbox: Sandbox) -> dict[str, Any]:
+    """isolated / unisolated (development without bubblewrap) / unavailable (the runner does not answer)."""
+    status = await sandbox.isolation()
+    if status == "unavailable":
+        log.warning("health.sandbox_unavailable", backend=sandbox.backend)
+    return {"status": status}
+
+
+async def readiness(
+    engine: AsyncEngine, cache: Cache, llm_provider: str, sandbox: Sandbox
+) -> tuple[bool, dict[str, Any]]:
+    (database, current), cache_check, sandbox_check = await asyncio.gather(
+        check_database(engine), check_cache(cache), check_sandbox(sandbox)
+    )
     migrations = check_migrations(current, database["status"] == "ok")
     checks = {
         "database": database,
         "cache": cache_check,
         "migrations": migrations,
         "llm": {"provider": llm_provider, "status": "ok"},
+        "sandbox": sandbox_check,
     }
     is_ready = all(checks[name]["status"] == "ok" for name in ("database", "cache", "migrations"))
-    return is_ready, checks
+    return is_ready and sandbox_check["status"] != "unavailable", checks

@@ -112,13 +112,16 @@ def result_rows(exercise: Exercise, run: RunResult) -> list[dict[str, Any]]:
 
 
 async def _run(
-    sandbox: Sandbox, code: str, exercise: Exercise, measure_reference: bool
+    sandbox: Sandbox, code: str, exercise: Exercise, measure_reference: bool, user_key: str
 ) -> tuple[RunResult, int | None]:
-    """The submission's run, and the reference solution's run time when it is still unknown."""
+    """The submission's run, and the reference solution's run time when it is still unknown.
+
+    `user_key` queues the run fairly (one running per user); the reference run queues as the exercise's."""
     if not measure_reference:
-        return await sandbox.run(code, exercise.tests), None
+        return await sandbox.run(code, exercise.tests, user=user_key), None
     run, reference = await asyncio.gather(
-        sandbox.run(code, exercise.tests), sandbox.run(exercise.solution, exercise.tests)
+        sandbox.run(code, exercise.tests, user=user_key),
+        sandbox.run(exercise.solution, exercise.tests, user=f"reference:{exercise.id}"),
     )
     if reference.status != "passed":
         log.warning("exercise.reference_failed", exercise_id=exercise.id, status=reference.status)
@@ -158,7 +161,9 @@ async def submit(
 
     # 2. run and review, no transaction open
     try:
-        run, reference_ms = await _run(sandbox, code, exercise, exercise.reference_duration_ms is None)
+        run, reference_ms = await _run(
+            sandbox, code, exercise, exercise.reference_duration_ms is None, f"user:{user.id}"
+        )
     except asyncio.CancelledError:
         # The client went away and Quart cancelled the handler: no answer will be written, so say so
         # now instead of leaving the submission `running` forever.

@@ -18,21 +18,26 @@ from quart import Quart
 from backend.app import create_app
 from tests.api.test_exercises import ENDLESS, EXERCISES, SOLUTION, add_exercise, sign_in
 from tests.conftest import make_settings
+from tests.runners import start_runner
 
 QUEUE_TIMEOUT_SECONDS = 1.0
 
 
 @pytest.fixture
 async def one_slot_app(sqlite_url: str) -> AsyncIterator[Quart]:
+    runner = start_runner(sandbox_max_concurrency=1)
     settings = make_settings(
         database_url=sqlite_url,
-        sandbox_max_concurrency=1,
+        sandbox_url=runner.url,
         sandbox_queue_timeout_seconds=QUEUE_TIMEOUT_SECONDS,
         sandbox_timeout_seconds=4,
     )
     application = create_app(settings)
-    async with application.test_app():
-        yield application
+    try:
+        async with application.test_app():
+            yield application
+    finally:
+        runner.stop()
 
 
 async def test_saturated_sandbox_answers_503_after_the_queue_timeout_and_keeps_the_submission(
@@ -45,7 +50,7 @@ async def test_saturated_sandbox_answers_503_after_the_queue_timeout_and_keeps_t
 
     endless = asyncio.create_task(client.post(submit_url, json={"code": ENDLESS}, headers=headers))
     sandbox = one_slot_app.extensions["sandbox"]
-    while not sandbox._semaphore.locked():  # noqa: ASYNC110 (polls state owned by the sandbox)
+    while (await sandbox.status()).get("running") != 1:  # the runner's one slot is taken
         await asyncio.sleep(0.02)
 
     refused = await client.post(submit_url, json={"code": SOLUTION}, headers=headers)

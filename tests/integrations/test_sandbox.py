@@ -22,6 +22,7 @@ import pytest
 from backend.integrations.sandbox import (
     LocalSandbox,
     PistonSandbox,
+    RunnerSandbox,
     RunResult,
     Sandbox,
     SandboxUnavailable,
@@ -55,12 +56,12 @@ requires_root = pytest.mark.skipif(not IS_ROOT, reason="per-slot uids need root"
 def isolated() -> LocalSandbox:
     if not HAS_BWRAP:
         pytest.skip("bubblewrap (bwrap) is not installed")
-    return LocalSandbox(timeout_seconds=TIMEOUT, memory_mb=256, max_concurrency=CONCURRENCY, use_isolation=True)
+    return LocalSandbox(timeout_seconds=TIMEOUT, memory_mb=512, max_concurrency=CONCURRENCY, use_isolation=True)
 
 
 @pytest.fixture(scope="module")
 def fallback() -> LocalSandbox:
-    return LocalSandbox(timeout_seconds=TIMEOUT, memory_mb=256, max_concurrency=CONCURRENCY, use_isolation=False)
+    return LocalSandbox(timeout_seconds=TIMEOUT, memory_mb=512, max_concurrency=CONCURRENCY, use_isolation=False)
 
 
 @pytest.fixture(params=["isolated", "fallback"])
@@ -350,7 +351,7 @@ async def test_run_fake_reports_cannot_make_a_wrong_solution_pass(sandbox: Local
 
 
 async def test_run_burst_queues_at_the_concurrency_limit() -> None:
-    sandbox = LocalSandbox(timeout_seconds=5, memory_mb=256, max_concurrency=1)
+    sandbox = LocalSandbox(timeout_seconds=5, memory_mb=512, max_concurrency=1)
     code = "import time\ntime.sleep(0.4)\n" + ADD
     started = time.monotonic()
     results = await asyncio.gather(*(sandbox.run(code, ADD_TESTS[:1]) for _ in range(3)))
@@ -361,7 +362,7 @@ async def test_run_burst_queues_at_the_concurrency_limit() -> None:
 
 
 async def test_run_broken_bwrap_is_sandbox_unavailable(tmp_path: Path) -> None:
-    sandbox = LocalSandbox(timeout_seconds=2, memory_mb=256, max_concurrency=1)
+    sandbox = LocalSandbox(timeout_seconds=2, memory_mb=512, max_concurrency=1)
     broken = tmp_path / "bwrap"
     broken.write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
     broken.chmod(0o755)
@@ -372,7 +373,7 @@ async def test_run_broken_bwrap_is_sandbox_unavailable(tmp_path: Path) -> None:
 
 def test_create_sandbox_follows_settings() -> None:
     local = create_sandbox(make_settings(sandbox_max_concurrency=2))
-    assert isinstance(local, LocalSandbox) and local.is_isolated == HAS_BWRAP
+    assert isinstance(local, RunnerSandbox) and local.url is not None  # the API never runs code itself
     piston = create_sandbox(make_settings(sandbox_backend="piston", piston_url="http://127.0.0.1:1"))
     assert isinstance(piston, PistonSandbox) and piston.backend == "piston"
 
@@ -391,7 +392,7 @@ async def piston_server() -> AsyncIterator[FakePiston]:
 @pytest.fixture
 async def piston(piston_server: FakePiston) -> AsyncIterator[PistonSandbox]:
     piston_server.reset()
-    sandbox = PistonSandbox(piston_server.base_url, timeout_seconds=TIMEOUT, memory_mb=256, max_concurrency=2)
+    sandbox = PistonSandbox(piston_server.base_url, timeout_seconds=TIMEOUT, memory_mb=512, max_concurrency=2)
     yield sandbox
     await sandbox.close()
 
@@ -429,13 +430,13 @@ async def test_piston_timeout(piston: PistonSandbox, piston_server: FakePiston) 
 
 
 async def test_piston_down_or_failing_is_sandbox_unavailable(piston_server: FakePiston) -> None:
-    down = PistonSandbox("http://127.0.0.1:1", timeout_seconds=1, memory_mb=256, max_concurrency=1)
+    down = PistonSandbox("http://127.0.0.1:1", timeout_seconds=1, memory_mb=512, max_concurrency=1)
     with pytest.raises(SandboxUnavailable):
         await down.run(ADD, ADD_TESTS)
     await down.close()
     piston_server.reset()
     piston_server.fail["execute"] = 500
-    failing = PistonSandbox(piston_server.base_url, timeout_seconds=1, memory_mb=256, max_concurrency=1)
+    failing = PistonSandbox(piston_server.base_url, timeout_seconds=1, memory_mb=512, max_concurrency=1)
     with pytest.raises(SandboxUnavailable):
         await failing.run(ADD, ADD_TESTS)
     await failing.close()

@@ -1,8 +1,10 @@
 """Running untrusted submissions against exercise tests, never in the server process.
 
-`create_sandbox(settings)` builds the backend SANDBOX_BACKEND names: `local` (bubblewrap when installed,
-else rlimits and a uid of its own) or `piston` (a Piston code-execution service). The app keeps one in
-`app.extensions["sandbox"]` and closes it on shutdown.
+`create_sandbox(settings)` builds the backend SANDBOX_BACKEND names: `local` (a client of the sandbox runner
+at SANDBOX_URL, `python -m backend sandbox`, which runs each job under bubblewrap — or, where allowed,
+rlimits and a uid of its own; see runner.py, protocol.py) or `piston` (a Piston code-execution service).
+The API process itself never starts untrusted code. The app keeps one in `app.extensions["sandbox"]`
+and closes it on shutdown.
 
 Why a submission cannot forge its grade: the sandbox is never told what a test expects. A trusted harness
 (`harness.py`) runs in the sandbox as the parent of the user's code; it sends only the code and each test's
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 from backend.config import Settings
 from backend.integrations.sandbox.base import RunResult, Sandbox, SandboxBusy, SandboxUnavailable, TestOutcome
+from backend.integrations.sandbox.client import RunnerSandbox
 from backend.integrations.sandbox.local import LocalSandbox
 from backend.integrations.sandbox.piston import PistonSandbox
 
@@ -29,6 +32,7 @@ __all__ = [
     "LocalSandbox",
     "PistonSandbox",
     "RunResult",
+    "RunnerSandbox",
     "Sandbox",
     "SandboxBusy",
     "SandboxUnavailable",
@@ -48,10 +52,8 @@ def create_sandbox(settings: Settings) -> Sandbox:
             max_concurrency=settings.sandbox_max_concurrency,
             queue_timeout_seconds=settings.sandbox_queue_timeout_seconds,
         )
-    return LocalSandbox(
+    return RunnerSandbox(
+        settings.sandbox_url,
         timeout_seconds=settings.sandbox_timeout_seconds,
-        memory_mb=settings.sandbox_memory_mb,
-        max_concurrency=settings.sandbox_max_concurrency,
         queue_timeout_seconds=settings.sandbox_queue_timeout_seconds,
-        use_isolation=True if settings.sandbox_require_isolation else None,
     )

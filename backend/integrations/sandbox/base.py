@@ -84,8 +84,16 @@ class Sandbox(ABC):
     backend: str
 
     @abstractmethod
-    async def run(self, code: str, tests: list[dict], *, timeout_seconds: float | None = None) -> RunResult:
-        """Run `code` against `tests` (API.md's format) and grade it; raises SandboxUnavailable."""
+    async def run(
+        self, code: str, tests: list[dict], *, timeout_seconds: float | None = None, user: str | None = None
+    ) -> RunResult:
+        """Run `code` against `tests` (API.md's format) and grade it; raises SandboxUnavailable.
+
+        `user` is an opaque key for fair queueing: one running job per key, slots round-robin across keys."""
+
+    async def isolation(self) -> str:
+        """`isolated`, `unisolated` or `unavailable` (readiness)."""
+        return "isolated"
 
     async def close(self) -> None:
         return None

@@ -1,13 +1,19 @@
-"""The local backend: one bubblewrap sandbox (or, without bwrap, a bare limited process) per run.
+"""The local executor: one bubblewrap sandbox (or, without bwrap, a bare limited process) per run.
 
-Each run gets a fresh job dir holding `harness.py` and `main.py` (the submission), a concurrency slot and
-with it a uid of its own (from 60000 up, each claimed with an flock so that worker processes never share
-one: RLIMIT_NPROC counts per uid machine-wide and is void for root), and is started through `preexec_fn`
-with setsid, rlimits and the uid switch. Under bubblewrap the process sees only a read-only /usr, its job
-dir (read-only, at /job), a small private tmpfs /tmp, fresh /proc and /dev, no network, no /etc, no
-environment, no capabilities, and its own PID namespace, so everything left in it dies with it. The job
-(code and test inputs, never expected values) goes in on stdin; the harness reports on a pipe passed as
-an extra descriptor; grading happens here (`base.grade`).
+Used by the sandbox runner process (`runner.py`), never by the API: the API talks to the runner
+(`client.py`). Each run gets a fresh job dir holding its toolchain's harness and the job's files, a
+concurrency slot and with it a uid of its own (from 60000 up, each claimed with an flock so that runners
+never share one: RLIMIT_NPROC counts per uid machine-wide and is void for root). No `preexec_fn`: the
+command is wrapped in `prlimit` (rlimits) and `setpriv` (the slot's uid, no groups), so starting a run is
+a vfork + exec, never a fork of this process.
+
+Under bubblewrap the process sees a read-only root with only /usr (read-only), its job dir (read-only, at
+/job), a sized private tmpfs /tmp, fresh /proc, a read-only /dev holding null, zero, random and urandom
+(no /dev/shm), no network, no /etc, no environment, no capabilities, and its own PID namespace, so
+everything left in it dies with it. What one run can hold is bounded by SANDBOX_MEMORY_MB as a whole:
+/tmp gets an eighth of it and each of at most MAX_PROCESSES processes an equal share of the rest as its
+RLIMIT_AS (see `RunLimits`). The job goes in on stdin; the harness reports on a pipe passed as an extra
+descriptor.
 """
 
 from __future__ import annotations
@@ -17,12 +23,12 @@ import contextlib
 import fcntl
 import math
 import os
-import resource
 import shutil
 import signal
 import tempfile
 import time
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -30,34 +36,66 @@ import structlog
 from backend.integrations.sandbox.base import (
     DEFAULT_QUEUE_TIMEOUT_SECONDS,
     HARNESS_SOURCE,
-    Report,
     RunResult,
     Sandbox,
     SandboxUnavailable,
     build_job,
     elapsed_ms,
-    grade,
     record,
     slot,
 )
+from backend.integrations.sandbox.protocol import DEFAULT_TOOLCHAIN, Execution, Job, grade_execution
 
 log = structlog.get_logger(__name__)
 
 PYTHON = "/usr/bin/python3"  # the system interpreter: it lives under /usr, the only tree the sandbox sees
 KILL = "/usr/bin/kill"
+PRLIMIT = "/usr/bin/prlimit"
+SETPRIV = "/usr/bin/setpriv"
 BASE_UID = 60000
-UID_RANGE = 4096  # uids 60000-64095: enough slots for every worker process on a host
+UID_RANGE = 4096  # uids 60000-64095: enough slots for every runner on a host
 UID_LOCK_DIR = Path(tempfile.gettempdir()) / "codementor-sandbox-uids"
-MAX_PROCESSES = 32  # per slot uid, counting the outer bwrap and the harness
+MAX_PROCESSES = 6  # per run: the outer bwrap, the harness, its child interpreter and three more
 MAX_FILE_BYTES = 8 * 1024 * 1024
 MAX_OPEN_FILES = 64
-TMPFS_BYTES = 32 * 1024 * 1024  # /tmp lives in RAM: bounded so a loop of file writes cannot fill it
 MAX_REPORT_BYTES = 8 * 1024 * 1024
 MAX_DIAGNOSTIC_BYTES = 16 * 1024
 DONE_LINE = b'\n{"event": "done"}\n'  # the harness's last line, exactly as it writes it
 SYSTEM_LINKS = ("/bin", "/lib", "/lib64", "/sbin")
+DEVICES = ("null", "zero", "random", "urandom")
+# Toolchain → the harness file the runner writes into the job dir and runs with the system Python.
+TOOLCHAINS = {"python": ("harness.py", HARNESS_SOURCE)}
 
 _warned_no_isolation = False
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """Per-run caps that add up to `memory_bytes`: the /tmp tmpfs plus MAX_PROCESSES × RLIMIT_AS."""
+
+    memory_bytes: int
+
+    @property
+    def tmpfs_bytes(self) -> int:
+        return self.memory_bytes // 8
+
+    @property
+    def process_bytes(self) -> int:
+        return (self.memory_bytes - self.tmpfs_bytes) // MAX_PROCESSES
+
+    def prlimit(self, timeout: float) -> list[str]:
+        cpu = math.ceil(timeout) + 1  # CPU seconds per process; the wall clock is the real bound
+        return [
+            PRLIMIT,
+            f"--cpu={cpu}",
+            f"--as={self.process_bytes}",
+            f"--nproc={MAX_PROCESSES}",
+            f"--fsize={MAX_FILE_BYTES}",
+            f"--nofile={MAX_OPEN_FILES}",
+            "--msgqueue=0",
+            "--core=0",
+            "--",
+        ]
 
 
 class LocalSandbox(Sandbox):
@@ -71,13 +109,14 @@ class LocalSandbox(Sandbox):
         max_concurrency: int,
         queue_timeout_seconds: float = DEFAULT_QUEUE_TIMEOUT_SECONDS,
         use_isolation: bool | None = None,
+        bwrap: str = "bwrap",
     ) -> None:
         """`use_isolation`: None = bubblewrap when installed; False = never (the fallback); True = required."""
         self.timeout_seconds = timeout_seconds
-        self.memory_bytes = memory_mb * 1024 * 1024
-        self.bwrap = shutil.which("bwrap") if use_isolation is not False else None
+        self.limits = RunLimits(memory_mb * 1024 * 1024)
+        self.bwrap = shutil.which(bwrap) if use_isolation is not False else None
         if use_isolation and self.bwrap is None:
-            raise ValueError("sandbox isolation is required but bubblewrap (bwrap) is not installed")
+            raise ValueError(f"sandbox isolation is required but bubblewrap ({bwrap}) is not installed")
         self.is_isolated = self.bwrap is not None
         # Only root can hand each slot its own uid; as anyone else the runs share ours (development).
         self.can_switch_uid = os.geteuid() == 0
@@ -87,29 +126,35 @@ class LocalSandbox(Sandbox):
         self._uid_locks: dict[int, int] = {}  # uid → the descriptor holding its flock
         self._quarantined: list[int] = []  # uids whose leftovers the host's init has not reaped yet
         self._free_uids: list[int | None] | None = None  # claimed at the first run
-        # Released even when close() is never called (test suites build many apps).
+        # Released even when close() is never called.
         weakref.finalize(self, release_locks, self._uid_locks)
-        if not self.is_isolated:
-            warn_no_isolation()
 
-    async def run(self, code: str, tests: list[dict], *, timeout_seconds: float | None = None) -> RunResult:
-        timeout = timeout_seconds or self.timeout_seconds
-        job = build_stdin(code, tests)
-        # A burst queues here instead of starting more interpreters than the host has cores for.
+    async def run(
+        self, code: str, tests: list[dict], *, timeout_seconds: float | None = None, user: str | None = None
+    ) -> RunResult:
+        """Run and grade in this process (the runner's start-up probe and direct tests)."""
+        job = python_job(code, tests, timeout_seconds or self.timeout_seconds, self.queue_timeout_seconds, user)
         async with slot(self._semaphore, self.queue_timeout_seconds):
-            if self._free_uids is None:
-                # One uid per slot, unique on the host: each worker process has its own sandbox, and two
-                # runs sharing a uid would share RLIMIT_NPROC and reach each other with kill(-1).
-                self._free_uids = (
-                    self._claim_uids(self.max_concurrency) if self.can_switch_uid else [None] * self.max_concurrency
-                )
-            uid = self._free_uids.pop()
-            is_clean = False
-            try:
-                result, is_clean = await self._run_as(uid, code, job, tests, timeout)
-            finally:
-                self._recycle(uid, is_clean)
-        return record(self.backend, result)
+            execution = await self.execute(job)
+        return record(self.backend, grade_execution(tests, execution))
+
+    async def execute(self, job: Job) -> Execution:
+        """Run one job; the caller holds one of `max_concurrency` slots."""
+        if job.toolchain not in TOOLCHAINS:
+            raise SandboxUnavailable(f"unknown toolchain {job.toolchain!r}")
+        if self._free_uids is None:
+            # One uid per slot, unique on the host: two runs sharing a uid would share RLIMIT_NPROC and
+            # reach each other with kill(-1).
+            self._free_uids = (
+                self._claim_uids(self.max_concurrency) if self.can_switch_uid else [None] * self.max_concurrency
+            )
+        uid = self._free_uids.pop()
+        execution = None
+        try:
+            execution = await self._execute_as(uid, job)
+        finally:
+            self._recycle(uid, execution is not None and execution.clean)
+        return execution
 
     @property
     def claimed_uids(self) -> frozenset[int]:
@@ -121,13 +166,14 @@ class LocalSandbox(Sandbox):
         self._free_uids = None
 
     def _recycle(self, uid: int | None, is_clean: bool) -> None:
-        """Give the slot back; without namespaces, a uid with processes left gets quarantined instead.
+        """Give the slot back; a uid with processes left gets quarantined instead.
 
         Orphans of a killed fallback run go to the host's init, and until it reaps them they count
-        against the uid's RLIMIT_NPROC (1.3 s here): rather than wait, the slot continues with a fresh uid."""
+        against the uid's RLIMIT_NPROC (1.3 s here); the processes of a killed bwrap's PID namespace take
+        a moment to die too. Rather than wait, the slot continues with a fresh uid."""
         if self._free_uids is None:  # closed meanwhile (shutdown)
             return
-        if self.is_isolated or is_clean or uid is None or not has_processes(uid):
+        if is_clean or uid is None or not has_processes(uid):
             self._free_uids.append(uid)
         else:
             try:
@@ -144,10 +190,11 @@ class LocalSandbox(Sandbox):
         """Claim `count` free uids with an flock per uid, held for this sandbox's lifetime."""
         UID_LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
         uids: list[int | None] = []
+        in_use = uids_in_use()  # a uid someone runs processes as (without our flock) would share RLIMIT_NPROC
         for uid in range(BASE_UID, BASE_UID + UID_RANGE):
-            if uid in self._uid_locks:
+            if uid in self._uid_locks or uid in in_use:
                 continue
-            fd = os.open(UID_LOCK_DIR / str(uid), os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(UID_LOCK_DIR / str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -159,26 +206,24 @@ class LocalSandbox(Sandbox):
                 return uids
         raise SandboxUnavailable(f"no free sandbox uid in {BASE_UID}-{BASE_UID + UID_RANGE - 1}")
 
-    async def _run_as(
-        self, uid: int | None, code: str, job: bytes, tests: list[dict], seconds: float
-    ) -> tuple[RunResult, bool]:
-        """The graded result, and whether the run is known to have left no process behind."""
-        # Synchronous on purpose: two small files, well under a millisecond, and no await between making
+    async def _execute_as(self, uid: int | None, job: Job) -> Execution:
+        # Synchronous on purpose: a few small files, well under a millisecond, and no await between making
         # the directory and the try/finally that removes it (a cancellation there would leak it).
-        job_dir = prepare_job_dir(code)
+        job_dir = prepare_job_dir(job, uid)
         read_fd, write_fd = os.pipe()
+        seconds = job.timeout_seconds
         try:
             started = time.perf_counter()
             try:
                 process = await asyncio.create_subprocess_exec(
-                    *self._command(job_dir, write_fd, uid),
+                    *self._command(job_dir, job.toolchain, write_fd, uid, seconds),
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,
                     pass_fds=(write_fd,),
                     env={},
                     cwd=job_dir,
-                    preexec_fn=ProcessLimits(uid, seconds, self.memory_bytes),
+                    start_new_session=True,  # a process group of its own, killed as a whole
                 )
             except OSError as error:
                 raise SandboxUnavailable(f"cannot start the sandbox: {error}") from error
@@ -196,8 +241,9 @@ class LocalSandbox(Sandbox):
                 transport, _ = await asyncio.get_running_loop().connect_read_pipe(
                     lambda: asyncio.StreamReaderProtocol(reader), pipe
                 )
+                stdin = job.stdin.encode("utf-8", "surrogatepass")
                 async with asyncio.timeout(seconds):
-                    overflow = await exchange(process, job, reader, report_bytes, diagnostics)
+                    overflow = await exchange(process, stdin, reader, report_bytes, diagnostics)
                     await process.wait()
             except TimeoutError:
                 is_timeout = True
@@ -216,34 +262,19 @@ class LocalSandbox(Sandbox):
         finally:
             if read_fd >= 0:
                 os.close(read_fd)
-            # rmtree's own closing of its directory descriptor is not covered by ignore_errors, and under
-            # load it has raised EBADF (3 in 544 runs; cause not found yet): the run is over and graded,
-            # so a leftover temp dir must not turn it into a server error.
+            # rmtree's own closing of its directory descriptor is not covered by ignore_errors: the run is
+            # over, so a leftover temp dir must not turn it into a server error.
             with contextlib.suppress(OSError):
                 shutil.rmtree(job_dir, ignore_errors=True)
-
-        report = Report.parse(bytes(report_bytes).split(b"\n"))
-        if not is_timeout and not report.is_started and report.syntax_error is None:
-            # The harness never got to the user's code: the sandbox itself is broken (bwrap refused, no
-            # python3 under /usr...). Not the submission's fault, so not a graded result.
-            log.error(
-                "sandbox.failed",
-                returncode=process.returncode,
-                detail=bytes(diagnostics[:2000]).decode("utf-8", "replace"),
-            )
-            raise SandboxUnavailable("the sandbox did not start")
-        crash = None
-        if overflow:
-            crash = "output limit exceeded"
-        elif not is_timeout and not report.is_done:
-            crash = "the program stopped the grader"
-            # Usually the submission's doing (it killed its harness); the log tells the rare other cases.
-            log.warning(
-                "sandbox.harness_stopped",
-                returncode=process.returncode,
-                detail=bytes(diagnostics[-2000:]).decode("utf-8", "replace"),
-            )
-        return grade(tests, report, duration_ms=duration, is_timeout=is_timeout, crash=crash), is_clean
+        return Execution(
+            timed_out=is_timeout,
+            overflow=overflow,
+            clean=is_clean,
+            returncode=process.returncode,
+            report=bytes(report_bytes).decode("utf-8", "surrogateescape"),
+            diagnostics=bytes(diagnostics).decode("utf-8", "replace"),
+            duration_ms=duration,
+        )
 
     async def _stop(self, process: asyncio.subprocess.Process, uid: int | None, is_clean: bool) -> None:
         """Kill what is left of a run. Under bwrap, killing its process group takes the PID namespace (and
@@ -255,27 +286,28 @@ class LocalSandbox(Sandbox):
             await process.wait()
         if not self.is_isolated and not is_clean and uid is not None and uid >= BASE_UID:
             # kill(-1) as the slot's uid reaches exactly the processes of this run, wherever they moved.
-            # SwitchUid raises (and nothing is exec'd) unless the uid really changed: as root, kill -1
-            # would hit every process on the host. No RLIMIT_NPROC here: a fork bomb at its limit would
-            # make this exec fail with EAGAIN.
-            killer = await asyncio.create_subprocess_exec(KILL, "-KILL", "-1", env={}, preexec_fn=SwitchUid(uid))
+            # setpriv exits without exec'ing kill unless the uid really changed: as root, kill -1 would hit
+            # every process on the host. No RLIMIT_NPROC here: a fork bomb at its limit would make the
+            # exec fail with EAGAIN.
+            killer = await asyncio.create_subprocess_exec(*switch_uid(uid), KILL, "-KILL", "-1", env={})
             await killer.wait()
 
-    def _command(self, job_dir: Path, results_fd: int, uid: int | None) -> list[str]:
+    def _command(self, job_dir: Path, toolchain: str, results_fd: int, uid: int | None, seconds: float) -> list[str]:
+        harness_file, _ = TOOLCHAINS[toolchain]
         harness_args = ["--results-fd", str(results_fd)]
         if uid is not None or self.is_isolated:
             # A uid of our own, or a PID namespace: kill(-1) from the harness reaches only this run.
             harness_args.append("--reap-all")
+        wrappers = self.limits.prlimit(seconds) + (switch_uid(uid) if uid is not None else [])
         if not self.is_isolated:
-            return [PYTHON, "-I", "-S", str(job_dir / "harness.py"), *harness_args]
+            return [*wrappers, PYTHON, "-I", "-S", str(job_dir / harness_file), *harness_args]
         assert self.bwrap is not None
         return [
+            *wrappers,
             self.bwrap,
             "--unshare-all",
             # The harness is the namespace's init: processes inside cannot signal it (not even SIGKILL),
-            # orphans are reparented to it for reaping, and when it exits the kernel kills the rest. It
-            # also spares a bwrap monitor process, which the host's init would have to reap (and which
-            # counted against the slot uid's RLIMIT_NPROC until it did).
+            # orphans are reparented to it for reaping, and when it exits the kernel kills the rest.
             "--as-pid-1",
             "--die-with-parent",
             "--new-session",
@@ -284,56 +316,57 @@ class LocalSandbox(Sandbox):
             "--ro-bind", "/usr", "/usr",
             *system_links(),
             "--proc", "/proc",
-            "--dev", "/dev",
-            "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp",  # noqa: S108 - a private tmpfs inside the sandbox
+            *device_args(),
+            "--size", str(self.limits.tmpfs_bytes), "--tmpfs", "/tmp",  # noqa: S108 - the sandbox's own, sized
             "--ro-bind", str(job_dir), "/job",
+            # Last: bwrap's root is an unbounded tmpfs; read-only, nothing but /tmp can hold data.
+            "--remount-ro", "/",
             "--chdir", "/job",
             "--hostname", "sandbox",
-            PYTHON, "-I", "-S", "/job/harness.py", *harness_args,
+            PYTHON, "-I", "-S", f"/job/{harness_file}", *harness_args,
         ]  # fmt: skip
 
 
-class ProcessLimits:
-    """The `preexec_fn`: runs in the forked child before exec, so it may only make plain system calls."""
-
-    def __init__(self, uid: int | None, timeout: float, memory_bytes: int) -> None:
-        self.uid = uid
-        self.cpu_seconds = math.ceil(timeout) + 1  # CPU time per process; the wall clock is the real bound
-        self.memory_bytes = memory_bytes
-
-    def __call__(self) -> None:
-        os.setsid()  # a process group of its own, killed as a whole
-        for limit, value in (
-            (resource.RLIMIT_CPU, self.cpu_seconds),
-            (resource.RLIMIT_AS, self.memory_bytes),
-            (resource.RLIMIT_NPROC, MAX_PROCESSES),
-            (resource.RLIMIT_FSIZE, MAX_FILE_BYTES),
-            (resource.RLIMIT_NOFILE, MAX_OPEN_FILES),
-            (resource.RLIMIT_CORE, 0),
-        ):
-            resource.setrlimit(limit, (value, value))
-        if self.uid is not None:
-            os.setgroups([])
-            os.setgid(self.uid)
-            os.setuid(self.uid)
+def switch_uid(uid: int) -> list[str]:
+    return [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
 
 
-class SwitchUid:
-    def __init__(self, uid: int) -> None:
-        self.uid = uid
+def device_args() -> list[str]:
+    """A read-only /dev with the four harmless devices: bwrap's own `--dev` is a writable tmpfs (with
+    /dev/shm) bounded only by half of the host's RAM."""
+    args = ["--tmpfs", "/dev"]
+    for name in DEVICES:
+        args += ["--dev-bind", f"/dev/{name}", f"/dev/{name}"]
+    for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1")):
+        args += ["--symlink", target, f"/dev/{link}"]
+    return [*args, "--symlink", "/proc/self/fd/2", "/dev/stderr", "--remount-ro", "/dev"]
 
-    def __call__(self) -> None:
-        os.setgroups([])
-        os.setgid(self.uid)
-        os.setuid(self.uid)
-        if self.uid < BASE_UID or os.getuid() != self.uid or os.geteuid() != self.uid:
-            raise PermissionError("refusing to run as anything but the sandbox uid")
+
+def python_job(code: str, tests: list[dict], timeout: float, queue_timeout: float, user: str | None) -> Job:
+    """The Python harness's job: the code as main.py, the tests' inputs (never expectations) on stdin."""
+    return Job(
+        toolchain=DEFAULT_TOOLCHAIN,
+        files={"main.py": code},
+        stdin=build_job(code, tests),
+        timeout_seconds=timeout,
+        queue_timeout_seconds=queue_timeout,
+        user=user or "anonymous",
+    )
 
 
 def release_locks(locks: dict[int, int]) -> None:
     for fd in locks.values():
         os.close(fd)  # closing the descriptor releases its flock
     locks.clear()
+
+
+def uids_in_use() -> set[int]:
+    uids = set()
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                uids.add(entry.stat().st_uid)
+    return uids
 
 
 def has_processes(uid: int) -> bool:
@@ -390,23 +423,33 @@ async def exchange(
     return bool(results[1])
 
 
-def prepare_job_dir(code: str) -> Path:
+def prepare_job_dir(job: Job, uid: int | None) -> Path:
+    """The job's files and its harness, readable by the run's own uid (group) and nobody else's."""
     job_dir = Path(tempfile.mkdtemp(prefix="codementor-sandbox-"))
-    job_dir.chmod(0o755)  # readable by the slot's uid, writable by nobody but us
-    (job_dir / "harness.py").write_text(HARNESS_SOURCE)
-    (job_dir / "main.py").write_text(code, errors="surrogatepass")
+    harness_file, harness_source = TOOLCHAINS[job.toolchain]
+    files = {**job.files, harness_file: harness_source}
+    for name, text in files.items():
+        (job_dir / name).write_text(text, errors="surrogatepass")
+        if uid is not None:
+            os.chown(job_dir / name, 0, uid)
+            (job_dir / name).chmod(0o640)
+    if uid is not None:
+        os.chown(job_dir, 0, uid)  # a concurrent run (another uid) cannot read this run's code
+        job_dir.chmod(0o750)
+    else:
+        job_dir.chmod(0o755)  # development as an ordinary user: the run has our uid anyway
     return job_dir
 
 
-def build_stdin(code: str, tests: list[dict]) -> bytes:
-    return build_job(code, tests).encode("utf-8", "surrogatepass")
-
-
-def warn_no_isolation() -> None:
+def warn_no_isolation(can_switch_uid: bool) -> None:
     global _warned_no_isolation
     if not _warned_no_isolation:
         _warned_no_isolation = True
-        log.warning(
-            "sandbox.no_isolation",
-            detail="bubblewrap is not in use: code runs with rlimits and its own uid, without namespaces",
+        detail = (
+            "bubblewrap is not in use: submitted code runs with rlimits and its own uid, without namespaces "
+            "(it can see the host's files that are world-readable and reach the network)"
+            if can_switch_uid
+            else "bubblewrap is not in use and this is not root: submitted code runs AS YOUR OWN USER and can "
+            "read everything you can; install bubblewrap"
         )
+        log.warning("sandbox.no_isolation", detail=detail)

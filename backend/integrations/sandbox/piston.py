@@ -51,7 +51,9 @@ class PistonSandbox(Sandbox):
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._client = httpx.AsyncClient(base_url=self.base_url)
 
-    async def run(self, code: str, tests: list[dict], *, timeout_seconds: float | None = None) -> RunResult:
+    async def run(
+        self, code: str, tests: list[dict], *, timeout_seconds: float | None = None, user: str | None = None
+    ) -> RunResult:
         timeout = timeout_seconds or self.timeout_seconds
         body = {
             "language": "python",
@@ -85,6 +87,14 @@ class PistonSandbox(Sandbox):
             raise SandboxUnavailable("the harness did not start on Piston")
         crash = None if is_timeout or report.is_done else "the program stopped the grader"
         return record(self.backend, grade(tests, report, duration_ms=duration, is_timeout=is_timeout, crash=crash))
+
+    async def isolation(self) -> str:
+        """Piston isolates every run itself; reachable is all there is to check."""
+        try:
+            response = await self._client.get("/api/v2/runtimes", timeout=3)
+        except httpx.HTTPError:
+            return "unavailable"
+        return "isolated" if response.status_code < 500 else "unavailable"
 
     async def close(self) -> None:
         await self._client.aclose()
