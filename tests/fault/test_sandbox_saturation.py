@@ -50,7 +50,7 @@ async def test_saturated_sandbox_answers_503_after_the_queue_timeout_and_keeps_t
 
     endless = asyncio.create_task(client.post(submit_url, json={"code": ENDLESS}, headers=headers))
     sandbox = one_slot_app.extensions["sandbox"]
-    while (await sandbox.status()).get("running") != 1:  # the runner's one slot is taken
+    while (await sandbox.status()).get("running") != 1:  # noqa: ASYNC110 - polls the runner process
         await asyncio.sleep(0.02)
 
     refused = await client.post(submit_url, json={"code": SOLUTION}, headers=headers)
