@@ -33,6 +33,7 @@ from tests.helpers import PASSWORD, unique_email
 from tests.servers import backend_env, free_port, stop, wait_until_serving
 
 MEMORY_MB = 256
+THIS_FILE = str(Path(__file__).resolve())
 RUN_SECONDS = 3
 PROBE_TEST = {"name": "probe", "call": "probe()", "expected": "None"}
 ADD_TESTS = [{"name": "adds", "call": "add_numbers(1, 2)", "expected": "3"}]
@@ -148,7 +149,7 @@ async def test_submitted_code_holds_no_socket(client: httpx.AsyncClient, server:
 async def test_submitted_code_reaches_no_secret_file_or_service(client: httpx.AsyncClient, server: Server) -> None:
     targets = {
         "files": [str(server.directory / name) for name in (".env", "codementor.db", "codementor.db-wal")]
-        + ["/etc/passwd", "/etc/shadow", str(Path(__file__).resolve())],
+        + ["/etc/passwd", "/etc/shadow", THIS_FILE],
         "ports": [5432, 6379, server.port],
     }
     code = f"""

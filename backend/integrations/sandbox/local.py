@@ -21,14 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import math
 import os
 import shutil
 import signal
 import tempfile
 import time
 import weakref
-from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -44,58 +42,31 @@ from backend.integrations.sandbox.base import (
     record,
     slot,
 )
+from backend.integrations.sandbox.confinement import (  # noqa: F401 - re-exported for languages/execute.py
+    MAX_PROCESSES,
+    TMPFS_BYTES,
+    ProcessLimits,
+    RunLimits,
+    device_args,
+    switch_uid,
+    system_links,
+)
 from backend.integrations.sandbox.protocol import DEFAULT_TOOLCHAIN, Execution, Job, grade_execution
 
 log = structlog.get_logger(__name__)
 
 PYTHON = "/usr/bin/python3"  # the system interpreter: it lives under /usr, the only tree the sandbox sees
 KILL = "/usr/bin/kill"
-PRLIMIT = "/usr/bin/prlimit"
-SETPRIV = "/usr/bin/setpriv"
 BASE_UID = 60000
 UID_RANGE = 4096  # uids 60000-64095: enough slots for every runner on a host
 UID_LOCK_DIR = Path(tempfile.gettempdir()) / "codementor-sandbox-uids"
-MAX_PROCESSES = 6  # per run: the outer bwrap, the harness, its child interpreter and three more
-MAX_FILE_BYTES = 8 * 1024 * 1024
-MAX_OPEN_FILES = 64
 MAX_REPORT_BYTES = 8 * 1024 * 1024
 MAX_DIAGNOSTIC_BYTES = 16 * 1024
 DONE_LINE = b'\n{"event": "done"}\n'  # the harness's last line, exactly as it writes it
-SYSTEM_LINKS = ("/bin", "/lib", "/lib64", "/sbin")
-DEVICES = ("null", "zero", "random", "urandom")
 # Toolchain → the harness file the runner writes into the job dir and runs with the system Python.
 TOOLCHAINS = {"python": ("harness.py", HARNESS_SOURCE)}
 
 _warned_no_isolation = False
-
-
-@dataclass(frozen=True)
-class RunLimits:
-    """Per-run caps that add up to `memory_bytes`: the /tmp tmpfs plus MAX_PROCESSES × RLIMIT_AS."""
-
-    memory_bytes: int
-
-    @property
-    def tmpfs_bytes(self) -> int:
-        return self.memory_bytes // 8
-
-    @property
-    def process_bytes(self) -> int:
-        return (self.memory_bytes - self.tmpfs_bytes) // MAX_PROCESSES
-
-    def prlimit(self, timeout: float) -> list[str]:
-        cpu = math.ceil(timeout) + 1  # CPU seconds per process; the wall clock is the real bound
-        return [
-            PRLIMIT,
-            f"--cpu={cpu}",
-            f"--as={self.process_bytes}",
-            f"--nproc={MAX_PROCESSES}",
-            f"--fsize={MAX_FILE_BYTES}",
-            f"--nofile={MAX_OPEN_FILES}",
-            "--msgqueue=0",
-            "--core=0",
-            "--",
-        ]
 
 
 class LocalSandbox(Sandbox):
@@ -327,21 +298,6 @@ class LocalSandbox(Sandbox):
         ]  # fmt: skip
 
 
-def switch_uid(uid: int) -> list[str]:
-    return [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
-
-
-def device_args() -> list[str]:
-    """A read-only /dev with the four harmless devices: bwrap's own `--dev` is a writable tmpfs (with
-    /dev/shm) bounded only by half of the host's RAM."""
-    args = ["--tmpfs", "/dev"]
-    for name in DEVICES:
-        args += ["--dev-bind", f"/dev/{name}", f"/dev/{name}"]
-    for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1")):
-        args += ["--symlink", target, f"/dev/{link}"]
-    return [*args, "--symlink", "/proc/self/fd/2", "/dev/stderr", "--remount-ro", "/dev"]
-
-
 def python_job(code: str, tests: list[dict], timeout: float, queue_timeout: float, user: str | None) -> Job:
     """The Python harness's job: the code as main.py, the tests' inputs (never expectations) on stdin."""
     return Job(
@@ -377,17 +333,6 @@ def has_processes(uid: int) -> bool:
                 if entry.stat().st_uid == uid:
                     return True
     return False
-
-
-def system_links() -> list[str]:
-    """/bin, /lib... are symlinks into /usr on merged-/usr systems (Debian 12): recreate them as such."""
-    args: list[str] = []
-    for path in SYSTEM_LINKS:
-        if os.path.islink(path):
-            args += ["--symlink", os.readlink(path), path]
-        elif os.path.isdir(path):
-            args += ["--ro-bind", path, path]
-    return args
 
 
 async def exchange(

@@ -1,0 +1,105 @@
+"""How one run is confined: bubblewrap's mounts and devices, and rlimits that add up to SANDBOX_MEMORY_MB.
+
+No `preexec_fn` anywhere in the runner's path: rlimits are set by util-linux's `prlimit` and the slot's
+uid by `setpriv`, both exec'd in front of bwrap, so starting a run is a vfork + exec.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+from dataclasses import dataclass
+
+PRLIMIT = "/usr/bin/prlimit"
+SETPRIV = "/usr/bin/setpriv"
+MAX_PROCESSES = 6  # per run: the outer bwrap, the harness, its child interpreter and three more
+MAX_FILE_BYTES = 8 * 1024 * 1024
+MAX_OPEN_FILES = 64
+SYSTEM_LINKS = ("/bin", "/lib", "/lib64", "/sbin")
+DEVICES = ("null", "zero", "random", "urandom")
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """Per-run caps that add up to `memory_bytes`: the /tmp tmpfs plus MAX_PROCESSES × RLIMIT_AS."""
+
+    memory_bytes: int
+
+    @property
+    def tmpfs_bytes(self) -> int:
+        return self.memory_bytes // 8
+
+    @property
+    def process_bytes(self) -> int:
+        return (self.memory_bytes - self.tmpfs_bytes) // MAX_PROCESSES
+
+    def prlimit(self, timeout: float) -> list[str]:
+        cpu = math.ceil(timeout) + 1  # CPU seconds per process; the wall clock is the real bound
+        return [
+            PRLIMIT,
+            f"--cpu={cpu}",
+            f"--as={self.process_bytes}",
+            f"--nproc={MAX_PROCESSES}",
+            f"--fsize={MAX_FILE_BYTES}",
+            f"--nofile={MAX_OPEN_FILES}",
+            "--msgqueue=0",
+            "--core=0",
+            "--",
+        ]
+
+
+# --- kept for languages/execute.py, which still starts its own bwrap until it hands jobs to the runner ---
+TMPFS_BYTES = 32 * 1024 * 1024
+LEGACY_MAX_PROCESSES = 32
+
+
+class ProcessLimits:
+    """A `preexec_fn` (forks the calling process: only for languages/execute.py's interim runner)."""
+
+    def __init__(self, uid: int | None, timeout: float, memory_bytes: int) -> None:
+        self.uid = uid
+        self.cpu_seconds = math.ceil(timeout) + 1
+        self.memory_bytes = memory_bytes
+
+    def __call__(self) -> None:
+        os.setsid()
+        for limit, value in (
+            (resource.RLIMIT_CPU, self.cpu_seconds),
+            (resource.RLIMIT_AS, self.memory_bytes),
+            (resource.RLIMIT_NPROC, LEGACY_MAX_PROCESSES),
+            (resource.RLIMIT_FSIZE, MAX_FILE_BYTES),
+            (resource.RLIMIT_NOFILE, MAX_OPEN_FILES),
+            (resource.RLIMIT_CORE, 0),
+        ):
+            resource.setrlimit(limit, (value, value))
+        if self.uid is not None:
+            os.setgroups([])
+            os.setgid(self.uid)
+            os.setuid(self.uid)
+
+
+def switch_uid(uid: int) -> list[str]:
+    return [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
+
+
+def device_args() -> list[str]:
+    """A read-only /dev with the four harmless devices: bwrap's own `--dev` is a writable tmpfs (with
+    /dev/shm) bounded only by half of the host's RAM."""
+    args = ["--tmpfs", "/dev"]
+    for name in DEVICES:
+        args += ["--dev-bind", f"/dev/{name}", f"/dev/{name}"]
+    for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1")):
+        args += ["--symlink", target, f"/dev/{link}"]
+    return [*args, "--symlink", "/proc/self/fd/2", "/dev/stderr", "--remount-ro", "/dev"]
+
+
+def system_links() -> list[str]:
+    """/bin, /lib... are symlinks into /usr on merged-/usr systems (Debian 12): recreate them as such."""
+    args: list[str] = []
+    for path in SYSTEM_LINKS:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    return args
