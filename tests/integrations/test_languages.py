@@ -1,9 +1,9 @@
-"""Exercises in JavaScript, graded for real: the node harness in bubblewrap, and catalog parity.
+"""Exercises in JavaScript and TypeScript, graded for real: node harness and tsc in bubblewrap, catalog parity.
 
-Every catalog exercise with a `[javascript]` part must have a reference solution that passes all its
-neutral cases and a starter that does not, run through the real sandbox (one run per solution, all cases
-in it); the neutral cases themselves are checked against the trusted Python reference. Under CI=true a
-missing toolchain or bubblewrap fails these tests instead of skipping them.
+Every catalog exercise with a part in a language must have a reference solution that passes all its neutral
+cases and a starter that does not, run through the real sandbox (one run per solution, all cases in it; for
+TypeScript one compile run for all sources first); the neutral cases themselves are checked against the
+trusted Python reference. Under CI=true a missing toolchain or bubblewrap fails these tests, never skips.
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ from backend.integrations.sandbox.languages import LANGUAGES, available, graded_
 from backend.integrations.sandbox.languages.execute import LanguageSandbox
 
 JS = LANGUAGES["javascript"]
+TS = LANGUAGES["typescript"]
 TIMEOUT = 10.0
 TEST_TIMEOUT_MS = 2000
 
 
-def _require_javascript() -> None:
-    missing = [what for what, ok in (("bwrap", shutil.which("bwrap")), ("node", JS.available)) if not ok]
+def _require_toolchains() -> None:
+    needed = (("bwrap", shutil.which("bwrap")), ("node", JS.available), ("typescript", TS.available))
+    missing = [what for what, ok in needed if not ok]
     if missing:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI must grade JavaScript, but {missing} is not installed")
@@ -37,7 +39,7 @@ def _require_javascript() -> None:
 
 @pytest.fixture(scope="module")
 def sandbox() -> LanguageSandbox:
-    _require_javascript()
+    _require_toolchains()
     return LanguageSandbox(timeout_seconds=TIMEOUT, max_concurrency=2, queue_timeout_seconds=120)
 
 
@@ -56,8 +58,7 @@ CHUNK = """function chunk(items, size) {
 
 
 async def run_js(sandbox: LanguageSandbox, code: str, cases: list[dict]) -> RunResult:
-    job = JS.build_job(code, cases, output_cap=65536, test_timeout_ms=TEST_TIMEOUT_MS)
-    return await sandbox.run(job, graded_tests(cases, "javascript"))
+    return await sandbox.grade(JS, code, cases, test_timeout_ms=TEST_TIMEOUT_MS)
 
 
 async def test_correct_solution_passes_and_values_compare_on_the_server(sandbox: LanguageSandbox) -> None:
@@ -142,6 +143,42 @@ async def test_fork_bomb_is_contained(sandbox: LanguageSandbox) -> None:
     assert (await run_js(sandbox, CHUNK, CHUNK_CASES)).status == "passed"
 
 
+TS_CHUNK = """function chunk<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+"""
+
+
+async def test_typescript_passes_and_is_compiled_once(sandbox: LanguageSandbox) -> None:
+    result = await sandbox.grade(TS, TS_CHUNK, CHUNK_CASES)
+    assert result.status == "passed", result.results
+    # The same source again: no compile run, only the (fast) run of the cached JavaScript.
+    started = time.perf_counter()
+    again = await sandbox.grade(TS, TS_CHUNK, CHUNK_CASES)
+    assert again.status == "passed"
+    assert (await sandbox.compile(TS, [TS_CHUNK]))[0].output is not None
+    assert time.perf_counter() - started < 3
+
+
+async def test_typescript_type_error_is_reported_with_its_line(sandbox: LanguageSandbox) -> None:
+    wrong = TS_CHUNK.replace("const out: T[][] = [];", "const out: T[][] = [];\n  const size2: string = size;")
+    result = await sandbox.grade(TS, wrong, CHUNK_CASES)
+    assert result.status == "error"
+    assert result.error_line == 3
+    assert "main.ts:3: error TS2322" in result.stderr
+    untyped = await sandbox.grade(TS, "function chunk(items, size) { return []; }", CHUNK_CASES)
+    assert untyped.status == "error"
+    assert "implicitly has an 'any' type" in untyped.stderr
+
+
+async def test_typescript_wrong_answer_fails_by_name(sandbox: LanguageSandbox) -> None:
+    result = await sandbox.grade(TS, TS_CHUNK.replace("i + size)", "i + size + 1)"), CHUNK_CASES)
+    assert result.status == "failed"
+    assert [outcome.name for outcome in result.results if not outcome.passed] == ["pairs"]
+
+
 def test_only_installed_languages_are_offered() -> None:
     offered = available()
     assert all(language.version for language in offered.values())
@@ -192,6 +229,35 @@ async def test_catalog_parity_javascript(sandbox: LanguageSandbox) -> None:
         return problems
 
     problems = [problem for found in await asyncio.gather(*map(check, specs)) for problem in found]
+    assert not problems, problems
+
+
+async def test_catalog_parity_typescript(sandbox: LanguageSandbox) -> None:
+    """Each TypeScript reference type-checks and passes; each starter fails (to compile or its cases).
+    All sources compile in one sandbox run."""
+    specs = [spec for spec in load_catalog() if "typescript" in spec.variants]
+    assert {spec.slug for spec in specs} == {spec.slug for spec in javascript_specs()}
+    variants = [spec.variants["typescript"] for spec in specs]
+    compiled = await sandbox.compile(TS, [v.solution for v in variants] + [v.starter_code for v in variants])
+    references, starters = compiled[: len(variants)], compiled[len(variants) :]
+    problems = [f"{spec.slug}: {c.message}" for spec, c in zip(specs, references, strict=True) if c.output is None]
+    assert not problems, problems
+
+    async def check(spec, variant, reference, starter) -> list[str]:
+        tests = graded_tests(variant.tests, "typescript")
+        jobs = [TS.build_job(reference.output, variant.tests, output_cap=65536, test_timeout_ms=TEST_TIMEOUT_MS)]
+        if starter.output is not None:
+            jobs.append(TS.build_job(starter.output, variant.tests, output_cap=65536, test_timeout_ms=TEST_TIMEOUT_MS))
+        results = await asyncio.gather(*(sandbox.run(job, tests) for job in jobs))
+        found = []
+        if results[0].status != "passed":
+            found.append(f"{spec.slug}: reference {[(o.name, o.message) for o in results[0].results if not o.passed]}")
+        if len(results) > 1 and results[1].status == "passed":
+            found.append(f"{spec.slug}: the starter passes")
+        return found
+
+    checks = map(check, specs, variants, references, starters)
+    problems = [problem for found in await asyncio.gather(*checks) for problem in found]
     assert not problems, problems
 
 

@@ -42,7 +42,7 @@ class LanguageJob:
     stdin: bytes  # the job: the cases' inputs, never their expectations
     address_space_bytes: int
     env: dict[str, str] = field(default_factory=dict)
-    ro_binds: tuple[str, ...] = ()  # extra host paths the toolchain needs, bound read-only at the same place
+    ro_binds: tuple[tuple[str, str], ...] = ()  # (host path, sandbox path) the toolchain needs, read-only
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,17 @@ class Language:
     def available(self) -> bool:
         return self.version is not None
 
+    @property
+    def compiled(self) -> bool:
+        """Whether submissions go through a compile step first (its output is cached by source hash)."""
+        return False
+
+    def build_compile_job(self, sources: dict[str, str]) -> LanguageJob:
+        """One sandbox run compiling every source (by key); reports `compiled`/`compile_error` events."""
+        raise NotImplementedError
+
     def build_job(self, code: str, cases: list[dict], *, output_cap: int, test_timeout_ms: int) -> LanguageJob:
+        """The run: `code` is the submission, or for a compiled language what its compile step produced."""
         raise NotImplementedError
 
 
@@ -82,10 +92,46 @@ class JavaScript(Language):
         }
         return LanguageJob(
             language=self.name,
-            files={"harness.js": JS_HARNESS, self.source_file: code},
+            files={"harness.js": JS_HARNESS, "main.js": code},
             command=[NODE, *NODE_FLAGS, "harness.js"],
             stdin=json.dumps(job).encode("utf-8", "surrogatepass"),
             address_space_bytes=GIB,
+        )
+
+
+@dataclass(frozen=True)
+class TypeScript(JavaScript):
+    """Type-checked strictly (ES2022, no implicit any) by the pinned compiler in a sandbox run of its own,
+    which reports the emitted JavaScript (or the first errors, with their lines, like a syntax error); the
+    JavaScript harness then runs that. No submission code runs during compilation, so what the compile run
+    reports can be cached by source hash and reused for the same source."""
+
+    name: str = "typescript"
+    title: str = "TypeScript"
+    source_file: str = "main.ts"
+
+    @functools.cached_property
+    def version(self) -> str | None:
+        if JavaScript().version is None:
+            return None
+        try:
+            return str(json.loads((TYPESCRIPT_DIR / "package.json").read_text())["version"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    @property
+    def compiled(self) -> bool:
+        return True
+
+    def build_compile_job(self, sources: dict[str, str]) -> LanguageJob:
+        return LanguageJob(
+            language=self.name,
+            files={"compile_ts.js": TS_COMPILER, "sandbox.d.ts": TS_GLOBALS},
+            # The compiler needs a bigger heap than a submission: 256 MiB, and 2 GiB of address space.
+            command=[NODE, *NODE_FLAGS, "--max-old-space-size=256", "compile_ts.js"],
+            stdin=json.dumps({"sources": sources}).encode("utf-8", "surrogatepass"),
+            address_space_bytes=2 * GIB,
+            ro_binds=((str(TYPESCRIPT_DIR), "/opt/typescript"),),
         )
 
 
@@ -124,7 +170,11 @@ def tool_version(command: list[str], *, prefix: str = "") -> str | None:
 
 
 JS_HARNESS = (HERE / "harness.js").read_text()
-LANGUAGES: dict[str, Language] = {language.name: language for language in (JavaScript(),)}
+TS_COMPILER = (HERE / "compile_ts.js").read_text()
+TS_GLOBALS = (HERE / "sandbox.d.ts").read_text()
+# The pinned compiler, installed with `npm ci` in languages/typescript (by .ci/run and the Dockerfile).
+TYPESCRIPT_DIR = HERE / "typescript" / "node_modules" / "typescript"
+LANGUAGES: dict[str, Language] = {language.name: language for language in (JavaScript(), TypeScript())}
 
 
 def available() -> dict[str, Language]:

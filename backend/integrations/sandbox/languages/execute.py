@@ -12,14 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
+import json
 import os
 import shutil
 import signal
 import tempfile
 import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 from backend.integrations.sandbox.base import (
+    CHILD_OUTPUT_CAP,
     Report,
     RunResult,
     SandboxUnavailable,
@@ -28,7 +33,7 @@ from backend.integrations.sandbox.base import (
     record,
     slot,
 )
-from backend.integrations.sandbox.languages import LanguageJob
+from backend.integrations.sandbox.languages import Language, LanguageJob, graded_tests
 from backend.integrations.sandbox.local import (
     BASE_UID,
     TMPFS_BYTES,
@@ -39,8 +44,29 @@ from backend.integrations.sandbox.local import (
     system_links,
 )
 
-MAX_REPORT_BYTES = 8 * 1024 * 1024
-MAX_DIAGNOSTIC_BYTES = 16 * 1024
+DEFAULT_TEST_TIMEOUT_MS = 5000  # one call or program; the whole run is bounded by the sandbox timeout
+COMPILE_CACHE_ENTRIES = 1024
+
+
+@dataclass(frozen=True)
+class Compiled:
+    output: str | None  # what the compile step made (for TypeScript, JavaScript); None on an error
+    line: int | None  # the first error's line in the submission
+    message: str | None
+
+
+@dataclass
+class Execution:
+    report: bytearray  # what the harness wrote on its results channel
+    diagnostics: bytearray  # the sandbox's own stdout/stderr (bwrap's errors)
+    is_timeout: bool
+    overflow: bool  # the report outgrew its cap
+    duration_ms: float
+
+
+def compile_key(language: Language, source: str) -> str:
+    digest = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{language.name}:{language.version}:{digest}"
 
 
 class LanguageSandbox:
@@ -56,26 +82,93 @@ class LanguageSandbox:
         self._max_concurrency = max_concurrency
         self._locks: dict[int, int] = {}
         self._free: list[int | None] | None = None
+        self._compiled: OrderedDict[str, Compiled] = OrderedDict()  # compile cache, least recently used first
 
     @property
     def is_available(self) -> bool:
         """Other languages run only isolated: without bubblewrap they are not offered at all."""
         return self.bwrap is not None
 
+    async def grade(
+        self, language: Language, code: str, cases: list[dict], *, test_timeout_ms: int = DEFAULT_TEST_TIMEOUT_MS
+    ) -> RunResult:
+        """Run a submission in `language` against neutral cases and grade it (compiling it first, through
+        the cache, when the language has a compile step)."""
+        tests = graded_tests(cases, language.name)
+        if language.compiled:
+            started = time.perf_counter()
+            compiled = (await self.compile(language, [code]))[0]
+            if compiled.output is None:
+                report = Report(syntax_error={"line": compiled.line, "message": compiled.message})
+                duration = elapsed_ms(started, time.perf_counter())
+                return record(self.backend, grade(tests, report, duration_ms=duration, is_timeout=False))
+            code = compiled.output
+        job = language.build_job(code, cases, output_cap=CHILD_OUTPUT_CAP, test_timeout_ms=test_timeout_ms)
+        return await self.run(job, tests)
+
+    async def compile(self, language: Language, sources: list[str]) -> list[Compiled]:
+        """What `language`'s compile step makes of each source: from the cache, else all missing ones in one
+        sandbox run. Safe to cache: no submission code runs in a compile run, and the key is the source hash
+        with the toolchain's version."""
+        keys = [compile_key(language, source) for source in sources]
+        missing = {key: source for key, source in zip(keys, sources, strict=True) if key not in self._compiled}
+        if missing:
+            execution = await self._locked(language.build_compile_job(missing), self.timeout_seconds * 3)
+            if execution.is_timeout:
+                raise SandboxUnavailable(f"the {language.name} compiler did not finish in time")
+            found: dict[str, Compiled] = {}
+            for line in bytes(execution.report).split(b"\n"):
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(event, dict) and event.get("key") in missing and event["key"] not in found:
+                    if event.get("event") == "compiled":
+                        found[event["key"]] = Compiled(str(event.get("output") or ""), None, None)
+                    elif event.get("event") == "compile_error":
+                        line_no = event.get("line")
+                        found[event["key"]] = Compiled(
+                            None, line_no if isinstance(line_no, int) else None, str(event.get("message") or "")
+                        )
+            if set(found) != set(missing):
+                detail = bytes(execution.diagnostics[:500]).decode("utf-8", "replace")
+                raise SandboxUnavailable(f"the {language.name} compiler stopped: {detail}")
+            for key, compiled in found.items():
+                self._compiled[key] = compiled
+                self._compiled.move_to_end(key)
+            while len(self._compiled) > COMPILE_CACHE_ENTRIES:
+                self._compiled.popitem(last=False)
+        return [self._compiled[key] for key in keys]
+
     async def run(self, job: LanguageJob, tests: list[dict], *, timeout_seconds: float | None = None) -> RunResult:
+        execution = await self._locked(job, timeout_seconds or self.timeout_seconds)
+        report = Report.parse(bytes(execution.report).split(b"\n"))
+        # A call or program over the harness's per-test limit is the run's timeout, as for Python.
+        is_timeout = execution.is_timeout or any(event.get("error") == "timed out" for event in report.events.values())
+        if not is_timeout and not report.is_started and report.syntax_error is None:
+            detail = bytes(execution.diagnostics[:500]).decode("utf-8", "replace")
+            raise SandboxUnavailable(f"the {job.language} sandbox did not start: {detail}")
+        crash = None
+        if execution.overflow:
+            crash = "output limit exceeded"
+        elif not is_timeout and not report.is_done:
+            crash = "the program stopped the grader"
+        result = grade(tests, report, duration_ms=execution.duration_ms, is_timeout=is_timeout, crash=crash)
+        return record(self.backend, result)
+
+    async def _locked(self, job: LanguageJob, seconds: float) -> Execution:
+        """Run a job in a slot, as the slot's uid."""
         if self.bwrap is None:
             raise SandboxUnavailable("bubblewrap is required for languages other than Python")
-        seconds = timeout_seconds or self.timeout_seconds
         async with slot(self._semaphore, self.queue_timeout_seconds):
             if self._free is None:
                 self._free = self._claim(self._max_concurrency) if os.geteuid() == 0 else [None] * self._max_concurrency
             uid = self._free.pop()
             try:
-                result = await self._run(job, tests, uid, seconds)
+                return await self._execute(job, uid, seconds)
             finally:
                 if self._free is not None:
                     self._free.append(uid)
-        return record(self.backend, result)
 
     async def close(self) -> None:
         for fd in self._locks.values():
@@ -104,8 +197,8 @@ class LanguageSandbox:
     def command(self, job: LanguageJob, job_dir: Path, results_fd: int) -> list[str]:
         assert self.bwrap is not None
         binds: list[str] = []
-        for path in job.ro_binds:
-            binds += ["--ro-bind", path, path]
+        for source, target in job.ro_binds:
+            binds += ["--ro-bind", source, target]
         env: list[str] = []
         home = "/tmp"  # noqa: S108 - the sandbox's private tmpfs
         for name, value in {"PATH": "/usr/bin", "HOME": home, **job.env}.items():
@@ -131,7 +224,7 @@ class LanguageSandbox:
             "--", *job.command, "--results-fd", str(results_fd),
         ]  # fmt: skip
 
-    async def _run(self, job: LanguageJob, tests: list[dict], uid: int | None, seconds: float) -> RunResult:
+    async def _execute(self, job: LanguageJob, uid: int | None, seconds: float) -> Execution:
         # Synchronous on purpose (a few small files), as in local.py: no await before the try that removes it.
         job_dir = prepare_job_dir(job)
         read_fd, write_fd = os.pipe()
@@ -182,18 +275,7 @@ class LanguageSandbox:
                 os.close(read_fd)
             with contextlib.suppress(OSError):
                 shutil.rmtree(job_dir, ignore_errors=True)
-        report = Report.parse(bytes(report_bytes).split(b"\n"))
-        # A call or program over the harness's per-test limit is the run's timeout, as for Python.
-        is_timeout = is_timeout or any(event.get("error") == "timed out" for event in report.events.values())
-        if not is_timeout and not report.is_started and report.syntax_error is None:
-            detail = bytes(diagnostics[:500]).decode("utf-8", "replace")
-            raise SandboxUnavailable(f"the {job.language} sandbox did not start: {detail}")
-        crash = None
-        if overflow:
-            crash = "output limit exceeded"
-        elif not is_timeout and not report.is_done:
-            crash = "the program stopped the grader"
-        return grade(tests, report, duration_ms=duration, is_timeout=is_timeout, crash=crash)
+        return Execution(report_bytes, diagnostics, is_timeout, overflow, duration)
 
 
 def prepare_job_dir(job: LanguageJob) -> Path:

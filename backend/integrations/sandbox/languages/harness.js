@@ -1,6 +1,7 @@
 // The JavaScript grading harness: the trusted program that runs *inside* the sandbox (never on the server).
 //
-// Started as `node harness.js` in the job dir next to the submission (`main.js`), with the job on stdin:
+// Started as `node harness.js` in the job dir next to the submission (`main.js`; for TypeScript, the
+// JavaScript its compile run emitted), with the job on stdin:
 //   {"tests": [{"function": name, "args": [...]} | {"ops": [[name, [args...]], ...]} | {"stdin": str}],
 //    "output_cap": int, "test_timeout_ms": int}
 // The job never holds an expected value: the server compares what is reported here with the expectations.
@@ -207,7 +208,7 @@ function runOps(ops, lookup, context, timeout) {
 function runProgram(job, index, stdin) {
   const started = process.hrtime.bigint();
   const cap = job.output_cap;
-  const result = childProcess.spawnSync(process.execPath, [...process.execArgv, "main.js"], {
+  const result = childProcess.spawnSync(process.execPath, [...process.execArgv, job.source], {
     input: stdin,
     timeout: job.test_timeout_ms,
     maxBuffer: cap,
@@ -231,9 +232,10 @@ function runProgram(job, index, stdin) {
   emit({ event: "output", stdout: capped(stdout, cap), stderr: capped(stderr, cap) });
 }
 
-function main() {
+function main({ source = "main.js" } = {}) {
   const job = JSON.parse(fs.readFileSync(0, "utf8"));
-  const code = fs.readFileSync("main.js", "utf8");
+  job.source = source;
+  const code = fs.readFileSync(source, "utf8");
   let script;
   try {
     script = new vm.Script(code, { filename: "main.js" });

@@ -1,0 +1,72 @@
+// The compile run of a TypeScript job, inside the sandbox: type-check each source strictly with the pinned
+// compiler (bound read-only at /opt/typescript) and report, per source key, either the emitted JavaScript
+// or the first errors with their lines. Nothing of the submissions runs here (the compiler only reads them),
+// so the server may cache what this reports by source hash.
+// stdin: {"sources": {key: code}}. Events on the results fd (`--results-fd N`, default 3), one per line:
+//   {"event": "started"} {"event": "compiled", "key", "output"} {"event": "compile_error", "key", "line", "message"}
+//   {"event": "done"}
+"use strict";
+const fs = require("fs");
+const ts = require("/opt/typescript/lib/typescript.js");
+
+const RESULTS_FD = process.argv.includes("--results-fd") ? Number(process.argv[process.argv.indexOf("--results-fd") + 1]) : 3;
+const OPTIONS = {
+  strict: true,
+  target: ts.ScriptTarget.ES2022,
+  module: ts.ModuleKind.CommonJS,
+  lib: ["lib.es2022.d.ts"],
+  types: [],
+  skipLibCheck: true,
+  noEmitOnError: true,
+  outDir: "/tmp/out",
+};
+const MAX_REPORTED = 5;
+const SOURCE = "/tmp/src/main.ts";
+
+function emit(event) {
+  fs.writeSync(RESULTS_FD, JSON.stringify(event) + "\n");
+}
+
+function main() {
+  const { sources } = JSON.parse(fs.readFileSync(0, "utf8"));
+  emit({ event: "started" });
+  fs.mkdirSync("/tmp/src", { recursive: true });
+  // One host for every source: the standard library's declarations are parsed once, not once per source.
+  const host = ts.createCompilerHost(OPTIONS);
+  const libCache = new Map();
+  const getSourceFile = host.getSourceFile.bind(host);
+  host.getSourceFile = (name, version, onError, create) => {
+    if (name === SOURCE) return getSourceFile(name, version, onError, create);
+    if (!libCache.has(name)) libCache.set(name, getSourceFile(name, version, onError, create));
+    return libCache.get(name);
+  };
+  let oldProgram;
+  for (const [key, code] of Object.entries(sources)) {
+    fs.writeFileSync(SOURCE, code);
+    const program = ts.createProgram([SOURCE, "/job/sandbox.d.ts"], OPTIONS, host, oldProgram);
+    oldProgram = program;
+    const errors = ts.getPreEmitDiagnostics(program).filter((d) => d.category === ts.DiagnosticCategory.Error);
+    if (errors.length) {
+      let line = null;
+      const lines = errors.slice(0, MAX_REPORTED).map((d) => {
+        const text = ts.flattenDiagnosticMessageText(d.messageText, " ");
+        if (!d.file) return `error TS${d.code}: ${text}`;
+        const at = d.file.getLineAndCharacterOfPosition(d.start || 0).line + 1;
+        const name = d.file.fileName === SOURCE ? "main.ts" : d.file.fileName.split("/").pop();
+        if (line === null && d.file.fileName === SOURCE) line = at;
+        return `${name}:${at}: error TS${d.code}: ${text}`;
+      });
+      if (errors.length > MAX_REPORTED) lines.push(`... and ${errors.length - MAX_REPORTED} more`);
+      emit({ event: "compile_error", key, line, message: lines.join("\n") });
+      continue;
+    }
+    let output = "";
+    program.emit(program.getSourceFile(SOURCE), (name, text) => {
+      if (name.endsWith(".js")) output = text;
+    });
+    emit({ event: "compiled", key, output });
+  }
+  emit({ event: "done" });
+}
+
+main();
