@@ -31,8 +31,6 @@ class UserProgress(TimestampedMixin, Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     total_time_spent_seconds: Mapped[int] = mapped_column(default=0, server_default="0")
     grade_total: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
-    # The local calendar day of the last completion: the streak compares against it.
-    last_active_on: Mapped[date | None] = mapped_column(Date)
     # None until the exercises feature adapts it; until then the skill level gives the default.
     current_difficulty: Mapped[str | None] = mapped_column(String(10))
     # Counters behind achievements that the other tables cannot answer cheaply.

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import JSON, CheckConstraint, String, Text, false, true
+from sqlalchemy import JSON, CheckConstraint, Date, String, Text, false, true
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.db import Base, TimestampedMixin
+from backend.db import Base, TimestampedMixin, utcnow
 
 ROLES = ("student", "mentor", "admin")
 SKILL_LEVELS = ("beginner", "intermediate", "advanced", "expert")
@@ -46,8 +47,24 @@ class User(TimestampedMixin, Base):
     # The onboarding answers saved so far (a draft to resume on another device), then the submitted ones.
     onboarding_answers: Mapped[dict | None] = mapped_column(JSON)
 
+    # The streak as of the last completion; `streak_today` is what every reader shows.
     current_streak: Mapped[int] = mapped_column(default=0, server_default=false())
+    # The local calendar day of the last completion: the streak counts days against it.
+    last_active_on: Mapped[date | None] = mapped_column(Date)
     longest_streak: Mapped[int] = mapped_column(default=0, server_default=false())
     exercises_completed: Mapped[int] = mapped_column(default=0, server_default=false())
 
     last_login_at: Mapped[datetime | None]
+
+    @property
+    def streak_today(self) -> int:
+        """The current streak as the student sees it now: 0 once a whole local calendar day has passed
+        without a completion (stored streaks only change when an exercise is completed)."""
+        if self.last_active_on is None:
+            return self.current_streak
+        try:
+            zone = ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = ZoneInfo("UTC")
+        today = utcnow().astimezone(zone).date()
+        return self.current_streak if self.last_active_on >= today - timedelta(days=1) else 0

@@ -11,7 +11,16 @@ from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
 import nh3
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 Role = Literal["student", "mentor", "admin"]
 SkillLevel = Literal["beginner", "intermediate", "advanced", "expert"]
@@ -94,6 +103,14 @@ class UserRead(BaseModel):
     """The `User` of API.md: everything the SPA shows about the signed-in student."""
 
     model_config = ConfigDict(from_attributes=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _streak_as_of_today(cls, data: Any) -> Any:
+        """`current_streak` is 0 once a local day was missed, not only after the next completion."""
+        if hasattr(data, "streak_today"):  # the ORM user (schemas do not import models)
+            return {name: getattr(data, name) for name in cls.model_fields} | {"current_streak": data.streak_today}
+        return data
 
     id: int
     email: str

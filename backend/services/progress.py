@@ -240,11 +240,11 @@ async def record_completion(
     progress = await _progress_row(session, user)
 
     streak_before = user.current_streak
-    is_new_day = progress.last_active_on is None or day > progress.last_active_on
-    user.current_streak = next_streak(user.current_streak, progress.last_active_on, day)
+    is_new_day = user.last_active_on is None or day > user.last_active_on
+    user.current_streak = next_streak(user.current_streak, user.last_active_on, day)
     user.longest_streak = max(user.longest_streak, user.current_streak)
     if is_new_day:
-        progress.last_active_on = day
+        user.last_active_on = day
 
     user.exercises_completed += 1
     progress.total_time_spent_seconds += time_spent_seconds
@@ -353,7 +353,7 @@ async def summary(session: AsyncSession, user: User) -> ProgressSummary:
     completed = user.exercises_completed
     return ProgressSummary(
         exercises_completed=completed,
-        current_streak=user.current_streak,
+        current_streak=user.streak_today,
         longest_streak=user.longest_streak,
         total_time_spent_seconds=progress.total_time_spent_seconds if progress else 0,
         average_grade=round(progress.grade_total / completed, 2) if progress and completed else None,

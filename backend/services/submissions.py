@@ -225,7 +225,7 @@ async def submit(
 
     unlocked: list[Achievement] = []
     change = None
-    streak = {"current": user.current_streak, "longest": user.longest_streak, "extended": False}
+    streak = {"current": user.streak_today, "longest": user.longest_streak, "extended": False}
     completion_recorded = run.status == "passed" and row.status != "completed"
     if completion_recorded:
         row.status, row.completed_at = "completed", now
