@@ -2,18 +2,25 @@
 
 The request owns the transaction: handlers and services use `get_session()` and only flush; the app
 commits when the response status is below 400 and rolls back otherwise (see `register_session_hooks`).
+
+A handler marked `@read_only` gets a session without a transaction (PostgreSQL AUTOCOMMIT: no `BEGIN`
+and `COMMIT`, two round trips fewer; SQLite: a deferred `BEGIN` that never waits for a writer). Under
+PostgreSQL's default READ COMMITTED every statement sees its own snapshot anyway, so a read-only
+handler sees nothing it would not have seen inside a transaction. Writing through such a session fails
+loudly (`ReadOnlySession`); a handler that must write after all asks for `writable_session()`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
 
 from quart import Quart, Response, current_app, g
 from sqlalchemy import DateTime, MetaData, event, func
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, ORMExecuteState, Session, UOWTransaction, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from backend.config import Settings
@@ -30,6 +37,9 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 # Execution option for connections that only read (readiness probes): on SQLite their transaction is a
 # plain (deferred) BEGIN, which never waits for a writer's lock; elsewhere it changes nothing.
 READ_ONLY = "codementor_read_only"
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -112,17 +122,77 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+def read_engine(app: Quart | None = None) -> AsyncEngine:
+    """The app's engine for work that only reads: no transaction on PostgreSQL (AUTOCOMMIT: a read needs
+    no BEGIN/COMMIT round trips), a deferred BEGIN on SQLite (it never waits for a writer's lock)."""
+    app = app or current_app
+    engine = app.extensions.get("db_read_engine")
+    if engine is None:
+        engine = app.extensions["db_engine"]
+        if engine.dialect.name == "postgresql":
+            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            engine = engine.execution_options(**{READ_ONLY: True})
+        app.extensions["db_read_engine"] = engine
+    return engine
+
+
+class ReadOnlySession(RuntimeError):
+    """A `@read_only` handler tried to write: a bug (its writes would not be one transaction)."""
+
+
+def read_only(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Mark a handler that only reads: its session runs without a transaction (see the module's doc)."""
+
+    @wraps(func)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        g.read_only = True
+        return await func(*args, **kwargs)
+
+    return wrapper
+
+
 def get_session() -> AsyncSession:
     """The request's session, opened on first use (routes that need no database never connect)."""
     session = g.get("db_session")
     if session is None:
-        session = current_app.extensions["db_session_factory"]()
+        factory = current_app.extensions["db_session_factory"]
+        if g.get("read_only"):
+            session = factory(bind=read_engine(), info={READ_ONLY: True})
+        else:
+            session = factory()
         g.db_session = session
         # Objects loaded before the session existed (the signed-in user, read without an ORM session)
         # join it now, so a handler's changes to them are flushed with the request.
         for obj in g.pop("attach_to_session", ()):
             session.add(obj)
     return session
+
+
+async def writable_session() -> AsyncSession:
+    """A session with a transaction for a `@read_only` handler that has to write after all (e.g. the
+    first `GET /exercises/daily` of a day assigns an exercise). Its read-only session is closed: what it
+    loaded stays readable, and the signed-in user joins the new session on the next `current_user()`."""
+    if g.pop("read_only", False):
+        session: AsyncSession | None = g.pop("db_session", None)
+        if session is not None:
+            await session.close()
+            g.pop("user_in_session", None)  # guards.current_user() attaches the user to the new session
+    return get_session()
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_flush_when_read_only(session: Session, _: UOWTransaction, __: object) -> None:
+    if session.info.get(READ_ONLY) and (
+        session.new or session.deleted or any(session.is_modified(obj) for obj in session.dirty)
+    ):
+        raise ReadOnlySession("a @read_only request changed objects; use writable_session()")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_statements_when_read_only(state: ORMExecuteState) -> None:
+    if state.session.info.get(READ_ONLY) and (state.is_insert or state.is_update or state.is_delete):
+        raise ReadOnlySession("a @read_only request executed a write; use writable_session()")
 
 
 def after_commit(callback: Callable[[], Awaitable[None]]) -> None:

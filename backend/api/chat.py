@@ -12,7 +12,7 @@ from quart_schema import tag_blueprint, validate_querystring, validate_request, 
 
 from backend.api.guards import current_user, require_user, settings, user_llm
 from backend.api.openapi import alternative_content, no_content, problem_responses
-from backend.db import get_session
+from backend.db import get_session, read_only
 from backend.errors import is_connection_error
 from backend.middleware.rate_limit import rate_limit
 from backend.schemas.chat import (
@@ -105,6 +105,7 @@ async def create_conversation(data: ConversationCreate) -> tuple[ConversationRea
 
 @bp.get("/conversations")
 @require_user
+@read_only
 @validate_querystring(PageQuery)
 @validate_response(ConversationList)
 async def list_conversations(query_args: PageQuery) -> ConversationList:
@@ -122,6 +123,7 @@ async def list_conversations(query_args: PageQuery) -> ConversationList:
 
 @bp.get("/conversations/<int:conversation_id>")
 @require_user
+@read_only
 @validate_response(ConversationRead)
 async def get_conversation(conversation_id: int) -> ConversationRead:
     """One of your conversations. 404 for anyone else's."""
@@ -150,6 +152,7 @@ async def delete_conversation(conversation_id: int) -> tuple[str, int]:
 
 @bp.get("/conversations/<int:conversation_id>/messages")
 @require_user
+@read_only
 @validate_querystring(MessagesQuery)
 @validate_response(MessageList)
 async def list_messages(conversation_id: int, query_args: MessagesQuery) -> MessageList:

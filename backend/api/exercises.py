@@ -9,7 +9,7 @@ from quart_schema import tag_blueprint, validate_querystring, validate_request, 
 
 from backend.api.guards import current_user, require_role, require_user, user_llm
 from backend.api.openapi import no_content, problem_responses
-from backend.db import get_session
+from backend.db import get_session, read_only, writable_session
 from backend.integrations.llm import LLM
 from backend.integrations.sandbox import Sandbox
 from backend.middleware.rate_limit import rate_limit
@@ -61,6 +61,7 @@ def exercise_read(exercise: object) -> ExerciseRead:
 
 @bp.get("")
 @require_user
+@read_only
 @validate_querystring(ExerciseQuery)
 @validate_response(ExercisePage)
 async def list_exercises(query_args: ExerciseQuery) -> ExercisePage:
@@ -82,13 +83,16 @@ async def list_exercises(query_args: ExerciseQuery) -> ExercisePage:
 
 @bp.get("/daily")
 @require_user
+@read_only
 @validate_response(Daily)
 @problem_responses(404)
 async def get_daily_exercise() -> Daily:
     """Today's exercise: at most one per local day, an open earlier one first.
 
     Chosen by your language, your adaptive difficulty and the topics you have not done yet."""
-    assignment = await daily_service.daily(get_session(), current_user())
+    assignment = await daily_service.current(get_session(), current_user())
+    if assignment is None:  # the day's first request chooses and assigns, in a transaction
+        assignment = await daily_service.daily(await writable_session(), current_user())
     return Daily.model_validate(
         {
             "exercise": exercises_service.public_view(assignment.exercise),
@@ -100,6 +104,7 @@ async def get_daily_exercise() -> Daily:
 
 @bp.get("/history")
 @require_user
+@read_only
 @validate_querystring(HistoryQuery)
 @validate_response(HistoryPage)
 async def list_exercise_history(query_args: HistoryQuery) -> HistoryPage:
@@ -120,6 +125,7 @@ async def list_exercise_history(query_args: HistoryQuery) -> HistoryPage:
 
 @bp.get("/difficulty")
 @require_user
+@read_only
 @validate_response(DifficultyRead)
 async def get_difficulty() -> DifficultyRead:
     """Your adaptive difficulty, what it recommends next, and why."""
@@ -163,6 +169,7 @@ async def generate_exercise(data: GenerateRequest) -> tuple[ExerciseRead, int]:
 
 @bp.get("/<int:exercise_id>")
 @require_user
+@read_only
 @validate_response(ExerciseRead)
 async def get_exercise(exercise_id: int) -> ExerciseRead:
     """One exercise, without its solution or hidden tests."""
@@ -210,6 +217,7 @@ async def submit_solution(exercise_id: int, data: SubmissionCreate) -> SubmitRes
 
 @bp.get("/<int:exercise_id>/submissions")
 @require_user
+@read_only
 @validate_querystring(PageQuery)
 @validate_response(SubmissionPage)
 async def list_exercise_submissions(exercise_id: int, query_args: PageQuery) -> SubmissionPage:

@@ -19,9 +19,9 @@ from typing import ParamSpec, TypeVar
 from quart import current_app, g, request
 from quart_schema import security_scheme
 from sqlalchemy import inspect
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.config import Settings
+from backend.db import read_engine
 from backend.errors import Forbidden, Unauthorized
 from backend.models import User
 from backend.security import TokenExpired, TokenInvalid, decode_access_token, tokens_match
@@ -69,19 +69,6 @@ def current_user() -> User:
         else:
             session.add(user)
     return user
-
-
-def read_engine() -> AsyncEngine:
-    """The app's engine without transactions on PostgreSQL (a single read needs no BEGIN/COMMIT).
-
-    SQLite keeps its engine and its BEGIN IMMEDIATE: a local file has no round trips to save."""
-    engine = current_app.extensions.get("db_read_engine")
-    if engine is None:
-        engine = current_app.extensions["db_engine"]
-        if engine.dialect.name == "postgresql":
-            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        current_app.extensions["db_read_engine"] = engine
-    return engine
 
 
 def check_csrf() -> None:

@@ -19,7 +19,7 @@ from backend.api.auth import signed_out
 from backend.api.guards import current_user, require_user, settings
 from backend.api.openapi import alternative_content, no_content, problem_responses
 from backend.cache import get_cache
-from backend.db import get_session
+from backend.db import get_session, read_only
 from backend.middleware.rate_limit import rate_limit
 from backend.schemas.learner import LearningProfileRead
 from backend.schemas.users import (
@@ -152,6 +152,7 @@ async def submit_onboarding(data: OnboardingSubmit) -> UserRead:
 
 @bp.get("/me/progress")
 @require_user
+@read_only
 @validate_response(ProgressRead)
 async def get_progress() -> ProgressRead:
     """Your progress: counters, streaks, grades, difficulty, points and skill level per topic."""
@@ -168,6 +169,7 @@ async def get_learning_profile() -> LearningProfileRead:
 
 @bp.get("/me/progress/history")
 @require_user
+@read_only
 @validate_querystring(HistoryQuery)
 @validate_response(History)
 async def get_progress_history(query_args: HistoryQuery) -> History:
@@ -181,6 +183,7 @@ async def get_progress_history(query_args: HistoryQuery) -> History:
 
 @bp.get("/me/achievements")
 @require_user
+@read_only
 @validate_response(AchievementList)
 async def list_achievements() -> AchievementList:
     """Every achievement, with your progress towards it and whether and when you unlocked it."""

@@ -135,24 +135,22 @@ async def list_for_user(session: AsyncSession, user: User) -> list[AchievementSt
     return [_status(achievement, unlocked_at, values) for achievement, unlocked_at in rows]
 
 
-async def recent_for_user(session: AsyncSession, user: User, limit: int = RECENT_LIMIT) -> list[AchievementStatus]:
-    rows = await session.execute(
-        select(Achievement, UserAchievement.unlocked_at)
-        .join(UserAchievement, UserAchievement.achievement_id == Achievement.id)
-        .where(UserAchievement.user_id == user.id)
-        .order_by(UserAchievement.unlocked_at.desc(), Achievement.position.desc())
-        .limit(limit)
-    )
-    return [_status(achievement, unlocked_at, {}) for achievement, unlocked_at in rows]
-
-
-async def total_points(session: AsyncSession, user: User) -> int:
-    points = await session.scalar(
-        select(func.coalesce(func.sum(Achievement.points), 0))
-        .join(UserAchievement, UserAchievement.achievement_id == Achievement.id)
-        .where(UserAchievement.user_id == user.id)
-    )
-    return int(points or 0)
+async def recent_with_points(
+    session: AsyncSession, user: User, limit: int = RECENT_LIMIT
+) -> tuple[list[AchievementStatus], int]:
+    """The user's latest unlocked achievements and their points in all, in one query: the sum is a window
+    over every unlocked achievement, computed before the LIMIT (none unlocked: no row, and 0 points)."""
+    rows = (
+        await session.execute(
+            select(Achievement, UserAchievement.unlocked_at, func.sum(Achievement.points).over())
+            .join(UserAchievement, UserAchievement.achievement_id == Achievement.id)
+            .where(UserAchievement.user_id == user.id)
+            .order_by(UserAchievement.unlocked_at.desc(), Achievement.position.desc())
+            .limit(limit)
+        )
+    ).all()
+    points = int(rows[0][2] or 0) if rows else 0
+    return [_status(achievement, unlocked_at, {}) for achievement, unlocked_at, _ in rows], points
 
 
 def _status(achievement: Achievement, unlocked_at: datetime | None, values: dict[str, int]) -> AchievementStatus:

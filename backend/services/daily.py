@@ -122,6 +122,12 @@ async def _current(session: AsyncSession, user: User, day: date) -> tuple[UserEx
     return (row[0], row[1]) if row is not None else None
 
 
+async def current(session: AsyncSession, user: User) -> Assignment | None:
+    """The assignment `daily` would serve without writing anything, or None when it must choose one."""
+    found = await _current(session, user, today(user))
+    return Assignment(found[1], found[0], False) if found is not None else None
+
+
 async def daily(session: AsyncSession, user: User) -> Assignment:
     day = today(user)
     current = await _current(session, user, day)

@@ -350,6 +350,7 @@ async def _progress_and_skills(session: AsyncSession, user: User) -> tuple[UserP
 
 async def summary(session: AsyncSession, user: User) -> ProgressSummary:
     progress, skills = await _progress_and_skills(session, user)
+    recent, points = await achievements_service.recent_with_points(session, user)
     completed = user.exercises_completed
     return ProgressSummary(
         exercises_completed=completed,
@@ -358,7 +359,7 @@ async def summary(session: AsyncSession, user: User) -> ProgressSummary:
         total_time_spent_seconds=progress.total_time_spent_seconds if progress else 0,
         average_grade=round(progress.grade_total / completed, 2) if progress and completed else None,
         current_difficulty=_difficulty(user, progress),  # no second lookup when the user has no row yet
-        points=await achievements_service.total_points(session, user),
+        points=points,
         skill_levels=[
             TopicSummary(
                 topic=skill.topic,
@@ -370,7 +371,7 @@ async def summary(session: AsyncSession, user: User) -> ProgressSummary:
             )
             for skill in skills
         ],
-        recent_achievements=await achievements_service.recent_for_user(session, user),
+        recent_achievements=recent,
     )
 
 

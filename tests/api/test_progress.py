@@ -70,6 +70,19 @@ async def test_progress_after_completions(seeded: Quart, client: QuartClient) ->
     assert body["points"] == 10 + 15 + 15
 
 
+async def test_points_count_every_unlocked_achievement_not_only_the_recent_ones(
+    seeded: Quart, client: QuartClient
+) -> None:
+    user_id, headers = await signed_up(client)  # UTC: 06:00 is early_bird's hour
+    early = datetime.combine(datetime.now(UTC).date(), datetime.min.time(), UTC) + timedelta(hours=6)
+    topics = ["loops", "lists", "strings", "recursion", "sorting"]
+    await complete(seeded, user_id, at=early, grade=100, hints_used=0, difficulty="hard", topics=topics)
+    progress = await (await client.get(f"{USERS}/me/progress", headers=headers)).get_json()
+    achievements = await (await client.get(f"{USERS}/me/achievements", headers=headers)).get_json()
+    assert achievements["unlocked_count"] > len(progress["recent_achievements"]) == 5
+    assert progress["points"] == achievements["total_points"]
+
+
 async def test_history_has_one_row_per_local_day_with_zeros(seeded: Quart, client: QuartClient) -> None:
     timezone = "Pacific/Kiritimati"  # UTC+14: its "today" is often not UTC's
     user_id, headers = await signed_up(client, timezone)
