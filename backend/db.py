@@ -157,10 +157,7 @@ def get_session() -> AsyncSession:
     session = g.get("db_session")
     if session is None:
         factory = current_app.extensions["db_session_factory"]
-        if g.get("read_only"):
-            session = factory(bind=read_engine(), info={READ_ONLY: True})
-        else:
-            session = factory()
+        session = factory(bind=read_engine(), info={READ_ONLY: True}) if g.get("read_only") else factory()
         g.db_session = session
         # Objects loaded before the session existed (the signed-in user, read without an ORM session)
         # join it now, so a handler's changes to them are flushed with the request.

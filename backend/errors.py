@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from http import HTTPStatus
 from typing import Any
 
@@ -21,6 +22,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = structlog.get_logger(__name__)
+# The id of the request being served, set by the request middleware (backend/middleware/request_context.py).
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -135,7 +138,7 @@ def problem_response(
         "status": status,
         "detail": detail,
         "code": code,
-        "request_id": g.get("request_id"),
+        "request_id": REQUEST_ID.get(),
     }
     if errors is not None:
         body["errors"] = list(errors)

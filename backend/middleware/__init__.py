@@ -7,18 +7,14 @@ from quart import Quart
 
 from backend.config import Settings
 from backend.middleware.body import register_input_guards
-from backend.middleware.cors import register_cors
 from backend.middleware.rate_limit import register_rate_limit_headers
-from backend.middleware.request_context import register_request_context
-from backend.middleware.security_headers import register_security_headers
+from backend.middleware.request_context import RequestMiddleware
 
 
 def register_middleware(app: Quart, settings: Settings) -> None:
-    # after_request hooks run in reverse order of registration: the request-context hook registered
-    # first therefore runs last and logs and measures the final response.
-    register_request_context(app)
-    register_security_headers(app, settings)
-    register_cors(app, settings)
+    # Request ids, the access log, metrics, security headers and CORS: one ASGI layer around the app,
+    # which sees every response as it leaves (errors included) and logs and measures the final one.
+    app.asgi_app = RequestMiddleware(app.asgi_app, settings)  # type: ignore[method-assign]
     register_rate_limit_headers(app)
     register_input_guards(app)
     if settings.proxy_trusted_hops:

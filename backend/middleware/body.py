@@ -10,9 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from quart import Quart, Request, request
+from quart.routing import QuartRule
 
 from backend.errors import InvalidJSON, UnsupportedMediaType, ValidationFailed
 
+ROUTE_KEY = "codementor.route"  # the key request_context.py reads
 MAX_BODY_BYTES = 1024 * 1024
 NUL = "\x00"
 NUL_MESSAGE = "Must not contain the NUL character (U+0000)"
@@ -21,7 +23,22 @@ URL_ENCODED_NUL = b"%00"
 
 
 class JSONRequest(Request):
-    """A request whose JSON body is required to be JSON: a form or text body is a 415, not a 422."""
+    """A request whose JSON body is required to be JSON: a form or text body is a 415, not a 422.
+
+    It also leaves the route template it matched in the ASGI scope, where the request middleware reads
+    it for the metrics' labels (no hook runs per request for that)."""
+
+    _url_rule: QuartRule | None = None
+
+    @property  # type: ignore[override]
+    def url_rule(self) -> QuartRule | None:
+        return self._url_rule
+
+    @url_rule.setter
+    def url_rule(self, rule: QuartRule | None) -> None:
+        self._url_rule = rule
+        if rule is not None:
+            self.scope[ROUTE_KEY] = rule.rule
 
     async def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
         if not (force or self.is_json):

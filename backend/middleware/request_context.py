@@ -1,7 +1,10 @@
-"""Request ids, the access log line and request metrics.
+"""Request ids, the access log line, request metrics and the headers every response carries, as one
+ASGI middleware around the app (instead of a chain of Quart before/after-request hooks: it sees the raw
+ASGI messages, so it adds headers to byte pairs and runs no hook machinery per request).
 
 Every request gets an id (the client's `X-Request-ID` when it is sane, else a new one), bound into the
-logging context so every line written while serving it carries the id, method and path.
+logging context so every line written while serving it carries the id, method and path. The security
+headers and CORS come from backend/middleware/security_headers.py and cors.py, computed at start-up.
 """
 
 from __future__ import annotations
@@ -9,13 +12,25 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable, MutableMapping
 from functools import cache
+from typing import Any
 
 import structlog
 from prometheus_client import Counter, Histogram
-from quart import Quart, Response, g, request
 
+from backend.config import Settings
+from backend.errors import REQUEST_ID
 from backend.metrics import REQUEST_DURATION, REQUESTS
+from backend.middleware.body import ROUTE_KEY  # the matched route template, put into the scope by JSONRequest
+from backend.middleware.cors import Cors
+from backend.middleware.security_headers import response_headers
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 REQUEST_ID_HEADER = "X-Request-ID"
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -38,30 +53,65 @@ def _metrics_for(method: str, route: str, status: int) -> tuple[Counter, Histogr
     return REQUESTS.labels(method, route, str(status)), REQUEST_DURATION.labels(method, route)
 
 
-def register_request_context(app: Quart) -> None:
-    # Bound once, after logging is configured: the module-level lazy proxy would build a new logger on
-    # every call, a measurable share of a `GET /health`.
-    log = structlog.get_logger("backend.access").bind()
+class RequestMiddleware:
+    """Ids, context, headers, metrics and the access log of every HTTP request, in one ASGI layer."""
 
-    @app.before_request
-    async def _start_request() -> None:
-        g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
-        g.request_started = time.perf_counter()
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.api_headers, self.docs_headers = response_headers(settings)
+        self.cors = Cors(settings)
+        # Bound once, after logging is configured: the module-level lazy proxy would build a new logger
+        # on every call, a measurable share of a `GET /health`.
+        self.log = structlog.get_logger("backend.access").bind()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        sent_id = origin = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                sent_id = value.decode("latin-1")
+            elif name == b"origin":
+                origin = value.decode("latin-1")
+        request_id = request_id_from(sent_id)
+        method, path = scope["method"], scope["path"]
+        REQUEST_ID.set(request_id)
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=g.request_id, method=request.method, path=request.path)
+        structlog.contextvars.bind_contextvars(request_id=request_id, method=method, path=path)
+        added = [(b"x-request-id", request_id.encode()), *self.cors.headers(origin, method, scope["headers"])]
+        is_docs = path.startswith("/docs")
+        responded = False
 
-    @app.after_request
-    async def _finish_request(response: Response) -> Response:
-        request_id = g.pop("request_id", None) or request_id_from(None)
-        started = g.pop("request_started", None)
-        response.headers.add(REQUEST_ID_HEADER, request_id)
-        duration = time.perf_counter() - started if started is not None else 0.0
-        route = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
-        status = response.status_code
-        method = request.method if request.method in KNOWN_METHODS else "OTHER"
-        requests, durations = _metrics_for(method, route, status)
+        async def send_with_headers(message: Message) -> None:
+            nonlocal responded
+            if message["type"] == "http.response.start":
+                responded = True
+                headers = list(message.get("headers", ()))
+                headers += added
+                if is_docs:
+                    headers += self.docs_headers
+                else:
+                    headers += self.api_headers
+                    if not any(name == b"cache-control" for name, _ in headers):
+                        headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+                self._finished(scope, method, message["status"], started)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            if not responded:  # the server answers 500 for the app
+                self._finished(scope, method, 500, started)
+            raise
+
+    def _finished(self, scope: Scope, method: str, status: int, started: float) -> None:
+        duration = time.perf_counter() - started
+        route = scope.get(ROUTE_KEY) or UNMATCHED_ROUTE
+        requests, durations = _metrics_for(method if method in KNOWN_METHODS else "OTHER", route, status)
         requests.inc()
         durations.observe(duration)
-        level = log.warning if status >= 500 else log.info
+        level = self.log.warning if status >= 500 else self.log.info
         level("request.completed", status=status, duration_ms=round(duration * 1000, 2))
-        return response

@@ -1,8 +1,10 @@
-"""Security headers on every response; `/docs` gets a CSP that lets Swagger UI run from our own files."""
+"""Security headers on every response; `/docs` gets a CSP that lets Swagger UI run from our own files.
+
+Computed once at start-up; the request middleware (request_context.py) appends them to each response
+(nothing upstream sets them, so there is nothing to replace), and `Cache-Control: no-store` to every
+answer outside /docs that does not set its own."""
 
 from __future__ import annotations
-
-from quart import Quart, Response, request
 
 from backend.config import Settings
 
@@ -22,23 +24,16 @@ COMMON_HEADERS = {
 }
 
 
-def register_security_headers(app: Quart, settings: Settings) -> None:
+def response_headers(settings: Settings) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
+    """The headers of API answers and of the docs' pages, as ASGI byte pairs."""
     common = list(COMMON_HEADERS.items())
     if settings.is_production:
         common.append(("Strict-Transport-Security", HSTS))
     # API answers are per user and must not be stored by shared caches; the docs' static files may be.
-    api_headers = [*common, ("Content-Security-Policy", API_CSP)]
-    docs_headers = [*common, ("Content-Security-Policy", DOCS_CSP)]
+    api = [*common, ("Content-Security-Policy", API_CSP)]
+    docs = [*common, ("Content-Security-Policy", DOCS_CSP)]
+    return _encoded(api), _encoded(docs)
 
-    @app.after_request
-    async def _add_security_headers(response: Response) -> Response:
-        # Appending is several times cheaper than Headers.update, which scans the list per key;
-        # nothing upstream sets these headers, so there is nothing to replace.
-        headers = response.headers
-        if request.path.startswith("/docs"):
-            headers.extend(docs_headers)
-        else:
-            headers.extend(api_headers)
-            if not any(name.lower() == "cache-control" for name in headers.keys()):  # noqa: SIM118
-                headers.add("Cache-Control", "no-store")
-        return response
+
+def _encoded(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode(), value.encode()) for name, value in headers]
