@@ -22,6 +22,7 @@ from backend.jobs import JOBS_EXTENSION, create_jobs_backend
 from backend.logging import configure_logging
 from backend.middleware import register_middleware
 from backend.middleware.body import MAX_BODY_BYTES, JSONRequest
+from backend.middleware.responses import serialize_models_directly
 from backend.services.submissions import fail_abandoned as fail_abandoned_submissions
 
 log = structlog.get_logger(__name__)
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         scalar_ui_path=None,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]  (fields in the order the schemas declare)
+    serialize_models_directly(app)
     register_middleware(app, settings)
     register_error_handlers(app)
     register_blueprints(app)

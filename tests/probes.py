@@ -13,7 +13,7 @@ from quart import Blueprint, Quart
 from quart_schema import validate_request
 
 from backend.api.guards import require_role
-from backend.db import get_session
+from backend.db import get_session, read_only
 from backend.errors import Conflict
 from backend.middleware.rate_limit import RATE_LIMITS, Limit, rate_limit
 from backend.models import User
@@ -59,6 +59,16 @@ async def probe_create_user(status: int) -> tuple[dict, int]:
     session.add(user)
     await session.flush()
     return {"id": user.id}, status
+
+
+@bp.get("/read-only/write")
+@read_only
+async def probe_read_only_write() -> dict:
+    """A handler marked read-only that writes anyway: a bug that must fail, not half-commit."""
+    session = get_session()
+    session.add(User(email="sneaky@example.com", name="Probe"))
+    await session.flush()
+    return {"ok": True}
 
 
 @bp.post("/users/<int:user_id>/increment")

@@ -12,6 +12,7 @@ from backend.app import create_app
 from backend.db import create_engine, create_session_factory
 from backend.models import User
 from tests.conftest import make_settings
+from tests.helpers import bearer, register
 from tests.probes import mount_probes
 
 
@@ -25,6 +26,26 @@ async def test_success_commits_and_error_status_rolls_back(probe_client: QuartCl
         emails = set(await session.scalars(select(User.email)))
     await engine.dispose()
     assert emails == {"user201@example.com"}
+
+
+async def test_a_read_only_handler_that_writes_fails_and_writes_nothing(probe_client: QuartClient) -> None:
+    response = await probe_client.get("/_probe/read-only/write")
+    assert response.status_code == 500
+    engine = create_engine(probe_client.app.config["SETTINGS"])
+    async with create_session_factory(engine)() as session:
+        emails = set(await session.scalars(select(User.email)))
+    await engine.dispose()
+    assert "sneaky@example.com" not in emails
+
+
+async def test_read_only_requests_see_a_revoked_session_at_once(client: QuartClient) -> None:
+    tokens = await register(client)
+    headers = bearer(tokens)
+    for path in ("/api/v1/users/me/progress", "/api/v1/exercises?limit=5", "/api/v1/chat/conversations"):
+        assert (await client.get(path, headers=headers)).status_code == 200
+    assert (await client.post("/api/v1/auth/logout", headers=headers)).status_code == 204
+    for path in ("/api/v1/users/me/progress", "/api/v1/exercises?limit=5", "/api/v1/chat/conversations"):
+        assert (await client.get(path, headers=headers)).status_code == 401
 
 
 async def test_timestamps_come_back_timezone_aware(probe_client: QuartClient) -> None:
