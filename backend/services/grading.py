@@ -22,7 +22,7 @@ from pyflakes import api as pyflakes_api
 from pyflakes import reporter as pyflakes_reporter
 
 from backend.integrations.llm import LLM, ChatTurn, LLMError, Prompt
-from backend.services import learner
+from backend.services.learner import mistakes as learner_mistakes
 
 log = structlog.get_logger(__name__)
 
@@ -295,7 +295,7 @@ async def review(
     }
     grade = grade_of(correctness, quality_score, efficiency, style)
     issues = (
-        learner.style_issues(findings, quality.long_functions, quality.deep_functions, quality.poor_names)
+        learner_mistakes.style_issues(findings, quality.long_functions, quality.deep_functions, quality.poor_names)
         if status in ("passed", "failed")
         else []
     )
