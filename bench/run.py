@@ -367,10 +367,18 @@ def login_script(ctx: Context) -> list[str]:
 
 
 def submit_script(ctx: Context) -> list[str]:
-    user = ctx.seed.users[1 % len(ctx.seed.users)]
+    """Submissions from every seeded student in turn: the sandbox runs one submission per user at a time
+    (fair queueing), so one account at concurrency 8 would measure a single slot."""
     body = {"code": ctx.seed.solutions[SUBMIT_SLUG]}
-    headers = {"Authorization": f"Bearer {user['token']}"}
-    return ["-s", str(wrk_lua(ctx.scratch, "submit", method="POST", body=body, headers=headers))]
+    script = wrk_lua(ctx.scratch, "submit", method="POST", body=body, headers={})
+    tokens = ", ".join(json.dumps(user["token"]) for user in ctx.seed.users)
+    rotation = (
+        f"local tokens = {{{tokens}}}\nlocal turn = math.random(#tokens)\n"
+        "request = function()\n  turn = turn % #tokens + 1\n"
+        '  wrk.headers["Authorization"] = "Bearer " .. tokens[turn]\n  return wrk.format()\nend\n'
+    )
+    script.write_text(script.read_text() + rotation)
+    return ["-s", str(script)]
 
 
 def submit_path(ctx: Context) -> str:

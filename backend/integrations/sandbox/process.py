@@ -118,6 +118,11 @@ class RunnerProcess:
                 with self._lock:
                     self._process = process  # still dead: wait() returns at once, and we try again later
 
+    @property
+    def pid(self) -> int | None:
+        with self._lock:
+            return self._process.pid if self._process is not None else None
+
     def stop(self) -> None:
         self._stopping.set()
         with self._lock:
