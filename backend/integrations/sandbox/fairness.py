@@ -1,16 +1,17 @@
 """Fair queueing of sandbox runs: one running job per user, free slots handed out round-robin across users.
 
 The runner sees every API worker's requests, so this is where a flood from one account meets everyone
-else's submissions. Each user key has its own FIFO; a slot that frees up goes to the next user in the
-rotation who has a job waiting and none running, and that user moves to the back of the rotation. A job
-that waits longer than its queue timeout gives up with `QueueTimeout` (the API answers 503).
+else's submissions. Each user key has its own FIFO; a slot that frees up goes to the user, among those
+with a job waiting and none running, who was served least recently (a user never served yet first, then
+by arrival): a round-robin in which a newcomer never waits behind another user's backlog. A job that
+waits longer than its queue timeout gives up with `QueueTimeout` (the API answers 503).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncIterator
 
 
@@ -22,8 +23,10 @@ class FairQueue:
     def __init__(self, slots: int) -> None:
         self.slots = slots
         self.running: set[str] = set()
-        # Users with waiting jobs, in rotation order; each with its jobs in arrival order.
-        self.waiting: OrderedDict[str, deque[asyncio.Future[None]]] = OrderedDict()
+        # Users with waiting jobs, in order of arrival; each with its jobs in arrival order.
+        self.waiting: dict[str, deque[asyncio.Future[None]]] = {}
+        self.served: dict[str, int] = {}  # user → when last given a slot (a counter), while waiting or running
+        self._turn = 0
 
     @property
     def queued(self) -> int:
@@ -55,13 +58,17 @@ class FairQueue:
 
     def _dispatch(self) -> None:
         while len(self.running) < self.slots:
-            user = next((name for name in self.waiting if name not in self.running), None)
-            if user is None:
+            eligible = [(self.served.get(user, -1), index, user) for index, user in enumerate(self.waiting)]
+            eligible = [entry for entry in eligible if entry[2] not in self.running]
+            if not eligible:
                 return
-            futures = self.waiting.pop(user)
+            user = min(eligible)[2]
+            futures = self.waiting[user]
             granted = futures.popleft()
-            if futures:
-                self.waiting[user] = futures  # back of the rotation
+            if not futures:
+                del self.waiting[user]
+            self._turn += 1
+            self.served[user] = self._turn
             self.running.add(user)
             granted.set_result(None)
 
@@ -71,7 +78,11 @@ class FairQueue:
             futures.remove(granted)
             if not futures:
                 del self.waiting[user]
+                if user not in self.running:
+                    self.served.pop(user, None)
 
     def _release(self, user: str) -> None:
         self.running.discard(user)
+        if user not in self.waiting:
+            self.served.pop(user, None)  # gone quiet: forget it
         self._dispatch()
