@@ -205,8 +205,25 @@ def fill(path):
     except OSError:
         pass
     return written
+def shared_memory():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.shmat.restype = ctypes.c_void_p
+    held = 0
+    while held < 1024:
+        segment = libc.shmget(0, 16 * MB, 0o1000 | 0o600)
+        if segment < 0:
+            break
+        address = libc.shmat(segment, None, 0)
+        if address in (None, ctypes.c_void_p(-1).value):
+            break
+        ctypes.memset(address, 1, 16 * MB)
+        libc.shmdt(ctypes.c_void_p(address))  # detached, the segment stays, outside every rlimit
+        held += 16
+    return held
 def probe():
     files = sum(fill(path) for path in ('/dev/hoard', '/dev/shm/hoard', '/tmp/hoard', '/hoard', '/tmp/hoard2'))
+    files += shared_memory()
     read_end, write_end = os.pipe()
     children = 0
     for _ in range(20):

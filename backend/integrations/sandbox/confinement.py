@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import resource
+import struct
 from dataclasses import dataclass
 
 PRLIMIT = "/usr/bin/prlimit"
@@ -103,3 +104,35 @@ def system_links() -> list[str]:
         elif os.path.isdir(path):
             args += ["--ro-bind", path, path]
     return args
+
+
+# --- seccomp: what no rlimit bounds ------------------------------------------------------------------
+# SysV shared memory lives in the run's IPC namespace, outside every process's RLIMIT_AS and every tmpfs
+# size: shmget is refused (EPERM). So are system calls of a foreign ABI (x32, i386 via int 0x80), which
+# would bypass a filter written for the native numbers. A classic BPF program for bwrap's --seccomp.
+AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+SHMGET = {"x86_64": 29, "aarch64": 194}
+X32_SYSCALL_BIT = 0x40000000
+SECCOMP_RET_ALLOW = 0x7FFF0000
+SECCOMP_RET_ERRNO = 0x00050000
+EPERM = 1
+
+
+def seccomp_program() -> bytes | None:
+    """The filter for this machine's architecture, or None where we do not know its numbers."""
+    machine = os.uname().machine
+    if machine not in AUDIT_ARCH:
+        return None
+    load, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JGE|K, BPF_RET|K
+    deny = SECCOMP_RET_ERRNO | EPERM
+    instructions = [
+        (load, 0, 0, 4),  # seccomp_data.arch
+        (jeq, 1, 0, AUDIT_ARCH[machine]),
+        (ret, 0, 0, deny),
+        (load, 0, 0, 0),  # seccomp_data.nr
+        (jge, 2, 0, X32_SYSCALL_BIT),
+        (jeq, 1, 0, SHMGET[machine]),
+        (ret, 0, 0, SECCOMP_RET_ALLOW),
+        (ret, 0, 0, deny),
+    ]
+    return b"".join(struct.pack("=HBBI", *instruction) for instruction in instructions)

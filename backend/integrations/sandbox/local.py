@@ -48,6 +48,7 @@ from backend.integrations.sandbox.confinement import (  # noqa: F401 - re-export
     ProcessLimits,
     RunLimits,
     device_args,
+    seccomp_program,
     switch_uid,
     system_links,
 )
@@ -182,16 +183,17 @@ class LocalSandbox(Sandbox):
         # the directory and the try/finally that removes it (a cancellation there would leak it).
         job_dir = prepare_job_dir(job, uid)
         read_fd, write_fd = os.pipe()
+        filter_fd = seccomp_pipe() if self.is_isolated else None
         seconds = job.timeout_seconds
         try:
             started = time.perf_counter()
             try:
                 process = await asyncio.create_subprocess_exec(
-                    *self._command(job_dir, job.toolchain, write_fd, uid, seconds),
+                    *self._command(job_dir, job.toolchain, write_fd, uid, seconds, filter_fd),
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,
-                    pass_fds=(write_fd,),
+                    pass_fds=(write_fd,) if filter_fd is None else (write_fd, filter_fd),
                     env={},
                     cwd=job_dir,
                     start_new_session=True,  # a process group of its own, killed as a whole
@@ -200,6 +202,8 @@ class LocalSandbox(Sandbox):
                 raise SandboxUnavailable(f"cannot start the sandbox: {error}") from error
             finally:
                 os.close(write_fd)
+                if filter_fd is not None:
+                    os.close(filter_fd)
             # From here the file object owns read_fd (then the transport does): never os.close() the number
             # again, or a cancelled connect would close it twice, the second time perhaps someone else's.
             pipe = os.fdopen(read_fd, "rb", 0)
@@ -263,7 +267,9 @@ class LocalSandbox(Sandbox):
             killer = await asyncio.create_subprocess_exec(*switch_uid(uid), KILL, "-KILL", "-1", env={})
             await killer.wait()
 
-    def _command(self, job_dir: Path, toolchain: str, results_fd: int, uid: int | None, seconds: float) -> list[str]:
+    def _command(
+        self, job_dir: Path, toolchain: str, results_fd: int, uid: int | None, seconds: float, filter_fd: int | None
+    ) -> list[str]:
         harness_file, _ = TOOLCHAINS[toolchain]
         harness_args = ["--results-fd", str(results_fd)]
         if uid is not None or self.is_isolated:
@@ -294,8 +300,20 @@ class LocalSandbox(Sandbox):
             "--remount-ro", "/",
             "--chdir", "/job",
             "--hostname", "sandbox",
+            *(["--seccomp", str(filter_fd)] if filter_fd is not None else []),
             PYTHON, "-I", "-S", f"/job/{harness_file}", *harness_args,
         ]  # fmt: skip
+
+
+def seccomp_pipe() -> int | None:
+    """A pipe holding the seccomp filter, for bwrap to read (a fresh one per run: reading consumes it)."""
+    program = seccomp_program()
+    if program is None:
+        return None
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, program)  # a few dozen bytes: far below the pipe's buffer
+    os.close(write_fd)
+    return read_fd
 
 
 def python_job(code: str, tests: list[dict], timeout: float, queue_timeout: float, user: str | None) -> Job:
