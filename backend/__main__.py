@@ -11,21 +11,60 @@ import os
 import sys
 from collections.abc import Iterator
 
+from backend import __version__
 from backend.config import Settings, load_settings
 from backend.logging import configure_logging
 
+COMMANDS = (
+    (
+        "serve",
+        "serve the API with Hypercorn (HOST, PORT, WORKERS)",
+        "Serve the API on HOST:PORT with WORKERS processes until SIGINT/SIGTERM; in-flight requests and "
+        "streams then get 20 s to finish. Does not migrate: run `migrate` first.",
+    ),
+    (
+        "migrate",
+        "apply database migrations up to the latest revision",
+        "Apply every Alembic migration up to the latest revision on DATABASE_URL (safe to repeat).",
+    ),
+    (
+        "seed",
+        "load the exercise catalog and achievements (idempotent)",
+        "Add or update the authored exercise catalog and the achievements; running it again changes nothing.",
+    ),
+    (
+        "worker",
+        "run the background job worker (JOBS_BACKEND=arq)",
+        "Run queued background jobs (code reviews) from Redis until SIGINT/SIGTERM. Needs JOBS_BACKEND=arq, "
+        "REDIS_URL and the same DATABASE_URL as the API.",
+    ),
+    (
+        "create-admin",
+        "create an administrator account",
+        "Create an administrator account, or promote an existing one. The password comes from ADMIN_PASSWORD "
+        "or, on a terminal, a prompt (never the command line, where `ps` would show it).",
+    ),
+    (
+        "openapi",
+        "print the OpenAPI document as JSON",
+        "Print the OpenAPI 3.1 document of every route as JSON on stdout (logs go to stderr).",
+    ),
+)
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backend", description="The CodeMentor backend.")
+    parser = argparse.ArgumentParser(
+        prog="python -m backend",
+        description="The CodeMentor backend. Without a command: migrate, seed and serve (the embedded defaults).",
+        epilog="Settings come from the environment and .env (see .env.example).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="command")
-    commands.add_parser("serve", help="serve the API with Hypercorn (HOST, PORT, WORKERS)")
-    commands.add_parser("migrate", help="apply database migrations up to the latest revision")
-    commands.add_parser("seed", help="load the exercise catalog and achievements (idempotent)")
-    commands.add_parser("worker", help="run the background job worker (JOBS_BACKEND=arq)")
-    admin = commands.add_parser("create-admin", help="create an administrator account")
-    admin.add_argument("--email", required=True)
-    admin.add_argument("--name", default="Administrator")
-    commands.add_parser("openapi", help="print the OpenAPI document as JSON")
+    for name, summary, description in COMMANDS:
+        command = commands.add_parser(name, help=summary, description=description)
+        if name == "create-admin":
+            command.add_argument("--email", required=True, help="the administrator's email address")
+            command.add_argument("--name", default="Administrator", help="display name for a new account")
     commands.add_parser("sandbox", help="run the sandbox runner (SANDBOX_* only; --help for its flags)", add_help=False)
     args, rest = parser.parse_known_args(argv)
     if args.command == "sandbox":
@@ -98,13 +137,26 @@ def seed(settings: Settings) -> None:
 
 
 def serve(settings: Settings) -> int:
+    from backend.server import PortInUse
     from backend.server import serve as run_server
 
     base = f"http://{settings.host}:{settings.port}"
-    print(f"CodeMentor API on {base}  ·  docs: {base}/docs  ·  Ctrl+C stops", file=sys.stderr, flush=True)
     # Worker processes build the app from the environment; make them see the same settings file.
     os.environ.setdefault("ENVIRONMENT", settings.environment)
-    return run_server(settings)
+    try:
+        return run_server(
+            settings,
+            on_listening=lambda: print(
+                f"CodeMentor API on {base}  ·  docs: {base}/docs  ·  Ctrl+C stops", file=sys.stderr, flush=True
+            ),
+        )
+    except PortInUse:
+        print(
+            f"serve: {settings.host}:{settings.port} is already in use; stop what listens there or set PORT "
+            "to a free port (e.g. PORT=8001)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 @contextlib.contextmanager
@@ -167,7 +219,10 @@ def create_admin(settings: Settings, email: str, name: str) -> int:
         print("create-admin: that is not a valid email address", file=sys.stderr)
         return 2
     password = os.environ.get("ADMIN_PASSWORD")
-    if password is None and sys.stdin.isatty():
+    if password is None and not sys.stdin.isatty():
+        print("create-admin: no terminal to ask for the password on; set ADMIN_PASSWORD", file=sys.stderr)
+        return 2
+    if password is None:
         password = getpass.getpass("Password for the administrator (12+ characters): ")
         if password != getpass.getpass("Again: "):
             print("create-admin: the passwords differ", file=sys.stderr)
@@ -223,13 +278,16 @@ def worker(settings: Settings) -> int:
         return 2
     from redis.exceptions import RedisError
 
-    from backend.jobs.arq_worker import WorkerMisconfigured, run_worker
+    from backend.jobs.arq_worker import DatabaseUnreachable, WorkerMisconfigured, run_worker
 
     try:
         return run_worker(settings)
     except WorkerMisconfigured as error:
         print(f"worker: {error}", file=sys.stderr)
         return 2
+    except DatabaseUnreachable as error:
+        print(f"worker: cannot reach the database at DATABASE_URL ({error}); is it running?", file=sys.stderr)
+        return 1
     except (OSError, RedisError) as error:  # after arq's own retries
         print(f"worker: cannot reach Redis at REDIS_URL ({type(error).__name__}); is it running?", file=sys.stderr)
         return 1

@@ -97,6 +97,8 @@ def create_app(settings: Settings | None = None) -> Quart:
                 "config.secret_key_generated",
                 detail="SECRET_KEY is not set; a random one is used and tokens end with the process",
             )
+        for setting in settings.missing_llm_keys():  # production refuses this at start (config.py)
+            log.warning("config.llm_key_missing", setting=setting, detail="the provider will answer 401; set the key")
         log.info(
             "app.started",
             environment=settings.environment,

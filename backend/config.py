@@ -10,6 +10,7 @@ import os
 import secrets
 from functools import cached_property
 from typing import Annotated, Literal
+from urllib.parse import parse_qsl, urlencode
 
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -32,13 +33,33 @@ def _split_commas(value: object) -> object:
 
 
 def normalise_database_url(url: str) -> str:
-    """Accept the URLs people have (`postgres://`, `sqlite:///`) and pick our async drivers."""
+    """Accept the URLs people have (`postgres://`, `sqlite:///`) and pick our async drivers.
+
+    libpq's `sslmode=` (what managed PostgreSQL hands out) becomes asyncpg's `ssl=`, which takes the same
+    values (disable, allow, prefer, require, verify-ca, verify-full)."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url.removeprefix(prefix)
+            url = "postgresql+asyncpg://" + url.removeprefix(prefix)
     if url.startswith("sqlite://"):
-        return "sqlite+aiosqlite://" + url.removeprefix("sqlite://")
+        url = "sqlite+aiosqlite://" + url.removeprefix("sqlite://")
+    if url.startswith("postgresql+asyncpg://") and "?" in url:
+        base, query = url.split("?", 1)
+        pairs = [("ssl" if key == "sslmode" else key, value) for key, value in parse_qsl(query, keep_blank_values=True)]
+        url = f"{base}?{urlencode(pairs)}"
     return url
+
+
+DATABASE_SCHEMES = ("postgresql+asyncpg://", "sqlite+aiosqlite://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+# Enumerated settings people write in any case (`LOG_LEVEL=info`, `ENVIRONMENT=Production`).
+LOWER_CASE_ENUMS = (
+    "environment",
+    "log_format",
+    "email_backend",
+    "llm_provider",
+    "llm_fallback_provider",
+    "jobs_backend",
+)
 
 
 class Settings(BaseSettings):
@@ -116,6 +137,8 @@ class Settings(BaseSettings):
     security_contact: str = "mailto:security@codementor.local"
     security_policy_url: str | None = None
     rate_limits_enabled: bool = True
+    # /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` when set; required in production.
+    metrics_token: SecretStr | None = None
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -133,7 +156,31 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _normalise_database_url(cls, url: str) -> str:
-        return normalise_database_url(url)
+        url = normalise_database_url(url.strip())
+        if not url.startswith(DATABASE_SCHEMES):
+            scheme = url.split("://", 1)[0] if "://" in url else url[:20]
+            raise ValueError(f"use postgresql://… or sqlite:///… (got {scheme!r})")
+        return url
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, url: str | None) -> str | None:
+        if url is None or not url.strip():
+            return None
+        if not url.strip().startswith(REDIS_SCHEMES):
+            scheme = url.split("://", 1)[0] if "://" in url else url[:20]
+            raise ValueError(f"use redis://…, rediss://… or unix://… (got {scheme!r})")
+        return url.strip()
+
+    @field_validator(*LOWER_CASE_ENUMS, mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("frontend_url", "backend_url", "github_api_url", "github_oauth_url")
     @classmethod
@@ -172,11 +219,48 @@ class Settings(BaseSettings):
             raise ValueError(f"SECRET_KEY is a placeholder; generate one with `{KEYGEN_COMMAND}`")
         if not self.frontend_url.startswith("https://"):
             raise ValueError("FRONTEND_URL must be https in production")
+        self._refuse_unsafe_production_services()
         if self.token_encryption_key is None:
             raise ValueError("TOKEN_ENCRYPTION_KEY is required in production")
         if self.bcrypt_rounds < 12:
             raise ValueError("BCRYPT_ROUNDS must be at least 12 in production")
         return self
+
+    def _refuse_unsafe_production_services(self) -> None:
+        if not self.backend_url.startswith("https://"):
+            raise ValueError("BACKEND_URL must be https in production (OAuth callbacks and links use it)")
+        if "cors_origins" not in self.model_fields_set:
+            raise ValueError("CORS_ORIGINS must be set in production (the SPA's https origin)")
+        insecure = [origin for origin in self.cors_origins if not origin.startswith("https://")]
+        if insecure:
+            raise ValueError(f"CORS_ORIGINS must be https origins in production (not {insecure[0]})")
+        if self.email_backend == "console":
+            raise ValueError(
+                "EMAIL_BACKEND=console writes reset and verification links to the log; use smtp in production"
+            )
+        if self.workers > 1 and self.is_sqlite:
+            raise ValueError("WORKERS>1 needs PostgreSQL (DATABASE_URL): SQLite serves one process")
+        if self.workers > 1 and not self.redis_url:
+            raise ValueError("WORKERS>1 needs REDIS_URL: the in-memory cache would give each worker its own limits")
+        missing_keys = self.missing_llm_keys()
+        if missing_keys:
+            raise ValueError(f"{missing_keys[0]} is required for the configured LLM provider in production")
+        if self.metrics_token is None:
+            raise ValueError("METRICS_TOKEN is required in production (/metrics then needs it as a bearer token)")
+
+    def missing_llm_keys(self) -> list[str]:
+        """The API key settings a configured provider lacks (development warns; production refuses)."""
+        missing = []
+        if self.llm_provider in ("openai", "anthropic") and not (
+            self.llm_api_key and self.llm_api_key.get_secret_value()
+        ):
+            missing.append("LLM_API_KEY")
+        fallback_key = self.llm_fallback_api_key
+        if self.llm_fallback_provider in ("openai", "anthropic") and not (
+            fallback_key and fallback_key.get_secret_value()
+        ):
+            missing.append("LLM_FALLBACK_API_KEY")
+        return missing
 
     _secret_key_generated: bool = False
 

@@ -182,7 +182,10 @@ def server_env(database_url: str, llm: dict[str, str], kind: ServerKind, port: i
         SECRET_KEY=SECRET_KEY,
         TOKEN_ENCRYPTION_KEY=TOKEN_KEY,
         FRONTEND_URL="https://codementor.bench.invalid",
-        BACKEND_URL=f"http://{HOST}:{port}",
+        # Production refuses http URLs and origins; nothing in a run follows these (no browser, no OAuth).
+        BACKEND_URL="https://api.codementor.bench.invalid",
+        CORS_ORIGINS="https://codementor.bench.invalid",
+        METRICS_TOKEN="bench-metrics-token",  # noqa: S106 (a throwaway token of a local run)
         HOST=HOST,
         PORT=str(port),
         WORKERS=str(kind.workers),
@@ -194,7 +197,7 @@ def server_env(database_url: str, llm: dict[str, str], kind: ServerKind, port: i
         RATE_LIMITS_ENABLED="false",
         # Seeded tokens outlive a full run; a token's lifetime costs nothing per request.
         ACCESS_TOKEN_TTL_SECONDS="14400",  # noqa: S106 (a lifetime, not a secret)
-        EMAIL_BACKEND="console",
+        EMAIL_BACKEND="memory",  # production refuses console (it logs links); a run sends no email
         LLM_PROVIDER="openai",
         LLM_MODEL="gpt-fake-mini",
         LLM_BASE_URL=llm["base_url"],

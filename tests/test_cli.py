@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from backend import __version__
 from tests.servers import backend_env, free_port, wait_until_serving
 
 
@@ -147,3 +149,58 @@ def test_create_admin_refuses_a_weak_password(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 2 and "at least 12 characters" in result.stderr
+
+
+def test_version_and_command_descriptions(tmp_path: Path) -> None:
+    version = run_backend("--version", cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.strip() == f"python -m backend {__version__}"
+    helped = run_backend("worker", "--help", cwd=tmp_path)
+    assert helped.returncode == 0 and "Run queued background jobs" in helped.stdout
+
+
+def test_create_admin_without_terminal_or_admin_password_is_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "backend", "create-admin", "--email", "a@example.com"],
+        cwd=tmp_path,
+        env=backend_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "create-admin: no terminal to ask for the password on; set ADMIN_PASSWORD"
+    ]
+
+
+def test_serve_on_a_busy_port_is_one_line_suggesting_port(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "backend", "serve"],
+            cwd=tmp_path,
+            env=backend_env(PORT=str(port)),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert f"127.0.0.1:{port} is already in use" in line and "PORT" in line
+
+
+def test_worker_names_the_database_when_only_it_is_down(tmp_path: Path, redis_server: str) -> None:
+    env = backend_env(
+        JOBS_BACKEND="arq",
+        REDIS_URL=redis_server,
+        DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/codementor",
+    )
+    command = [sys.executable, "-m", "backend", "worker"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 1
+    assert "cannot reach the database at DATABASE_URL" in result.stderr and "Redis" not in result.stderr

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from sqlalchemy import text
 
 from backend.config import ConfigError, Settings, load_settings
+from backend.db import create_engine
 from tests.conftest import make_settings
 
 GOOD_PRODUCTION = {
@@ -19,6 +21,9 @@ GOOD_PRODUCTION = {
     "FRONTEND_URL": "https://app.codementor.example",
     "TOKEN_ENCRYPTION_KEY": "Sbsl32b5IvYhwduhIXIexh2wjLrDsU5L2oqKVPKryOU=",
     "CORS_ORIGINS": "https://app.codementor.example",
+    "BACKEND_URL": "https://api.codementor.example",
+    "EMAIL_BACKEND": "smtp",
+    "METRICS_TOKEN": "metrics-scraper-token-0123456789",
 }
 
 
@@ -44,6 +49,15 @@ def test_valid_production_settings_load() -> None:
         ({"TOKEN_ENCRYPTION_KEY": ""}, "TOKEN_ENCRYPTION_KEY"),
         ({"BCRYPT_ROUNDS": "10"}, "BCRYPT_ROUNDS"),
         ({"TOKEN_ENCRYPTION_KEY": "not-a-fernet-key"}, "Fernet keys"),
+        ({"EMAIL_BACKEND": "console"}, "EMAIL_BACKEND=console"),
+        ({"BACKEND_URL": "http://api.codementor.example"}, "BACKEND_URL must be https"),
+        ({"CORS_ORIGINS": "https://app.codementor.example,http://app.codementor.example"}, "https origins"),
+        ({"CORS_ORIGINS": ""}, "CORS_ORIGINS must be set"),
+        ({"WORKERS": "2"}, "WORKERS>1 needs PostgreSQL"),
+        ({"WORKERS": "2", "DATABASE_URL": "postgresql://db/codementor"}, "WORKERS>1 needs REDIS_URL"),
+        ({"LLM_PROVIDER": "openai"}, "LLM_API_KEY is required"),
+        ({"LLM_FALLBACK_PROVIDER": "anthropic"}, "LLM_FALLBACK_API_KEY is required"),
+        ({"METRICS_TOKEN": ""}, "METRICS_TOKEN is required"),
     ],
 )
 def test_unsafe_production_settings_are_refused(overrides: dict[str, str], message: str) -> None:
@@ -68,6 +82,62 @@ def test_environment_variables_are_parsed(monkeypatch: pytest.MonkeyPatch) -> No
     assert settings.cors_origins == ["https://a.example", "https://b.example"]
     assert settings.database_url == "postgresql+asyncpg://user@db.internal:5432/codementor"
     assert settings.rate_limits_enabled is False and settings.port == 9000
+
+
+def test_valid_production_with_workers_redis_and_llm_key_loads() -> None:
+    settings = production(
+        WORKERS="4",
+        DATABASE_URL="postgresql://db/codementor",
+        REDIS_URL="redis://cache:6379/0",
+        LLM_PROVIDER="openai",
+        LLM_API_KEY="sk-live-key",
+    )
+    assert settings.workers == 4 and settings.missing_llm_keys() == []
+
+
+def test_development_only_warns_about_a_provider_without_its_key() -> None:
+    settings = make_settings(llm_provider="anthropic")
+    assert settings.missing_llm_keys() == ["LLM_API_KEY"]
+
+
+def test_enumerated_settings_accept_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {"LOG_LEVEL": "info", "ENVIRONMENT": "Development", "EMAIL_BACKEND": "MEMORY"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LLM_PROVIDER", " Offline ")
+    settings = Settings(_env_file=None)
+    assert (settings.log_level, settings.environment, settings.email_backend) == ("INFO", "development", "memory")
+    assert settings.llm_provider == "offline"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("DATABASE_URL", "mysql://root@db/codementor", "DATABASE_URL: use postgresql://… or sqlite:///… (got 'mysql')"),
+        ("DATABASE_URL", "codementor.db", "DATABASE_URL: use postgresql://"),
+        ("REDIS_URL", "http://cache:6379", "REDIS_URL: use redis://…, rediss://… or unix://… (got 'http')"),
+    ],
+)
+def test_bad_url_scheme_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
+async def test_sslmode_from_a_managed_postgres_url_works_with_asyncpg(postgres_url: str) -> None:
+    libpq_style = postgres_url.replace("postgresql+asyncpg://", "postgres://")
+    assert make_settings(database_url=f"{libpq_style}?sslmode=require").database_url.endswith("?ssl=require")
+    settings = make_settings(database_url=f"{libpq_style}?sslmode=prefer")
+    assert settings.database_url.endswith("?ssl=prefer")
+    engine = create_engine(settings)  # the local server has no TLS: `prefer` falls back, `require` would refuse
+    try:
+        async with engine.connect() as connection:
+            assert await connection.scalar(text("SELECT 1")) == 1
+    finally:
+        await engine.dispose()
 
 
 def test_sqlite_url_gets_the_async_driver() -> None:

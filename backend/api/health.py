@@ -1,14 +1,16 @@
-"""Service root, liveness, readiness and metrics: no authentication, for people and probes."""
+"""Service root, liveness, readiness and metrics: for people and probes (metrics behind METRICS_TOKEN when set)."""
 
 from __future__ import annotations
 
+import hmac
 import time
 from datetime import UTC, datetime, timedelta
 
-from quart import Blueprint, Response, current_app
+from quart import Blueprint, Response, current_app, request
 from quart_schema import document_response, hide, tag_blueprint
 
 from backend import __version__
+from backend.errors import Unauthorized
 from backend.metrics import render_latest
 from backend.schemas.health import Liveness, Readiness, ServiceInfo
 from backend.services import health as health_service
@@ -75,7 +77,16 @@ async def get_readiness() -> tuple[dict, int]:
 @bp.get("/metrics")
 @hide
 async def get_metrics() -> Response:
-    """Prometheus exposition of request, LLM and sandbox metrics."""
+    """Prometheus exposition of request, LLM and sandbox metrics.
+
+    With METRICS_TOKEN set (required in production) only `Authorization: Bearer <METRICS_TOKEN>` sees
+    them: route names, error rates and LLM spending are not for the public."""
+    token = current_app.config["SETTINGS"].metrics_token
+    if token is not None:
+        scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
+        is_bearer = scheme.lower() == "bearer"
+        if not (hmac.compare_digest(sent.strip().encode(), token.get_secret_value().encode()) and is_bearer):
+            raise Unauthorized("Metrics need `Authorization: Bearer <METRICS_TOKEN>`.")
     body, content_type = render_latest()
     return Response(body, content_type=content_type)
 

@@ -18,6 +18,7 @@ from arq import create_pool, cron
 from arq.connections import ArqRedis, RedisSettings
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from backend import jobs
 from backend.config import Settings
@@ -36,6 +37,10 @@ log = structlog.get_logger(__name__)
 
 class WorkerMisconfigured(Exception):
     pass
+
+
+class DatabaseUnreachable(Exception):
+    """The worker reached Redis but not the database (DATABASE_URL)."""
 
 
 def redis_settings(settings: Settings, *, retries: int = 5) -> RedisSettings:
@@ -121,7 +126,10 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         engine = create_engine(settings)
         ctx["engine"] = engine
         ctx["jobs"] = JobContext(settings=settings, session_factory=create_session_factory(engine))
-        announced = await sweep(ctx)
+        try:
+            announced = await sweep(ctx)
+        except (OSError, SQLAlchemyError) as error:  # Redis answered already: this is the database
+            raise DatabaseUnreachable(type(error).__name__) from error
         log.info("jobs.worker_started", queue=QUEUE_NAME, max_jobs=MAX_JOBS, queued=announced)
 
     async def shutdown(ctx: dict[str, Any]) -> None:

@@ -128,3 +128,14 @@ async def test_security_txt_names_contact_expiry_and_policy(tmp_path: Path) -> N
         assert policy.status_code == 200 and "vulnerability" in await policy.get_data(as_text=True)
         spec = await (await client.get("/openapi.json")).get_json()
         assert not any(path.startswith("/.well-known") for path in spec["paths"])
+
+
+async def test_metrics_need_the_bearer_token_when_one_is_set(sqlite_url: str) -> None:
+    app = create_app(make_settings(database_url=sqlite_url, metrics_token="scrape-token-0123456789"))
+    async with app.test_app():
+        client = app.test_client()
+        for headers in ({}, {"Authorization": "Bearer wrong-token"}, {"Authorization": "scrape-token-0123456789"}):
+            refused = await client.get("/metrics", headers=headers)
+            assert refused.status_code == 401 and b"http_requests_total" not in await refused.get_data()
+        allowed = await client.get("/metrics", headers={"Authorization": "Bearer scrape-token-0123456789"})
+        assert allowed.status_code == 200 and b"http_requests_total" in await allowed.get_data()

@@ -1,4 +1,5 @@
-"""SIGTERM to a real server (`python -m backend serve` in a subprocess, embedded settings).
+"""SIGTERM to a real server (`python -m backend serve` in a subprocess, embedded settings), with one
+worker and with two (our launcher: SIGTERM to it, or to its whole process group as systemd sends it).
 
 Observed: Hypercorn stops accepting at once, lets the in-flight JSON request and the open chat stream
 finish (both complete normally, the stream with its `done` event) within GRACEFUL_TIMEOUT_SECONDS, runs
@@ -9,7 +10,9 @@ by the shutdown and is still `queued` after a restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -29,7 +32,7 @@ from tests.fakes.llm_servers import FakeOpenAI
 from tests.servers import backend_env, free_port
 
 START_SECONDS = 30
-EXIT_SECONDS = 30  # above the server's 20 s graceful timeout
+EXIT_SECONDS = 35  # above the server's 20 s graceful timeout and its launcher's margin
 PASSWORD = "Correct-horse-9-battery"
 
 
@@ -45,7 +48,15 @@ class Server:
     async def start(self) -> None:
         with self.log.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "backend", "serve", env=self.env, cwd=self.cwd, stdout=log, stderr=log
+                sys.executable,
+                "-m",
+                "backend",
+                "serve",
+                env=self.env,
+                cwd=self.cwd,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,  # its own process group, as a service manager starts it
             )
         async with httpx.AsyncClient() as client:
             for _ in range(START_SECONDS * 10):
@@ -58,14 +69,19 @@ class Server:
                 await asyncio.sleep(0.1)
         raise AssertionError(f"server did not start:\n{self.log.read_text()}")
 
-    async def terminate(self) -> int:
+    async def terminate(self, *, whole_group: bool = False) -> int:
+        """SIGTERM to the server process, or to its whole process group (what systemd sends by default)."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
+        if whole_group:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        else:
+            self.process.send_signal(signal.SIGTERM)
         return await asyncio.wait_for(self.process.wait(), EXIT_SECONDS)
 
     async def kill(self) -> None:
         if self.process is not None and self.process.returncode is None:
-            self.process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)  # the workers too, when there are some
             await self.process.wait()
 
 
@@ -160,3 +176,44 @@ async def test_sigterm_finishes_in_flight_requests_and_streams_then_exits_zero(
     await server.start()  # a restart: the queued row is still there, untouched
     assert await job_status(sqlite_url, job_id) == "queued"
     assert await server.terminate() == 0
+
+
+@pytest.mark.parametrize("whole_group", [False, True], ids=["sigterm_to_launcher", "sigterm_to_process_group"])
+async def test_two_workers_finish_every_in_flight_request_and_stream_on_sigterm(
+    server: Server, openai_server: FakeOpenAI, whole_group: bool
+) -> None:
+    server.env.update(WORKERS="2", LOG_LEVEL="INFO")
+    await server.start()
+    async with httpx.AsyncClient(base_url=server.url, timeout=EXIT_SECONDS) as client:
+        headers = await sign_in(client)
+        conversation = (await client.post("/api/v1/chat/conversations", json={}, headers=headers)).json()
+        messages = f"/api/v1/chat/conversations/{conversation['id']}/messages"
+        openai_server.delay_seconds, openai_server.chunk_delay = 1.5, 0.1
+
+        async def streamed() -> tuple[int, str]:
+            # A connection each: the kernel spreads them over both workers.
+            async with httpx.AsyncClient(base_url=server.url, timeout=EXIT_SECONDS) as own:
+                body = {"content": "Stream me an answer", "stream": True}
+                async with own.stream("POST", messages, json=body, headers=headers) as response:
+                    return response.status_code, (await response.aread()).decode()
+
+        async def plain() -> tuple[int, Any]:
+            async with httpx.AsyncClient(base_url=server.url, timeout=EXIT_SECONDS) as own:
+                response = await own.post(messages, json={"content": "Answer me plainly"}, headers=headers)
+                return response.status_code, response.json()
+
+        streams = [asyncio.create_task(streamed()) for _ in range(2)]
+        plains = [asyncio.create_task(plain()) for _ in range(2)]
+        while len(openai_server.requests) < 4:  # noqa: ASYNC110 (all are waiting on the upstream)
+            await asyncio.sleep(0.02)
+        exit_code = await server.terminate(whole_group=whole_group)
+        stream_results = [await task for task in streams]
+        plain_results = [await task for task in plains]
+
+    assert exit_code == 0, server.log.read_text()
+    log = server.log.read_text()
+    assert log.count("app.stopped") == 2, log  # both workers ran the app's shutdown
+    for status, body in plain_results:
+        assert status == 201 and body["assistant_message"]["content"] == openai_server.reply, body
+    for status, text in stream_results:
+        assert status == 200 and sse_events(text)[-1] == "done", text

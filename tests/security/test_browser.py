@@ -38,6 +38,9 @@ API_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "
 PRODUCTION = {
     "environment": "production",
     "frontend_url": "https://codementor.example",
+    "backend_url": "https://api.codementor.example",
+    "cors_origins": ["https://codementor.example"],
+    "metrics_token": "metrics-token-for-the-browser-tests",
     "token_encryption_key": "CQ8tNkEXcTwh_oW1AOdO22I97r60YoYbN_AQYwMA6ho=",
     "bcrypt_rounds": 12,
     "log_level": "ERROR",
