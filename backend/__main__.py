@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
 
     match args.command:
         case None:
+            if refusal := port_refusal(settings):  # before the runner starts: one line, nothing else
+                return refusal
             with sandbox_runner(settings) as refusal:
                 if refusal:
                     return refusal
@@ -89,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                 seed(settings)
                 return serve(settings)
         case "serve":
+            if refusal := port_refusal(settings):
+                return refusal
             with sandbox_runner(settings) as refusal:
                 return refusal or serve(settings)
         case "migrate":
@@ -150,13 +154,22 @@ def serve(settings: Settings) -> int:
                 f"CodeMentor API on {base}  ·  docs: {base}/docs  ·  Ctrl+C stops", file=sys.stderr, flush=True
             ),
         )
-    except PortInUse:
-        print(
-            f"serve: {settings.host}:{settings.port} is already in use; stop what listens there or set PORT "
-            "to a free port (e.g. PORT=8001)",
-            file=sys.stderr,
-        )
-        return 1
+    except PortInUse:  # taken between the check and the bind
+        return port_refusal(settings) or 1
+
+
+def port_refusal(settings: Settings) -> int:
+    """1, after one line naming the address and PORT, when HOST:PORT is taken; else 0."""
+    from backend.server import port_is_free
+
+    if port_is_free(settings):
+        return 0
+    print(
+        f"serve: {settings.host}:{settings.port} is already in use; stop what listens there or set PORT "
+        "to a free port (e.g. PORT=8001)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 @contextlib.contextmanager

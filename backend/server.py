@@ -66,6 +66,16 @@ def bind(config: Config) -> Sockets:
         raise
 
 
+def port_is_free(settings: Settings) -> bool:
+    try:
+        sockets = bind(hypercorn_config(settings))
+    except PortInUse:
+        return False
+    for sock in sockets.insecure_sockets + sockets.secure_sockets:
+        sock.close()
+    return True
+
+
 def serve(settings: Settings, on_listening: Callable[[], None] | None = None) -> int:
     """Serve until SIGINT/SIGTERM, then stop accepting, drain in-flight requests and streams, and exit."""
     config = hypercorn_config(settings)
