@@ -37,7 +37,8 @@ from backend.models.chat import Conversation, LLMUsage, Message
 from backend.schemas.users import strip_html
 from backend.services import exercises as exercises_service
 from backend.services import tutor_context
-from backend.services.llm_gateway import BudgetExceeded, check_budget
+from backend.services.llm_gateway import BudgetedLLM, BudgetExceeded, QuotaExceeded, seconds_to_midnight
+from backend.services.llm_gateway import today as usage_day
 from backend.services.prompts import StudentProfile, build_prompt
 
 log = structlog.get_logger(__name__)
@@ -216,7 +217,11 @@ async def _history(session: AsyncSession, conversation_id: int) -> list[ChatTurn
     return [ChatTurn("user" if m.role == "user" else "assistant", m.content) for m in reversed(list(rows))]
 
 
-async def _count_messages(session: AsyncSession, conversation_id: int, added: int, title: str | None = None) -> None:
+async def _count_messages(
+    session: AsyncSession, conversation_id: int, added: int, title: str | None = None, *, tokens_of: int | None = None
+) -> int | None:
+    """Count `added` messages on the conversation; with `tokens_of`, also answer that user's LLM tokens
+    today (the budget), read by the same statement: one round trip for both."""
     now = utcnow()
     values: dict[str, object] = {
         "message_count": Conversation.message_count + added,
@@ -225,7 +230,16 @@ async def _count_messages(session: AsyncSession, conversation_id: int, added: in
     }
     if title is not None:  # an untitled conversation is named after its first message
         values["title"] = func.coalesce(Conversation.title, title)
-    await session.execute(update(Conversation).where(Conversation.id == conversation_id).values(**values))
+    statement = update(Conversation).where(Conversation.id == conversation_id).values(**values)
+    if tokens_of is None:
+        await session.execute(statement)
+        return None
+    used = (
+        select(LLMUsage.prompt_tokens + LLMUsage.completion_tokens)
+        .where(LLMUsage.user_id == tokens_of, LLMUsage.day == usage_day())
+        .scalar_subquery()
+    )
+    return (await session.execute(statement.returning(used))).scalar_one() or 0
 
 
 async def start_turn(
@@ -237,7 +251,6 @@ async def start_turn(
     if found is None:
         raise ConversationNotFound()
     conversation, exercise, learner_summary = found
-    await check_budget(session, settings, user.id)
     history = await _history(session, conversation.id)
     user_message = Message(conversation_id=conversation.id, role="user", content=content, status="complete")
     session.add(user_message)
@@ -247,11 +260,21 @@ async def start_turn(
         reply = Message(conversation_id=conversation.id, role="assistant", content="", status="partial")
         session.add(reply)
     await session.flush()
-    await _count_messages(session, conversation.id, 2 if is_stream else 1, title_from(content))
+    added = 2 if is_stream else 1
+    used = await _count_messages(session, conversation.id, added, title_from(content), tokens_of=user.id)
+    budget = settings.llm_daily_token_budget
+    if budget and used is not None and used >= budget:
+        # Checked after the writes so the budget costs no round trip of its own: the 429 rolls them back.
+        raise QuotaExceeded(headers={"Retry-After": str(seconds_to_midnight())})
     profile = replace(profile_of(user), learner_summary=learner_summary)
     prompt = build_prompt(profile, history, content, exercise=exercise)
     await session.commit()
     return Turn(user.id, conversation.id, user_message, reply, prompt)
+
+
+def _budget_read(llm: LLM) -> None:
+    if isinstance(llm, BudgetedLLM):  # start_turn read today's tokens with its writes, moments ago
+        llm.budget_checked()
 
 
 async def send(
@@ -259,6 +282,7 @@ async def send(
 ) -> tuple[Message, Message]:
     """The student's message and the tutor's reply; 502/504 when the LLM fails (the message is kept)."""
     turn = await start_turn(session, settings, user, conversation_id, content, is_stream=False)
+    _budget_read(llm)
     reply = Message(conversation_id=turn.conversation_id, role="assistant", content="", status="failed")
     try:
         completion = await llm.complete(turn.prompt)
@@ -359,6 +383,7 @@ async def stream_turn(
     started = time.perf_counter()
     parts: list[str] = []
     usage: Usage | None = None
+    _budget_read(llm)  # `turn` comes from start_turn
     try:
         async with aclosing(llm.stream(turn.prompt)) as items:
             async for item in items:

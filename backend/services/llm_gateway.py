@@ -128,11 +128,18 @@ class BudgetedLLM(LLM):
     def __init__(self, llm: LLM, session_factory: SessionFactory, settings: Settings, user_id: int) -> None:
         self.llm, self.session_factory, self.settings, self.user_id = llm, session_factory, settings, user_id
         self.provider, self.model = llm.provider, llm.model
+        self._checked = False
+
+    def budget_checked(self) -> None:
+        """The caller has just read today's tokens itself (the chat, with its message's write) and found
+        budget left: the next call skips its own read (three round trips before the first token)."""
+        self._checked = True
 
     async def check(self) -> None:
         """Raise `BudgetExceeded` when today's budget is spent."""
         budget = self.settings.llm_daily_token_budget
-        if not budget:
+        if not budget or self._checked:
+            self._checked = False
             return
         async with self.session_factory() as session:
             used = await tokens_used_today(session, self.user_id)

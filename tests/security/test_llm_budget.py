@@ -38,6 +38,13 @@ async def test_spent_budget_stops_hints_grading_generation_and_chat(
         f"{CHAT}/conversations/{conversation_id}/messages", json={"content": "hi"}, headers=headers
     )
     assert chat.status_code == 429 and (await chat.get_json())["code"] == "quota_exceeded"
+    streamed = await client.post(
+        f"{CHAT}/conversations/{conversation_id}/messages", json={"content": "hi", "stream": True}, headers=headers
+    )
+    assert streamed.status_code == 429 and (await streamed.get_json())["code"] == "quota_exceeded"
+    # The budget is read with the message's write: the refusal rolls the message back, none is stored.
+    stored = await client.get(f"{CHAT}/conversations/{conversation_id}/messages", headers=headers)
+    assert (await stored.get_json())["items"] == []
 
     assert len(openai_server.requests) == 2  # nothing reached the provider once the budget was spent
     async with app.extensions["db_session_factory"]() as session:
