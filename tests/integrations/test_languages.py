@@ -13,14 +13,15 @@ import json
 import os
 import shutil
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
 from backend.content import neutral
 from backend.content.catalog import load_catalog
-from backend.integrations.sandbox import LocalSandbox, RunResult
-from backend.integrations.sandbox.languages import LANGUAGES, available, graded_tests
-from backend.integrations.sandbox.languages.execute import LanguageSandbox
+from backend.integrations.sandbox import RunnerSandbox, RunResult
+from backend.integrations.sandbox.languages import LANGUAGES, LanguageGrader, graded
+from tests.runners import shared_runner_url
 
 JS = LANGUAGES["javascript"]
 TS = LANGUAGES["typescript"]
@@ -38,9 +39,17 @@ def _require_toolchains() -> None:
 
 
 @pytest.fixture(scope="module")
-def sandbox() -> LanguageSandbox:
+async def runner() -> AsyncIterator[RunnerSandbox]:
+    """The session's real runner process (`python -m backend sandbox`), as the API reaches it."""
     _require_toolchains()
-    return LanguageSandbox(timeout_seconds=TIMEOUT, max_concurrency=2, queue_timeout_seconds=120)
+    client = RunnerSandbox(shared_runner_url(), timeout_seconds=TIMEOUT, queue_timeout_seconds=300)
+    yield client
+    await client.close()
+
+
+@pytest.fixture(scope="module")
+def sandbox(runner: RunnerSandbox) -> LanguageGrader:
+    return LanguageGrader(runner, timeout_seconds=TIMEOUT, queue_timeout_seconds=300)
 
 
 CHUNK_CASES = [
@@ -57,11 +66,16 @@ CHUNK = """function chunk(items, size) {
 """
 
 
-async def run_js(sandbox: LanguageSandbox, code: str, cases: list[dict]) -> RunResult:
-    return await sandbox.grade(JS, code, cases, test_timeout_ms=TEST_TIMEOUT_MS)
+async def run_js(sandbox: LanguageGrader, code: str, cases: list[dict], user: str | None = None) -> RunResult:
+    # The runner runs one job per user key at a time (fair queueing): parity checks use a key per run.
+    return await sandbox.grade(JS, code, cases, test_timeout_ms=TEST_TIMEOUT_MS, user=user)
 
 
-async def test_correct_solution_passes_and_values_compare_on_the_server(sandbox: LanguageSandbox) -> None:
+def job_stdin(cases: list[dict]) -> str:
+    return JS.run_stdin(cases, output_cap=65536, test_timeout_ms=TEST_TIMEOUT_MS)
+
+
+async def test_correct_solution_passes_and_values_compare_on_the_server(sandbox: LanguageGrader) -> None:
     result = await run_js(sandbox, CHUNK, CHUNK_CASES)
     assert result.status == "passed", result.results
     assert result.tests_passed == 3
@@ -69,7 +83,7 @@ async def test_correct_solution_passes_and_values_compare_on_the_server(sandbox:
     assert "chunked 5" in result.stdout
 
 
-async def test_wrong_solution_fails_with_the_failing_test_names(sandbox: LanguageSandbox) -> None:
+async def test_wrong_solution_fails_with_the_failing_test_names(sandbox: LanguageGrader) -> None:
     wrong = CHUNK.replace("i + size", "i + size + 1")
     result = await run_js(sandbox, wrong, CHUNK_CASES)
     assert result.status == "failed"
@@ -77,9 +91,8 @@ async def test_wrong_solution_fails_with_the_failing_test_names(sandbox: Languag
     assert "expected [[1, 2], [3, 4], [5]]" in result.results[0].message
 
 
-async def test_harness_is_never_told_the_expected_values(sandbox: LanguageSandbox) -> None:
-    job = JS.build_job(CHUNK, CHUNK_CASES, output_cap=65536, test_timeout_ms=TEST_TIMEOUT_MS)
-    sent = json.loads(job.stdin)
+async def test_harness_is_never_told_the_expected_values(sandbox: LanguageGrader) -> None:
+    sent = json.loads(job_stdin(CHUNK_CASES))
     assert "expected" not in json.dumps(sent)
     # A submission printing a fake report, or returning a lookalike string, passes nothing.
     forged = 'function chunk() { console.log(\'{"event": "call", "index": 0}\'); return "[[1, 2], [3, 4], [5]]"; }'
@@ -87,20 +100,20 @@ async def test_harness_is_never_told_the_expected_values(sandbox: LanguageSandbo
     assert result.tests_passed == 0
 
 
-async def test_syntax_error_reports_its_line(sandbox: LanguageSandbox) -> None:
+async def test_syntax_error_reports_its_line(sandbox: LanguageGrader) -> None:
     result = await run_js(sandbox, "function chunk(items, size) {\n  return [;\n}\n", CHUNK_CASES)
     assert result.status == "error"
     assert result.error_line == 2
     assert "SyntaxError" in result.stderr
 
 
-async def test_thrown_error_is_the_tests_message(sandbox: LanguageSandbox) -> None:
+async def test_thrown_error_is_the_tests_message(sandbox: LanguageGrader) -> None:
     result = await run_js(sandbox, "function chunk() { throw new RangeError('nope'); }", CHUNK_CASES)
     assert result.status == "failed"
     assert result.results[0].message == "RangeError: nope"
 
 
-async def test_infinite_loop_times_out(sandbox: LanguageSandbox) -> None:
+async def test_infinite_loop_times_out(sandbox: LanguageGrader) -> None:
     started = time.perf_counter()
     result = await run_js(sandbox, "function chunk() { for (;;) {} }", CHUNK_CASES)
     assert result.status == "timeout"
@@ -124,14 +137,14 @@ CONTAINMENT = {
 
 
 @pytest.mark.parametrize("name", CONTAINMENT)
-async def test_containment(sandbox: LanguageSandbox, name: str) -> None:
+async def test_containment(sandbox: LanguageGrader, name: str) -> None:
     code = f"function probe() {{ {CONTAINMENT[name]} }}"
     cases = [{"name": name, "function": "probe", "args": "[]", "expected": "false"}]
     result = await run_js(sandbox, code, cases)
     assert result.status == "passed", result.results
 
 
-async def test_fork_bomb_is_contained(sandbox: LanguageSandbox) -> None:
+async def test_fork_bomb_is_contained(sandbox: LanguageGrader) -> None:
     bomb = """function chunk() {
   const { spawn } = require("child_process");
   for (let i = 0; i < 500; i++) { try { spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"]); } catch (e) {} }
@@ -151,7 +164,7 @@ TS_CHUNK = """function chunk<T>(items: T[], size: number): T[][] {
 """
 
 
-async def test_typescript_passes_and_is_compiled_once(sandbox: LanguageSandbox) -> None:
+async def test_typescript_passes_and_is_compiled_once(sandbox: LanguageGrader) -> None:
     result = await sandbox.grade(TS, TS_CHUNK, CHUNK_CASES)
     assert result.status == "passed", result.results
     # The same source again: no compile run, only the (fast) run of the cached JavaScript.
@@ -162,7 +175,7 @@ async def test_typescript_passes_and_is_compiled_once(sandbox: LanguageSandbox) 
     assert time.perf_counter() - started < 3
 
 
-async def test_typescript_type_error_is_reported_with_its_line(sandbox: LanguageSandbox) -> None:
+async def test_typescript_type_error_is_reported_with_its_line(sandbox: LanguageGrader) -> None:
     wrong = TS_CHUNK.replace("const out: T[][] = [];", "const out: T[][] = [];\n  const size2: string = size;")
     result = await sandbox.grade(TS, wrong, CHUNK_CASES)
     assert result.status == "error"
@@ -173,14 +186,15 @@ async def test_typescript_type_error_is_reported_with_its_line(sandbox: Language
     assert "implicitly has an 'any' type" in untyped.stderr
 
 
-async def test_typescript_wrong_answer_fails_by_name(sandbox: LanguageSandbox) -> None:
+async def test_typescript_wrong_answer_fails_by_name(sandbox: LanguageGrader) -> None:
     result = await sandbox.grade(TS, TS_CHUNK.replace("i + size)", "i + size + 1)"), CHUNK_CASES)
     assert result.status == "failed"
     assert [outcome.name for outcome in result.results if not outcome.passed] == ["pairs"]
 
 
 def test_only_installed_languages_are_offered() -> None:
-    offered = available()
+    offered = graded()
+    assert next(iter(offered)) == "python"
     assert all(language.version for language in offered.values())
     if JS.available:
         assert offered["javascript"].version.split(".")[0].isdigit()
@@ -208,7 +222,7 @@ def test_neutral_cases_derive_from_plain_python_calls() -> None:
     assert neutral.function_name("second_largest", "cpp") == "second_largest"
 
 
-async def test_catalog_parity_javascript(sandbox: LanguageSandbox) -> None:
+async def test_catalog_parity_javascript(sandbox: LanguageGrader) -> None:
     """Each JavaScript reference passes its cases and each starter fails them, in the real sandbox."""
     specs = javascript_specs()
     # Not translated: both teach a Python-only feature (mutable default arguments, operator overloading).
@@ -218,7 +232,8 @@ async def test_catalog_parity_javascript(sandbox: LanguageSandbox) -> None:
     async def check(spec) -> list[str]:
         variant = spec.variants["javascript"]
         reference, starter = await asyncio.gather(
-            run_js(sandbox, variant.solution, variant.tests), run_js(sandbox, variant.starter_code, variant.tests)
+            run_js(sandbox, variant.solution, variant.tests, user=f"reference:{spec.slug}"),
+            run_js(sandbox, variant.starter_code, variant.tests, user=f"starter:{spec.slug}"),
         )
         problems = []
         if reference.status != "passed":
@@ -232,7 +247,7 @@ async def test_catalog_parity_javascript(sandbox: LanguageSandbox) -> None:
     assert not problems, problems
 
 
-async def test_catalog_parity_typescript(sandbox: LanguageSandbox) -> None:
+async def test_catalog_parity_typescript(sandbox: LanguageGrader) -> None:
     """Each TypeScript reference type-checks and passes; each starter fails (to compile or its cases).
     All sources compile in one sandbox run."""
     specs = [spec for spec in load_catalog() if "typescript" in spec.variants]
@@ -244,11 +259,13 @@ async def test_catalog_parity_typescript(sandbox: LanguageSandbox) -> None:
     assert not problems, problems
 
     async def check(spec, variant, reference, starter) -> list[str]:
-        tests = graded_tests(variant.tests, "typescript")
-        jobs = [TS.build_job(reference.output, variant.tests, output_cap=65536, test_timeout_ms=TEST_TIMEOUT_MS)]
-        if starter.output is not None:
-            jobs.append(TS.build_job(starter.output, variant.tests, output_cap=65536, test_timeout_ms=TEST_TIMEOUT_MS))
-        results = await asyncio.gather(*(sandbox.run(job, tests) for job in jobs))
+        outputs = [reference.output] + ([starter.output] if starter.output is not None else [])
+        results = await asyncio.gather(
+            *(
+                sandbox.run(TS, output, variant.tests, test_timeout_ms=TEST_TIMEOUT_MS, user=f"{spec.slug}:{i}")
+                for i, output in enumerate(outputs)
+            )
+        )
         found = []
         if results[0].status != "passed":
             found.append(f"{spec.slug}: reference {[(o.name, o.message) for o in results[0].results if not o.passed]}")
@@ -261,20 +278,14 @@ async def test_catalog_parity_typescript(sandbox: LanguageSandbox) -> None:
     assert not problems, problems
 
 
-async def test_neutral_cases_agree_with_the_python_reference() -> None:
+async def test_neutral_cases_agree_with_the_python_reference(runner: RunnerSandbox) -> None:
     """The cases other languages are graded on are right: the trusted Python solution passes them too."""
-    if not shutil.which("bwrap") and os.environ.get("CI") != "true":
-        pytest.skip("bubblewrap not installed")
-    python = LocalSandbox(timeout_seconds=TIMEOUT, memory_mb=256, max_concurrency=2)
 
     async def check(spec) -> str | None:
         tests = neutral.python_tests(spec.variants["javascript"].tests)
-        result = await python.run(spec.solution, tests)
+        result = await runner.run(spec.solution, tests, user=f"python:{spec.slug}")
         failing = [(o.name, o.message) for o in result.results if not o.passed]
         return f"{spec.slug}: {failing[:3]}" if result.status != "passed" else None
 
-    try:
-        problems = [problem for problem in await asyncio.gather(*map(check, javascript_specs())) if problem]
-    finally:
-        await python.close()
+    problems = [problem for problem in await asyncio.gather(*map(check, javascript_specs())) if problem]
     assert not problems, problems

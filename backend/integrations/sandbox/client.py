@@ -23,7 +23,7 @@ from backend.integrations.sandbox.base import (
     record,
 )
 from backend.integrations.sandbox.local import python_job
-from backend.integrations.sandbox.protocol import Execution, grade_execution
+from backend.integrations.sandbox.protocol import Execution, Job, grade_execution
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +70,11 @@ class RunnerSandbox(Sandbox):
         job = python_job(code, tests, timeout, self.queue_timeout_seconds, user)
         body = await self._post(job.to_json(), timeout + self.queue_timeout_seconds + GRACE_SECONDS)
         return record(self.backend, grade_execution(tests, Execution.from_json(body)))
+
+    async def execute(self, job: Job) -> Execution:
+        """Run any runner job (another language's toolchain, see languages/) and return it ungraded."""
+        body = await self._post(job.to_json(), job.timeout_seconds + job.queue_timeout_seconds + GRACE_SECONDS)
+        return Execution.from_json(body)
 
     async def _post(self, job: dict[str, Any], seconds: float) -> Any:
         if self._client is None:

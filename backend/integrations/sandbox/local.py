@@ -52,6 +52,7 @@ from backend.integrations.sandbox.confinement import (  # noqa: F401 - re-export
     switch_uid,
     system_links,
 )
+from backend.integrations.sandbox.languages.toolchains import TOOLCHAINS as LANGUAGE_TOOLCHAINS
 from backend.integrations.sandbox.protocol import DEFAULT_TOOLCHAIN, Execution, Job, grade_execution
 
 log = structlog.get_logger(__name__)
@@ -112,8 +113,10 @@ class LocalSandbox(Sandbox):
 
     async def execute(self, job: Job) -> Execution:
         """Run one job; the caller holds one of `max_concurrency` slots."""
-        if job.toolchain not in TOOLCHAINS:
+        if job.toolchain not in TOOLCHAINS and job.toolchain not in LANGUAGE_TOOLCHAINS:
             raise SandboxUnavailable(f"unknown toolchain {job.toolchain!r}")
+        if job.toolchain in LANGUAGE_TOOLCHAINS and not self.is_isolated:
+            raise SandboxUnavailable(f"the {job.toolchain} toolchain runs only under bubblewrap")
         if self._free_uids is None:
             # One uid per slot, unique on the host: two runs sharing a uid would share RLIMIT_NPROC and
             # reach each other with kill(-1).
@@ -270,6 +273,8 @@ class LocalSandbox(Sandbox):
     def _command(
         self, job_dir: Path, toolchain: str, results_fd: int, uid: int | None, seconds: float, filter_fd: int | None
     ) -> list[str]:
+        if toolchain in LANGUAGE_TOOLCHAINS:
+            return self._language_command(job_dir, toolchain, results_fd, uid, seconds, filter_fd)
         harness_file, _ = TOOLCHAINS[toolchain]
         harness_args = ["--results-fd", str(results_fd)]
         if uid is not None or self.is_isolated:
@@ -302,6 +307,45 @@ class LocalSandbox(Sandbox):
             "--hostname", "sandbox",
             *(["--seccomp", str(filter_fd)] if filter_fd is not None else []),
             PYTHON, "-I", "-S", f"/job/{harness_file}", *harness_args,
+        ]  # fmt: skip
+
+    def _language_command(
+        self, job_dir: Path, name: str, results_fd: int, uid: int | None, seconds: float, filter_fd: int | None
+    ) -> list[str]:
+        """Another language's toolchain (languages/toolchains.py): the same confinement, with the toolchain's
+        own command, read-only binds and address-space / thread limits (node and javac reserve far more
+        address space than they use; their heaps are bounded by their own flags)."""
+        toolchain = LANGUAGE_TOOLCHAINS[name]
+        limits = [
+            arg for arg in self.limits.prlimit(seconds) if not arg.startswith(("--as=", "--nproc="))
+        ]  # fmt: skip
+        limits[1:1] = [f"--as={toolchain.address_space_bytes}", f"--nproc={toolchain.max_processes}"]
+        wrappers = limits + (switch_uid(uid) if uid is not None else [])
+        binds = [arg for source, target in toolchain.ro_binds for arg in ("--ro-bind", source, target)]
+        assert self.bwrap is not None
+        return [
+            *wrappers,
+            self.bwrap,
+            "--unshare-all",
+            "--as-pid-1",
+            "--die-with-parent",
+            "--new-session",
+            "--clearenv",
+            "--setenv", "PATH", "/usr/bin",
+            "--setenv", "HOME", "/tmp",  # noqa: S108 - the sandbox's own tmpfs
+            "--cap-drop", "ALL",
+            "--ro-bind", "/usr", "/usr",
+            *system_links(),
+            *binds,
+            "--proc", "/proc",
+            *device_args(),
+            "--size", str(self.limits.tmpfs_bytes), "--tmpfs", "/tmp",  # noqa: S108 - the sandbox's own, sized
+            "--ro-bind", str(job_dir), "/job",
+            "--remount-ro", "/",
+            "--chdir", "/job",
+            "--hostname", "sandbox",
+            *(["--seccomp", str(filter_fd)] if filter_fd is not None else []),
+            *toolchain.command, "--results-fd", str(results_fd),
         ]  # fmt: skip
 
 
@@ -389,8 +433,11 @@ async def exchange(
 def prepare_job_dir(job: Job, uid: int | None) -> Path:
     """The job's files and its harness, readable by the run's own uid (group) and nobody else's."""
     job_dir = Path(tempfile.mkdtemp(prefix="codementor-sandbox-"))
-    harness_file, harness_source = TOOLCHAINS[job.toolchain]
-    files = {**job.files, harness_file: harness_source}
+    if job.toolchain in LANGUAGE_TOOLCHAINS:
+        files = {**job.files, **LANGUAGE_TOOLCHAINS[job.toolchain].files}
+    else:
+        harness_file, harness_source = TOOLCHAINS[job.toolchain]
+        files = {**job.files, harness_file: harness_source}
     for name, text in files.items():
         (job_dir / name).write_text(text, errors="surrogatepass")
         if uid is not None:

@@ -1,60 +1,60 @@
-"""Exercises in languages other than Python: toolchains, per-language jobs, and grading of neutral cases.
+"""Exercises in languages other than Python: per-language runner jobs, compile cache, grading of neutral cases.
 
-A language is *graded* on this host when its toolchain is installed (detected once, at first use) and a
-harness exists for it; anything else is unavailable and never offered. Each language turns a submission
-and an exercise's neutral cases (`backend.content.neutral`) into a `LanguageJob`: the files of the job dir
-(the submission and the language's harness), the command run inside the sandbox, what goes in on stdin
-(the cases' arguments only, never their expectations), and the limits the toolchain needs. The harness
-reports in the Python harness's event format, so `base.grade` compares values on the server unchanged.
+A language is *graded* on this host when its toolchain is installed (detected once, at first use) and the
+sandbox runner knows its toolchain (`toolchains.py`); anything else is unavailable and never offered. Each
+language turns a submission and an exercise's neutral cases (`backend.content.neutral`) into runner jobs
+(`protocol.Job`: a toolchain name, files, stdin, limits): the cases' arguments go in, never their
+expectations. The harnesses report in the Python harness's event format, so `protocol.grade_execution`
+compares values in the API exactly as for Python.
 
-Measured under bubblewrap on this 2-core host (uid 60000, RLIMIT_NPROC 32): node starts in ~40 ms; g++
-compiles a `<bits/stdc++.h>` program in ~1.4 s; javac ~0.5-1.1 s (needs /etc/java-17-openjdk for
-java.security), java runs in ~0.2 s with a small heap; `go build` ~0.2-0.5 s (needs a writable GOCACHE);
-a TypeScript type check through the compiler API ~0.9-1.8 s. Node, Java and Go reserve far more address
-space than they use: each needs RLIMIT_AS of 1 GiB (tsc 2 GiB) and bounds its heap with its own flags.
+A language with a compile step (TypeScript) compiles in a runner job of its own whose output (the emitted
+JavaScript, or the first errors with their lines) is cached in `LanguageGrader` by source hash and
+toolchain version: no submission code runs in a compile job, so what it reports is the compiler's word.
+
+Measured under bubblewrap on this 2-core host (others' load included): a JavaScript run ~0.1-0.3 s; a
+TypeScript compile 1-1.5 s for one source (the compiler's own start ~0.4 s), ~0.05-0.1 s per extra source
+in the same job; javac ~0.5-1.1 s (needs /etc/java-17-openjdk), g++ ~1.4 s for a `<bits/stdc++.h>`
+program (needs PATH for `ld`), `go build` ~0.2-0.5 s (needs a writable GOCACHE): Java, C++ and Go have no
+harness yet.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import subprocess
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from backend.content import neutral
+from backend.integrations.sandbox.base import CHILD_OUTPUT_CAP, Report, RunResult, SandboxUnavailable, grade, record
+from backend.integrations.sandbox.languages.toolchains import NODE, TOOLCHAINS, TYPESCRIPT_DIR
+from backend.integrations.sandbox.protocol import Execution, Job, grade_execution
 
-HERE = Path(__file__).parent
-NODE = "/usr/bin/node"
-GIB = 1024 * 1024 * 1024
-# One V8 worker thread and no GC threads: node then starts 4 threads instead of ~10, and threads count
-# against the slot uid's RLIMIT_NPROC (the harness and one program child fit in 8). 128 MiB of heap.
-NODE_FLAGS = ("--v8-pool-size=1", "--single-threaded-gc", "--max-old-space-size=128", "--stack-size=2000")
+DEFAULT_TEST_TIMEOUT_MS = 5000  # one call or program; the whole run is bounded by the sandbox timeout
+COMPILE_CACHE_ENTRIES = 1024
+PYTHON = "/usr/bin/python3"
 
 
-@dataclass(frozen=True)
-class LanguageJob:
-    """What the sandbox runs for one submission in one language."""
+class Executor(Protocol):
+    """What runs a runner job: the API's `RunnerSandbox` (or a runner's `LocalSandbox` in its own tests)."""
 
-    language: str
-    files: dict[str, str]  # name in the job dir → content
-    command: list[str]  # run with the job dir (read-only) as the working directory
-    stdin: bytes  # the job: the cases' inputs, never their expectations
-    address_space_bytes: int
-    env: dict[str, str] = field(default_factory=dict)
-    ro_binds: tuple[tuple[str, str], ...] = ()  # (host path, sandbox path) the toolchain needs, read-only
+    async def execute(self, job: Job) -> Execution: ...
 
 
 @dataclass(frozen=True)
 class Language:
     name: str
     title: str
-    source_file: str
+    toolchain: str | None  # the runner toolchain of a run (None: Python's own harness)
+    compile_toolchain: str | None = None
 
     @functools.cached_property
     def version(self) -> str | None:
         """The toolchain's version, or None when it is not installed (the language is then unavailable)."""
-        return None
+        return tool_version([PYTHON, "--version"], prefix="Python ")
 
     @property
     def available(self) -> bool:
@@ -62,81 +62,170 @@ class Language:
 
     @property
     def compiled(self) -> bool:
-        """Whether submissions go through a compile step first (its output is cached by source hash)."""
-        return False
+        return self.compile_toolchain is not None
 
-    def build_compile_job(self, sources: dict[str, str]) -> LanguageJob:
-        """One sandbox run compiling every source (by key); reports `compiled`/`compile_error` events."""
-        raise NotImplementedError
-
-    def build_job(self, code: str, cases: list[dict], *, output_cap: int, test_timeout_ms: int) -> LanguageJob:
-        """The run: `code` is the submission, or for a compiled language what its compile step produced."""
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class JavaScript(Language):
-    name: str = "javascript"
-    title: str = "JavaScript"
-    source_file: str = "main.js"
-
-    @functools.cached_property
-    def version(self) -> str | None:
-        return tool_version([NODE, "--version"], prefix="v")
-
-    def build_job(self, code: str, cases: list[dict], *, output_cap: int, test_timeout_ms: int) -> LanguageJob:
-        job = {
-            "tests": [job_input(case, self.name) for case in cases],
-            "output_cap": output_cap,
-            "test_timeout_ms": test_timeout_ms,
-        }
-        return LanguageJob(
-            language=self.name,
-            files={"harness.js": JS_HARNESS, "main.js": code},
-            command=[NODE, *NODE_FLAGS, "harness.js"],
-            stdin=json.dumps(job).encode("utf-8", "surrogatepass"),
-            address_space_bytes=GIB,
+    def run_stdin(self, cases: list[dict], *, output_cap: int, test_timeout_ms: int) -> str:
+        """The harness's job: each case's inputs (method names in the language's convention), no expectation."""
+        return json.dumps(
+            {
+                "tests": [job_input(case, self.name) for case in cases],
+                "output_cap": output_cap,
+                "test_timeout_ms": test_timeout_ms,
+            }
         )
 
 
 @dataclass(frozen=True)
-class TypeScript(JavaScript):
-    """Type-checked strictly (ES2022, no implicit any) by the pinned compiler in a sandbox run of its own,
-    which reports the emitted JavaScript (or the first errors, with their lines, like a syntax error); the
-    JavaScript harness then runs that. No submission code runs during compilation, so what the compile run
-    reports can be cached by source hash and reused for the same source."""
-
-    name: str = "typescript"
-    title: str = "TypeScript"
-    source_file: str = "main.ts"
-
+class Node(Language):
     @functools.cached_property
     def version(self) -> str | None:
-        if JavaScript().version is None:
-            return None
+        node = tool_version([NODE, "--version"], prefix="v")
+        if node is None or self.compile_toolchain is None:
+            return node
         try:
             return str(json.loads((TYPESCRIPT_DIR / "package.json").read_text())["version"])
         except (OSError, ValueError, KeyError):
             return None
 
-    @property
-    def compiled(self) -> bool:
-        return True
 
-    def build_compile_job(self, sources: dict[str, str]) -> LanguageJob:
-        return LanguageJob(
-            language=self.name,
-            files={"compile_ts.js": TS_COMPILER, "sandbox.d.ts": TS_GLOBALS},
-            # The compiler needs a bigger heap than a submission: 256 MiB, and 2 GiB of address space.
-            command=[NODE, *NODE_FLAGS, "--max-old-space-size=256", "compile_ts.js"],
-            stdin=json.dumps({"sources": sources}).encode("utf-8", "surrogatepass"),
-            address_space_bytes=2 * GIB,
-            ro_binds=((str(TYPESCRIPT_DIR), "/opt/typescript"),),
+PYTHON_LANGUAGE = Language("python", "Python", None)
+LANGUAGES: dict[str, Language] = {
+    language.name: language
+    for language in (
+        PYTHON_LANGUAGE,
+        Node("javascript", "JavaScript", "javascript"),
+        # Type-checked strictly (ES2022, no implicit any) in a compile job, then run by the JavaScript harness.
+        Node("typescript", "TypeScript", "javascript", compile_toolchain="typescript-compile"),
+    )
+}
+
+
+def graded() -> dict[str, Language]:
+    """The languages whose toolchain is installed here, Python first."""
+    return {name: language for name, language in LANGUAGES.items() if language.available}
+
+
+@dataclass(frozen=True)
+class Compiled:
+    output: str | None  # what the compile step made (for TypeScript, JavaScript); None on an error
+    line: int | None  # the first error's line in the submission
+    message: str | None
+
+
+class LanguageGrader:
+    """Grades submissions in languages other than Python through runner jobs, with a compile cache."""
+
+    def __init__(self, executor: Executor, *, timeout_seconds: float, queue_timeout_seconds: float) -> None:
+        self.executor = executor
+        self.timeout_seconds = timeout_seconds
+        self.queue_timeout_seconds = queue_timeout_seconds
+        self._compiled: OrderedDict[str, Compiled] = OrderedDict()  # least recently used first
+
+    async def grade(
+        self,
+        language: Language,
+        code: str,
+        cases: list[dict],
+        *,
+        user: str | None = None,
+        test_timeout_ms: int = DEFAULT_TEST_TIMEOUT_MS,
+        timeout_seconds: float | None = None,
+    ) -> RunResult:
+        """Run `code` against neutral cases and grade it (compiling first, through the cache)."""
+        if language.toolchain is None:
+            raise ValueError("Python is graded by the sandbox's own harness (Sandbox.run)")
+        tests = graded_tests(cases, language.name)
+        if language.compiled:
+            compiled = (await self.compile(language, [code], user=user))[0]
+            if compiled.output is None:
+                report = Report(syntax_error={"line": compiled.line, "message": compiled.message})
+                return record("local", grade(tests, report, duration_ms=0.0, is_timeout=False))
+            code = compiled.output
+        return await self.run(
+            language, code, cases, user=user, test_timeout_ms=test_timeout_ms, timeout_seconds=timeout_seconds
+        )
+
+    async def run(
+        self,
+        language: Language,
+        code: str,
+        cases: list[dict],
+        *,
+        user: str | None = None,
+        test_timeout_ms: int = DEFAULT_TEST_TIMEOUT_MS,
+        timeout_seconds: float | None = None,
+    ) -> RunResult:
+        """Run code that needs no (more) compiling: JavaScript, or what a compile job emitted."""
+        assert language.toolchain is not None
+        stdin = language.run_stdin(cases, output_cap=CHILD_OUTPUT_CAP, test_timeout_ms=test_timeout_ms)
+        job = self._job(language.toolchain, {"main.js": code}, stdin, user, timeout_seconds)
+        execution = await self.executor.execute(job)
+        report = Report.parse(execution.report.encode("utf-8", "surrogateescape").split(b"\n"))
+        # A call or program over the harness's per-test limit makes the run a timeout, as for Python.
+        if any(event.get("error") == "timed out" for event in report.events.values()):
+            execution = Execution(**{**execution.to_json(), "timed_out": True})
+        return record("local", grade_execution(graded_tests(cases, language.name), execution))
+
+    async def compile(self, language: Language, sources: list[str], *, user: str | None = None) -> list[Compiled]:
+        """What `language`'s compile step makes of each source: from the cache, else every missing one in a
+        single compile job."""
+        assert language.compile_toolchain is not None
+        keys = [compile_key(language, source) for source in sources]
+        missing = {key: source for key, source in zip(keys, sources, strict=True) if key not in self._compiled}
+        if missing:
+            stdin = json.dumps({"sources": missing})
+            job = self._job(language.compile_toolchain, {}, stdin, user, self.timeout_seconds * 3)
+            execution = await self.executor.execute(job)
+            found = parse_compiled(execution.report, set(missing))
+            if set(found) != set(missing):
+                raise SandboxUnavailable(
+                    f"the {language.name} compiler did not finish ({execution.diagnostics[:200] or 'no diagnostics'})"
+                )
+            self._compiled.update(found)
+        for key in keys:
+            self._compiled.move_to_end(key)
+        result = [self._compiled[key] for key in keys]
+        while len(self._compiled) > COMPILE_CACHE_ENTRIES:
+            self._compiled.popitem(last=False)
+        return result
+
+    def _job(self, toolchain: str, files: dict[str, str], stdin: str, user: str | None, timeout: float | None) -> Job:
+        return Job(
+            toolchain=toolchain,
+            files=files,
+            stdin=stdin,
+            timeout_seconds=timeout or self.timeout_seconds,
+            queue_timeout_seconds=self.queue_timeout_seconds,
+            user=user or "anonymous",
         )
 
 
+def parse_compiled(report: str, keys: set[str]) -> dict[str, Compiled]:
+    found: dict[str, Compiled] = {}
+    for line in report.splitlines():
+        try:
+            event: Any = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(event, dict) or event.get("key") not in keys or event["key"] in found:
+            continue
+        if event.get("event") == "compiled":
+            found[event["key"]] = Compiled(str(event.get("output") or ""), None, None)
+        elif event.get("event") == "compile_error":
+            line_number = event.get("line")
+            found[event["key"]] = Compiled(
+                None, line_number if isinstance(line_number, int) else None, str(event.get("message") or "")
+            )
+    return found
+
+
+def compile_key(language: Language, source: str) -> str:
+    digest = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{language.name}:{language.version}:{digest}"
+
+
 def job_input(case: dict, language: str) -> dict:
-    """What a harness is told about one case: its inputs, with method names in the language's convention."""
+    """What a harness is told about one case: its inputs, with names in the language's convention."""
     if "stdin" in case:
         return {"stdin": case["stdin"]}
     if "args" in case:
@@ -151,7 +240,7 @@ def graded_tests(cases: list[dict], language: str) -> list[dict]:
     tests = []
     for case in cases:
         if "stdin" in case:
-            tests.append(dict(case))
+            tests.append({key: case[key] for key in ("name", "stdin", "expected_stdout")})
             continue
         display = neutral.display_call(case, language)
         tests.append({"name": case["name"], "call": display, "expected": neutral.python_literal(case["expected"])})
@@ -169,14 +258,4 @@ def tool_version(command: list[str], *, prefix: str = "") -> str | None:
     return text[0].removeprefix(prefix).strip() if text else None
 
 
-JS_HARNESS = (HERE / "harness.js").read_text()
-TS_COMPILER = (HERE / "compile_ts.js").read_text()
-TS_GLOBALS = (HERE / "sandbox.d.ts").read_text()
-# The pinned compiler, installed with `npm ci` in languages/typescript (by .ci/run and the Dockerfile).
-TYPESCRIPT_DIR = HERE / "typescript" / "node_modules" / "typescript"
-LANGUAGES: dict[str, Language] = {language.name: language for language in (JavaScript(), TypeScript())}
-
-
-def available() -> dict[str, Language]:
-    """The languages besides Python whose toolchain is installed here."""
-    return {name: language for name, language in LANGUAGES.items() if language.available}
+__all__ = ["LANGUAGES", "TOOLCHAINS", "Compiled", "Language", "LanguageGrader", "graded", "graded_tests"]
