@@ -17,7 +17,7 @@ from backend.db import create_engine, create_session_factory, register_session_h
 from backend.errors import register_error_handlers
 from backend.integrations.email import create_email_sender
 from backend.integrations.llm import create_llm
-from backend.integrations.sandbox import create_sandbox
+from backend.integrations.sandbox import create_sandbox, languages
 from backend.jobs import JOBS_EXTENSION, create_jobs_backend
 from backend.logging import configure_logging
 from backend.middleware import register_middleware
@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.extensions["email"] = create_email_sender(settings)
     llm = app.extensions["llm"] = create_llm(settings)
     sandbox = app.extensions["sandbox"] = create_sandbox(settings)
+    languages.graded()  # which toolchains are installed: detected once per process, before any request
     jobs = app.extensions[JOBS_EXTENSION] = create_jobs_backend(settings, session_factory)
     # Registered last so its after_request runs first: the transaction ends before anything is logged.
     register_session_hooks(app)

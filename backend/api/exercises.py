@@ -11,7 +11,7 @@ from backend.api.guards import current_user, require_role, require_user, user_ll
 from backend.api.openapi import no_content, problem_responses
 from backend.db import get_session, read_only, writable_session
 from backend.integrations.llm import LLM
-from backend.integrations.sandbox import Sandbox
+from backend.integrations.sandbox import Sandbox, languages
 from backend.middleware.rate_limit import rate_limit
 from backend.schemas.common import PageQuery
 from backend.schemas.exercises import (
@@ -27,6 +27,8 @@ from backend.schemas.exercises import (
     HintRequest,
     HistoryPage,
     HistoryQuery,
+    LanguageList,
+    LanguageQuery,
     SkipResult,
     SubmissionCreate,
     SubmissionPage,
@@ -81,6 +83,20 @@ async def list_exercises(query_args: ExerciseQuery) -> ExercisePage:
     )
 
 
+@bp.get("/languages")
+@require_user
+@read_only
+@validate_response(LanguageList)
+async def list_exercise_languages() -> LanguageList:
+    """The languages exercises are graded in on this server, with the version of each toolchain.
+
+    A language whose toolchain is not installed is not listed, and none of its exercises is offered."""
+    offered = languages.offered(current_sandbox())
+    return LanguageList.model_validate(
+        {"items": [{"name": name, "title": lang.title, "version": lang.version} for name, lang in offered.items()]}
+    )
+
+
 @bp.get("/daily")
 @require_user
 @read_only
@@ -98,6 +114,7 @@ async def get_daily_exercise() -> Daily:
             "exercise": exercises_service.public_view(assignment.exercise),
             "user_exercise": exercises_service.user_exercise_view(assignment.user_exercise),
             "is_new": assignment.is_new,
+            "language_note": assignment.language_note,
         }
     )
 
@@ -170,10 +187,17 @@ async def generate_exercise(data: GenerateRequest) -> tuple[ExerciseRead, int]:
 @bp.get("/<int:exercise_id>")
 @require_user
 @read_only
+@validate_querystring(LanguageQuery)
 @validate_response(ExerciseRead)
-async def get_exercise(exercise_id: int) -> ExerciseRead:
-    """One exercise, without its solution or hidden tests."""
-    return exercise_read(await exercises_service.get_visible(get_session(), current_user(), exercise_id))
+async def get_exercise(exercise_id: int, query_args: LanguageQuery) -> ExerciseRead:
+    """One exercise, without its solution or hidden tests.
+
+    `?language=javascript` answers with the same catalog exercise in that language (404 if it has none)."""
+    session, user = get_session(), current_user()
+    exercise = await exercises_service.get_visible(session, user, exercise_id)
+    if query_args.language:
+        exercise = await exercises_service.in_language(session, user, exercise, query_args.language)
+    return exercise_read(exercise)
 
 
 # --- working on an exercise ------------------------------------------------------------------------

@@ -38,6 +38,8 @@ class Exercise(TimestampedMixin, Base):
     description: Mapped[str] = mapped_column(Text)
     starter_code: Mapped[str] = mapped_column(Text)
     language: Mapped[str] = mapped_column(String(40), index=True)
+    # The catalog exercise this row is one language of (its slug); None for generated and admin-made ones.
+    family: Mapped[str | None] = mapped_column(String(120), index=True)
     difficulty: Mapped[str] = mapped_column(String(10))
     exercise_type: Mapped[str] = mapped_column(String(20))
     topics: Mapped[list[str]] = mapped_column(JSON)

@@ -89,6 +89,22 @@ class Daily(BaseModel):
     exercise: ExerciseRead
     user_exercise: UserExerciseRead
     is_new: bool
+    # Why the exercise is not in the student's language (that language is not graded here), else null.
+    language_note: str | None = None
+
+
+class LanguageRead(BaseModel):
+    name: str  # as in `language` of an exercise and `?language=`
+    title: str
+    version: str  # of the toolchain that grades it here
+
+
+class LanguageList(BaseModel):
+    items: list[LanguageRead]
+
+
+class LanguageQuery(BaseModel):
+    language: str | None = None
 
 
 class SubmissionCreate(BaseModel):
@@ -107,9 +123,9 @@ class TestResult(BaseModel):
 
 class Rubric(BaseModel):
     correctness: float
-    quality: float
+    quality: float | None  # None: not scored for this language (no LLM, no static measure)
     efficiency: float
-    style: float
+    style: float | None  # None: no offline linter for this language; its weight goes to the others
 
 
 class SubmissionRead(BaseModel):

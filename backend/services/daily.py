@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.db import utcnow
 from backend.errors import Conflict, NotFound
+from backend.integrations.sandbox import languages
 from backend.models import User
 from backend.models.exercises import Exercise, UserExercise
 from backend.services import difficulty as difficulty_service
@@ -26,7 +27,7 @@ from backend.services.progress import today
 
 log = structlog.get_logger(__name__)
 
-CATALOG_LANGUAGES = ("python",)  # what the catalog is written in (and the sandbox runs)
+FALLBACK_LANGUAGE = "python"  # every catalog exercise exists in Python
 SKIPS_PER_WEEK = 2
 SKIP_WINDOW = timedelta(days=7)
 
@@ -48,6 +49,7 @@ class Assignment:
     exercise: Exercise
     user_exercise: UserExercise
     is_new: bool
+    language_note: str | None = None  # why the exercise is not in the student's language
 
 
 async def _assignment_on(session: AsyncSession, user: User, day: object) -> UserExercise | None:
@@ -61,9 +63,7 @@ async def _assignment_on(session: AsyncSession, user: User, day: object) -> User
 async def _choose(session: AsyncSession, user: User) -> Exercise | None:
     """An exercise the user has never had, in their language (else the catalog's), nearest the adaptive
     difficulty, preferring topics they have not done yet."""
-    language = (user.programming_language or "").lower()
-    if language not in CATALOG_LANGUAGES:
-        language = CATALOG_LANGUAGES[0]
+    language, _ = daily_language(user)
     seen = select(UserExercise.exercise_id).where(UserExercise.user_id == user.id)
     candidates = list(
         await session.scalars(
@@ -99,6 +99,24 @@ async def _choose(session: AsyncSession, user: User) -> Exercise | None:
     return min(allowed, key=rank)
 
 
+def _assignment(user: User, exercise: Exercise, row: UserExercise, is_new: bool) -> Assignment:
+    _, note = daily_language(user)
+    return Assignment(exercise, row, is_new, note if note and exercise.language == FALLBACK_LANGUAGE else None)
+
+
+def daily_language(user: User) -> tuple[str, str | None]:
+    """The language of the user's daily exercise, and why it is not theirs (None when it is): their
+    onboarding language when exercises are graded in it here, else Python."""
+    wanted = (user.programming_language or "").strip().lower()
+    if not wanted or wanted in languages.graded():
+        return wanted or FALLBACK_LANGUAGE, None
+    offered = ", ".join(language.title for language in languages.graded().values())
+    return FALLBACK_LANGUAGE, (
+        f"Exercises are not graded in {user.programming_language} on this server yet (graded here: {offered}),"
+        " so this one is in Python."
+    )
+
+
 async def _current(session: AsyncSession, user: User, day: date) -> tuple[UserExercise, Exercise] | None:
     """The assignment to serve, with its exercise, in one query: the oldest open one from an earlier day,
     else today's (today's date sorts after every earlier one)."""
@@ -125,7 +143,7 @@ async def _current(session: AsyncSession, user: User, day: date) -> tuple[UserEx
 async def current(session: AsyncSession, user: User) -> Assignment | None:
     """The assignment `daily` would serve without writing anything, or None when it must choose one."""
     found = await _current(session, user, today(user))
-    return Assignment(found[1], found[0], False) if found is not None else None
+    return _assignment(user, found[1], found[0], False) if found is not None else None
 
 
 async def daily(session: AsyncSession, user: User) -> Assignment:
@@ -133,7 +151,7 @@ async def daily(session: AsyncSession, user: User) -> Assignment:
     current = await _current(session, user, day)
     if current is not None:
         row, exercise = current
-        return Assignment(exercise, row, False)
+        return _assignment(user, exercise, row, False)
 
     exercise = await _choose(session, user)
     if exercise is None:
@@ -154,9 +172,9 @@ async def daily(session: AsyncSession, user: User) -> Assignment:
         row = await _assignment_on(session, user, day)
         if row is None:
             raise
-        return Assignment(await session.get_one(Exercise, row.exercise_id), row, False)
+        return _assignment(user, await session.get_one(Exercise, row.exercise_id), row, False)
     log.info("exercise.assigned", user_id=user.id, exercise_id=exercise.id, day=day.isoformat())
-    return Assignment(exercise, row, True)
+    return _assignment(user, exercise, row, True)
 
 
 async def skips_in_window(session: AsyncSession, user: User) -> int:

@@ -16,8 +16,10 @@ from sqlalchemy import ColumnElement, Row, and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.content import neutral
 from backend.db import utcnow
 from backend.errors import Conflict, NotFound
+from backend.integrations.sandbox.languages import graded
 from backend.models import User
 from backend.models.exercises import Exercise, Submission, UserExercise
 from backend.services.achievements import SeedResult
@@ -52,13 +54,37 @@ class SlugTaken(Conflict):
 
 
 def visible_to(user: User) -> ColumnElement[bool]:
-    return or_(Exercise.visibility == "public", Exercise.author_id == user.id)
+    """The catalog and the user's own exercises, in the languages graded here: an exercise in a language
+    whose toolchain is missing is never offered."""
+    return and_(
+        or_(Exercise.visibility == "public", Exercise.author_id == user.id),
+        Exercise.language.in_(list(graded())),
+    )
 
 
-def example_view(test: dict[str, Any]) -> dict[str, str]:
-    """A visible test as the student sees it: `{input, expected_output}` (API.md, "Exercise tests")."""
+async def in_language(session: AsyncSession, user: User, exercise: Exercise, language: str) -> Exercise:
+    """The same catalog exercise in `language` (`?language=` on a read); 404 when it has no such part."""
+    if exercise.language == language.lower():
+        return exercise
+    other = None
+    if exercise.family is not None:
+        other = await session.scalar(
+            select(Exercise).where(
+                Exercise.family == exercise.family, Exercise.language == language.lower(), visible_to(user)
+            )
+        )
+    if other is None:
+        raise ExerciseNotFound()
+    return other
+
+
+def example_view(test: dict[str, Any], language: str = "python") -> dict[str, str]:
+    """A visible test as the student sees it: `{input, expected_output}` (API.md, "Exercise tests"); a
+    language-neutral case (`args`/`ops`) reads in the exercise's language."""
     if "input" in test and "expected_output" in test:
         return {"input": str(test["input"]), "expected_output": str(test["expected_output"])}
+    if "args" in test or "ops" in test:
+        return {"input": neutral.display_call(test, language), "expected_output": str(test.get("expected", ""))}
     if "call" in test:
         setup = test.get("setup")
         call = f"{setup}\n{test['call']}" if setup else test["call"]
@@ -78,7 +104,7 @@ def public_view(exercise: Exercise) -> dict[str, Any]:
         "difficulty": exercise.difficulty,
         "exercise_type": exercise.exercise_type,
         "topics": list(exercise.topics),
-        "examples": [example_view(test) for test in exercise.examples],
+        "examples": [example_view(test, exercise.language) for test in exercise.examples],
         "hints_available": len(exercise.hints),
         "generated_by_ai": exercise.generated_by_ai,
         "created_at": exercise.created_at,
@@ -253,22 +279,40 @@ def _spec_values(spec: Any) -> dict[str, Any]:
         "tests": [dict(test) for test in spec.tests],
         "hints": list(spec.hints),
         "solution": spec.solution,
+        "family": spec.slug,
+    }
+
+
+def _variant_values(spec: Any, variant: Any) -> dict[str, Any]:
+    """One more language of a catalog exercise: its own code and words, graded on the neutral cases."""
+    return {
+        **_spec_values(spec),
+        "description": variant.description,
+        "starter_code": variant.starter_code,
+        "language": variant.language,
+        "examples": [dict(case) for case in variant.examples],
+        "tests": [dict(case) for case in variant.tests],
+        "hints": list(variant.hints),
+        "solution": variant.solution,
     }
 
 
 async def seed_exercises(session: AsyncSession) -> SeedResult:
-    """Upsert the authored catalog by slug. Idempotent; never deletes (history keeps its exercises).
+    """Upsert the authored catalog by slug, each exercise in every language it has (`<slug>-<language>`
+    for the ones besides Python). Idempotent; never deletes (history keeps its exercises).
     A changed solution forgets its measured run time, which is then measured again on the next grade."""
     from backend.content.catalog import load_catalog  # data files: read only when seeding
 
     existing = {row.slug: row for row in await session.scalars(select(Exercise).where(Exercise.author_id.is_(None)))}
     created = updated = 0
-    specs = load_catalog()
-    for spec in specs:
-        values = _spec_values(spec)
-        row = existing.get(spec.slug)
+    entries = [(spec.slug, _spec_values(spec)) for spec in load_catalog()]
+    for spec in load_catalog():
+        for language, variant in spec.variants.items():
+            entries.append((f"{spec.slug}-{language}", _variant_values(spec, variant)))
+    for slug, values in entries:
+        row = existing.get(slug)
         if row is None:
-            session.add(Exercise(slug=spec.slug, visibility="public", generated_by_ai=False, **values))
+            session.add(Exercise(slug=slug, visibility="public", generated_by_ai=False, **values))
             created += 1
         elif any(getattr(row, key) != value for key, value in values.items()):
             if row.solution != values["solution"] or row.tests != values["tests"]:
@@ -277,7 +321,7 @@ async def seed_exercises(session: AsyncSession) -> SeedResult:
                 setattr(row, key, value)
             updated += 1
     await session.flush()
-    return SeedResult(created=created, updated=updated, unchanged=len(specs) - created - updated)
+    return SeedResult(created=created, updated=updated, unchanged=len(entries) - created - updated)
 
 
 async def create_exercise(session: AsyncSession, values: dict[str, Any]) -> Exercise:

@@ -2,10 +2,11 @@
 
 grade = round(100 × c × (0.40 + 0.30·quality + 0.15·efficiency + 0.15·style)), c = share of tests passed:
 failing every test scores 0 however tidy the code, and a perfect solution scores 100.
-- style: pyflakes findings (in-process, in a thread: it parses and walks the code);
+- style: pyflakes findings (in-process, in a thread: it parses and walks the code); other languages have no
+  offline linter here, so their style is not scored (None) and its weight goes to the scored parts;
 - efficiency: the run time against the reference solution's in the same sandbox;
 - quality: the LLM's judgement when one is configured, else static measures (function length, nesting
-  depth, naming).
+  depth, naming) for Python, and not scored for other languages.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ LLM_QUALITY_MAX_TOKENS = 600
 class Review:
     """What the grade is made of and what the student reads."""
 
-    rubric: dict[str, float]
+    rubric: dict[str, float | None]  # None: a part not scored for the language
     grade: float
     feedback: str
     strengths: list[str] = field(default_factory=list)
@@ -136,11 +137,14 @@ def static_quality(code: str) -> StaticQuality:
     return StaticQuality(round(sum(parts) / 3, 3), long_functions, deep_functions, poor)
 
 
-def grade_of(correctness: float, quality: float, efficiency: float, style: float) -> float:
-    weighted = (
-        WEIGHTS["base"] + WEIGHTS["quality"] * quality + WEIGHTS["efficiency"] * efficiency + WEIGHTS["style"] * style
-    )
-    return float(round(100 * correctness * weighted))
+def grade_of(correctness: float, quality: float | None, efficiency: float, style: float | None) -> float:
+    """A part that is not scored (None: no offline linter or static measure for the language) gives its
+    weight to the others in proportion, so a perfect solution still scores 100."""
+    parts = {"quality": quality, "efficiency": efficiency, "style": style}
+    scored = {name: value for name, value in parts.items() if value is not None}
+    total = WEIGHTS["base"] + sum(WEIGHTS[name] for name in scored)
+    weighted = WEIGHTS["base"] + sum(WEIGHTS[name] * value for name, value in scored.items())
+    return float(round(100 * correctness * weighted / total))
 
 
 # --- feedback --------------------------------------------------------------------------------------
@@ -265,10 +269,17 @@ async def review(
     llm: LLM | None,
     title: str,
     description: str,
+    language: str = "python",
 ) -> Review:
     correctness = tests_passed / tests_total if tests_total else 0.0
-    findings, quality = await asyncio.to_thread(lambda: (lint(code), static_quality(code)))
-    style = style_score(findings)
+    is_python = language == "python"
+    if is_python:
+        findings, quality = await asyncio.to_thread(lambda: (lint(code), static_quality(code)))
+    else:
+        # No offline linter or static measure for this language here: style is not scored, nor quality
+        # unless an LLM judges it; their weight goes to the scored parts (grade_of).
+        findings, quality = [], StaticQuality(0.0, [], [], [])
+    style = style_score(findings) if is_python else None
     efficiency = efficiency_score(duration_ms, reference_ms) if status in ("passed", "failed") else 0.0
     feedback, strengths, improvements = offline_feedback(
         status=status,
@@ -280,7 +291,7 @@ async def review(
         quality=quality,
         efficiency=efficiency,
     )
-    quality_score = quality.score
+    quality_score: float | None = quality.score if is_python else None
     if llm is not None and status in ("passed", "failed"):
         summary = f"{tests_passed} of {tests_total} tests pass"
         judged = await llm_review(llm, title=title, description=description, code=code, summary=summary)
@@ -289,9 +300,9 @@ async def review(
             strengths, improvements = judged.strengths or strengths, judged.improvements or improvements
     rubric = {
         "correctness": round(correctness, 3),
-        "quality": round(quality_score, 3),
+        "quality": None if quality_score is None else round(quality_score, 3),
         "efficiency": round(efficiency, 3),
-        "style": round(style, 3),
+        "style": None if style is None else round(style, 3),
     }
     grade = grade_of(correctness, quality_score, efficiency, style)
     issues = (

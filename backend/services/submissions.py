@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backend.db import utcnow
 from backend.errors import AppError, ServiceUnavailable
 from backend.integrations.llm import LLM
-from backend.integrations.sandbox import RunResult, Sandbox, SandboxBusy, SandboxUnavailable
+from backend.integrations.sandbox import RunResult, Sandbox, SandboxBusy, SandboxUnavailable, languages
 from backend.models import User
 from backend.models.exercises import Exercise, Submission, UserExercise
 from backend.models.progress import Achievement
@@ -75,8 +76,10 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _key(test: dict[str, Any]) -> tuple[str, str, str]:
-    return str(test.get("setup") or ""), str(test.get("call") or ""), str(test.get("stdin") or "")
+def _key(test: dict[str, Any]) -> tuple[str, ...]:
+    """What identifies a test's input, in either format (a Python call, a neutral call or op sequence, a
+    program): a hidden test is shown in full only when an example has the very same input."""
+    return tuple(str(test.get(key) or "") for key in ("setup", "call", "stdin", "function", "args", "ops"))
 
 
 def _hidden_message(passed: bool, message: str | None) -> str | None:
@@ -117,11 +120,17 @@ async def _run(
     """The submission's run, and the reference solution's run time when it is still unknown.
 
     `user_key` queues the run fairly (one running per user); the reference run queues as the exercise's."""
+
+    def run_code(source: str, user: str) -> Awaitable[RunResult]:
+        if exercise.language == "python":
+            return sandbox.run(source, exercise.tests, user=user)
+        # Graded in the exercise's language, on its neutral cases, through the same runner.
+        return languages.grade_in(sandbox, exercise.language, source, exercise.tests, user=user)
+
     if not measure_reference:
-        return await sandbox.run(code, exercise.tests, user=user_key), None
+        return await run_code(code, user_key), None
     run, reference = await asyncio.gather(
-        sandbox.run(code, exercise.tests, user=user_key),
-        sandbox.run(exercise.solution, exercise.tests, user=f"reference:{exercise.id}"),
+        run_code(code, user_key), run_code(exercise.solution, f"reference:{exercise.id}")
     )
     if reference.status != "passed":
         log.warning("exercise.reference_failed", exercise_id=exercise.id, status=reference.status)
@@ -201,6 +210,7 @@ async def submit(
         llm=real_llm(llm),
         title=exercise.title,
         description=exercise.description,
+        language=exercise.language,
     )
 
     # 3. one short transaction (the request commits it)

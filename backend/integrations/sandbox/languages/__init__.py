@@ -24,6 +24,7 @@ import functools
 import hashlib
 import json
 import subprocess
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -200,6 +201,39 @@ class LanguageGrader:
         )
 
 
+_graders: weakref.WeakKeyDictionary[Any, LanguageGrader] = weakref.WeakKeyDictionary()
+
+
+def grader_for(sandbox: Any) -> LanguageGrader | None:
+    """The grader (and compile cache) that sends `sandbox`'s runner jobs; None for a sandbox that runs
+    Python only (Piston)."""
+    if not callable(getattr(sandbox, "execute", None)):
+        return None
+    grader = _graders.get(sandbox)
+    if grader is None:
+        grader = _graders[sandbox] = LanguageGrader(
+            sandbox, timeout_seconds=sandbox.timeout_seconds, queue_timeout_seconds=sandbox.queue_timeout_seconds
+        )
+    return grader
+
+
+def offered(sandbox: Any) -> dict[str, Language]:
+    """The languages students may pick here: Python, and every other one with its toolchain installed
+    when `sandbox` can run runner jobs."""
+    languages = graded()
+    return languages if grader_for(sandbox) is not None else {"python": languages.get("python", PYTHON_LANGUAGE)}
+
+
+async def grade_in(sandbox: Any, language: str, code: str, cases: list[dict], *, user: str | None) -> RunResult:
+    """Grade `code` in `language` (not Python) through `sandbox`'s runner; unavailable languages raise
+    SandboxUnavailable (never a 500)."""
+    found = LANGUAGES.get(language)
+    grader = grader_for(sandbox)
+    if found is None or found.toolchain is None or not found.available or grader is None:
+        raise SandboxUnavailable(f"{language} cannot be graded on this server")
+    return await grader.grade(found, code, cases, user=user)
+
+
 def parse_compiled(report: str, keys: set[str]) -> dict[str, Compiled]:
     found: dict[str, Compiled] = {}
     for line in report.splitlines():
@@ -258,4 +292,14 @@ def tool_version(command: list[str], *, prefix: str = "") -> str | None:
     return text[0].removeprefix(prefix).strip() if text else None
 
 
-__all__ = ["LANGUAGES", "TOOLCHAINS", "Compiled", "Language", "LanguageGrader", "graded", "graded_tests"]
+__all__ = [
+    "LANGUAGES",
+    "TOOLCHAINS",
+    "Compiled",
+    "Language",
+    "LanguageGrader",
+    "grade_in",
+    "graded",
+    "graded_tests",
+    "offered",
+]

@@ -1,0 +1,149 @@
+"""Exercises in the student's language through the real app (both stacks) and the real sandbox runner:
+the graded languages, `?language=`, JavaScript and TypeScript submissions graded on neutral cases with hidden
+cases hidden, and the daily exercise in the student's language or in Python with the reason."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+from quart import Quart
+from quart.testing import QuartClient
+
+from backend.integrations.sandbox.languages import LANGUAGES
+from backend.models.exercises import Exercise
+from tests.api.test_exercises import EXERCISES, add_exercise, sign_in, submit
+
+if not (LANGUAGES["javascript"].available and LANGUAGES["typescript"].available):
+    if os.environ.get("CI") == "true":
+        raise RuntimeError("CI must grade JavaScript and TypeScript: node or the TypeScript compiler is missing")
+    pytest.skip("node or the sandbox's TypeScript compiler is not installed", allow_module_level=True)
+
+VISIBLE = [{"name": "small", "function": "add_numbers", "args": "[1, 2]", "expected": "3"}]
+HIDDEN = [
+    {"name": "large", "function": "add_numbers", "args": "[1000, 2345]", "expected": "3345"},
+    {"name": "negative", "function": "add_numbers", "args": "[-7, 3]", "expected": "-4"},
+    {"name": "lists", "function": "add_numbers", "args": "[[1], [2]]", "expected": "[1, 2]"},
+]
+JS_SOLUTION = (
+    "function addNumbers(first, second) {\n  return Array.isArray(first) ? [...first, ...second] : first + second;\n}\n"
+)
+TS_SOLUTION = (
+    "function addNumbers(first: number | number[], second: number | number[]): number | number[] {\n"
+    "  if (Array.isArray(first) && Array.isArray(second)) return [...first, ...second];\n"
+    "  return (first as number) + (second as number);\n}\n"
+)
+
+
+async def add_family(app: Quart, family: str) -> dict[str, int]:
+    """One catalog-like exercise in Python, JavaScript and TypeScript (one family)."""
+    ids = {
+        "python": await add_exercise(app, slug=family, family=family),
+    }
+    for language, solution in (("javascript", JS_SOLUTION), ("typescript", TS_SOLUTION)):
+        ids[language] = await add_exercise(
+            app,
+            slug=f"{family}-{language}",
+            family=family,
+            language=language,
+            starter_code="function addNumbers(first, second) {}\n",
+            solution=solution,
+            examples=VISIBLE,
+            tests=VISIBLE + HIDDEN,
+        )
+    return ids
+
+
+async def test_graded_languages_are_listed_with_versions(client: QuartClient) -> None:
+    headers, _ = await sign_in(client)
+    response = await client.get(f"{EXERCISES}/languages", headers=headers)
+    assert response.status_code == 200
+    items = {item["name"]: item for item in (await response.get_json())["items"]}
+    assert next(iter(items)) == "python"
+    assert {"python", "javascript", "typescript"} <= set(items)
+    assert items["typescript"]["version"] == "5.9.3"
+    assert items["javascript"]["version"].split(".")[0].isdigit()
+
+
+async def test_reads_switch_language_within_the_family(app: Quart, client: QuartClient) -> None:
+    headers, _ = await sign_in(client)
+    ids = await add_family(app, "add-family-read")
+    response = await client.get(f"{EXERCISES}/{ids['python']}?language=javascript", headers=headers)
+    body = await response.get_json()
+    assert response.status_code == 200, body
+    assert (body["id"], body["language"]) == (ids["javascript"], "javascript")
+    # Examples read in the exercise's language; hidden cases and the solution never appear.
+    assert body["examples"] == [{"input": "addNumbers(1, 2)", "expected_output": "3"}]
+    assert "2345" not in json.dumps(body) and "Array.isArray" not in json.dumps(body)
+    missing = await client.get(f"{EXERCISES}/{ids['python']}?language=cobol", headers=headers)
+    assert missing.status_code == 404
+    listed = await (await client.get(f"{EXERCISES}?language=typescript&limit=100", headers=headers)).get_json()
+    assert ids["typescript"] in [item["id"] for item in listed["items"]]
+    assert {item["language"] for item in listed["items"]} == {"typescript"}
+
+
+@pytest.mark.parametrize("language", ["javascript", "typescript"])
+async def test_submissions_are_graded_in_the_exercises_language(app: Quart, client: QuartClient, language: str) -> None:
+    headers, _ = await sign_in(client)
+    ids = await add_family(app, f"add-family-{language}")
+    solution = JS_SOLUTION if language == "javascript" else TS_SOLUTION
+    passed = await submit(client, headers, ids[language], solution)
+    assert passed["submission"]["status"] == "passed", passed["submission"]["results"]
+    assert passed["submission"]["rubric"]["style"] is None  # no offline linter: not scored
+    assert passed["submission"]["grade"] >= 75
+    assert passed["user_exercise"]["status"] == "completed"
+
+    wrong = solution.replace("first + second", "first - second").replace(
+        "(first as number) + (second as number)", "(first as number) - (second as number)"
+    )
+    failed = (await submit(client, headers, ids[language], wrong))["submission"]
+    assert failed["status"] == "failed"
+    by_name = {row["name"]: row for row in failed["results"]}
+    assert not by_name["large"]["passed"] and by_name["lists"]["passed"]
+    # A hidden case says how it failed, never its input or expected value.
+    assert "input" not in by_name["large"] or by_name["large"].get("input") is None
+    assert "2345" not in json.dumps(failed)
+    # The visible example shows everything, in the language's syntax.
+    assert by_name["small"]["input"] == "addNumbers(1, 2)"
+
+
+async def test_typescript_type_error_is_graded_with_its_line(app: Quart, client: QuartClient) -> None:
+    headers, _ = await sign_in(client)
+    ids = await add_family(app, "add-family-types")
+    code = "function addNumbers(first: number, second: number): number {\n  const x: string = first;\n  return 0;\n}\n"
+    body = (await submit(client, headers, ids["typescript"], code))["submission"]
+    assert body["status"] == "error"
+    assert "main.ts:2" in body["stderr"]
+
+
+async def test_daily_uses_the_students_language_or_says_why_not(app: Quart, client: QuartClient) -> None:
+    ids = await add_family(app, "add-family-daily")
+    headers, _ = await sign_in(client, programming_language="javascript")
+    daily = await (await client.get(f"{EXERCISES}/daily", headers=headers)).get_json()
+    assert daily["exercise"]["language"] == "javascript"
+    assert daily["language_note"] is None
+
+    headers, _ = await sign_in(client, programming_language="rust")
+    daily = await (await client.get(f"{EXERCISES}/daily", headers=headers)).get_json()
+    assert daily["exercise"]["language"] == "python"
+    assert "rust" in daily["language_note"].lower() and "JavaScript" in daily["language_note"]
+    assert ids  # the family exists in every graded language
+
+
+async def test_seeded_catalog_has_every_translated_language(app: Quart) -> None:
+    from sqlalchemy import func, select
+
+    from backend.services.exercises import seed_exercises
+
+    async with app.extensions["db_session_factory"]() as session:
+        await seed_exercises(session)
+        await session.commit()
+        rows = (
+            await session.execute(
+                select(Exercise.language, func.count()).where(Exercise.family.is_not(None)).group_by(Exercise.language)
+            )
+        ).all()
+    counts: dict[str, Any] = dict(rows)  # type: ignore[arg-type]
+    assert counts["python"] >= 50 and counts["javascript"] >= 48 and counts["typescript"] >= 48
