@@ -3,6 +3,7 @@ that is down or talks nonsense, a review with nothing to read, and job rows that
 
 from __future__ import annotations
 
+from backend.models.learner import LearnerProfile
 from tests.api.test_github import link, new_user, request_review
 from tests.api.test_reviews import (
     BUGGY_CODE,
@@ -61,13 +62,17 @@ async def test_llm_down_falls_back_to_the_static_review(
     client = app.test_client()
     fake = github_api.add_repository("octo/hello")
     github_api.add_pull(fake, 3, "Change", "ada", "change", {"app.py": BUGGY_CODE})
-    headers, _ = await new_user(client)
+    headers, user_id = await new_user(client)
+    async with app.extensions["db_session_factory"]() as session:  # what graded exercises taught the tutor
+        session.add(LearnerProfile(user_id=user_id, mistake_counts={"edge_case_empty": 3}, summary=""))
+        await session.commit()
     repository = await link(client, headers, "octo/hello")
 
     queued = await (await request_review(client, headers, repository["id"], pull_number=3)).get_json()
     review = await wait_for_review(client, headers, queued["id"])
     assert review["status"] == "completed" and review["model"] == "static"
     assert "could not be reached" in review["summary"] and review["completed_at"] is not None
+    assert "edge cases on empty input" in openai_server.last_request["messages"][0]["content"]  # weak spots
     assert any("nme" in comment["message"] for comment in review["comments"])
     assert await job_status(app, queued["id"]) == "completed"
 

@@ -52,6 +52,9 @@ async def test_exercise_conversation_prompt_has_exercise_submission_and_hints_ne
         exercise_id = await add_exercise(app)
         assert (await submit(client, headers, exercise_id, INDEXING))["submission"]["status"] == "failed"
         assert (await client.post(f"{EXERCISES}/{exercise_id}/hint", json={}, headers=headers)).status_code == 200
+        hint_request = json.dumps(fake.requests[-1])
+        assert "The hint to adapt" in hint_request and "Weak topics: math" in hint_request  # the learner model
+        assert "return first + second" not in hint_request
         conversation = await new_conversation(client, headers, exercise_id=exercise_id)
         fake.requests.clear()
 
