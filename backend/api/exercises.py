@@ -180,6 +180,7 @@ async def generate_exercise(data: GenerateRequest) -> tuple[ExerciseRead, int]:
         topic=data.topic,
         difficulty=data.difficulty,
         exercise_type=data.exercise_type,
+        language=data.language,
     )
     return exercise_read(exercise), 201
 

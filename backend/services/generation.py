@@ -13,14 +13,17 @@ import asyncio
 import json
 import re
 import secrets
+from collections.abc import Awaitable
+from typing import Any
 
 import structlog
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.errors import ServiceUnavailable, UpstreamError
+from backend.errors import ServiceUnavailable, UpstreamError, ValidationFailed
 from backend.integrations.llm import LLM, ChatTurn, LLMError, Prompt
-from backend.integrations.sandbox import Sandbox, SandboxUnavailable
+from backend.integrations.sandbox import RunResult, Sandbox, SandboxUnavailable, languages
+from backend.integrations.sandbox.languages import PYTHON_LANGUAGE, Language
 from backend.models import User
 from backend.models.exercises import Exercise
 from backend.schemas.exercises import CallTest, Difficulty, ExerciseType, ProgramTest
@@ -50,6 +53,33 @@ GENERATE_SYSTEM = (
 )
 
 
+NEUTRAL_TESTS = (
+    f'"tests" (at least {MIN_TESTS}, including edge cases). Each test is either {{"name": "...", "function": '
+    '"the function\'s name exactly as in your code", "args": [the arguments as a JSON array], "expected": the '
+    'expected return value as JSON}}, or {{"name": "...", "stdin": "...", "expected_stdout": "..."}} for a '
+    "program reading standard input. Values are plain JSON: numbers, strings, booleans, null, arrays and "
+    "objects with string keys. The first two tests are shown to the student as examples."
+)
+
+
+def system_prompt(language: Language) -> str:
+    """The Python prompt as it always was; other languages get their code in that language and tests as
+    language-neutral JSON (the same format as the catalog's, see content/neutral.py)."""
+    if language.name == "python":
+        return GENERATE_SYSTEM
+    head = GENERATE_SYSTEM[: GENERATE_SYSTEM.index('"tests" (at least')]
+    return (
+        head.replace("e.g. a function whose body is `pass`", 'e.g. a function that throws "not implemented"')
+        + NEUTRAL_TESTS
+        + f" starter_code and solution are {language.title} (a plain script defining the function, no imports"
+        " or exports needed; a program reads standard input)."
+    )
+
+
+class UnknownLanguage(ValidationFailed):
+    detail = "Exercises can only be generated in a language graded here (GET /api/v1/exercises/languages)."
+
+
 class LLMNotConfigured(ServiceUnavailable):
     code = "llm_not_configured"
     detail = "Exercise generation needs an AI model, and none is configured on this server."
@@ -58,6 +88,23 @@ class LLMNotConfigured(ServiceUnavailable):
 class GeneratedExerciseRejected(UpstreamError):
     code = "llm_error"
     detail = "The AI model wrote an exercise that did not pass its own checks. Try again."
+
+
+class NeutralCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    function: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    args: list[Any] = Field(max_length=50)
+    expected: Any
+
+    def as_case(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "function": self.function,
+            "args": json.dumps(self.args),
+            "expected": json.dumps(self.expected),
+        }
 
 
 class GeneratedExercise(BaseModel):
@@ -72,35 +119,63 @@ class GeneratedExercise(BaseModel):
     tests: list[CallTest | ProgramTest] = Field(min_length=MIN_TESTS, max_length=50)
 
 
+class GeneratedInLanguage(GeneratedExercise):
+    """Another language's exercise: tests as neutral JSON (graded by the server, as for the catalog)."""
+
+    tests: list[NeutralCall | ProgramTest] = Field(min_length=MIN_TESTS, max_length=50)  # type: ignore[assignment]
+
+    def cases(self) -> list[dict[str, str]]:
+        return [
+            test.as_case() if isinstance(test, NeutralCall) else test.model_dump(exclude_none=True)
+            for test in self.tests
+        ]
+
+
 def _slug(title: str) -> str:
     words = re.findall(r"[a-z0-9]+", title.lower())[:SLUG_WORDS] or ["exercise"]
     return f"gen-{'-'.join(words)}-{secrets.token_hex(4)}"
 
 
-async def ask(llm: LLM, *, topic: str, difficulty: str, exercise_type: str | None) -> GeneratedExercise:
-    request = f"Write one {difficulty} Python exercise about {topic}."
+async def ask(
+    llm: LLM, *, topic: str, difficulty: str, exercise_type: str | None, language: Language = PYTHON_LANGUAGE
+) -> GeneratedExercise:
+    request = f"Write one {difficulty} {language.title} exercise about {topic}."
     if exercise_type:
         request += f" Its exercise_type is {exercise_type}."
-    prompt = Prompt(system=GENERATE_SYSTEM, messages=(ChatTurn("user", request),), max_tokens=GENERATE_MAX_TOKENS)
+    prompt = Prompt(
+        system=system_prompt(language), messages=(ChatTurn("user", request),), max_tokens=GENERATE_MAX_TOKENS
+    )
     try:
         completion = await llm.complete(prompt, json_mode=True)
     except LLMError as error:
         log.warning("generation.llm_failed", provider=error.provider, reason=error.reason)
         raise as_app_error(error) from error
     try:
-        return GeneratedExercise.model_validate(json.loads(completion.text))
+        model = GeneratedExercise if language.name == "python" else GeneratedInLanguage
+        return model.model_validate(json.loads(completion.text))
     except (ValueError, ValidationError):  # not JSON, or not the shape asked for
         log.warning("generation.rejected", reason="invalid_json")
         raise GeneratedExerciseRejected() from None
 
 
-async def verify(sandbox: Sandbox, generated: GeneratedExercise, user_key: str | None = None) -> None:
-    tests = [test.model_dump(exclude_none=True) for test in generated.tests]
+def stored_tests(generated: GeneratedExercise) -> list[dict[str, Any]]:
+    if isinstance(generated, GeneratedInLanguage):
+        return generated.cases()
+    return [test.model_dump(exclude_none=True) for test in generated.tests]
+
+
+async def verify(
+    sandbox: Sandbox, generated: GeneratedExercise, user_key: str | None = None, language: str = "python"
+) -> None:
+    tests = stored_tests(generated)
+
+    def run(code: str) -> Awaitable[RunResult]:
+        if language == "python":
+            return sandbox.run(code, tests, user=user_key)
+        return languages.grade_in(sandbox, language, code, tests, user=user_key)
+
     try:
-        solution, starter = await asyncio.gather(
-            sandbox.run(generated.solution, tests, user=user_key),
-            sandbox.run(generated.starter_code or "pass", tests, user=user_key),
-        )
+        solution, starter = await asyncio.gather(run(generated.solution), run(generated.starter_code or "pass"))
     except SandboxUnavailable:
         raise SandboxDown("The sandbox is unavailable, so the exercise could not be checked.") from None
     if solution.status != "passed":
@@ -120,23 +195,33 @@ async def generate(
     topic: str | None,
     difficulty: str | None,
     exercise_type: str | None,
+    language: str | None = None,
 ) -> Exercise:
+    wanted = languages.offered(sandbox).get((language or "python").strip().lower())
+    if wanted is None:
+        raise UnknownLanguage()
     if llm is None:
         raise LLMNotConfigured()
     level = difficulty or await difficulty_service.current(session, user)
     await session.commit()  # end the read transaction before the LLM and sandbox are awaited
-    generated = await ask(llm, topic=topic or "a core Python skill", difficulty=level, exercise_type=exercise_type)
-    await verify(sandbox, generated, f"user:{user.id}")
-    tests = [test.model_dump(exclude_none=True) for test in generated.tests]
+    generated = await ask(
+        llm,
+        topic=topic or f"a core {wanted.title} skill",
+        difficulty=level,
+        exercise_type=exercise_type,
+        language=wanted,
+    )
+    await verify(sandbox, generated, f"user:{user.id}", wanted.name)
+    tests = stored_tests(generated)
     exercise = Exercise(
         slug=_slug(generated.title),
         title=generated.title,
         description=generated.description,
         starter_code=generated.starter_code,
-        language="python",
+        language=wanted.name,
         difficulty=generated.difficulty,
         exercise_type=generated.exercise_type,
-        topics=[topic.strip().lower()[:60] for topic in generated.topics if topic.strip()] or ["python"],
+        topics=[topic.strip().lower()[:60] for topic in generated.topics if topic.strip()] or [wanted.name],
         examples=tests[:VISIBLE_EXAMPLES],
         tests=tests,
         hints=generated.hints,

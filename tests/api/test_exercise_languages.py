@@ -14,7 +14,10 @@ from quart.testing import QuartClient
 
 from backend.integrations.sandbox.languages import LANGUAGES
 from backend.models.exercises import Exercise
+from tests.api.test_chat import llm_settings
 from tests.api.test_exercises import EXERCISES, add_exercise, sign_in, submit
+from tests.conftest import AppFactory
+from tests.fakes.llm_servers import FakeOpenAI
 
 if not (LANGUAGES["javascript"].available and LANGUAGES["typescript"].available):
     if os.environ.get("CI") == "true":
@@ -147,3 +150,53 @@ async def test_seeded_catalog_has_every_translated_language(app: Quart) -> None:
         ).all()
     counts: dict[str, Any] = dict(rows)  # type: ignore[arg-type]
     assert counts["python"] >= 50 and counts["javascript"] >= 48 and counts["typescript"] >= 48
+
+
+@pytest.fixture
+def fake_llm(openai_server: FakeOpenAI) -> FakeOpenAI:
+    openai_server.reset()
+    return openai_server
+
+
+def generated_in_javascript(**overrides: Any) -> dict[str, Any]:
+    exercise = {
+        "title": "Multiply two numbers",
+        "description": "Write `multiply(a, b)`.",
+        "starter_code": 'function multiply(a, b) {\n  throw new Error("not implemented");\n}\n',
+        "solution": "function multiply(a, b) {\n  return a * b;\n}\n",
+        "difficulty": "easy",
+        "exercise_type": "algorithm",
+        "topics": ["math"],
+        "hints": ["One operator.", "It is `*`.", "Return a * b."],
+        "tests": [
+            {"name": f"case {n}", "function": "multiply", "args": [n, n + 1], "expected": n * (n + 1)} for n in range(6)
+        ],
+    }
+    exercise.update(overrides)
+    return exercise
+
+
+async def test_generate_in_a_graded_language_is_verified_by_running_it(
+    make_app: AppFactory, fake_llm: FakeOpenAI
+) -> None:
+    app = await make_app(**llm_settings(fake_llm))
+    client = app.test_client()
+    headers, _ = await sign_in(client)
+    fake_llm.reply = json.dumps(generated_in_javascript())
+    response = await client.post(f"{EXERCISES}/generate", json={"language": "javascript"}, headers=headers)
+    body = await response.get_json()
+    assert response.status_code == 201, body
+    assert body["language"] == "javascript" and body["examples"][0] == {
+        "input": "multiply(0, 1)",
+        "expected_output": "0",
+    }
+    assert "JSON" in json.dumps(fake_llm.last_request) and "JavaScript" in json.dumps(fake_llm.last_request)
+    passed = await submit(client, headers, body["id"], "function multiply(a, b) { return a * b; }")
+    assert passed["submission"]["status"] == "passed"
+
+    # A solution that fails its own cases is rejected; an ungraded language is a 422 before the LLM is asked.
+    fake_llm.reply = json.dumps(generated_in_javascript(solution="function multiply(a, b) { return a + b; }"))
+    rejected = await client.post(f"{EXERCISES}/generate", json={"language": "javascript"}, headers=headers)
+    assert rejected.status_code == 502
+    cobol = await client.post(f"{EXERCISES}/generate", json={"language": "cobol"}, headers=headers)
+    assert cobol.status_code == 422 and (await cobol.get_json())["code"] == "validation_error"

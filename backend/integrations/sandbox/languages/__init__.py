@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import platform
 import subprocess
 import weakref
 from collections import OrderedDict
@@ -54,8 +55,10 @@ class Language:
 
     @functools.cached_property
     def version(self) -> str | None:
-        """The toolchain's version, or None when it is not installed (the language is then unavailable)."""
-        return tool_version([PYTHON, "--version"], prefix="Python ")
+        """The toolchain's version, or None when it is not installed (the language is then unavailable).
+        Python is always graded (the runner refuses to start without its interpreter): the sandbox's
+        /usr/bin/python3 when this host has it, else this process's own version."""
+        return tool_version([PYTHON, "--version"], prefix="Python ") or platform.python_version()
 
     @property
     def available(self) -> bool:
