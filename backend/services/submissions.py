@@ -27,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backend.db import utcnow
 from backend.errors import AppError, ServiceUnavailable
 from backend.integrations.llm import LLM
-from backend.integrations.sandbox import RunResult, Sandbox, SandboxBusy, SandboxUnavailable, languages
+from backend.integrations.sandbox import RunResult, Sandbox, SandboxBusy, SandboxUnavailable, TestOutcome, languages
+from backend.integrations.sandbox.base import DIFFERENT, INVALID, NOT_FINISHED, OUTPUT_LIMIT, TIMED_OUT
 from backend.models import User
 from backend.models.exercises import Exercise, Submission, UserExercise
 from backend.models.progress import Achievement
@@ -44,6 +45,13 @@ RETRY_AFTER_SECONDS = "10"
 BUSY_FEEDBACK = "Every sandbox was busy, so this code was not run; submit it again in a moment."
 # Longer than any run can take (sandbox timeout, reference run, LLM review): older `running` rows are orphans.
 ABANDONED_AFTER = timedelta(minutes=15)
+HIDDEN_MESSAGES = {
+    TIMED_OUT: "This hidden test ran out of time.",
+    DIFFERENT: "This hidden test gave a different result.",
+    OUTPUT_LIMIT: "This hidden test printed more than the output limit.",
+    NOT_FINISHED: "This hidden test did not run to the end.",
+    INVALID: "This hidden test could not be checked (a fault in the exercise, not in your code).",
+}
 
 
 class SandboxDown(ServiceUnavailable):
@@ -82,26 +90,54 @@ def _key(test: dict[str, Any]) -> tuple[str, ...]:
     return tuple(str(test.get(key) or "") for key in ("setup", "call", "stdin", "function", "args", "ops"))
 
 
-def _hidden_message(passed: bool, message: str | None) -> str | None:
-    """What a hidden test may say: pass, or the kind of failure, never its input or expected value."""
-    if passed:
+def _hidden_message(outcome: TestOutcome) -> str | None:
+    """What a hidden test may say: pass, or the kind of failure (`TestOutcome.failure`), never its input,
+    expected value, or anything the code printed or raised while it ran."""
+    if outcome.passed:
         return None
-    first = (message or "").split(":", 1)[0].strip()
-    if first.isidentifier() and (first.endswith("Error") or first.endswith("Exception")):
-        return f"This hidden test raised {first}."
-    if message and "timed out" in message:
-        return "This hidden test ran out of time."
-    return "This hidden test gave a different result."
+    failure = outcome.failure or ""
+    if failure.startswith("raised "):
+        return f"This hidden test {failure}."
+    return HIDDEN_MESSAGES.get(failure, HIDDEN_MESSAGES[DIFFERENT])
 
 
-def result_rows(exercise: Exercise, run: RunResult) -> list[dict[str, Any]]:
-    """Per-test results; a hidden test shows its name and outcome only (its input and expected value
-    are the exercise's secret), the visible examples show everything."""
+def _visible_first(exercise: Exercise) -> list[int]:
+    """The order to run the tests in: the visible examples before any hidden test, so nothing a hidden
+    test handed to the code (kept in a global, a thread, a file) can surface in an example's output."""
     visible = {_key(example) for example in exercise.examples}
+    return sorted(range(len(exercise.tests)), key=lambda index: _key(exercise.tests[index]) not in visible)
+
+
+def _shown(exercise: Exercise, order: list[int], run: RunResult) -> set[int]:
+    """Indexes (in run order) of the tests whose details and output may be shown: visible examples that
+    the code was given before it saw any hidden test."""
+    visible = {_key(example) for example in exercise.examples}
+    shown = set()
+    for position in run.order:  # the order the tests began in
+        if not 0 <= position < len(order) or _key(exercise.tests[order[position]]) not in visible:
+            break
+        shown.add(position)
+    began = set(run.order)
+    # A visible test that never began printed nothing and holds no hidden data.
+    return shown | {p for p in range(len(order)) if p not in began and _key(exercise.tests[order[p]]) in visible}
+
+
+def result_rows(exercise: Exercise, run: RunResult, order: list[int] | None = None) -> list[dict[str, Any]]:
+    """Per-test results in the exercise's order (`order[i]` = the exercise's index of the run's test i).
+
+    A hidden test shows its name, pass/fail and the kind of failure only (its input and expected value are
+    the exercise's secret, and whatever it printed or raised may repeat them); the visible examples show
+    everything."""
+    order = order if order is not None else list(range(len(exercise.tests)))
+    shown = _shown(exercise, order, run)
+    by_test = {order[position]: (position, outcome) for position, outcome in enumerate(run.results)}
     rows = []
-    for test, outcome in zip(exercise.tests, run.results, strict=False):
+    for index in range(len(exercise.tests)):
+        if index not in by_test:
+            continue
+        position, outcome = by_test[index]
         row: dict[str, Any] = {"name": outcome.name, "passed": bool(outcome.passed)}
-        if _key(test) in visible:
+        if position in shown:
             row |= {
                 "message": _text(outcome.message),
                 "input": _text(outcome.input),
@@ -109,23 +145,30 @@ def result_rows(exercise: Exercise, run: RunResult) -> list[dict[str, Any]]:
                 "actual": _text(outcome.actual),
             }
         else:
-            row["message"] = _hidden_message(outcome.passed, outcome.message)
+            row["message"] = _hidden_message(outcome)
         rows.append(row)
     return rows
 
 
+def shown_output(exercise: Exercise, run: RunResult, order: list[int] | None = None) -> tuple[str, str]:
+    """stdout and stderr a student may see: from importing the code, and from the visible examples."""
+    order = order if order is not None else list(range(len(exercise.tests)))
+    return run.output_of(_shown(exercise, order, run))
+
+
 async def _run(
-    sandbox: Sandbox, code: str, exercise: Exercise, measure_reference: bool, user_key: str
+    sandbox: Sandbox, code: str, exercise: Exercise, order: list[int], measure_reference: bool, user_key: str
 ) -> tuple[RunResult, int | None]:
-    """The submission's run, and the reference solution's run time when it is still unknown.
+    """The submission's run (its tests in `order`), and the reference solution's run time when unknown.
 
     `user_key` queues the run fairly (one running per user); the reference run queues as the exercise's."""
+    tests = [exercise.tests[index] for index in order]
 
     def run_code(source: str, user: str) -> Awaitable[RunResult]:
         if exercise.language == "python":
-            return sandbox.run(source, exercise.tests, user=user)
+            return sandbox.run(source, tests, user=user)
         # Graded in the exercise's language, on its neutral cases, through the same runner.
-        return languages.grade_in(sandbox, exercise.language, source, exercise.tests, user=user)
+        return languages.grade_in(sandbox, exercise.language, source, tests, user=user)
 
     if not measure_reference:
         return await run_code(code, user_key), None
@@ -169,9 +212,10 @@ async def submit(
     await session.commit()
 
     # 2. run and review, no transaction open
+    order = _visible_first(exercise)
     try:
         run, reference_ms = await _run(
-            sandbox, code, exercise, exercise.reference_duration_ms is None, f"user:{user.id}"
+            sandbox, code, exercise, order, exercise.reference_duration_ms is None, f"user:{user.id}"
         )
     except asyncio.CancelledError:
         # The client went away and Quart cancelled the handler: no answer will be written, so say so
@@ -197,7 +241,8 @@ async def submit(
         submission.status, submission.feedback = "error", "Your code could not be graded; try again."
         await session.flush()
         raise RunFailed() from error
-    results = result_rows(exercise, run)
+    results = result_rows(exercise, run, order)
+    stdout, stderr = shown_output(exercise, run, order)
     review = await grading.review(
         code=code,
         status=run.status,
@@ -219,7 +264,7 @@ async def submit(
         exercise.reference_duration_ms = reference_ms
     submission.status = run.status
     submission.tests_passed, submission.tests_total = run.tests_passed, run.tests_total
-    submission.results, submission.stdout, submission.stderr = results, run.stdout or "", run.stderr or ""
+    submission.results, submission.stdout, submission.stderr = results, stdout, stderr
     submission.duration_ms, submission.grade, submission.rubric = round(run.duration_ms), review.grade, review.rubric
     submission.feedback, submission.strengths, submission.improvements = (
         review.feedback,

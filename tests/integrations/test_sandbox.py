@@ -471,3 +471,57 @@ async def test_run_code_that_exits_mid_tests_fails_the_rest(isolated: LocalSandb
     result = await isolated.run(code, ADD_TESTS[:3])
     assert result.status == "failed" and result.tests_passed == 1
     assert result.results[1].message == "no result: the program exited before this test finished"
+
+
+# --- hidden tests stay hidden: one test at a time, output per test ----------------------------------------
+
+
+async def test_run_output_is_attributed_to_the_test_that_printed_it(isolated: LocalSandbox) -> None:
+    code = "import sys\nprint('importing')\n" + ADD.replace(
+        "    return", "    print('add', a, b)\n    print('err', a, file=sys.stderr)\n    return"
+    )
+    result = await isolated.run(code, ADD_TESTS[:2] + SUM_TESTS[:1])
+    assert result.order == (0, 1, 2)
+    assert result.output[None] == ("importing\n", "")
+    assert result.output[0] == ("add 0 2\n", "err 0\n") and result.output[1] == ("add 1 2\n", "err 1\n")
+    assert result.output[2][0].startswith("importing\n")  # a program test prints as a whole script
+    assert result.output_of({1}) == ("importing\nadd 1 2\n", "err 1\n")
+    assert "add 0 2" in result.stdout  # everything, for callers whose tests are not secret
+
+
+async def test_run_program_test_holds_no_other_test_input(isolated: LocalSandbox) -> None:
+    """Each program test runs in a fresh interpreter: scanning every object finds its own stdin only."""
+    code = (
+        "import gc, sys\n"
+        "def collect(value, found, depth=0):\n"
+        "    if isinstance(value, str) and value.startswith('marker-') and value != 'marker-':\n"
+        "        found.add(value.strip())\n"
+        "    elif depth < 6 and isinstance(value, (dict, list, tuple, set, frozenset)):\n"
+        "        for item in list(value.items()) if isinstance(value, dict) else list(value):\n"
+        "            collect(item, found, depth + 1)\n"
+        "seen = {input()}\n"
+        "frame = sys._getframe()\n"
+        "while frame is not None:\n"
+        "    collect(dict(frame.f_locals), seen)\n"
+        "    frame = frame.f_back\n"
+        "for holder in gc.get_objects():\n"
+        "    collect(holder, seen, 5)\n"
+        "print(sorted(seen))\n"
+    )
+    tests = [{"name": f"p{k}", "stdin": f"marker-{k}\n", "expected_stdout": f"['marker-{k}']"} for k in range(3)]
+    result = await isolated.run(code, tests)
+    assert result.status == "passed", [outcome.actual for outcome in result.results]
+
+
+async def test_run_failures_name_only_builtin_exceptions(isolated: LocalSandbox) -> None:
+    code = (
+        "def add(a, b):\n"
+        "    if a == 0:\n        return 1 / a\n"
+        "    if a == 1:\n        raise type(f'Secret{b}Error', (Exception,), {})(b)\n"
+        "    return a - b\n"
+    )
+    crash = {"name": "crash", "stdin": "", "expected_stdout": "x"}
+    result = await isolated.run(code + "if __name__ == '__main__':\n    input()\n", [*ADD_TESTS[:3], crash])
+    failures = [outcome.failure for outcome in result.results]
+    assert failures == ["raised ZeroDivisionError", "raised an exception", "different result", "raised EOFError"]
+    assert result.results[1].message == "Secret2Error: 2"  # the full text, for a visible example only

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import builtins
 import contextlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,12 +22,20 @@ from typing import Any, Literal
 from backend.metrics import SANDBOX_RUNS
 
 HARNESS_SOURCE = (Path(__file__).parent / "harness.py").read_text()
+VALUE_TOO_LARGE = "the returned value is too large to compare"  # as the harness says it
 OUTPUT_CAP = 10 * 1024  # characters of stdout / stderr kept in a RunResult
 CHILD_OUTPUT_CAP = 64 * 1024  # bytes one test's output may reach before the harness stops it
 ACTUAL_CAP = 1000  # characters of an actual value or stdout shown with a test outcome
 MAX_DECODE_DEPTH = 70
 MAX_DECODE_ITEMS = 200_000
 DEFAULT_QUEUE_TIMEOUT_SECONDS = 30.0  # SANDBOX_QUEUE_TIMEOUT_SECONDS
+BUILTIN_EXCEPTIONS = frozenset(
+    name for name, value in vars(builtins).items() if isinstance(value, type) and issubclass(value, BaseException)
+)
+# The kinds of failure (`TestOutcome.failure`): all a hidden test may tell about itself.
+TIMED_OUT, DIFFERENT, OUTPUT_LIMIT, NOT_FINISHED, INVALID = (
+    "timed out", "different result", "output limit exceeded", "did not finish", "invalid test"
+)  # fmt: skip
 
 Status = Literal["passed", "failed", "error", "timeout"]
 
@@ -41,6 +50,9 @@ class TestOutcome:
     input: str | None  # the test's call or stdin
     expected: str | None  # expected value repr / expected stdout
     actual: str | None  # actual value repr / stdout (capped)
+    # The kind of failure, and nothing of the test's data: None when passed, else TIMED_OUT, DIFFERENT,
+    # OUTPUT_LIMIT, NOT_FINISHED, INVALID, "raised <builtin exception name>" or "raised an exception".
+    failure: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,10 +61,21 @@ class RunResult:
     tests_passed: int
     tests_total: int
     results: list[TestOutcome]
-    stdout: str  # capped, what the user's code printed
-    stderr: str  # capped
+    # Everything the code printed (capped), hidden tests' output included: never show these to a student
+    # when the tests are secret; `output_of` picks what may be shown.
+    stdout: str
+    stderr: str
     duration_ms: float
     error_line: int | None = None  # the line of a syntax error in the submission
+    # What was printed, by test index (None: while the submission was imported, before any test ran;
+    # a syntax error's message is there too): (stdout, stderr), each capped.
+    output: dict[int | None, tuple[str, str]] = field(default_factory=dict)
+    order: tuple[int, ...] = ()  # test indexes in the order the code was given them
+
+    def output_of(self, shown: Collection[int]) -> tuple[str, str]:
+        """stdout and stderr printed while importing the submission and by the tests in `shown`."""
+        parts = [value for test, value in self.output.items() if test is None or test in shown]
+        return cap("".join(out for out, _ in parts), OUTPUT_CAP), cap("".join(err for _, err in parts), OUTPUT_CAP)
 
 
 class SandboxUnavailable(Exception):
@@ -119,6 +142,8 @@ class Report:
     import_error: str | None = None
     stdout: str = ""
     stderr: str = ""
+    output: dict[int | None, tuple[str, str]] = field(default_factory=dict)  # RunResult.output
+    order: list[int] = field(default_factory=list)
     is_started: bool = False
     is_done: bool = False
 
@@ -140,13 +165,23 @@ class Report:
             elif kind == "import_error":
                 report.import_error = str(event.get("message") or "the code crashed on import")
             elif kind == "output":
-                report.stdout = cap(report.stdout + str(event.get("stdout") or ""), OUTPUT_CAP)
-                report.stderr = cap(report.stderr + str(event.get("stderr") or ""), OUTPUT_CAP)
+                report.add_output(event)
+            elif kind == "begin" and type(event.get("index")) is int and event["index"] not in report.order:
+                report.order.append(event["index"])
             elif kind == "started":
                 report.is_started = True
             elif kind == "done":
                 report.is_done = True
         return report
+
+    def add_output(self, event: dict[str, Any]) -> None:
+        stdout, stderr = str(event.get("stdout") or ""), str(event.get("stderr") or "")
+        self.stdout, self.stderr = cap(self.stdout + stdout, OUTPUT_CAP), cap(self.stderr + stderr, OUTPUT_CAP)
+        test = event.get("test", -1)  # output not attributed to a test (or the import) is never shown
+        if test is not None and type(test) is not int:
+            test = -1
+        before_out, before_err = self.output.get(test, ("", ""))
+        self.output[test] = (cap(before_out + stdout, OUTPUT_CAP), cap(before_err + stderr, OUTPUT_CAP))
 
 
 def grade(
@@ -159,11 +194,11 @@ def grade(
     stdout, stderr = report.stdout, report.stderr
     if report.syntax_error is not None:
         line = report.syntax_error.get("line")
-        message = str(report.syntax_error.get("message") or "SyntaxError")
-        outcomes = [not_run(test, index, message) for index, test in enumerate(tests)]
+        message = cap(str(report.syntax_error.get("message") or "SyntaxError"), OUTPUT_CAP)
+        outcomes = [not_run(test, index, message, NOT_FINISHED) for index, test in enumerate(tests)]
         return RunResult(
-            "error", 0, len(tests), outcomes, stdout, cap(message, OUTPUT_CAP), duration_ms,
-            error_line=line if isinstance(line, int) else None,
+            "error", 0, len(tests), outcomes, stdout, message, duration_ms,
+            error_line=line if isinstance(line, int) else None, output={None: ("", message)},
         )  # fmt: skip
     outcomes = []
     for index, test in enumerate(tests):
@@ -172,10 +207,10 @@ def grade(
         if event is None:
             reason = (
                 report.import_error if report.import_error and "call" in test
-                else "timed out" if is_timeout
+                else TIMED_OUT if is_timeout
                 else crash or "no result: the program exited before this test finished"
             )  # fmt: skip
-            outcomes.append(not_run(test, index, reason))
+            outcomes.append(not_run(test, index, reason, TIMED_OUT if reason == TIMED_OUT else NOT_FINISHED))
         elif "call" in test:
             outcomes.append(grade_call(test, index, event))
         else:
@@ -188,7 +223,10 @@ def grade(
         status = "error"
     else:
         status = "passed" if passed == len(tests) else "failed"
-    return RunResult(status, passed, len(tests), outcomes, stdout, stderr, duration_ms)
+    return RunResult(
+        status, passed, len(tests), outcomes, stdout, stderr, duration_ms, output=report.output,
+        order=tuple(report.order),
+    )  # fmt: skip
 
 
 def record(backend: str, result: RunResult) -> RunResult:
@@ -211,32 +249,42 @@ def test_expected(test: dict) -> str | None:
     return str(test["expected"]) if "call" in test else str(test.get("expected_stdout", ""))
 
 
-def not_run(test: dict, index: int, message: str) -> TestOutcome:
-    return TestOutcome(test_name(test, index), False, message, test_input(test), test_expected(test), None)
+def not_run(test: dict, index: int, message: str, failure: str) -> TestOutcome:
+    return TestOutcome(test_name(test, index), False, message, test_input(test), test_expected(test), None, failure)
+
+
+def raised(name: Any) -> str:
+    """The failure kind of an exception: named only when it is a builtin one (a class of the submission's
+    own could carry a hidden test's arguments in its name)."""
+    return f"raised {name}" if name in BUILTIN_EXCEPTIONS else "raised an exception"
 
 
 def grade_call(test: dict, index: int, event: dict[str, Any]) -> TestOutcome:
     name, call_input, expected_text = test_name(test, index), test_input(test), test_expected(test)
     if event.get("error"):
-        return TestOutcome(name, False, cap(str(event["error"]), 300), call_input, expected_text, None)
+        error = str(event["error"])
+        failure = OUTPUT_LIMIT if error == OUTPUT_LIMIT else raised(event.get("exception"))
+        if error == VALUE_TOO_LARGE and not event.get("exception"):
+            failure = DIFFERENT
+        return TestOutcome(name, False, cap(error, 300), call_input, expected_text, None, failure)
     try:
         expected = ast.literal_eval(str(test["expected"]))
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return TestOutcome(
-            name, False, "invalid test: expected is not a Python literal", call_input, expected_text, None
-        )
+        message = "invalid test: expected is not a Python literal"
+        return TestOutcome(name, False, message, call_input, expected_text, None, INVALID)
     try:
         actual = decode(event.get("value"))
     except Unsupported as unsupported:
         shown = cap(str(unsupported), ACTUAL_CAP)
-        return TestOutcome(name, False, f"expected {expected!r}, got {shown}", call_input, expected_text, shown)
+        message = f"expected {expected!r}, got {shown}"
+        return TestOutcome(name, False, message, call_input, expected_text, shown, DIFFERENT)
     try:
         is_equal = bool(actual == expected)
         shown = cap(repr(actual), ACTUAL_CAP)
     except (RecursionError, ValueError):
         is_equal, shown = False, "a value too large to compare"
     message = "ok" if is_equal else f"expected {cap(repr(expected), 200)}, got {cap(shown, 200)}"
-    return TestOutcome(name, is_equal, message, call_input, expected_text, shown)
+    return TestOutcome(name, is_equal, message, call_input, expected_text, shown, None if is_equal else DIFFERENT)
 
 
 def grade_program(test: dict, index: int, event: dict[str, Any]) -> TestOutcome:
@@ -244,13 +292,14 @@ def grade_program(test: dict, index: int, event: dict[str, Any]) -> TestOutcome:
     stdout = str(event.get("stdout") or "")
     actual = cap(stdout, ACTUAL_CAP)
     if event.get("truncated"):
-        return TestOutcome(name, False, "output limit exceeded", stdin, expected, actual)
+        return TestOutcome(name, False, OUTPUT_LIMIT, stdin, expected, actual, OUTPUT_LIMIT)
     want, got = normalize_output(expected or ""), normalize_output(stdout)
     if want == got:
         return TestOutcome(name, True, "ok", stdin, expected, actual)
     if event.get("error"):
-        return TestOutcome(name, False, cap(str(event["error"]), 300), stdin, expected, actual)
-    return TestOutcome(name, False, first_difference(want, got), stdin, expected, actual)
+        error = str(event["error"])  # the traceback's last line: "ZeroDivisionError: ..."
+        return TestOutcome(name, False, cap(error, 300), stdin, expected, actual, raised(error.split(":", 1)[0]))
+    return TestOutcome(name, False, first_difference(want, got), stdin, expected, actual, DIFFERENT)
 
 
 def normalize_output(text: str) -> list[str]:
