@@ -33,6 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import history
 from bench.harness import (
     HOST,
     REPO,
@@ -63,7 +64,19 @@ READ_PATHS = {
     "exercises": "/api/v1/exercises?limit=20",
     "daily": "/api/v1/exercises/daily",
 }
-SCENARIOS = ("health", "me", "progress", "exercises", "daily", "login", "submit", "loop", "chat", "session")
+SCENARIOS = (
+    "health",
+    "me",
+    "progress",
+    "exercises",
+    "daily",
+    "login",
+    "submit",
+    "loop",
+    "chat",
+    "session",
+    "history",
+)
 SCENARIO_HELP = {
     "health": "GET /health, our app and bare Quart",
     "me": "GET /api/v1/auth/me with a bearer token",
@@ -75,6 +88,7 @@ SCENARIO_HELP = {
     "loop": "GET /health p99 from one client, idle and while logins and submissions saturate the CPU",
     "chat": "streamed chat: time to first delta vs the fake LLM alone, then N streams held open at once",
     "session": "students (login, daily, hint, submit, chat) at rising concurrency until p99 > 1 s",
+    "history": "every read for a student with 10 and with 10,000 submissions and messages (bench/history.py)",
 }
 
 
@@ -578,6 +592,13 @@ def scenario_session(ctx: Context) -> list[Row]:
     return rows
 
 
+def scenario_history(ctx: Context) -> list[Row]:
+    def read(scenario: str, path: str, user: dict[str, Any]) -> Row:
+        return wrk_row(ctx, scenario, path, ctx.args.connections, ["-H", f"Authorization: Bearer {user['token']}"])
+
+    return history.measure(ctx.args.database_url.replace("+asyncpg", ""), ctx.seed.users, read)
+
+
 SCENARIO_RUNNERS: dict[str, Callable[[Context], list[Row]]] = {
     "health": lambda ctx: [wrk_row(ctx, "health", "/health", ctx.args.connections)],
     **{name: read_scenario(name) for name in READ_PATHS},
@@ -586,10 +607,11 @@ SCENARIO_RUNNERS: dict[str, Callable[[Context], list[Row]]] = {
     "loop": scenario_loop,
     "chat": scenario_chat,
     "session": scenario_session,
+    "history": scenario_history,
 }
 
 
-WRK_SCENARIOS = frozenset({"health", *READ_PATHS, "login", "submit"})  # throughput: a ratio to bare Quart
+WRK_SCENARIOS = frozenset({"health", *READ_PATHS, "login", "submit", "history"})  # throughput: a ratio to bare Quart
 
 
 def profile(ctx: Context, scenario: str, stamp: str) -> dict[str, Any]:
@@ -749,6 +771,13 @@ def goals(rows: list[Row]) -> list[str]:
         submit = mine.get("submit")
         if submit:
             found.append(f"{server}: {submit.requests_per_second:.1f} graded submissions/s (goal >= 20)")
+        grown = [row for row in rows if row.server == server and "cpu_ratio_to_small" in row.details]
+        if grown:
+            worst = max(grown, key=lambda row: row.details["cpu_ratio_to_small"])
+            found.append(
+                f"{server}: CPU per request, 10,000 vs 10 items of history: worst "
+                f"{worst.details['cpu_ratio_to_small']:.2f}x ({worst.scenario}; goal <= {history.GOAL})"
+            )
         sessions = [row for row in rows if row.server == server and row.scenario.startswith("session x")]
         if sessions:
             reached = sessions[-1].note.rsplit("reached concurrency ", 1)[-1].split(" ")[0]
@@ -844,7 +873,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     load = loadavg()
     print(f"scenarios {args.scenarios} on {args.server_names}; load average {load}", flush=True)
-    database_url = asyncio.run(_fresh_database_and_cache())
+    database_url = args.database_url = asyncio.run(_fresh_database_and_cache())
     fake, llm = start_fake_llm(args)
     rows: list[Row] = []
     profiles: dict[str, Any] = {}
