@@ -211,12 +211,17 @@ class GitHubClient:
         return await _call("get_file", fetch)
 
     async def list_files(self, full_name: str, ref: str, *, token: str | None) -> list[TreeFile]:
-        """Every file (blob) of the repository at `ref`, from its recursive tree (one request; GitHub caps
-        a huge tree, which is then reviewed as far as it was listed)."""
+        """Every file (blob) of the repository at `ref` (a branch, tag or commit), from its recursive tree;
+        GitHub caps a huge tree, which is then reviewed as far as it was listed."""
 
         def fetch() -> list[TreeFile]:
             repo = self._github(token, lazy=True).get_repo(full_name)
-            tree = repo.get_git_tree(ref, recursive=True)
+            # The ref goes in a query parameter (`?sha=`): a branch like `feature/x` cannot be a path segment.
+            commits = repo.get_commits(sha=ref)
+            head = next(iter(commits), None)
+            if head is None:
+                raise UnknownObjectException(404, {"message": "No commit found"}, None)
+            tree = repo.get_git_tree(head.commit.tree.sha, recursive=True)
             return [TreeFile(path=item.path, size=item.size) for item in tree.tree if item.type == "blob"]
 
         return await _call("list_files", fetch)

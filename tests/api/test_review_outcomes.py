@@ -32,16 +32,16 @@ async def test_ref_alone_or_empty_body_reviews_the_repository_most_relevant_file
         "node_modules/left-pad/index.js": b"module.exports = 1;\n",
         "logo.png": b"\x89PNG\r\n\x1a\n\x00",
     }.items():
-        github_api.add_file(fake, "dev", path, content)
+        github_api.add_file(fake, "feature/dev", path, content)
     github_api.add_file(fake, "main", "main.py", GOOD_CODE)
     headers, _ = await new_user(client)
     repository = await link(client, headers, "octo/hello")
 
-    queued = await request_review(client, headers, repository["id"], ref="dev")
+    queued = await request_review(client, headers, repository["id"], ref="feature/dev")
     assert queued.status_code == 202
     review = await wait_for_review(client, headers, (await queued.get_json())["id"])
     assert review["status"] == "completed", review["error"]
-    assert review["ref"] == "dev" and review["model"] == "static" and review["files_reviewed"] == 2
+    assert review["ref"] == "feature/dev" and review["model"] == "static" and review["files_reviewed"] == 2
     assert {item["path"] for item in review["files_skipped"]} == {
         "README.md",
         "node_modules/left-pad/index.js",
@@ -98,3 +98,6 @@ async def test_every_file_skipped_completes_saying_why_and_failures_set_complete
     failed = await wait_for_review(client, headers, missing["id"])
     assert failed["status"] == "failed" and failed["completed_at"] is not None
     assert await job_status(app, missing["id"]) == "failed"  # the job row follows its review
+    no_such_ref = await (await request_review(client, headers, repository["id"], ref="no/such-branch")).get_json()
+    failed = await wait_for_review(client, headers, no_such_ref["id"])
+    assert failed["status"] == "failed" and "the ref" in failed["error"]

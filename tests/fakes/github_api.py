@@ -64,7 +64,8 @@ class FakeGitHubAPI(FakeServer):
         self.app.get("/repos/<owner>/<name>/pulls/<int:number>/files")(self.list_pull_files)
         self.app.post("/repos/<owner>/<name>/pulls/<int:number>/reviews")(self.create_review)
         self.app.get("/repos/<owner>/<name>/contents/<path:path>")(self.get_contents)
-        self.app.get("/repos/<owner>/<name>/git/trees/<path:ref>")(self.get_tree)
+        self.app.get("/repos/<owner>/<name>/commits")(self.list_commits)
+        self.app.get("/repos/<owner>/<name>/git/trees/<tree_sha>")(self.get_tree)
         self.app.before_request(self.refuse_revoked_tokens)
 
     def reset(self) -> None:
@@ -210,9 +211,27 @@ class FakeGitHubAPI(FakeServer):
             return self._not_found()
         return jsonify([self._content_json(repository, child, repository.contents[(ref, child)]) for child in children])
 
-    async def get_tree(self, owner: str, name: str, ref: str) -> Response:
-        """The files added at `ref` (`add_file`), as a recursive git tree (GitHub takes a branch name too)."""
+    @staticmethod
+    def tree_sha(ref: str) -> str:
+        return ref.encode().hex()  # the fake's trees are named after their ref, reversibly
+
+    async def list_commits(self, owner: str, name: str) -> Response:
+        """The head commit of `?sha=` (a ref); like GitHub, 404 for a ref with nothing at it."""
         repository = self._visible(owner, name)
+        ref = request.args.get("sha", repository.default_branch if repository else "")
+        if repository is None or not any(r == ref for r, _ in repository.contents):
+            return self._not_found()
+        url = f"{self.base_url}/repos/{repository.full_name}"
+        tree = {"sha": self.tree_sha(ref), "url": f"{url}/git/trees/{self.tree_sha(ref)}"}
+        return jsonify([{"sha": "e" * 40, "url": f"{url}/commits/{'e' * 40}", "commit": {"tree": tree}}])
+
+    async def get_tree(self, owner: str, name: str, tree_sha: str) -> Response:
+        """The files added at a ref (`add_file`), as its recursive git tree."""
+        repository = self._visible(owner, name)
+        try:
+            ref = bytes.fromhex(tree_sha).decode()
+        except ValueError:
+            return self._not_found()
         paths = sorted(p for r, p in repository.contents if r == ref) if repository is not None else []
         if repository is None or not paths:
             return self._not_found()
@@ -222,7 +241,7 @@ class FakeGitHubAPI(FakeServer):
             | {"size": len(repository.contents[(ref, path)])}
             for path in paths
         ]
-        return jsonify({"sha": "d" * 40, "url": f"{url}/trees/{ref}", "tree": tree, "truncated": False})
+        return jsonify({"sha": tree_sha, "url": f"{url}/trees/{tree_sha}", "tree": tree, "truncated": False})
 
     def _content_json(self, repository: FakeRepository, path: str, content: bytes) -> dict[str, Any]:
         url = f"{self.base_url}/repos/{repository.full_name}/contents/{path}"
