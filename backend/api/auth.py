@@ -18,7 +18,7 @@ from backend.api.guards import (
     require_user,
     settings,
 )
-from backend.api.openapi import no_content, problem_responses
+from backend.api.openapi import cookie_parameter, no_content, problem_responses
 from backend.cache import get_cache
 from backend.db import after_commit, get_session
 from backend.errors import Unauthorized
@@ -180,6 +180,7 @@ async def login(data: LoginRequest) -> TokenPayload:
 
 
 @bp.post("/refresh")
+@cookie_parameter(REFRESH_COOKIE, "The browser's refresh token (path `/api/v1/auth`), used when the body has none.")
 @validate_request(RefreshRequest)
 @validate_response(TokenPayload)
 @problem_responses(401)

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import structlog
+from pydantic import BaseModel
 from quart import Blueprint, Response, current_app, request
 from quart_schema import tag_blueprint, validate_querystring, validate_request, validate_response
 
 from backend.api.guards import current_user, require_user, settings, user_llm
-from backend.api.openapi import alternative_content, no_content, problem_responses
+from backend.api.openapi import no_content, problem_responses, streams_events
 from backend.db import get_session, read_only
 from backend.errors import is_connection_error
 from backend.middleware.rate_limit import rate_limit
 from backend.schemas.chat import (
+    ChatStreamEvent,
     ConversationCreate,
     ConversationList,
     ConversationRead,
@@ -27,6 +28,10 @@ from backend.schemas.chat import (
     MessagesQuery,
     ShortcutMessage,
     ShortcutReply,
+    StreamDelta,
+    StreamDone,
+    StreamError,
+    StreamStarted,
 )
 from backend.schemas.common import PageQuery
 from backend.services import chat as chat_service
@@ -45,8 +50,9 @@ def wants_stream(data: MessageCreate) -> bool:
     return data.stream or request.accept_mimetypes.best == EVENT_STREAM
 
 
-def sse(event: str, data: object) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+def sse(event: str, data: BaseModel) -> bytes:
+    """One frame; `data` is the event's schema in the document (ChatStreamEvent), so the two cannot drift."""
+    return f"event: {event}\ndata: {data.model_dump_json()}\n\n".encode()
 
 
 def event_stream(events: AsyncIterator[chat_service.StreamEvent]) -> Response:
@@ -60,7 +66,8 @@ def event_stream(events: AsyncIterator[chat_service.StreamEvent]) -> Response:
             # connection and no `error` event (e.g. the reply's store failing on an exhausted pool).
             log.exception("chat.stream_failed", exc_info=error)
             code = "service_unavailable" if is_connection_error(error) else "internal_error"
-            yield sse("error", {"code": code, "detail": "The reply could not be finished; try again."})
+            detail = "The reply could not be finished; try again."
+            yield sse("error", StreamError.model_validate({"code": code, "detail": detail}))
 
     response = Response(body(), status=200, content_type=f"{EVENT_STREAM}; charset=utf-8")
     response.headers["Cache-Control"] = "no-cache"
@@ -75,15 +82,16 @@ async def encoded(events: AsyncIterator[chat_service.StreamEvent]) -> AsyncItera
         async for event in events:
             match event:
                 case chat_service.Started():
-                    ids = {"user_message_id": event.user_message_id, "assistant_message_id": event.assistant_message_id}
+                    ids = StreamStarted(
+                        user_message_id=event.user_message_id, assistant_message_id=event.assistant_message_id
+                    )
                     yield sse("start", ids)
                 case chat_service.Delta():
-                    yield sse("delta", {"content": event.content})
+                    yield sse("delta", StreamDelta(content=event.content))
                 case chat_service.Done():
-                    message = MessageRead.model_validate(event.assistant_message).model_dump(mode="json")
-                    yield sse("done", {"assistant_message": message})
+                    yield sse("done", StreamDone(assistant_message=MessageRead.model_validate(event.assistant_message)))
                 case chat_service.Failed():
-                    yield sse("error", {"code": event.code, "detail": event.detail})
+                    yield sse("error", StreamError.model_validate({"code": event.code, "detail": event.detail}))
 
 
 @bp.post("/conversations")
@@ -169,26 +177,43 @@ async def list_messages(conversation_id: int, query_args: MessagesQuery) -> Mess
 @validate_request(MessageCreate)
 @validate_response(MessagePair, 201)
 @problem_responses(429, 502, 504)
-@alternative_content(
-    200, "text/event-stream", "With `stream: true` or `Accept: text/event-stream`: the reply as events."
-)
 async def post_message(conversation_id: int, data: MessageCreate) -> tuple[MessagePair, int] | Response:
-    """Send a message to the tutor.
+    """Send a message to the tutor and get the whole reply.
 
-    201 with both messages, or with `stream: true` / `Accept: text/event-stream` a 200 `text/event-stream`
-    of events `start` {user_message_id, assistant_message_id}, `delta` {content}, `done` {assistant_message}
-    and `error` {code, detail}. Your message is stored first: an LLM failure keeps it and answers 502
-    `llm_error` / 504 `llm_timeout` (or an `error` event). 429 `rate_limited` (10/minute, 200/day) or
-    `quota_exceeded` (daily token budget)."""
-    session, user = get_session(), current_user()
+    201 with both messages. Your message is stored first: an LLM failure keeps it and answers 502
+    `llm_error` / 504 `llm_timeout`. 429 `rate_limited` (10/minute, 200/day) or `quota_exceeded` (daily
+    token budget). For the reply as it is written use `stream_message` (this route also streams when sent
+    `stream: true` or `Accept: text/event-stream`, as it always has)."""
     if wants_stream(data):
-        turn = await chat_service.start_turn(session, settings(), user, conversation_id, data.content, is_stream=True)
-        factory = current_app.extensions["db_session_factory"]
-        return event_stream(chat_service.stream_turn(factory, user_llm(), turn))
+        return await stream_reply(conversation_id, data)
+    session, user = get_session(), current_user()
     user_message, reply = await chat_service.send(session, settings(), user_llm(), user, conversation_id, data.content)
     return MessagePair(
         user_message=MessageRead.model_validate(user_message), assistant_message=MessageRead.model_validate(reply)
     ), 201
+
+
+@bp.post("/conversations/<int:conversation_id>/messages/stream")
+@require_user
+@rate_limit("chat")
+@validate_request(MessageCreate)
+@streams_events(ChatStreamEvent, "The reply as Server-Sent Events: `start`, `delta`s, then `done` or `error`.")
+@problem_responses(429)
+async def stream_message(conversation_id: int, data: MessageCreate) -> Response:
+    """Send a message to the tutor and get the reply as it is written (Server-Sent Events).
+
+    Events: `start` {user_message_id, assistant_message_id}, `delta` {content}, then `done`
+    {assistant_message} or `error` {code, detail}. Your message is stored first; a failing LLM ends the
+    stream with an `error` event and keeps what was written (`status: partial`). Limits as for `post_message`."""
+    return await stream_reply(conversation_id, data)
+
+
+async def stream_reply(conversation_id: int, data: MessageCreate) -> Response:
+    turn = await chat_service.start_turn(
+        get_session(), settings(), current_user(), conversation_id, data.content, is_stream=True
+    )
+    factory = current_app.extensions["db_session_factory"]
+    return event_stream(chat_service.stream_turn(factory, user_llm(), turn))
 
 
 @bp.post("/message")

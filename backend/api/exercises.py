@@ -260,7 +260,7 @@ async def list_exercise_submissions(exercise_id: int, query_args: PageQuery) -> 
 @validate_request(HintRequest)
 @validate_response(HintRead)
 @problem_responses(409)
-async def get_exercise_hint(exercise_id: int, data: HintRequest) -> HintRead:
+async def request_exercise_hint(exercise_id: int, data: HintRequest) -> HintRead:
     """The next of the exercise's three hints, tailored to your code when an AI model is configured.
 
     Never the solution. A fourth request is 409 `conflict`."""

@@ -1,31 +1,42 @@
-"""The OpenAPI document: quart-schema's, plus every answer a route can give that is not its success body.
+"""The OpenAPI document: quart-schema's, shaped for client generators and completed with every answer a route
+can give that is not its success body.
 
-quart-schema documents what `validate_response` / `document_response` declare. Everything else a route can
-answer comes from this module, so clients (and the schemathesis run in CI) see the whole contract:
+quart-schema documents what `validate_response` / `document_response` declare. This module makes that a
+document clients generate clean code from (docs/API.md says what it promises):
 
+- every request and response body is a named component (`$ref`), named after its model (`User`, `Problem`,
+  `ExercisePage`, …); operation ids are the handlers' names (`get_exercise`, `submit_solution`);
 - problem details (`application/problem+json`, the `Problem` schema) for the errors a route's own
   declarations imply — signed in (401, 403), a JSON body (400, 413, 415, 422), validated query
   parameters (422), path parameters (404), anything under `/api/v1` (503 when the database is away) —
   plus the statuses a route names itself with `@problem_responses(409, 429, ...)`;
-- `@no_content` (204, no body) and `@redirects` (302 with `Location`, no body);
-- the `X-Request-ID` header on every response, `Retry-After` and `RateLimit-*` on 429.
+- `@no_content` (204, no body), `@redirects` (302 with `Location`, no body), `@streams_events` (200
+  `text/event-stream` with its events a named component) and `@alternative_content` (e.g. CSV);
+- security on every operation (`[]` when public; the CSRF header with cookies on unsafe methods), the
+  cookies a sign-in sets, the `X-Request-ID` header on every response, `Retry-After` and `RateLimit-*` on 429.
 
 Redirect routes (browser sign-in flows) answer a bad query with a redirect, never a 422.
 """
 
 from __future__ import annotations
 
+import inspect
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from quart import request
-from quart_schema.conversion import model_schema
-from quart_schema.openapi import OpenAPIProvider
-from quart_schema.validation import DataSource
+from quart_schema.openapi import QUART_SCHEMA_OPERATION_ID_ATTRIBUTE, OpenAPIProvider
+from quart_schema.validation import QUART_SCHEMA_REQUEST_ATTRIBUTE, QUART_SCHEMA_RESPONSE_ATTRIBUTE, DataSource
 from werkzeug.routing import BaseConverter, IntegerConverter, Rule
 
+from backend.api.guards import ACCESS_COOKIE, CSRF_COOKIE, CSRF_HEADER, REFRESH_COOKIE, SAFE_METHODS
 from backend.errors import NotFound
+from backend.schemas.auth import TokenPayload
 from backend.schemas.common import MAX_ID, Problem
 
 T = TypeVar("T", bound=Callable[..., Any])
@@ -34,10 +45,42 @@ PROBLEMS_ATTRIBUTE = "_codementor_problem_statuses"
 NO_CONTENT_ATTRIBUTE = "_codementor_no_content"
 REDIRECT_ATTRIBUTE = "_codementor_redirect"
 ALTERNATIVES_ATTRIBUTE = "_codementor_alternative_content"
+EVENT_STREAM_ATTRIBUTE = "_codementor_event_stream"
+COOKIE_PARAMETERS_ATTRIBUTE = "_codementor_cookie_parameters"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+EVENT_STREAM_MEDIA_TYPE = "text/event-stream"
+# OpenAPI 3.1 cannot type the items of a stream (3.2's `itemSchema` can): the event schema rides along here.
+EVENT_SCHEMA_EXTENSION = "x-event-schema"
 API_PREFIX = "/api/v1/"
+REF_PREFIX = "#/components/schemas/"
+BEARER_SCHEME, COOKIE_SCHEME, CSRF_SCHEME = "bearerAuth", "cookieAuth", "csrfToken"
+SECURITY_SCHEMES = {
+    BEARER_SCHEME: {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "API clients: `Authorization: Bearer <access_token>` from the token payload (15 minutes; "
+        "`POST /api/v1/auth/refresh` with the `refresh_token` for new ones). Wins over cookies; no CSRF header.",
+    },
+    COOKIE_SCHEME: {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": ACCESS_COOKIE,
+        "description": f"Browsers: the httpOnly `{ACCESS_COOKIE}` cookie that sign-in sets (with `{REFRESH_COOKIE}`, "
+        f"path `/api/v1/auth`, and the readable `{CSRF_COOKIE}`). Every unsafe method also needs `{CSRF_HEADER}`.",
+    },
+    CSRF_SCHEME: {
+        "type": "apiKey",
+        "in": "header",
+        "name": CSRF_HEADER,
+        "description": f"With cookie auth, POST/PUT/PATCH/DELETE send the `{CSRF_COOKIE}` cookie's value here "
+        "(else 403 `csrf_failed`). It changes on every sign-in and every refresh: read the cookie (or the "
+        "token payload's `csrf_token`) again after each.",
+    },
+}
+SERVERS = [{"url": "/", "description": "The server that serves this document (every path starts at its root)."}]
 
-# What each status means across the API, with the codes API.md gives it.
+# What each status means across the API, with the codes it carries (`Problem.code` lists them all).
 PROBLEM_DESCRIPTIONS = {
     400: "Bad request: `invalid_json`, or the route's own code (`invalid_password`, `token_invalid`, `token_expired`).",
     401: "Not signed in: `unauthorized`, `token_expired`, `invalid_credentials` or `token_reused`.",
@@ -54,19 +97,26 @@ PROBLEM_DESCRIPTIONS = {
 }
 STRING = {"type": "string"}
 INTEGER = {"type": "integer"}
-REQUEST_ID_HEADER = {
-    "description": "The request's id: echoed when the client sent a sane one, else generated.",
-    "required": True,
-    "schema": STRING,
-}
-RETRY_AFTER_HEADER = {"description": "Seconds to wait before retrying.", "required": True, "schema": INTEGER}
-PROBLEM_HEADERS = {
-    429: {
-        "Retry-After": RETRY_AFTER_HEADER,
-        "RateLimit-Limit": {"description": "Requests allowed in the window.", "schema": INTEGER},
-        "RateLimit-Remaining": {"description": "Requests left in the window.", "schema": INTEGER},
-        "RateLimit-Reset": {"description": "Seconds until the window resets.", "schema": INTEGER},
+# Headers many responses carry are declared once, under `components.headers`.
+SHARED_HEADERS = {
+    "X-Request-ID": {
+        "description": "The request's id: echoed when the client sent a sane one, else generated.",
+        "required": True,
+        "schema": STRING,
     },
+    "Retry-After": {"description": "Seconds to wait before retrying.", "required": True, "schema": INTEGER},
+    "RateLimit-Limit": {"description": "Requests allowed in the window.", "schema": INTEGER},
+    "RateLimit-Remaining": {"description": "Requests left in the window.", "schema": INTEGER},
+    "RateLimit-Reset": {"description": "Seconds until the window resets.", "schema": INTEGER},
+}
+HEADER_REFS = {name: {"$ref": f"#/components/headers/{name}"} for name in SHARED_HEADERS}
+PROBLEM_HEADERS = {
+    429: {name: HEADER_REFS[name] for name in SHARED_HEADERS if name != "X-Request-ID"},
+}
+SIGN_IN_COOKIES_HEADER = {
+    "description": f"Sets `{ACCESS_COOKIE}` and `{REFRESH_COOKIE}` (httpOnly) and `{CSRF_COOKIE}` (readable), "
+    "`SameSite=Lax`, `Secure` outside development. Each refresh rotates all three.",
+    "schema": STRING,
 }
 
 
@@ -118,6 +168,33 @@ def alternative_content(status: int, media_type: str, description: str) -> Calla
     return decorator
 
 
+def streams_events(model: type[BaseModel], description: str) -> Callable[[T], T]:
+    """Document a 200 `text/event-stream` whose events `model` describes (a named component)."""
+
+    def decorator(func: T) -> T:
+        setattr(func, EVENT_STREAM_ATTRIBUTE, (model, description))
+        return func
+
+    return decorator
+
+
+def cookie_parameter(name: str, description: str) -> Callable[[T], T]:
+    """Document an optional cookie the route reads itself (e.g. the refresh token)."""
+    parameter = {
+        "name": name,
+        "in": "cookie",
+        "required": False,
+        "description": description,
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._~-]{1,512}$"},
+    }
+
+    def decorator(func: T) -> T:
+        setattr(func, COOKIE_PARAMETERS_ATTRIBUTE, (*getattr(func, COOKIE_PARAMETERS_ATTRIBUTE, ()), parameter))
+        return func
+
+    return decorator
+
+
 def implied_problems(path: str, operation: dict[str, Any], is_redirect: bool) -> set[int]:
     """The problem statuses that follow from how the route is declared."""
     statuses: set[int] = set()
@@ -136,7 +213,43 @@ def implied_problems(path: str, operation: dict[str, Any], is_redirect: bool) ->
 
 
 class APIDocument(OpenAPIProvider):
-    """quart-schema's provider, completed with the responses described in this module's docstring."""
+    """quart-schema's provider, completed with the responses described in this module's docstring, and
+    shaped for client generators: every body a named component, operation ids from handler names."""
+
+    _components: Components | None = None
+
+    def schema(self) -> dict[str, Any]:
+        self._components = Components.of(self._body_models())
+        document = super().schema()
+        document["components"]["schemas"] = {**document["components"]["schemas"], **self._components.schemas}
+        document["components"]["securitySchemes"] = SECURITY_SCHEMES
+        document["components"]["headers"] = SHARED_HEADERS
+        document["servers"] = SERVERS
+        return document
+
+    def _body_models(self) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
+        """Every request and response model of the documented routes, plus the problem and event bodies."""
+        pairs: set[tuple[type[BaseModel], JsonSchemaMode]] = {(Problem, "serialization")}
+        for rule in self.generate_rules():
+            func = self._app.view_functions[rule.endpoint]
+            request_data = getattr(func, QUART_SCHEMA_REQUEST_ATTRIBUTE, None)
+            if request_data is not None and _is_model(request_data[0]):
+                pairs.add((request_data[0], "validation"))
+            for model, _ in getattr(func, QUART_SCHEMA_RESPONSE_ATTRIBUTE, {}).values():
+                if _is_model(model):
+                    pairs.add((model, "serialization"))
+            if (stream := getattr(func, EVENT_STREAM_ATTRIBUTE, None)) is not None:
+                pairs.add((stream[0], "serialization"))
+        return sorted(pairs, key=lambda pair: (pair[0].__module__, pair[0].__qualname__, pair[1]))
+
+    def components(self) -> Components:
+        if self._components is None:
+            self._components = Components.of(self._body_models())
+        return self._components
+
+    def operation_id(self, method: str, path: str, func: Callable) -> str | None:
+        """The handler's name (or an explicit `operation_id`): `<verb>_<resource>`, unique across the app."""
+        return getattr(func, QUART_SCHEMA_OPERATION_ID_ATTRIBUTE, func.__name__)
 
     def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:
         parameter = super().build_path_parameter(name, converter)
@@ -146,29 +259,40 @@ class APIDocument(OpenAPIProvider):
             parameter["schema"].update(minimum=0, maximum=MAX_ID)
         return parameter
 
-    def build_request_body(self, model: type, source: DataSource) -> tuple[dict[str, Any], dict[str, Any]]:
-        """A body is required when its model has a required field; otherwise it may be left out (= `{}`)."""
-        request_body, components = super().build_request_body(model, source)
-        request_body["required"] = any(
-            bool(media["schema"].get("required")) for media in request_body["content"].values()
-        )
-        return request_body, components
+    def build_querystring_parameters(self, model: type) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """An optional query parameter is left out, never sent as `null`: its schema is not nullable."""
+        parameters, definitions = super().build_querystring_parameters(model)
+        for parameter in parameters:
+            if not parameter.get("required"):
+                parameter["schema"] = without_null(parameter["schema"])
+        return parameters, definitions
 
-    def schema(self) -> dict[str, Any]:
-        document = super().schema()
-        problem = model_schema(Problem, schema_mode="serialization")
-        definitions = problem.pop("$defs", {})
-        document["components"]["schemas"].update(definitions)
-        document["components"]["schemas"]["Problem"] = problem
-        return document
+    def build_request_body(self, model: type, source: DataSource) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A named component; required when its model has a required field (otherwise it may be left out)."""
+        ref = self.components().refs.get((model, "validation")) if source == DataSource.JSON else None
+        if ref is None:
+            return super().build_request_body(model, source)
+        required = bool(self.components().resolve(ref).get("required"))
+        return {"content": {"application/json": {"schema": ref}}, "required": required}, {}
+
+    def build_response_object(self, model: type, headers_model: type | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        ref = self.components().refs.get((model, "serialization"))
+        if ref is None or headers_model is not None:
+            return super().build_response_object(model, headers_model)
+        # The model's own docstring (`inspect.getdoc` would inherit pydantic's BaseModel one).
+        description = inspect.cleandoc(model.__doc__) if model.__doc__ else f"A `{self.components().name(ref)}`."
+        return {"content": {"application/json": {"schema": ref}}, "description": description}, {}
 
     def build_paths(self, rule: Rule) -> tuple[dict, dict]:
         paths, components = super().build_paths(rule)
         func = self._app.view_functions[rule.endpoint]
         declared = getattr(func, PROBLEMS_ATTRIBUTE, frozenset())
         redirect = getattr(func, REDIRECT_ATTRIBUTE, None)
+        response_models = getattr(func, QUART_SCHEMA_RESPONSE_ATTRIBUTE, {})
         for path, methods in paths.items():
-            for operation in methods.values():
+            for method, operation in methods.items():
+                operation["security"] = security_for(method, operation.get("security"))
+                operation["parameters"] = [*operation["parameters"], *getattr(func, COOKIE_PARAMETERS_ATTRIBUTE, ())]
                 responses = dict(operation["responses"])
                 if getattr(func, NO_CONTENT_ATTRIBUTE, False):
                     responses[204] = {"description": "Done; no content."}
@@ -178,12 +302,116 @@ class APIDocument(OpenAPIProvider):
                 for status, media_type, description in getattr(func, ALTERNATIVES_ATTRIBUTE, ()):
                     response = responses.setdefault(status, {"description": description, "content": {}})
                     response["content"] = {**response.get("content", {}), media_type: {"schema": STRING}}
+                if (stream := getattr(func, EVENT_STREAM_ATTRIBUTE, None)) is not None:
+                    events = self.components().refs[(stream[0], "serialization")]
+                    responses[200] = event_stream_response(events, stream[1])
+                for status, (model, _) in response_models.items():
+                    if model is TokenPayload:
+                        responses[status].setdefault("headers", {})["Set-Cookie"] = SIGN_IN_COOKIES_HEADER
                 for status in implied_problems(path, operation, redirect is not None) | declared:
                     responses[status] = problem_response(status)
                 for response in responses.values():
                     fix_headers(response)
                 operation["responses"] = dict(sorted(responses.items()))
         return paths, components
+
+
+def _is_model(model: object) -> bool:
+    return isinstance(model, type) and issubclass(model, BaseModel)
+
+
+def security_for(method: str, schemes: list[dict[str, list[str]]] | None) -> list[dict[str, list[str]]]:
+    """Explicit everywhere: `[]` on public operations; cookie auth on an unsafe method needs the CSRF header too."""
+    if not schemes:
+        return []
+    if method.upper() in SAFE_METHODS:
+        return list(schemes)
+    return [{**scheme, CSRF_SCHEME: []} if COOKIE_SCHEME in scheme else scheme for scheme in schemes]
+
+
+def without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """`anyOf: [X, null]` (and a `null` default) as plain `X`, keeping the description and other keywords."""
+    options = [option for option in schema.get("anyOf", ()) if option != {"type": "null"}]
+    if "anyOf" not in schema or len(options) == len(schema["anyOf"]):
+        return schema
+    rest = {key: value for key, value in schema.items() if key != "anyOf" and not (key == "default" and value is None)}
+    return {**options[0], **rest} if len(options) == 1 else {**rest, "anyOf": options}
+
+
+def event_stream_response(ref: dict[str, str], description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            EVENT_STREAM_MEDIA_TYPE: {
+                "schema": {
+                    "type": "string",
+                    "description": f"Server-Sent Events; each is described by {ref['$ref'].rsplit('/', 1)[1]}.",
+                },
+                EVENT_SCHEMA_EXTENSION: ref,
+            }
+        },
+        "headers": {"Cache-Control": {"description": "`no-cache`: every event is new.", "schema": STRING}},
+    }
+
+
+@dataclass
+class Components:
+    """Named schemas for every body: one JSON Schema namespace (pydantic's), named after the models.
+
+    A component is named after its model's title (the class name unless the model sets `title`), without
+    a `Read` suffix: `UserRead` is `User`, as API.md names it. Two models with one name fail the build."""
+
+    schemas: dict[str, Any]
+    refs: dict[tuple[type, str], dict[str, str]]
+
+    @classmethod
+    def of(cls, models: list[tuple[type[BaseModel], JsonSchemaMode]]) -> Components:
+        refs, document = models_json_schema(models, ref_template=REF_PREFIX + "{model}")
+        definitions: dict[str, Any] = document.get("$defs", {})
+        names = {key: public_name(key, schema) for key, schema in definitions.items()}
+        clashes = [name for name, count in Counter(names.values()).items() if count > 1]
+        if clashes:
+            raise ValueError(f"two models would share the component names {clashes}: give one a `title`")
+        renamed = {REF_PREFIX + key: REF_PREFIX + name for key, name in names.items()}
+        schemas = {
+            names[key]: {**rename_refs(without_impossible_defaults(schema), renamed), "title": names[key]}
+            for key, schema in definitions.items()
+        }
+        return cls(dict(sorted(schemas.items())), {pair: rename_refs(ref, renamed) for pair, ref in refs.items()})
+
+    def name(self, ref: dict[str, str]) -> str:
+        return ref["$ref"].removeprefix(REF_PREFIX)
+
+    def resolve(self, ref: dict[str, str]) -> dict[str, Any]:
+        return self.schemas[self.name(ref)]
+
+
+def public_name(key: str, schema: dict[str, Any]) -> str:
+    name = str(schema.get("title", key))
+    if key.endswith("-Input"):  # a model whose input and output schemas differ: its input gets the suffix
+        name += "Input"
+    return name.removesuffix("Read") if name != "Read" else name
+
+
+def without_impossible_defaults(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional field that may not be null documents no `default: null` (it is simply left out)."""
+    properties = {}
+    for name, field in schema.get("properties", {}).items():
+        may_be_null = field.get("type") == "null" or {"type": "null"} in field.get("anyOf", ())
+        if "default" in field and field["default"] is None and not may_be_null:
+            field = {key: value for key, value in field.items() if key != "default"}
+        properties[name] = field
+    return {**schema, "properties": properties} if properties else schema
+
+
+def rename_refs(value: Any, renamed: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: renamed.get(item, item) if key == "$ref" else rename_refs(item, renamed) for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [rename_refs(item, renamed) for item in value]
+    return value
 
 
 def problem_response(status: int) -> dict[str, Any]:
@@ -202,4 +430,4 @@ def fix_headers(response: dict[str, Any]) -> None:
     misplaced = response.get("content", {}).pop("headers", None)
     if misplaced:
         headers.update(misplaced)
-    headers["X-Request-ID"] = REQUEST_ID_HEADER
+    headers["X-Request-ID"] = HEADER_REFS["X-Request-ID"]

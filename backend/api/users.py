@@ -21,6 +21,7 @@ from backend.api.openapi import alternative_content, no_content, problem_respons
 from backend.cache import get_cache
 from backend.db import get_session, read_only
 from backend.middleware.rate_limit import rate_limit
+from backend.schemas.export import UserExport
 from backend.schemas.learner import LearningProfileRead
 from backend.schemas.users import (
     AccountDeleteRequest,
@@ -33,7 +34,6 @@ from backend.schemas.users import (
     OnboardingSubmit,
     ProgressExportQuery,
     ProgressRead,
-    UserExport,
     UserRead,
     UserUpdate,
 )
@@ -203,16 +203,31 @@ async def list_achievements() -> AchievementList:
 @require_user
 @validate_querystring(ProgressExportQuery)
 @document_response(History)
-@alternative_content(200, "text/csv", "With `format=csv`: a header row, then one row per day.")
+@problem_responses(422)
 async def export_progress(query_args: ProgressExportQuery) -> Response:
-    """Download your whole progress history (`format=json` or `csv`).
+    """Download your whole progress history as JSON (a file).
 
-    One row per day from your first activity to today. CSV comes as `text/csv` with the columns
-    date, exercises_completed, submissions, time_spent_seconds, average_grade."""
+    One row per day from your first activity to today. For CSV use `export_progress_csv` (this route
+    also answers CSV to `?format=csv`, as it always has)."""
+    return await _progress_file(query_args.format)
+
+
+@bp.get("/me/progress/export.csv")
+@require_user
+@alternative_content(200, "text/csv", "A header row, then one row per day.")
+async def export_progress_csv() -> Response:
+    """Download your whole progress history as CSV (a file).
+
+    One row per day from your first activity to today, with the columns date, exercises_completed,
+    submissions, time_spent_seconds, average_grade."""
+    return await _progress_file("csv")
+
+
+async def _progress_file(file_format: str) -> Response:
     user = current_user()
     days = await progress_service.full_history(get_session(), user)
-    response = _csv(days) if query_args.format == "csv" else _json(days)
-    filename = f"codementor-progress-{progress_service.today(user).isoformat()}.{query_args.format}"
+    response = _csv(days) if file_format == "csv" else _json(days)
+    filename = f"codementor-progress-{progress_service.today(user).isoformat()}.{file_format}"
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 

@@ -5,7 +5,15 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
-from pydantic import AfterValidator, BaseModel, EmailStr, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from backend.schemas.users import DisplayName, UserRead
 
@@ -107,6 +115,8 @@ class CodeRequest(BaseModel):
 
 
 class Message(BaseModel):
+    model_config = ConfigDict(title="Notice")  # `Message` in the document is the chat message
+
     message: str
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -11,6 +11,42 @@ T = TypeVar("T")
 MAX_ID = 2**31 - 1  # ids are 32-bit signed integers in every database we run on
 # An id sent in a body or query: beyond MAX_ID it cannot exist, and the database driver could not bind it.
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+# Every `code` a problem can carry (docs/API.md lists what each means). A test scans the code base for codes
+# missing here, so a new error cannot reach clients undocumented.
+ErrorCode = Literal[
+    "bad_request",
+    "invalid_json",
+    "invalid_password",
+    "token_invalid",
+    "token_expired",
+    "unauthorized",
+    "token_reused",
+    "invalid_credentials",
+    "csrf_failed",
+    "forbidden",
+    "account_disabled",
+    "not_found",
+    "method_not_allowed",
+    "conflict",
+    "email_taken",
+    "already_completed",
+    "payload_too_large",
+    "unsupported_media_type",
+    "validation_error",
+    "rate_limited",
+    "quota_exceeded",
+    "account_locked",
+    "internal_error",
+    "llm_error",
+    "upstream_error",
+    "service_unavailable",
+    "llm_not_configured",
+    "sandbox_unavailable",
+    "llm_timeout",
+    "upstream_timeout",
+]
 
 
 class FieldError(BaseModel):
@@ -25,14 +61,16 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
-    code: str = Field(description="Stable machine-readable error code, e.g. `not_found`.")
+    code: ErrorCode = Field(description="Stable machine-readable error code, e.g. `not_found`.")
     request_id: str | None = None
     errors: list[FieldError] | None = Field(None, description="Only for `validation_error`.")
 
 
 class Page(BaseModel, Generic[T]):
+    """A page of a list (`?limit&offset`). Subclass it per item type: each becomes a named schema."""
+
     items: list[T]
-    total: int
+    total: int = Field(description="Items in the whole list.")
     limit: int
     offset: int
 

@@ -74,6 +74,8 @@ class UserExerciseRead(BaseModel):
 
 
 class HistoryItem(UserExerciseRead):
+    model_config = ConfigDict(title="ExerciseHistoryItem")
+
     title: str
     difficulty: Difficulty
     language: str
@@ -86,6 +88,8 @@ class HistoryQuery(PageQuery):
 
 
 class Daily(BaseModel):
+    model_config = ConfigDict(title="DailyExercise")
+
     exercise: ExerciseRead
     user_exercise: UserExerciseRead
     is_new: bool
@@ -256,6 +260,13 @@ class ExerciseWrite(BaseModel):
         return self.model_dump(exclude={"tests", "examples"}) | {"tests": tests, "examples": examples}
 
 
-ExercisePage = Page[ExerciseSummary]
-HistoryPage = Page[HistoryItem]
-SubmissionPage = Page[SubmissionRead]
+class ExercisePage(Page[ExerciseSummary]):
+    pass
+
+
+class HistoryPage(Page[HistoryItem]):
+    model_config = ConfigDict(title="ExerciseHistoryPage")
+
+
+class SubmissionPage(Page[SubmissionRead]):
+    pass

@@ -76,6 +76,8 @@ class RepositoryList(BaseModel):
 
 
 class PullRead(BaseModel):
+    model_config = ConfigDict(title="PullRequest")
+
     number: int
     title: str
     author: str | None
@@ -85,6 +87,8 @@ class PullRead(BaseModel):
 
 
 class PullList(BaseModel):
+    model_config = ConfigDict(title="PullRequestList")
+
     items: list[PullRead]
 
 

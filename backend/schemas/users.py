@@ -17,10 +17,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     field_validator,
+    model_serializer,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 Role = Literal["student", "mentor", "admin"]
 SkillLevel = Literal["beginner", "intermediate", "advanced", "expert"]
@@ -119,11 +122,11 @@ class UserRead(BaseModel):
     bio: str | None
     role: Role
     email_verified: bool
-    programming_language: str | None
+    programming_language: ProgrammingLanguage | None
     skill_level: SkillLevel | None
     career_goals: str | None
-    learning_style: str | None
-    time_commitment: str | None
+    learning_style: LearningStyle | None
+    time_commitment: TimeCommitment | None
     timezone: str
     onboarding_completed: bool
     current_streak: int
@@ -194,12 +197,24 @@ class OnboardingSubmit(BaseModel):
     time_commitment: TimeCommitment
 
 
+class OnboardingAnswers(BaseModel):
+    """The answers saved so far; unanswered questions are absent."""
+
+    programming_language: ProgrammingLanguage | SkipJsonSchema[None] = None
+    skill_level: SkillLevel | SkipJsonSchema[None] = None
+    career_goals: str | SkipJsonSchema[None] = None
+    learning_style: LearningStyle | SkipJsonSchema[None] = None
+    time_commitment: TimeCommitment | SkipJsonSchema[None] = None
+
+    @model_serializer(mode="wrap")
+    def _only_answered(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        # No return annotation: the document keeps the fields' schema (each optional, never null).
+        return {field: value for field, value in handler(self).items() if value is not None}
+
+
 class OnboardingState(BaseModel):
     completed: bool
-    answers: dict[str, str] = Field(
-        description="The answers saved so far, by field (programming_language, skill_level, career_goals, "
-        "learning_style, time_commitment); unanswered questions are absent."
-    )
+    answers: OnboardingAnswers
 
 
 class QuestionOption(BaseModel):
@@ -208,9 +223,12 @@ class QuestionOption(BaseModel):
     description: str
 
 
+OnboardingField = Literal["programming_language", "skill_level", "career_goals", "learning_style", "time_commitment"]
+
+
 class OnboardingQuestion(BaseModel):
     id: int
-    field: str
+    field: OnboardingField
     type: Literal["select", "text"]
     question: str
     options: list[QuestionOption]
@@ -285,23 +303,12 @@ class HistoryQuery(BaseModel):
 
 
 class History(BaseModel):
+    model_config = ConfigDict(title="ProgressHistory")
+
     items: list[DayRead]
 
 
 class ProgressExportQuery(BaseModel):
-    format: Literal["json", "csv"] = "json"
-
-
-class UserExport(BaseModel):
-    """Everything stored about the user. Later features add their own sections."""
-
-    model_config = ConfigDict(extra="allow")
-
-    profile: dict[str, Any]
-    onboarding: dict[str, Any]
-    exercises: list[dict[str, Any]]
-    submissions: list[dict[str, Any]]
-    conversations: list[dict[str, Any]]
-    achievements: list[dict[str, Any]]
-    repositories: list[dict[str, Any]]
-    reviews: list[dict[str, Any]]
+    # `?format=csv` is the original way to ask for CSV, kept for the SPA; the document has its own
+    # operation for CSV (`export_progress_csv`), so each operation has one media type.
+    format: SkipJsonSchema[Literal["json", "csv"]] = "json"
