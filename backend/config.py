@@ -82,7 +82,9 @@ class Settings(BaseSettings):
 
     cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:5173", "http://localhost:3000"]
     frontend_url: str = "http://localhost:5173"
-    backend_url: str = "http://127.0.0.1:8000"
+    # `localhost`, like the SPA dev server's origin: 127.0.0.1 would be another site, and the browser would
+    # keep the SameSite cookies from the SPA's requests (SETUP.md, "The SPA in development").
+    backend_url: str = "http://localhost:8000"
 
     bcrypt_rounds: int = Field(12, ge=4, le=31)
     access_token_ttl_seconds: int = Field(900, ge=60)

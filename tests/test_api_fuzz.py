@@ -37,6 +37,7 @@ from zoneinfo import available_timezones
 
 import asyncpg
 import httpx
+import jsonschema_rs
 import pytest
 import redis
 import schemathesis
@@ -405,6 +406,23 @@ def problem_details(ctx: schemathesis.CheckContext, response: schemathesis.Respo
         assert all(set(error) == {"field", "message"} for error in body["errors"])
 
 
+def event_stream(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case) -> None:
+    """A `text/event-stream` answer: each event is what the document's `x-event-schema` says (schemathesis
+    checks JSON bodies only), and the stream ends with `done` or `error`."""
+    if not response.headers.get("content-type", [""])[0].startswith("text/event-stream"):
+        return
+    operation = DOCUMENT["paths"][case.operation.path][case.method.lower()]
+    media = operation["responses"][str(response.status_code)]["content"]["text/event-stream"]
+    validator = jsonschema_rs.validator_for({**media["x-event-schema"], "components": DOCUMENT["components"]})
+    events = []
+    for frame in response.text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in frame.splitlines())
+        event = {"event": fields["event"], "data": json.loads(fields["data"])}
+        validator.validate(event)
+        events.append(event["event"])
+    assert events[0] == "start" and events[-1] in {"done", "error"}, events
+
+
 def call_and_check(case: schemathesis.Case, running: Target) -> None:
     label = case.operation.label  # the coverage phase also sends other methods (TRACE, QUERY...) to its path
     headers = running.callers.headers_for(case.method.upper(), case.path)
@@ -412,7 +430,7 @@ def call_and_check(case: schemathesis.Case, running: Target) -> None:
     running.tally.cases[label] += 1
     try:
         case.call_and_validate(
-            base_url=running.base_url, headers=headers, additional_checks=[problem_details], timeout=30
+            base_url=running.base_url, headers=headers, additional_checks=[problem_details, event_stream], timeout=30
         )
     finally:
         running.tally.seconds[label] += time.monotonic() - started

@@ -21,6 +21,7 @@ Redirect routes (browser sign-in flows) answer a bad query with a redirect, neve
 from __future__ import annotations
 
 import inspect
+import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from http import HTTPStatus
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
 from quart import request
 from quart_schema.openapi import QUART_SCHEMA_OPERATION_ID_ATTRIBUTE, OpenAPIProvider
 from quart_schema.validation import QUART_SCHEMA_REQUEST_ATTRIBUTE, QUART_SCHEMA_RESPONSE_ATTRIBUTE, DataSource
@@ -263,6 +264,7 @@ class APIDocument(OpenAPIProvider):
         """An optional query parameter is left out, never sent as `null`: its schema is not nullable."""
         parameters, definitions = super().build_querystring_parameters(model)
         for parameter in parameters:
+            parameter["schema"].pop("title", None)  # the parameter's name says it
             if not parameter.get("required"):
                 parameter["schema"] = without_null(parameter["schema"])
         return parameters, definitions
@@ -366,15 +368,16 @@ class Components:
 
     @classmethod
     def of(cls, models: list[tuple[type[BaseModel], JsonSchemaMode]]) -> Components:
-        refs, document = models_json_schema(models, ref_template=REF_PREFIX + "{model}")
+        refs, document = models_json_schema(models, ref_template=REF_PREFIX + "{model}", schema_generator=BodySchema)
         definitions: dict[str, Any] = document.get("$defs", {})
         names = {key: public_name(key, schema) for key, schema in definitions.items()}
+        inputs = reachable([ref for (_, mode), ref in refs.items() if mode == "validation"], definitions)
         clashes = [name for name, count in Counter(names.values()).items() if count > 1]
         if clashes:
             raise ValueError(f"two models would share the component names {clashes}: give one a `title`")
         renamed = {REF_PREFIX + key: REF_PREFIX + name for key, name in names.items()}
         schemas = {
-            names[key]: {**rename_refs(without_impossible_defaults(schema), renamed), "title": names[key]}
+            names[key]: {**rename_refs(without_defaults(schema, key in inputs), renamed), "title": names[key]}
             for key, schema in definitions.items()
         }
         return cls(dict(sorted(schemas.items())), {pair: rename_refs(ref, renamed) for pair, ref in refs.items()})
@@ -393,13 +396,45 @@ def public_name(key: str, schema: dict[str, Any]) -> str:
     return name.removesuffix("Read") if name != "Read" else name
 
 
-def without_impossible_defaults(schema: dict[str, Any]) -> dict[str, Any]:
-    """An optional field that may not be null documents no `default: null` (it is simply left out)."""
+class BodySchema(GenerateJsonSchema):
+    """pydantic's JSON Schema without a `title` on every field (the components keep theirs)."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
+
+
+def reachable(refs: list[dict[str, str]], definitions: dict[str, Any]) -> set[str]:
+    """The definitions `refs` lead to, directly or through other definitions."""
+    found: set[str] = set()
+    pending = [ref["$ref"].removeprefix(REF_PREFIX) for ref in refs]
+    while pending:
+        key = pending.pop()
+        if key not in found:
+            found.add(key)
+            pending += [ref.removeprefix(REF_PREFIX) for ref in refs_in(definitions[key])]
+    return found
+
+
+def refs_in(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [value["$ref"]] if "$ref" in value else [ref for item in value.values() for ref in refs_in(item)]
+    if isinstance(value, list):
+        return [ref for item in value for ref in refs_in(item)]
+    return []
+
+
+def without_defaults(schema: dict[str, Any], is_input: bool) -> dict[str, Any]:
+    """`default: null` says no more than leaving the field out: dropped. In what clients send, every default
+    moves into the description: generators read a default in a named schema as "always present", which
+    holds for answers, not for requests (openapi-typescript would make the field required)."""
     properties = {}
     for name, field in schema.get("properties", {}).items():
-        may_be_null = field.get("type") == "null" or {"type": "null"} in field.get("anyOf", ())
-        if "default" in field and field["default"] is None and not may_be_null:
+        if "default" in field and (field["default"] is None or is_input):
+            default = field["default"]
             field = {key: value for key, value in field.items() if key != "default"}
+            if default is not None:
+                note = f"Default: `{json.dumps(default)}`."
+                field["description"] = f"{field['description']} {note}" if "description" in field else note
         properties[name] = field
     return {**schema, "properties": properties} if properties else schema
 

@@ -193,7 +193,7 @@ async def test_connect_flow_stores_repo_token_encrypted(oauth_client: QuartClien
     authorize_url, landing = await connect_journey(oauth_client)
     query = parse_qs(urlsplit(authorize_url).query)
     assert "repo" in query["scope"][0].split() and query["code_challenge_method"] == ["S256"]
-    assert query["state"] and query["redirect_uri"] == [f"http://127.0.0.1:8000{GITHUB}/callback"]
+    assert query["state"] and query["redirect_uri"] == [f"http://localhost:8000{GITHUB}/callback"]
     assert landing == "http://localhost:5173/settings/github?status=connected"
 
     body = await (await oauth_client.get(f"{GITHUB}/connection")).get_json()

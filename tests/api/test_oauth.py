@@ -30,7 +30,7 @@ from tests.helpers import PASSWORD, bearer, link_token, register, wait_for_email
 
 OAUTH = "/api/v1/auth/oauth"
 FRONTEND = "http://localhost:5173"
-BACKEND = "http://127.0.0.1:8000"
+BACKEND = "http://localhost:8000"
 FAILED = f"{FRONTEND}/login?error=oauth_failed"
 
 
