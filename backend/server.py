@@ -1,4 +1,4 @@
-"""Serving with Hypercorn, tuned as PITFALLS.md measured: a deep backlog, uvloop, graceful shutdown.
+"""Serving with Hypercorn, tuned as docs/PERFORMANCE.md measured: a deep backlog, uvloop, graceful shutdown.
 
 One worker serves in this process. With WORKERS > 1 this process is our own small launcher instead of
 Hypercorn's: Hypercorn 0.18's master terminates every worker as soon as one exits, and its workers

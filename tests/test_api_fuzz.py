@@ -9,7 +9,7 @@ GitHub and the LLM (OpenAI-compatible, answering with an exercise that generatio
 real sockets, so generation, hints and chat run their real code instead of a 503 `llm_not_configured`.
 
 Each case is checked for: no 5xx, a status code, content type, headers and body the spec documents, and
-(our own check) RFC 9457 problem details with the fields of API.md on every 4xx/5xx.
+(our own check) RFC 9457 problem details with the fields of docs/API.md on every 4xx/5xx.
 
 Who calls: a signed-in student for most operations, an administrator for the admin-only ones, and for
 operations that end sessions or the account (logout, logout-all, session revocation, password change,
@@ -342,7 +342,7 @@ def app_openapi_document() -> dict[str, Any]:
     return openapi_document(make_settings())
 
 
-# Schema-valid requests that API.md itself answers with a 400/422 (business rules the schema cannot state):
+# Schema-valid requests that the API itself answers with a 400/422 (business rules the schema cannot state):
 # an unknown token or code, a wrong password, a difficulty outside the user's skill-level bounds.
 BUSINESS_REJECTIONS = {
     "POST /api/v1/auth/verify-email": [400],
@@ -387,7 +387,7 @@ def test_the_fuzzed_document_is_what_the_server_serves(embedded: Target) -> None
 
 
 def problem_details(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case) -> None:
-    """Every 4xx/5xx is `application/problem+json` with the fields API.md names, its status and request id."""
+    """Every 4xx/5xx is `application/problem+json` with the fields docs/API.md names, its status and request id."""
     if response.status_code < 400:
         return
     content_type = response.headers.get("content-type", [""])[0]

@@ -1,4 +1,4 @@
-"""HTTP handlers, one blueprint per domain. `register_blueprints` mounts them where API.md says."""
+"""HTTP handlers, one blueprint per domain. `register_blueprints` mounts them under `/api/v1` (docs/API.md)."""
 
 from __future__ import annotations
 

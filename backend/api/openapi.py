@@ -361,7 +361,7 @@ class Components:
     """Named schemas for every body: one JSON Schema namespace (pydantic's), named after the models.
 
     A component is named after its model's title (the class name unless the model sets `title`), without
-    a `Read` suffix: `UserRead` is `User`, as API.md names it. Two models with one name fail the build."""
+    a `Read` suffix: `UserRead` is `User`, the name clients know. Two models with one name fail the build."""
 
     schemas: dict[str, Any]
     refs: dict[tuple[type, str], dict[str, str]]

@@ -2,8 +2,8 @@
 
 Slugs are stable identities (the seed upserts by slug): never rename one, add a new one instead.
 `load_catalog()` validates every file and raises `CatalogError` naming the file on the first problem.
-Tests use the format of API.md: a call test `{name, setup?, call, expected}` (`expected` a Python literal)
-or a program test `{name, stdin, expected_stdout}`.
+Tests use the format of docs/API.md ("Exercise tests"): a call test `{name, setup?, call, expected}`
+(`expected` a Python literal) or a program test `{name, stdin, expected_stdout}`.
 
 The same exercise in other languages: an optional `[neutral]` table (`function`, the default snake_case name
 of the function an authored call case calls; `cases`, authored language-neutral cases, see `neutral.py`;

@@ -71,7 +71,7 @@ class ConversationList(Page[ConversationRead]):
 
 
 class MessageRead(BaseModel):
-    """The `Message` of API.md."""
+    """One message of a conversation: yours (`user`) or the tutor's (`assistant`)."""
 
     model_config = ConfigDict(from_attributes=True)
 

@@ -17,7 +17,7 @@ ExerciseType = Literal["algorithm", "data_structure", "debugging", "practical"]
 UserExerciseStatus = Literal["pending", "in_progress", "completed", "skipped"]
 SubmissionStatus = Literal["queued", "running", "passed", "failed", "error", "timeout"]
 
-CODE_MAX = 50_000  # characters; API.md: "code 50 KB"
+CODE_MAX = 50_000  # characters (docs/API.md: a field over its own limit is a 422, not a 413)
 TOPIC_MAX, TITLE_MAX, DESCRIPTION_MAX, HINT_MAX, QUESTION_MAX = 60, 200, 20_000, 2_000, 2_000
 
 

@@ -150,7 +150,7 @@ class ExportedLLMUsage(BaseModel):
 
 
 class UserExport(BaseModel):
-    """Everything stored about the user: API.md's sections first, then the rest we keep."""
+    """Everything stored about the user, one key per section (docs/API.md, "Exports")."""
 
     model_config = OPEN
 

@@ -103,7 +103,7 @@ TimeZone = Annotated[
 
 
 class UserRead(BaseModel):
-    """The `User` of API.md: everything the SPA shows about the signed-in student."""
+    """A user: everything the SPA shows about the signed-in student."""
 
     model_config = ConfigDict(from_attributes=True)
 

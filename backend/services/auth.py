@@ -6,10 +6,10 @@ rotates the token, and presenting a rotated one again means it was stolen, so th
 Revocation is written to the database, the truth, and the session row is the revocation check: every
 authenticated request reads it in the one query that also loads the user (`authenticate`), so a
 revoked access token stops working on the very next request, on every worker, and a cache outage
-cannot let it through (fail closed). This replaces DESIGN.md's check "through a cache" on purpose (see
-docs/PERFORMANCE.md); if reads ever move to a replica, authentication must still read the primary.
+cannot let it through (fail closed). It is deliberately not a cache lookup (docs/PERFORMANCE.md,
+"Revocation"); if reads ever move to a replica, authentication must still read the primary.
 `revoke_sessions` also writes a `session:<id>` marker to the cache, which nothing reads any more: it
-goes when its callers stop passing the cache (REQUESTS.md).
+goes when its callers stop passing the cache.
 """
 
 from __future__ import annotations

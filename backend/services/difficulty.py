@@ -1,4 +1,4 @@
-"""Adaptive difficulty (API.md): successes step the level up, struggles step it down, within skill bounds.
+"""Adaptive difficulty (docs/API.md): successes step the level up, struggles step it down, within skill bounds.
 
 Every exercise that ends (completed or skipped) gets an `outcome`: success (completed, grade ≥ 75, at most
 2 hints), struggle (skipped, grade < 60, or 4+ hints) or neutral. The consecutive runs are read back from

@@ -79,7 +79,7 @@ async def in_language(session: AsyncSession, user: User, exercise: Exercise, lan
 
 
 def example_view(test: dict[str, Any], language: str = "python") -> dict[str, str]:
-    """A visible test as the student sees it: `{input, expected_output}` (API.md, "Exercise tests"); a
+    """A visible test as the student sees it: `{input, expected_output}` (docs/API.md, "Exercise tests"); a
     language-neutral case (`args`/`ops`) reads in the exercise's language."""
     if "input" in test and "expected_output" in test:
         return {"input": str(test["input"]), "expected_output": str(test["expected_output"])}
@@ -93,7 +93,7 @@ def example_view(test: dict[str, Any], language: str = "python") -> dict[str, st
 
 
 def public_view(exercise: Exercise) -> dict[str, Any]:
-    """The `Exercise` of API.md: no solution, no hidden tests."""
+    """An `Exercise` as students see it: no solution, no hidden tests."""
     return {
         "id": exercise.id,
         "slug": exercise.slug,

@@ -112,7 +112,7 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-# The order is the document's order. API.md's keys first, then what else we store about the user.
+# The order is the document's order: the sections docs/API.md lists first, then what else we store.
 EXPORT_SECTIONS: dict[str, ExportSection] = {
     "profile": export_profile,
     "onboarding": export_onboarding,

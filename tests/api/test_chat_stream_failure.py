@@ -2,7 +2,7 @@
 
 Once the first event is sent, a failure can no longer become a problem response. Here the database goes
 away while the tutor is answering (PostgreSQL behind a TCP proxy that the test cuts), so storing the
-reply fails after the deltas: the client must get an `error` event it can show, as API.md promises.
+reply fails after the deltas: the client must get an `error` event it can show, as docs/API.md promises.
 """
 
 from __future__ import annotations

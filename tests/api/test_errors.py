@@ -1,4 +1,4 @@
-"""Every error leaves as the problem details of API.md, with the request id and nothing internal."""
+"""Every error leaves as the problem details of docs/API.md, with the request id and nothing internal."""
 
 from __future__ import annotations
 

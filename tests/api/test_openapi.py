@@ -14,7 +14,7 @@ from quart.testing import QuartClient
 BACKEND = Path(__file__).resolve().parents[2] / "backend"
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
 HIDDEN = {"/metrics", "/docs", "/docs/static/{filename}", "/openapi.json"}
-READINESS = "/health/ready"  # API.md: its 503 carries the readiness checks, not problem details
+READINESS = "/health/ready"  # docs/API.md: its 503 carries the readiness checks, not problem details
 WELL_KNOWN = "/.well-known/"  # RFC 8615 files (security.txt, ...): for people and tools, not API operations
 
 

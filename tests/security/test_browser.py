@@ -22,7 +22,8 @@ from tests.security.support import UNSAFE_METHODS, problem_code, routes
 
 ALLOWED_ORIGIN = "http://localhost:5173"
 EVIL_ORIGINS = ("https://evil.example", "null", "http://localhost:5173.evil.example", "http://localhost")
-# API.md: cookie-authenticated unsafe requests need X-CSRF-Token, except these (no session yet, or signed otherwise).
+# docs/API.md: cookie-authenticated unsafe requests need X-CSRF-Token, except these (no session yet, or
+# signed otherwise).
 CSRF_EXEMPT = {
     "/api/v1/auth/register",
     "/api/v1/auth/login",

@@ -110,7 +110,7 @@ class Sandbox(ABC):
     async def run(
         self, code: str, tests: list[dict], *, timeout_seconds: float | None = None, user: str | None = None
     ) -> RunResult:
-        """Run `code` against `tests` (API.md's format) and grade it; raises SandboxUnavailable.
+        """Run `code` against `tests` (docs/API.md, "Exercise tests") and grade it; raises SandboxUnavailable.
 
         `user` is an opaque key for fair queueing: one running job per key, slots round-robin across keys."""
 
