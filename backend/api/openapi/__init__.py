@@ -21,21 +21,19 @@ Redirect routes (browser sign-in flows) answer a bad query with a redirect, neve
 from __future__ import annotations
 
 import inspect
-import json
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
+from pydantic.json_schema import JsonSchemaMode
 from quart import request
 from quart_schema.openapi import QUART_SCHEMA_OPERATION_ID_ATTRIBUTE, OpenAPIProvider
 from quart_schema.validation import QUART_SCHEMA_REQUEST_ATTRIBUTE, QUART_SCHEMA_RESPONSE_ATTRIBUTE, DataSource
 from werkzeug.routing import BaseConverter, IntegerConverter, Rule
 
 from backend.api.guards import ACCESS_COOKIE, CSRF_COOKIE, CSRF_HEADER, REFRESH_COOKIE, SAFE_METHODS
+from backend.api.openapi.components import Components, is_model
 from backend.errors import NotFound
 from backend.schemas.auth import TokenPayload
 from backend.schemas.common import MAX_ID, Problem
@@ -53,7 +51,6 @@ EVENT_STREAM_MEDIA_TYPE = "text/event-stream"
 # OpenAPI 3.1 cannot type the items of a stream (3.2's `itemSchema` can): the event schema rides along here.
 EVENT_SCHEMA_EXTENSION = "x-event-schema"
 API_PREFIX = "/api/v1/"
-REF_PREFIX = "#/components/schemas/"
 BEARER_SCHEME, COOKIE_SCHEME, CSRF_SCHEME = "bearerAuth", "cookieAuth", "csrfToken"
 SECURITY_SCHEMES = {
     BEARER_SCHEME: {
@@ -234,10 +231,10 @@ class APIDocument(OpenAPIProvider):
         for rule in self.generate_rules():
             func = self._app.view_functions[rule.endpoint]
             request_data = getattr(func, QUART_SCHEMA_REQUEST_ATTRIBUTE, None)
-            if request_data is not None and _is_model(request_data[0]):
+            if request_data is not None and is_model(request_data[0]):
                 pairs.add((request_data[0], "validation"))
             for model, _ in getattr(func, QUART_SCHEMA_RESPONSE_ATTRIBUTE, {}).values():
-                if _is_model(model):
+                if is_model(model):
                     pairs.add((model, "serialization"))
             if (stream := getattr(func, EVENT_STREAM_ATTRIBUTE, None)) is not None:
                 pairs.add((stream[0], "serialization"))
@@ -318,10 +315,6 @@ class APIDocument(OpenAPIProvider):
         return paths, components
 
 
-def _is_model(model: object) -> bool:
-    return isinstance(model, type) and issubclass(model, BaseModel)
-
-
 def security_for(method: str, schemes: list[dict[str, list[str]]] | None) -> list[dict[str, list[str]]]:
     """Explicit everywhere: `[]` on public operations; cookie auth on an unsafe method needs the CSRF header too."""
     if not schemes:
@@ -354,99 +347,6 @@ def event_stream_response(ref: dict[str, str], description: str) -> dict[str, An
         },
         "headers": {"Cache-Control": {"description": "`no-cache`: every event is new.", "schema": STRING}},
     }
-
-
-@dataclass
-class Components:
-    """Named schemas for every body: one JSON Schema namespace (pydantic's), named after the models.
-
-    A component is named after its model's title (the class name unless the model sets `title`), without
-    a `Read` suffix: `UserRead` is `User`, the name clients know. Two models with one name fail the build."""
-
-    schemas: dict[str, Any]
-    refs: dict[tuple[type, str], dict[str, str]]
-
-    @classmethod
-    def of(cls, models: list[tuple[type[BaseModel], JsonSchemaMode]]) -> Components:
-        refs, document = models_json_schema(models, ref_template=REF_PREFIX + "{model}", schema_generator=BodySchema)
-        definitions: dict[str, Any] = document.get("$defs", {})
-        names = {key: public_name(key, schema) for key, schema in definitions.items()}
-        inputs = reachable([ref for (_, mode), ref in refs.items() if mode == "validation"], definitions)
-        clashes = [name for name, count in Counter(names.values()).items() if count > 1]
-        if clashes:
-            raise ValueError(f"two models would share the component names {clashes}: give one a `title`")
-        renamed = {REF_PREFIX + key: REF_PREFIX + name for key, name in names.items()}
-        schemas = {
-            names[key]: {**rename_refs(without_defaults(schema, key in inputs), renamed), "title": names[key]}
-            for key, schema in definitions.items()
-        }
-        return cls(dict(sorted(schemas.items())), {pair: rename_refs(ref, renamed) for pair, ref in refs.items()})
-
-    def name(self, ref: dict[str, str]) -> str:
-        return ref["$ref"].removeprefix(REF_PREFIX)
-
-    def resolve(self, ref: dict[str, str]) -> dict[str, Any]:
-        return self.schemas[self.name(ref)]
-
-
-def public_name(key: str, schema: dict[str, Any]) -> str:
-    name = str(schema.get("title", key))
-    if key.endswith("-Input"):  # a model whose input and output schemas differ: its input gets the suffix
-        name += "Input"
-    return name.removesuffix("Read") if name != "Read" else name
-
-
-class BodySchema(GenerateJsonSchema):
-    """pydantic's JSON Schema without a `title` on every field (the components keep theirs)."""
-
-    def field_title_should_be_set(self, schema: Any) -> bool:
-        return False
-
-
-def reachable(refs: list[dict[str, str]], definitions: dict[str, Any]) -> set[str]:
-    """The definitions `refs` lead to, directly or through other definitions."""
-    found: set[str] = set()
-    pending = [ref["$ref"].removeprefix(REF_PREFIX) for ref in refs]
-    while pending:
-        key = pending.pop()
-        if key not in found:
-            found.add(key)
-            pending += [ref.removeprefix(REF_PREFIX) for ref in refs_in(definitions[key])]
-    return found
-
-
-def refs_in(value: Any) -> list[str]:
-    if isinstance(value, dict):
-        return [value["$ref"]] if "$ref" in value else [ref for item in value.values() for ref in refs_in(item)]
-    if isinstance(value, list):
-        return [ref for item in value for ref in refs_in(item)]
-    return []
-
-
-def without_defaults(schema: dict[str, Any], is_input: bool) -> dict[str, Any]:
-    """`default: null` says no more than leaving the field out: dropped. In what clients send, every default
-    moves into the description: generators read a default in a named schema as "always present", which
-    holds for answers, not for requests (openapi-typescript would make the field required)."""
-    properties = {}
-    for name, field in schema.get("properties", {}).items():
-        if "default" in field and (field["default"] is None or is_input):
-            default = field["default"]
-            field = {key: value for key, value in field.items() if key != "default"}
-            if default is not None:
-                note = f"Default: `{json.dumps(default)}`."
-                field["description"] = f"{field['description']} {note}" if "description" in field else note
-        properties[name] = field
-    return {**schema, "properties": properties} if properties else schema
-
-
-def rename_refs(value: Any, renamed: dict[str, str]) -> Any:
-    if isinstance(value, dict):
-        return {
-            key: renamed.get(item, item) if key == "$ref" else rename_refs(item, renamed) for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [rename_refs(item, renamed) for item in value]
-    return value
 
 
 def problem_response(status: int) -> dict[str, Any]:
