@@ -7,7 +7,7 @@ A neutral case is one of
 - a sequence of operations on a class: `{"name", "ops": "<JSON array of [method, [args...]]>", "expected":
   "<JSON array>"}` — the first op names the class and constructs it (its result is `null`), every later op
   calls a method on that instance; the result is the list of what each op returned;
-- a program run: `{"name", "stdin", "expected_stdout"}`, exactly as in API.md.
+- a program run: `{"name", "stdin", "expected_stdout"}`, exactly as in docs/API.md.
 Arguments and expected values are JSON text (TOML has no null). Harnesses are sent `args`/`ops`/`stdin`
 only, never `expected`; they report each result as the tagged value tree of `base.decode`, and the server
 compares it with the expected value (`base.grade`), so JSON arrays, objects, numbers, strings, booleans
@@ -132,7 +132,7 @@ def python_literal(text: str) -> str:
 
 
 def python_tests(cases: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Neutral calls and programs as Python tests (API.md's format); the result is JSON round-tripped.
+    """Neutral calls and programs as Python tests (docs/API.md, "Exercise tests"); the result is JSON round-tripped.
     Sequences of ops are left out: Python spells them with its own protocols (`len(o)`, `x in o`)."""
     tests = []
     for case in cases:
