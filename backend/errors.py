@@ -96,10 +96,6 @@ class Conflict(AppError):
     status_code, code, detail = 409, "conflict", "The request conflicts with the current state."
 
 
-class PayloadTooLarge(AppError):
-    status_code, code, detail = 413, "payload_too_large", HTTP_ERROR_DETAILS[413]
-
-
 class UnsupportedMediaType(AppError):
     status_code, code, detail = 415, "unsupported_media_type", HTTP_ERROR_DETAILS[415]
 

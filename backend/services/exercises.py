@@ -27,19 +27,6 @@ from backend.services.achievements import SeedResult
 log = structlog.get_logger(__name__)
 
 OPEN_STATUSES = ("pending", "in_progress")
-EXERCISE_FIELDS = (
-    "title",
-    "description",
-    "starter_code",
-    "language",
-    "difficulty",
-    "exercise_type",
-    "topics",
-    "examples",
-    "tests",
-    "hints",
-    "solution",
-)
 
 
 class ExerciseNotFound(NotFound):
