@@ -126,8 +126,8 @@ class VerifyEmailResult(BaseModel):
         default=None, description="On the link's first use only; a link used before answers `message` alone."
     )
 
-    @model_serializer(mode="wrap")
-    def _without_absent_user(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    @model_serializer(mode="wrap")  # no return annotation: the document keeps the fields' schema
+    def _without_absent_user(self, handler: SerializerFunctionWrapHandler):
         data: dict[str, Any] = handler(self)
         if data.get("user") is None:
             data.pop("user", None)
