@@ -343,7 +343,7 @@ def app_openapi_document() -> dict[str, Any]:
 
 
 # Schema-valid requests that the API itself answers with a 400/422 (business rules the schema cannot state):
-# an unknown token or code, a wrong password, a difficulty outside the user's skill-level bounds.
+# an unknown token or code, a wrong password, a difficulty outside the user's skill-level bounds, …
 BUSINESS_REJECTIONS = {
     "POST /api/v1/auth/verify-email": [400],
     "POST /api/v1/auth/password-reset/confirm": [400],
@@ -351,6 +351,8 @@ BUSINESS_REJECTIONS = {
     "POST /api/v1/auth/password/change": [400],
     "DELETE /api/v1/users/me": [400],
     "PUT /api/v1/exercises/difficulty": [422],
+    # A conversation started from a submission with an `exercise_id` that is not that submission's exercise.
+    "POST /api/v1/chat/conversations": [422],
 }
 
 
