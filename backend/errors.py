@@ -7,6 +7,7 @@ to the log only, tied to the response by its request id.
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
@@ -21,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+CREDENTIALS_IN_URL = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^@\s/]+@")
 log = structlog.get_logger(__name__)
 # The id of the request being served, set by the request middleware (backend/middleware/request_context.py).
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -177,8 +179,16 @@ def render_http_exception(error: HTTPException) -> Response:
     return problem_response(status, code, detail or "The request could not be processed.", headers=headers)
 
 
+def database_error_message(error: BaseException) -> str:
+    """What the driver said, for the log: never SQLAlchemy's text (it quotes the statement and its
+    parameters, which may be tokens or hashes), with credentials in any URL masked, and short."""
+    orig = getattr(error, "orig", None)
+    message = str(orig if orig is not None else error) or type(error).__name__
+    return CREDENTIALS_IN_URL.sub(r"\1***@", message.splitlines()[0] if message else message)[:300]
+
+
 def render_database_unavailable(error: Exception) -> Response:
-    log.error("database.unavailable", error_type=type(error).__name__)
+    log.error("database.unavailable", error_type=type(error).__name__, error=database_error_message(error))
     return problem_response(
         503, "service_unavailable", "The database is unavailable; try again shortly.", headers={"Retry-After": "5"}
     )

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import time
 from datetime import UTC, datetime, timedelta
 
 from quart import Blueprint, Response, current_app, request
 from quart_schema import document_response, hide, tag_blueprint
+from sqlalchemy.exc import SQLAlchemyError
 
 from backend import __version__
 from backend.errors import Unauthorized
-from backend.metrics import render_latest
+from backend.integrations.llm import status as llm_status
+from backend.jobs import count_queued
+from backend.metrics import JOBS_QUEUED, render_latest
 from backend.schemas.health import Liveness, Readiness, ServiceInfo
 from backend.services import health as health_service
 
@@ -64,14 +68,14 @@ async def get_readiness() -> tuple[dict, int]:
     """Readiness: the database answers, Redis answers when configured, migrations are at head, and the
     sandbox runner answers (`sandbox.status`: isolated, unisolated in development, or unavailable).
 
-    503 with `status: unavailable` and the failing check otherwise."""
-    is_ready, checks = await health_service.readiness(
-        current_app.extensions["db_engine"],
-        current_app.extensions["cache"],
-        current_app.config["LLM_PROVIDER"],
-        current_app.extensions["sandbox"],
+    200 `degraded` while only Redis is down (the app serves without it); 503 with `status: unavailable`
+    and the failing check otherwise. `llm` reports the provider and its last failure, never unready."""
+    settings = current_app.config["SETTINGS"]
+    llm = llm_status.report(settings.llm_provider, missing_key="LLM_API_KEY" in settings.missing_llm_keys())
+    status, checks = await health_service.readiness(
+        current_app.extensions["db_engine"], current_app.extensions["cache"], llm, current_app.extensions["sandbox"]
     )
-    return {"status": "ready" if is_ready else "unavailable", "checks": checks}, 200 if is_ready else 503
+    return {"status": status, "checks": checks}, 503 if status == "unavailable" else 200
 
 
 @bp.get("/metrics")
@@ -87,6 +91,8 @@ async def get_metrics() -> Response:
         is_bearer = scheme.lower() == "bearer"
         if not (hmac.compare_digest(sent.strip().encode(), token.get_secret_value().encode()) and is_bearer):
             raise Unauthorized("Metrics need `Authorization: Bearer <METRICS_TOKEN>`.")
+    with contextlib.suppress(SQLAlchemyError, OSError, TimeoutError):  # a database outage must not hide the rest
+        JOBS_QUEUED.set(await count_queued(current_app.extensions["db_session_factory"]))
     body, content_type = render_latest()
     return Response(body, content_type=content_type)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,12 +27,13 @@ from typing import Any, Protocol
 
 import structlog
 from quart import current_app, has_app_context, has_request_context
-from sqlalchemy import case, literal, or_, select, update
+from sqlalchemy import case, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.config import Settings
 from backend.db import UTCDateTime, after_commit, utcnow
 from backend.integrations.llm import LLM, create_llm
+from backend.metrics import JOB_DURATION
 from backend.models import Job
 
 SessionFactory = async_sessionmaker[AsyncSession]
@@ -174,6 +176,15 @@ async def claim(session_factory: SessionFactory, job_id: int | None = None) -> J
 
 async def run(context: JobContext, row: Job) -> None:
     """Run a claimed job and record how it ended; a handler that raises ends `failed` with a reason."""
+    started = time.perf_counter()
+    outcome = "cancelled"
+    try:
+        outcome = await _run_handler(context, row)
+    finally:
+        JOB_DURATION.labels(row.kind, outcome).observe(time.perf_counter() - started)
+
+
+async def _run_handler(context: JobContext, row: Job) -> str:
     handler = JOB_HANDLERS.get(row.kind)
     try:
         if handler is None:
@@ -182,7 +193,7 @@ async def run(context: JobContext, row: Job) -> None:
     except JobFailed as failure:
         await _finish(context.session_factory, row.id, "failed", str(failure)[:MAX_ERROR_CHARS])
         log.info("jobs.failed_handled", job_id=row.id, kind=row.kind)
-        return
+        return "failed"
     except asyncio.CancelledError:
         # The worker is stopping: queue the job again now rather than after the lease runs out.
         await asyncio.shield(_release(context, row))
@@ -192,9 +203,18 @@ async def run(context: JobContext, row: Job) -> None:
         reason = f"{type(error).__name__}: {error}"[:MAX_ERROR_CHARS]
         await _finish(context.session_factory, row.id, "failed", reason)
         await _after_failure(context, row.kind, dict(row.payload), reason)
-        return
+        return "failed"
     await _finish(context.session_factory, row.id, "completed", None)
     log.info("jobs.completed", job_id=row.id, kind=row.kind)
+    return "completed"
+
+
+async def count_queued(session_factory: SessionFactory) -> int:
+    """Queued rows (due or not): the queue depth /metrics reports."""
+    async with session_factory() as session:
+        count = await session.scalar(select(func.count()).select_from(Job).where(Job.status == "queued"))
+        await session.commit()
+    return int(count or 0)
 
 
 async def _release(context: JobContext, row: Job) -> None:

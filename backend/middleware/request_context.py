@@ -82,12 +82,13 @@ class RequestMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id, method=method, path=path)
         added = [(b"x-request-id", request_id.encode()), *self.cors.headers(origin, method, scope["headers"])]
         is_docs = path.startswith("/docs")
-        responded = False
+        status: int | None = None  # set when the response starts; logged and counted when its body ends
+        outcome = "client_gone"  # unless the last body chunk is sent (or the app fails): a stream cut short
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal responded
+            nonlocal status, outcome
             if message["type"] == "http.response.start":
-                responded = True
+                status = message["status"]
                 headers = list(message.get("headers", ()))
                 headers += added
                 if is_docs:
@@ -97,21 +98,24 @@ class RequestMiddleware:
                     if not any(name == b"cache-control" for name, _ in headers):
                         headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
-                self._finished(scope, method, message["status"], started)
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                outcome = "complete"
 
+        # A response is timed until its last byte: for a chat stream that is when the stream ends.
         try:
             await self.app(scope, receive, send_with_headers)
         except Exception:
-            if not responded:  # the server answers 500 for the app
-                self._finished(scope, method, 500, started)
+            outcome = "error"
             raise
+        finally:
+            self._finished(scope, method, status or 500, started, outcome)
 
-    def _finished(self, scope: Scope, method: str, status: int, started: float) -> None:
+    def _finished(self, scope: Scope, method: str, status: int, started: float, outcome: str) -> None:
         duration = time.perf_counter() - started
         route = scope.get(ROUTE_KEY) or UNMATCHED_ROUTE
         requests, durations = _metrics_for(method if method in KNOWN_METHODS else "OTHER", route, status)
         requests.inc()
         durations.observe(duration)
-        level = self.log.warning if status >= 500 else self.log.info
-        level("request.completed", status=status, duration_ms=round(duration * 1000, 2))
+        level = self.log.warning if status >= 500 or outcome == "error" else self.log.info
+        level("request.completed", status=status, duration_ms=round(duration * 1000, 2), outcome=outcome)

@@ -78,8 +78,10 @@ async def check_sandbox(sandbox: Sandbox) -> dict[str, Any]:
 
 
 async def readiness(
-    engine: AsyncEngine, cache: Cache, llm_provider: str, sandbox: Sandbox
-) -> tuple[bool, dict[str, Any]]:
+    engine: AsyncEngine, cache: Cache, llm: dict[str, Any], sandbox: Sandbox
+) -> tuple[str, dict[str, Any]]:
+    """`ready`, `degraded` (only Redis is down: the app serves without it, so a load balancer must keep
+    the instance) or `unavailable` (the database, migrations or the sandbox are not OK), with the checks."""
     (database, current), cache_check, sandbox_check = await asyncio.gather(
         check_database(engine), check_cache(cache), check_sandbox(sandbox)
     )
@@ -88,8 +90,9 @@ async def readiness(
         "database": database,
         "cache": cache_check,
         "migrations": migrations,
-        "llm": {"provider": llm_provider, "status": "ok"},
+        "llm": llm,  # reported, never a reason to be unready: the tutor and hints answer without it
         "sandbox": sandbox_check,
     }
-    is_ready = all(checks[name]["status"] == "ok" for name in ("database", "cache", "migrations"))
-    return is_ready and sandbox_check["status"] != "unavailable", checks
+    if database["status"] != "ok" or migrations["status"] != "ok" or sandbox_check["status"] == "unavailable":
+        return "unavailable", checks
+    return ("ready" if cache_check["status"] == "ok" else "degraded"), checks

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from typing import Any
 
 import httpx
@@ -325,15 +326,15 @@ async def test_streamed_reply_deltas_concatenate_to_the_stored_message(
     assert accepted.status_code == 200 and parse_sse(await accepted.get_data(as_text=True))[-1][0] == "done"
 
 
-@pytest.mark.parametrize("failure", ["status", "timeout"])
+@pytest.mark.parametrize("failure", ["status", "timeout", "bad_key", "wrong_url"])
 async def test_fallback_answers_when_the_primary_fails(
     make_app: AppFactory, fakes: tuple[FakeOpenAI, FakeAnthropic], failure: str
 ) -> None:
     primary, fallback = fakes
-    if failure == "status":
-        primary.status = 500
-    else:
+    if failure == "timeout":
         primary.delay_seconds = TIMEOUT * 4
+    else:  # 401 (a bad key) and 404 (a wrong base URL or model) are our configuration: the fallback answers
+        primary.status = {"status": 500, "bad_key": 401, "wrong_url": 404}[failure]
     fallback.reply = "The fallback asks: what have you tried so far?"
     app = await make_app(**llm_settings(primary, fallback))
     client = app.test_client()
@@ -348,7 +349,28 @@ async def test_fallback_answers_when_the_primary_fails(
         await (await send(client, headers, conversation_id, "And now?", stream=True)).get_data(as_text=True)
     )
     assert streamed[-1][0] == "done" and streamed[-1][1]["assistant_message"]["content"] == fallback.reply
-    assert len(primary.requests) == 4  # each message: the first try and one retry
+    # Each message: the first try, and one retry when it fits in LLM_TIMEOUT_SECONDS (never after it).
+    assert 2 <= len(primary.requests) <= 4
+    ready = await (await client.get("/health/ready")).get_json()
+    reason = {"status": "http_500", "timeout": "timeout", "bad_key": "http_401", "wrong_url": "http_404"}[failure]
+    assert ready["checks"]["llm"]["provider"] == primary.name and ready["checks"]["llm"]["status"] == "failing"
+    assert ready["checks"]["llm"]["last_failure"]["reason"] in (reason, "timeout")  # a retry may run out of time
+
+
+async def test_llm_timeout_with_retries_is_what_the_setting_says(
+    make_app: AppFactory, fakes: tuple[FakeOpenAI, FakeAnthropic]
+) -> None:
+    primary, _ = fakes
+    primary.delay_seconds = TIMEOUT * 6  # would be two attempts of TIMEOUT plus a backoff without a deadline
+    app = await make_app(**llm_settings(primary))
+    client = app.test_client()
+    headers = await sign_in(client)
+    conversation_id = (await new_conversation(client, headers))["id"]
+    started = time.perf_counter()
+    response = await send(client, headers, conversation_id, "Anyone?")
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 504 and (await response.get_json())["code"] == "llm_timeout"
+    assert elapsed < TIMEOUT * 1.8, elapsed
 
 
 @pytest.mark.parametrize(("failure", "status", "code"), [("status", 502, "llm_error"), ("timeout", 504, "llm_timeout")])

@@ -46,7 +46,7 @@ async def test_ready_with_database_cache_and_migrations_ok(client: QuartClient) 
     assert checks["cache"]["status"] == "ok"
     assert checks["migrations"]["status"] == "ok"
     assert checks["migrations"]["current"] == checks["migrations"]["head"] is not None
-    assert checks["llm"] == {"provider": "offline", "status": "ok"}
+    assert checks["llm"] == {"provider": "offline", "status": "ok", "last_failure": None}
 
 
 async def ready_body(settings: Settings) -> tuple[int, dict]:
@@ -77,11 +77,17 @@ async def test_ready_is_503_when_the_database_is_unreachable() -> None:
     assert "Errno" not in str(body) and "refused" not in str(body).lower()
 
 
-async def test_ready_is_503_when_redis_is_unreachable(sqlite_url: str) -> None:
+async def test_ready_is_200_degraded_when_only_redis_is_unreachable(sqlite_url: str) -> None:
+    """The app serves without Redis (limits count per process): a load balancer must keep the instance."""
     status, body = await ready_body(make_settings(database_url=sqlite_url, redis_url="redis://127.0.0.1:1/0"))
-    assert status == 503
+    assert status == 200 and body["status"] == "degraded"
     assert body["checks"]["cache"] == {**body["checks"]["cache"], "status": "unavailable", "backend": "redis"}
     assert body["checks"]["database"]["status"] == "ok"
+
+
+async def test_ready_reports_a_provider_configured_without_its_key(sqlite_url: str) -> None:
+    status, body = await ready_body(make_settings(database_url=sqlite_url, llm_provider="anthropic"))
+    assert status == 200 and body["checks"]["llm"]["status"] == "not_configured"
 
 
 async def test_ready_is_503_when_migrations_are_not_applied(tmp_path: Path) -> None:

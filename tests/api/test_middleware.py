@@ -4,6 +4,7 @@ Refusals (unknown origins, security headers, HSTS, the docs CSP) live in tests/s
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -11,8 +12,11 @@ from pathlib import Path
 import pytest
 from quart.testing import QuartClient
 
+from backend import migrations
 from backend.app import create_app
+from tests.api.test_chat import llm_settings, new_conversation, sign_in
 from tests.conftest import make_settings
+from tests.fakes.llm_servers import FakeOpenAI, words
 
 ALLOWED_ORIGIN = "http://localhost:5173"
 
@@ -94,3 +98,38 @@ async def test_metrics_labels_do_not_grow_with_invented_methods(embedded_client:
     await embedded_client.open("/health", method="BREW")
     text = await (await embedded_client.get("/metrics")).get_data(as_text=True)
     assert "BREW" not in text and 'method="OTHER"' in text
+
+
+async def test_stream_is_timed_and_logged_when_it_ends_with_its_outcome(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], openai_server: FakeOpenAI
+) -> None:
+    openai_server.reset()
+    openai_server.chunk_delay = 0.05
+    pieces = len(words(openai_server.reply))
+    app = create_app(
+        make_settings(
+            database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db",
+            log_level="INFO",
+            log_format="json",
+            **(llm_settings(openai_server) | {"llm_timeout_seconds": 10}),
+        )
+    )
+    await asyncio.to_thread(migrations.upgrade, f"sqlite+aiosqlite:///{tmp_path}/x.db")
+    async with app.test_app():
+        client = app.test_client()
+        headers = await sign_in(client)
+        conversation_id = (await new_conversation(client, headers))["id"]
+        capsys.readouterr()
+        streamed = await client.post(
+            f"/api/v1/chat/conversations/{conversation_id}/messages",
+            json={"content": "Stream it", "stream": True},
+            headers={**headers, "X-Request-ID": "the-stream"},
+        )
+        assert "event: done" in await streamed.get_data(as_text=True)
+        metrics = await (await client.get("/metrics")).get_data(as_text=True)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    [access] = [line for line in lines if line["event"] == "request.completed" and line["request_id"] == "the-stream"]
+    assert access["outcome"] == "complete" and access["status"] == 200
+    assert access["duration_ms"] >= 0.05 * (pieces - 1) * 1000  # the whole stream, not its first byte
+    assert 'http_request_duration_seconds_bucket{le="120.0"' in metrics
+    assert 'llm_request_duration_seconds_count{outcome="ok",provider="openai"}' in metrics

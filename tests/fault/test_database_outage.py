@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
+import structlog
 from quart import Quart
 from quart.testing import QuartClient
 
@@ -43,6 +44,11 @@ async def test_database_outage_is_503_and_recovers_by_itself(
     assert (await client.get("/api/v1/users/me", headers=bearer(tokens))).status_code == 200
 
     await postgres_proxy.cut()
+    with structlog.testing.capture_logs() as logged:
+        await client.get("/api/v1/users/me", headers=bearer(tokens))
+    [unavailable, *_] = [event for event in logged if event["event"] == "database.unavailable"]
+    assert unavailable["error"] and unavailable["error"] != unavailable["error_type"]  # the driver's own words
+    assert "[SQL" not in unavailable["error"] and "parameters" not in unavailable["error"]
     for method, path, body in [
         ("GET", "/api/v1/users/me", None),
         ("GET", "/api/v1/users/me", None),  # a second time: the pool now holds only dead connections

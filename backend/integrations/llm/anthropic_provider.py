@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager
@@ -50,6 +51,9 @@ class AnthropicProvider(LLM):
         self, *, model: str | None, api_key: str | None, base_url: str | None, timeout: float, max_retries: int
     ) -> None:
         self.model = model or DEFAULT_MODEL
+        # The SDK's timeout is per attempt; `deadline` bounds the whole call, retries included, so the
+        # effective timeout is what LLM_TIMEOUT_SECONDS says.
+        self.deadline = timeout
         self._client = AsyncAnthropic(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
 
     def _request(self, prompt: Prompt, system: str) -> dict[str, Any]:
@@ -64,7 +68,8 @@ class AnthropicProvider(LLM):
         started = time.perf_counter()
         system = prompt.system + JSON_INSTRUCTION if json_mode else prompt.system
         with mapped_errors(self.provider):
-            response = await self._client.messages.create(**self._request(prompt, system))
+            async with asyncio.timeout(self.deadline):
+                response = await self._client.messages.create(**self._request(prompt, system))
             text = "".join(block.text for block in response.content if block.type == "text")
             usage = Usage(
                 self.provider,
@@ -79,7 +84,8 @@ class AnthropicProvider(LLM):
         started = time.perf_counter()
         model, input_tokens, output_tokens, is_finished = self.model, 0, 0, False
         with mapped_errors(self.provider):
-            stream = await self._client.messages.create(**self._request(prompt, prompt.system), stream=True)
+            async with asyncio.timeout(self.deadline):  # until the answer starts; chunks have the SDK's own
+                stream = await self._client.messages.create(**self._request(prompt, prompt.system), stream=True)
             try:
                 async for event in stream:
                     if event.type == "message_start":

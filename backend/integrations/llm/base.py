@@ -17,6 +17,12 @@ from typing import Literal
 
 import httpx
 import pydantic
+import structlog
+
+from backend.integrations.llm import status as llm_status
+from backend.metrics import LLM_DURATION, LLM_ERRORS
+
+log = structlog.get_logger(__name__)
 
 Role = Literal["user", "assistant"]
 DEFAULT_MAX_TOKENS = 1024
@@ -120,25 +126,62 @@ def elapsed_ms(started: float) -> int:
     return round((time.perf_counter() - started) * 1000)
 
 
+# Statuses that mean our configuration is wrong (bad key, no access, wrong base URL or model): another
+# provider may well answer, so they go to the fallback like an outage, with a log line that says which.
+CONFIGURATION_STATUSES = {
+    401: "check its API key",
+    403: "check its API key's access",
+    404: "check its base URL and model",
+}
+
+
 @contextmanager
 def mapped_sdk_errors(sdk: ModuleType, base_error: type[Exception], provider: str) -> Iterator[None]:
-    """An official SDK's exceptions (and malformed data) as our LLMError tree.
+    """An official SDK's exceptions (and malformed data) as our LLMError tree, and every call's outcome in
+    the provider's status (status.py) and metrics.
 
     `sdk` is the `openai` or `anthropic` module: both name their errors alike. Timeouts, connection
-    errors, 408, 429 and 5xx (Anthropic's 529 "overloaded" included) are worth the fallback; any other
-    status is the request's fault."""
+    errors, 401/403/404, 408, 429 and 5xx (Anthropic's 529 "overloaded" included) are worth the fallback;
+    any other status is the request's fault."""
+    started = time.perf_counter()
     try:
         yield
-    except (sdk.APITimeoutError, httpx.TimeoutException) as error:
-        raise LLMTimeout("timeout", provider=provider) from error
+    except BaseException as error:
+        mapped = _mapped(sdk, base_error, provider, error)
+        if mapped is None:  # cancelled, or a caller that stopped reading: not the provider's doing
+            raise
+        llm_status.record_failure(provider, mapped.reason)
+        LLM_ERRORS.labels(provider, mapped.reason).inc()
+        LLM_DURATION.labels(provider, "error").observe(time.perf_counter() - started)
+        if mapped is error:
+            raise
+        raise mapped from error
+    llm_status.record_success(provider)
+    LLM_DURATION.labels(provider, "ok").observe(time.perf_counter() - started)
+
+
+def _mapped(sdk: ModuleType, base_error: type[Exception], provider: str, error: BaseException) -> LLMError | None:
+    if isinstance(error, LLMError):
+        return error
+    if isinstance(error, (sdk.APITimeoutError, httpx.TimeoutException, TimeoutError)):
+        return LLMTimeout("timeout", provider=provider)
     # The SDKs wrap transport errors of the request, not always those of a stream being read.
-    except (sdk.APIConnectionError, httpx.TransportError) as error:
-        raise LLMUnavailable("connection_error", provider=provider) from error
-    except sdk.APIStatusError as error:
+    if isinstance(error, (sdk.APIConnectionError, httpx.TransportError)):
+        return LLMUnavailable("connection_error", provider=provider)
+    if isinstance(error, sdk.APIStatusError):
         reason = f"http_{error.status_code}"
+        if error.status_code in CONFIGURATION_STATUSES:
+            log.error(
+                "llm.provider_rejected_request",
+                provider=provider,
+                status=error.status_code,
+                hint=f"the provider refused our configuration: {CONFIGURATION_STATUSES[error.status_code]}",
+            )
+            return LLMUnavailable(reason, provider=provider)
         if error.status_code in (408, 429) or error.status_code >= 500:
-            raise LLMUnavailable(reason, provider=provider) from error
-        raise LLMError(reason, provider=provider) from error
-    except (base_error, pydantic.ValidationError, ValueError, KeyError, TypeError, AttributeError) as error:
+            return LLMUnavailable(reason, provider=provider)
+        return LLMError(reason, provider=provider)
+    if isinstance(error, (base_error, pydantic.ValidationError, ValueError, KeyError, TypeError, AttributeError)):
         # An `error` object inside a stream, undecodable JSON, a chunk of the wrong shape.
-        raise LLMError("bad_response", provider=provider) from error
+        return LLMError("bad_response", provider=provider)
+    return None

@@ -7,6 +7,7 @@ server understands it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager
@@ -43,6 +44,9 @@ class OpenAIProvider(LLM):
         self, *, model: str | None, api_key: str | None, base_url: str | None, timeout: float, max_retries: int
     ) -> None:
         self.model = model or DEFAULT_MODEL
+        # The SDK's timeout is per attempt; `deadline` bounds the whole call, retries included, so the
+        # effective timeout is what LLM_TIMEOUT_SECONDS says.
+        self.deadline = timeout
         self._client = AsyncOpenAI(
             api_key=api_key or NO_API_KEY, base_url=base_url, timeout=timeout, max_retries=max_retries
         )
@@ -66,7 +70,8 @@ class OpenAIProvider(LLM):
         if json_mode:
             request["response_format"] = {"type": "json_object"}
         with mapped_errors(self.provider):
-            response = await self._client.chat.completions.create(**request)
+            async with asyncio.timeout(self.deadline):
+                response = await self._client.chat.completions.create(**request)
             if not response.choices:
                 raise ValueError("no choices")
             text = response.choices[0].message.content or ""
@@ -77,9 +82,10 @@ class OpenAIProvider(LLM):
         parts: list[str] = []
         model, reported, is_finished = None, None, False
         with mapped_errors(self.provider):
-            stream = await self._client.chat.completions.create(
-                **self._request(prompt), stream=True, stream_options={"include_usage": True}
-            )
+            async with asyncio.timeout(self.deadline):  # until the answer starts; chunks have the SDK's own
+                stream = await self._client.chat.completions.create(
+                    **self._request(prompt), stream=True, stream_options={"include_usage": True}
+                )
             try:
                 async for chunk in stream:
                     model = chunk.model or model
