@@ -43,13 +43,15 @@ def fake(request: pytest.FixtureRequest) -> FakeLLMServer:
     return server
 
 
-def provider_for(fake: FakeLLMServer, *, max_retries: int = 0, api_key: str | None = None) -> LLM:
+def provider_for(
+    fake: FakeLLMServer, *, max_retries: int = 0, api_key: str | None = None, timeout: float = TIMEOUT
+) -> LLM:
     return build_provider(
         fake.name,
         model=fake.model,
         base_url=fake.sdk_base_url,  # type: ignore[attr-defined]
         api_key=api_key or fake.api_key,
-        timeout=TIMEOUT,
+        timeout=timeout,
         max_retries=max_retries,
     )
 
@@ -132,12 +134,13 @@ async def test_server_errors_and_rate_limits_are_retryable(fake: FakeLLMServer, 
     assert raised.value.retryable and raised.value.reason == f"http_{status}"
 
 
-async def test_rejected_key_is_not_retryable(fake: FakeLLMServer) -> None:
-    llm = provider_for(fake, api_key="sk-wrong")
+async def test_rejected_key_goes_to_the_fallback_without_asking_again(fake: FakeLLMServer) -> None:
+    llm = provider_for(fake, api_key="sk-wrong", max_retries=1)
     with pytest.raises(LLMError) as raised:
         await llm.complete(PROMPT)
     await llm.close()
-    assert not raised.value.retryable and raised.value.reason == "http_401"
+    assert raised.value.retryable and raised.value.reason == "http_401"  # retryable: the fallback is asked
+    assert len(fake.requests) == 1  # this provider is not: the same key fails the same way
 
 
 async def test_slow_server_is_a_timeout(fake: FakeLLMServer) -> None:
@@ -152,13 +155,18 @@ async def test_slow_server_is_a_timeout(fake: FakeLLMServer) -> None:
     assert time.monotonic() - started < TIMEOUT * 4
 
 
-async def test_sdk_retries_once_with_backoff(fake: FakeLLMServer) -> None:
+async def test_outage_is_retried_once_with_backoff_when_it_fits_the_timeout(fake: FakeLLMServer) -> None:
     fake.status = 500
-    llm = provider_for(fake, max_retries=1)
+    llm = provider_for(fake, max_retries=1, timeout=5)
     with pytest.raises(LLMUnavailable):
         await llm.complete(PROMPT)
-    await llm.close()
     assert len(fake.requests) == 2  # bounded: the first try and one retry
+    short = provider_for(fake, max_retries=1)  # a retry after the backoff would not fit in TIMEOUT
+    with pytest.raises(LLMUnavailable):
+        await short.complete(PROMPT)
+    await llm.close()
+    await short.close()
+    assert len(fake.requests) == 3
 
 
 async def test_stream_dropped_midway_raises_after_the_first_deltas(fake: FakeLLMServer) -> None:
@@ -228,12 +236,16 @@ async def test_fallback_answers_when_the_primary_times_out(
     assert completion.usage.provider == "openai" and completion.text == DEFAULT_REPLY
 
 
-async def test_fallback_is_not_used_for_a_rejected_request_or_a_broken_stream(
+async def test_fallback_answers_a_rejected_key_but_not_a_bad_request_or_a_broken_stream(
     openai_server: FakeOpenAI, anthropic_server: FakeAnthropic
 ) -> None:
     openai_server.reset()
     anthropic_server.reset()
     llm = FallbackLLM(provider_for(openai_server, api_key="sk-wrong"), provider_for(anthropic_server))
+    assert (await llm.complete(PROMPT)).usage.provider == "anthropic"  # our key is wrong: another may answer
+    anthropic_server.reset()
+    openai_server.status = 400  # the request itself is refused: the fallback would refuse it too
+    llm = FallbackLLM(provider_for(openai_server), provider_for(anthropic_server))
     with pytest.raises(LLMError):
         await llm.complete(PROMPT)
     openai_server.reset()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager
@@ -20,6 +19,7 @@ from backend.integrations.llm.base import (
     StreamItem,
     Usage,
     elapsed_ms,
+    first_answer,
     mapped_sdk_errors,
 )
 
@@ -27,8 +27,8 @@ DEFAULT_MODEL = "claude-haiku-4-5"
 JSON_INSTRUCTION = "\n\nAnswer with a single JSON object and nothing else: no prose, no code fences."
 
 
-def mapped_errors(provider: str) -> AbstractContextManager[None]:
-    return mapped_sdk_errors(anthropic, anthropic.AnthropicError, provider)
+def mapped_errors(provider: str, *, observe: bool = True) -> AbstractContextManager[None]:
+    return mapped_sdk_errors(anthropic, anthropic.AnthropicError, provider, observe=observe)
 
 
 def alternating(turns: tuple[ChatTurn, ...]) -> list[dict[str, str]]:
@@ -51,10 +51,10 @@ class AnthropicProvider(LLM):
         self, *, model: str | None, api_key: str | None, base_url: str | None, timeout: float, max_retries: int
     ) -> None:
         self.model = model or DEFAULT_MODEL
-        # The SDK's timeout is per attempt; `deadline` bounds the whole call, retries included, so the
-        # effective timeout is what LLM_TIMEOUT_SECONDS says.
-        self.deadline = timeout
-        self._client = AsyncAnthropic(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
+        # The SDK's timeout is per attempt and it would retry on its own: `first_answer` retries instead,
+        # within `deadline`, so the effective timeout is what LLM_TIMEOUT_SECONDS says.
+        self.deadline, self.retries = timeout, max_retries
+        self._client = AsyncAnthropic(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
 
     def _request(self, prompt: Prompt, system: str) -> dict[str, Any]:
         return {
@@ -67,9 +67,13 @@ class AnthropicProvider(LLM):
     async def complete(self, prompt: Prompt, *, json_mode: bool = False) -> Completion:
         started = time.perf_counter()
         system = prompt.system + JSON_INSTRUCTION if json_mode else prompt.system
-        with mapped_errors(self.provider):
-            async with asyncio.timeout(self.deadline):
-                response = await self._client.messages.create(**self._request(prompt, system))
+        response = await first_answer(
+            lambda timeout: self._client.messages.create(**self._request(prompt, system), timeout=timeout),
+            lambda: mapped_errors(self.provider),
+            seconds=self.deadline,
+            retries=self.retries,
+        )
+        with mapped_errors(self.provider, observe=False):
             text = "".join(block.text for block in response.content if block.type == "text")
             usage = Usage(
                 self.provider,
@@ -83,9 +87,15 @@ class AnthropicProvider(LLM):
     async def stream(self, prompt: Prompt) -> AsyncIterator[StreamItem]:
         started = time.perf_counter()
         model, input_tokens, output_tokens, is_finished = self.model, 0, 0, False
-        with mapped_errors(self.provider):
-            async with asyncio.timeout(self.deadline):  # until the answer starts; chunks have the SDK's own
-                stream = await self._client.messages.create(**self._request(prompt, prompt.system), stream=True)
+        stream = await first_answer(  # until the answer starts; each event then has the SDK's own timeout
+            lambda timeout: self._client.messages.create(
+                **self._request(prompt, prompt.system), stream=True, timeout=timeout
+            ),
+            lambda: mapped_errors(self.provider),
+            seconds=self.deadline,
+            retries=self.retries,
+        )
+        with mapped_errors(self.provider, observe=False):
             try:
                 async for event in stream:
                     if event.type == "message_start":

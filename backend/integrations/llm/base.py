@@ -7,13 +7,14 @@ the chat service (and later exercises and reviews) never see `openai` or `anthro
 
 from __future__ import annotations
 
+import asyncio
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Literal
+from typing import Literal, TypeVar
 
 import httpx
 import pydantic
@@ -101,6 +102,11 @@ class LLMUnavailable(LLMError):
     retryable = True
 
 
+class LLMRejected(LLMUnavailable):
+    """401/403/404: the provider refused our configuration (key, access, base URL, model). Asking it again
+    changes nothing, but the fallback provider, configured apart, may answer."""
+
+
 class LLMTimeout(LLMUnavailable):
     """No answer (or no next chunk) within LLM_TIMEOUT_SECONDS."""
 
@@ -135,14 +141,46 @@ CONFIGURATION_STATUSES = {
 }
 
 
+RETRY_BACKOFF_SECONDS = 0.5
+T = TypeVar("T")
+
+
+async def first_answer(
+    attempt: Callable[[float], Awaitable[T]],
+    mapped: Callable[[], AbstractContextManager[None]],
+    *,
+    seconds: float,
+    retries: int,
+) -> T:
+    """`attempt(timeout)` (a request up to the start of its answer, with the SDK's timeout for it), retried
+    on an outage while a retry still fits, all within `seconds`: LLM_TIMEOUT_SECONDS is the whole wait,
+    retries included. (The SDKs would retry on their own with a fresh timeout each time, so they run with
+    `max_retries=0`.)"""
+    deadline = time.monotonic() + seconds
+    for number in range(retries + 1):
+        try:
+            with mapped():
+                return await attempt(max(0.01, deadline - time.monotonic()))
+        except (LLMTimeout, LLMRejected):  # the time is spent, or asking again cannot help
+            raise
+        except LLMUnavailable:
+            if number == retries or deadline - time.monotonic() < 2 * RETRY_BACKOFF_SECONDS:
+                raise
+            await asyncio.sleep(RETRY_BACKOFF_SECONDS)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 @contextmanager
-def mapped_sdk_errors(sdk: ModuleType, base_error: type[Exception], provider: str) -> Iterator[None]:
+def mapped_sdk_errors(
+    sdk: ModuleType, base_error: type[Exception], provider: str, *, observe: bool = True
+) -> Iterator[None]:
     """An official SDK's exceptions (and malformed data) as our LLMError tree, and every call's outcome in
     the provider's status (status.py) and metrics.
 
     `sdk` is the `openai` or `anthropic` module: both name their errors alike. Timeouts, connection
     errors, 401/403/404, 408, 429 and 5xx (Anthropic's 529 "overloaded" included) are worth the fallback;
-    any other status is the request's fault."""
+    any other status is the request's fault. With `observe=False` (reading an answer that `first_answer`
+    already timed) only failures are recorded."""
     started = time.perf_counter()
     try:
         yield
@@ -152,12 +190,14 @@ def mapped_sdk_errors(sdk: ModuleType, base_error: type[Exception], provider: st
             raise
         llm_status.record_failure(provider, mapped.reason)
         LLM_ERRORS.labels(provider, mapped.reason).inc()
-        LLM_DURATION.labels(provider, "error").observe(time.perf_counter() - started)
+        if observe:
+            LLM_DURATION.labels(provider, "error").observe(time.perf_counter() - started)
         if mapped is error:
             raise
         raise mapped from error
-    llm_status.record_success(provider)
-    LLM_DURATION.labels(provider, "ok").observe(time.perf_counter() - started)
+    if observe:
+        llm_status.record_success(provider)
+        LLM_DURATION.labels(provider, "ok").observe(time.perf_counter() - started)
 
 
 def _mapped(sdk: ModuleType, base_error: type[Exception], provider: str, error: BaseException) -> LLMError | None:
@@ -177,7 +217,7 @@ def _mapped(sdk: ModuleType, base_error: type[Exception], provider: str, error: 
                 status=error.status_code,
                 hint=f"the provider refused our configuration: {CONFIGURATION_STATUSES[error.status_code]}",
             )
-            return LLMUnavailable(reason, provider=provider)
+            return LLMRejected(reason, provider=provider)
         if error.status_code in (408, 429) or error.status_code >= 500:
             return LLMUnavailable(reason, provider=provider)
         return LLMError(reason, provider=provider)

@@ -7,7 +7,6 @@ server understands it.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager
@@ -24,6 +23,7 @@ from backend.integrations.llm.base import (
     StreamItem,
     Usage,
     elapsed_ms,
+    first_answer,
     mapped_sdk_errors,
 )
 from backend.integrations.llm.tokens import count_prompt_tokens, count_tokens
@@ -33,8 +33,8 @@ DEFAULT_MODEL = "gpt-4o-mini"
 NO_API_KEY = "not-needed"
 
 
-def mapped_errors(provider: str) -> AbstractContextManager[None]:
-    return mapped_sdk_errors(openai, openai.OpenAIError, provider)
+def mapped_errors(provider: str, *, observe: bool = True) -> AbstractContextManager[None]:
+    return mapped_sdk_errors(openai, openai.OpenAIError, provider, observe=observe)
 
 
 class OpenAIProvider(LLM):
@@ -44,12 +44,10 @@ class OpenAIProvider(LLM):
         self, *, model: str | None, api_key: str | None, base_url: str | None, timeout: float, max_retries: int
     ) -> None:
         self.model = model or DEFAULT_MODEL
-        # The SDK's timeout is per attempt; `deadline` bounds the whole call, retries included, so the
-        # effective timeout is what LLM_TIMEOUT_SECONDS says.
-        self.deadline = timeout
-        self._client = AsyncOpenAI(
-            api_key=api_key or NO_API_KEY, base_url=base_url, timeout=timeout, max_retries=max_retries
-        )
+        # The SDK's timeout is per attempt and it would retry on its own: `first_answer` retries instead,
+        # within `deadline`, so the effective timeout is what LLM_TIMEOUT_SECONDS says.
+        self.deadline, self.retries = timeout, max_retries
+        self._client = AsyncOpenAI(api_key=api_key or NO_API_KEY, base_url=base_url, timeout=timeout, max_retries=0)
 
     def _request(self, prompt: Prompt) -> dict[str, Any]:
         messages = [{"role": "system", "content": prompt.system}]
@@ -69,9 +67,13 @@ class OpenAIProvider(LLM):
         request = self._request(prompt)
         if json_mode:
             request["response_format"] = {"type": "json_object"}
-        with mapped_errors(self.provider):
-            async with asyncio.timeout(self.deadline):
-                response = await self._client.chat.completions.create(**request)
+        response = await first_answer(
+            lambda timeout: self._client.chat.completions.create(**request, timeout=timeout),
+            lambda: mapped_errors(self.provider),
+            seconds=self.deadline,
+            retries=self.retries,
+        )
+        with mapped_errors(self.provider, observe=False):
             if not response.choices:
                 raise ValueError("no choices")
             text = response.choices[0].message.content or ""
@@ -81,11 +83,15 @@ class OpenAIProvider(LLM):
         started = time.perf_counter()
         parts: list[str] = []
         model, reported, is_finished = None, None, False
-        with mapped_errors(self.provider):
-            async with asyncio.timeout(self.deadline):  # until the answer starts; chunks have the SDK's own
-                stream = await self._client.chat.completions.create(
-                    **self._request(prompt), stream=True, stream_options={"include_usage": True}
-                )
+        stream = await first_answer(  # until the answer starts; each chunk then has the SDK's own timeout
+            lambda timeout: self._client.chat.completions.create(
+                **self._request(prompt), stream=True, stream_options={"include_usage": True}, timeout=timeout
+            ),
+            lambda: mapped_errors(self.provider),
+            seconds=self.deadline,
+            retries=self.retries,
+        )
+        with mapped_errors(self.provider, observe=False):
             try:
                 async for chunk in stream:
                     model = chunk.model or model
