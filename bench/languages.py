@@ -1,0 +1,94 @@
+"""One graded run per language, and graded runs per second at a given concurrency (by hand, never in CI).
+
+    .venv/bin/python bench/languages.py                      # python, javascript, typescript; concurrency 8
+    .venv/bin/python bench/languages.py --runs 40 --languages javascript
+
+The catalog's `count-vowels` (7-8 cases), graded as the API grades a submission: through a sandbox runner
+process (`python -m backend sandbox`, started here with SANDBOX_MAX_CONCURRENCY slots) over its Unix socket,
+from `--concurrency` users at once. TypeScript is measured twice: "cold" (every run a new source, so a
+compile job first) and "warm" (the same source again: the compile cache answers, only the run is paid).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from backend.config import Settings
+from backend.content.catalog import load_catalog
+from backend.integrations.sandbox import RunnerSandbox
+from backend.integrations.sandbox.languages import LANGUAGES, LanguageGrader
+from backend.integrations.sandbox.process import RunnerProcess
+
+SLUG = "count-vowels"
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def measure(language: str, variant: str, runs: int, concurrency: int, sandbox: RunnerSandbox) -> None:
+    spec = next(spec for spec in load_catalog() if spec.slug == SLUG)
+    grader = LanguageGrader(sandbox, timeout_seconds=30, queue_timeout_seconds=120)
+    counter = iter(range(10**9))
+
+    async def one(user: str) -> float:
+        started = time.perf_counter()
+        if language == "python":
+            result = await sandbox.run(spec.solution, spec.tests, user=user)
+        else:
+            code = spec.variants[language].solution
+            if variant == "cold":
+                code += f"\n// run {next(counter)}\n"  # a new source: not in the compile cache
+            result = await grader.grade(LANGUAGES[language], code, spec.variants[language].tests, user=user)
+        assert result.status == "passed", result.results
+        return time.perf_counter() - started
+
+    for _ in range(3):
+        await one("warm-up")
+    latencies = [await one("sequential") for _ in range(runs)]
+    started = time.perf_counter()
+
+    async def user_loop(index: int, count: int) -> None:
+        for _ in range(count):
+            await one(f"user-{index}")
+
+    per_user = max(1, runs // concurrency)
+    await asyncio.gather(*(user_loop(index, per_user) for index in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    label = f"{language}{'/' + variant if variant else ''}"
+    p50, p99 = statistics.median(latencies) * 1000, percentile(latencies, 0.99) * 1000
+    print(
+        f"{label:22} p50 {p50:7.0f} ms  p99 {p99:7.0f} ms"
+        f"  {per_user * concurrency / elapsed:6.1f} graded runs/s at concurrency {concurrency}",
+        flush=True,
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--slots", type=int, default=2, help="the runner's SANDBOX_MAX_CONCURRENCY")
+    parser.add_argument("--languages", nargs="*", default=["python", "javascript", "typescript"])
+    args = parser.parse_args()
+    runner = RunnerProcess(Settings(_env_file=None, sandbox_max_concurrency=args.slots))  # type: ignore[call-arg]
+    sandbox = RunnerSandbox(runner.start(), timeout_seconds=30, queue_timeout_seconds=120)
+    try:
+        for language in args.languages:
+            for variant in ("cold", "warm") if language == "typescript" else ("",):
+                await measure(language, variant, args.runs, args.concurrency, sandbox)
+    finally:
+        await sandbox.close()
+        runner.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
