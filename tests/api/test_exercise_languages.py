@@ -204,3 +204,27 @@ async def test_generate_in_a_graded_language_is_verified_by_running_it(
     assert rejected.status_code == 502
     cobol = await client.post(f"{EXERCISES}/generate", json={"language": "cobol"}, headers=headers)
     assert cobol.status_code == 422 and (await cobol.get_json())["code"] == "validation_error"
+
+
+async def test_a_language_without_its_toolchain_is_never_offered(
+    app: Quart, client: QuartClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """node missing (as detected at start-up): JavaScript is not listed, its exercises are neither listed,
+    read nor assigned, generating in it is a 422, and a JavaScript student gets Python with the reason."""
+    ids = await add_family(app, "add-family-missing")
+    headers, _ = await sign_in(client, programming_language="javascript")
+    javascript = LANGUAGES["javascript"]
+    monkeypatch.setitem(javascript.__dict__, "version", None)  # the cached detection result
+    assert not javascript.available
+    names = [
+        item["name"]
+        for item in (await (await client.get(f"{EXERCISES}/languages", headers=headers)).get_json())["items"]
+    ]
+    assert "javascript" not in names and "python" in names
+    listed = await (await client.get(f"{EXERCISES}?topic=add-family-missing", headers=headers)).get_json()
+    assert "javascript" not in {item["language"] for item in listed["items"]}
+    assert (await client.get(f"{EXERCISES}/{ids['javascript']}", headers=headers)).status_code == 404
+    generate = await client.post(f"{EXERCISES}/generate", json={"language": "javascript"}, headers=headers)
+    assert generate.status_code == 422
+    daily = await (await client.get(f"{EXERCISES}/daily", headers=headers)).get_json()
+    assert daily["exercise"]["language"] == "python" and "javascript" in daily["language_note"].lower()
