@@ -34,6 +34,11 @@ LLM_DURATION = Histogram(
 )
 LLM_ERRORS = Counter("llm_errors_total", "Failed LLM provider calls by provider and reason.", ["provider", "reason"])
 SANDBOX_RUNS = Counter("sandbox_runs_total", "Code runs in the sandbox by outcome.", ["backend", "status"])
+SANDBOX_QUEUE_WAIT = Histogram(
+    "sandbox_queue_wait_seconds",
+    "Time a code run waited in the runner's fair queue for a slot (a refused run: until it gave up).",
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120),
+)
 JOB_DURATION = Histogram(
     "job_duration_seconds",
     "Background jobs from claim to end, by kind and outcome.",

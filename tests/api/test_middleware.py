@@ -10,11 +10,14 @@ import re
 from pathlib import Path
 
 import pytest
+from quart import Quart
 from quart.testing import QuartClient
 
 from backend import migrations
 from backend.app import create_app
 from tests.api.test_chat import llm_settings, new_conversation, sign_in
+from tests.api.test_exercises import SOLUTION, add_exercise, submit
+from tests.api.test_exercises import sign_in as sign_in_student
 from tests.conftest import make_settings
 from tests.fakes.llm_servers import FakeOpenAI, words
 
@@ -133,3 +136,18 @@ async def test_stream_is_timed_and_logged_when_it_ends_with_its_outcome(
     assert access["duration_ms"] >= 0.05 * (pieces - 1) * 1000  # the whole stream, not its first byte
     assert 'http_request_duration_seconds_bucket{le="120.0"' in metrics
     assert 'llm_request_duration_seconds_count{outcome="ok",provider="openai"}' in metrics
+
+
+def sandbox_waits(metrics: str) -> float:
+    match = re.search(r"^sandbox_queue_wait_seconds_count (\S+)$", metrics, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+async def test_sandbox_queue_wait_is_measured_for_every_run(embedded_app: Quart) -> None:
+    client = embedded_app.test_client()
+    before = sandbox_waits(await (await client.get("/metrics")).get_data(as_text=True))
+    headers, _ = await sign_in_student(client)
+    exercise_id = await add_exercise(embedded_app)
+    await submit(client, headers, exercise_id, SOLUTION)  # the student's run and the reference run
+    after = sandbox_waits(await (await client.get("/metrics")).get_data(as_text=True))
+    assert after - before == 2

@@ -24,6 +24,7 @@ from backend.integrations.sandbox.base import (
 )
 from backend.integrations.sandbox.local import python_job
 from backend.integrations.sandbox.protocol import Execution, Job, grade_execution
+from backend.metrics import SANDBOX_QUEUE_WAIT
 
 log = structlog.get_logger(__name__)
 
@@ -89,6 +90,8 @@ class RunnerSandbox(Sandbox):
         except (httpx.HTTPError, ValueError) as error:
             log.error("sandbox.runner_unreachable", url=self.url, error=type(error).__name__)
             raise SandboxUnavailable("the sandbox runner is unreachable") from error
+        if isinstance(body, dict) and isinstance(body.get("queued_ms"), int | float):
+            SANDBOX_QUEUE_WAIT.observe(body["queued_ms"] / 1000)
         if response.status_code == 503 and isinstance(body, dict) and body.get("error") == "busy":
             raise SandboxBusy(str(body.get("detail") or "every sandbox slot stayed busy"))
         if response.status_code != 200:

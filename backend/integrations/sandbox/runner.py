@@ -21,6 +21,7 @@ import os
 import resource
 import signal
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -68,15 +69,18 @@ class Runner:
             job = Job.from_json(json.loads(body), max_timeout_seconds=self.max_timeout_seconds)
         except (ValueError, RecursionError) as error:  # BadJob and JSONDecodeError are ValueErrors
             return 400, {"error": "bad_request", "detail": str(error) if isinstance(error, BadJob) else "not JSON"}
+        arrived, started = time.perf_counter(), None
         try:
             async with self.queue.slot(job.user, job.queue_timeout_seconds):
+                started = time.perf_counter()
                 execution = await self.sandbox.execute(job)
         except QueueTimeout as error:
-            return 503, {"error": "busy", "detail": str(error)}
+            return 503, {"error": "busy", "detail": str(error), "queued_ms": _ms_since(arrived)}
         except SandboxUnavailable as error:
             log.error("sandbox.unavailable", detail=str(error))
             return 503, {"error": "unavailable", "detail": str(error)}
-        return 200, execution.to_json()
+        # How long the job waited for a slot: the API turns it into the sandbox_queue_wait_seconds metric.
+        return 200, {**execution.to_json(), "queued_ms": round(((started or arrived) - arrived) * 1000, 1)}
 
     async def serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -308,3 +312,7 @@ def configure(args: argparse.Namespace) -> None:
     log_format = args.log_format or ("console" if sys.stderr.isatty() else "json")
     settings = SimpleNamespace(effective_log_level=args.log_level.upper(), effective_log_format=log_format)
     configure_logging(cast(Any, settings), stream=sys.stderr)
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
