@@ -59,6 +59,7 @@ LOWER_CASE_ENUMS = (
     "llm_provider",
     "llm_fallback_provider",
     "jobs_backend",
+    "sandbox_backend",
 )
 
 

@@ -104,9 +104,10 @@ def test_enumerated_settings_accept_any_case(monkeypatch: pytest.MonkeyPatch) ->
     for name, value in {"LOG_LEVEL": "info", "ENVIRONMENT": "Development", "EMAIL_BACKEND": "MEMORY"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("LLM_PROVIDER", " Offline ")
+    monkeypatch.setenv("SANDBOX_BACKEND", "Local")
     settings = Settings(_env_file=None)
     assert (settings.log_level, settings.environment, settings.email_backend) == ("INFO", "development", "memory")
-    assert settings.llm_provider == "offline"
+    assert settings.llm_provider == "offline" and settings.sandbox_backend == "local"
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
@@ -89,6 +90,25 @@ async def test_job_that_raises_ends_failed_with_reason(app: Quart) -> None:
     row = await wait_for_status(app, job_id, "completed", "failed")
     assert row.status == "failed"
     assert row.error == "RuntimeError: the handler broke"
+
+
+def metric(text: str, sample: str) -> float:
+    match = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+async def test_metrics_show_the_queue_depth_and_each_run_time(app: Quart) -> None:
+    client = app.test_client()
+    runs = 'job_duration_seconds_count{kind="test_record",outcome="completed"}'
+    before = metric(await (await client.get("/metrics")).get_data(as_text=True), runs)
+    job_id = (await (await client.post("/test/jobs/test_record")).get_json())["id"]
+    await wait_for_status(app, job_id, "completed")
+    async with app.extensions["db_session_factory"]() as session:  # one waiting for tomorrow
+        session.add(Job(kind="test_record", payload={}, status="queued", run_after=utcnow() + timedelta(days=1)))
+        await session.commit()
+    text = await (await client.get("/metrics")).get_data(as_text=True)
+    assert metric(text, runs) == before + 1
+    assert metric(text, "jobs_queued") == 1
 
 
 async def test_enqueue_unknown_kind_is_refused(app: Quart) -> None:
