@@ -228,3 +228,15 @@ async def test_a_language_without_its_toolchain_is_never_offered(
     assert generate.status_code == 422
     daily = await (await client.get(f"{EXERCISES}/daily", headers=headers)).get_json()
     assert daily["exercise"]["language"] == "python" and "javascript" in daily["language_note"].lower()
+
+
+async def test_only_what_the_visible_examples_printed_is_shown(app: Quart, client: QuartClient) -> None:
+    headers, _ = await sign_in(client)
+    ids = await add_family(app, "add-family-output")
+    code = 'console.log("loaded");\n' + JS_SOLUTION.replace(
+        "{\n", '{\n  console.log("args", JSON.stringify([first, second]));\n', 1
+    )
+    body = (await submit(client, headers, ids["javascript"], code))["submission"]
+    assert body["status"] == "passed", body["results"]
+    assert "loaded" in body["stdout"] and "args [1,2]" in body["stdout"]
+    assert "2345" not in body["stdout"] and "[-7,3]" not in body["stdout"]

@@ -7,9 +7,13 @@
 // The job never holds an expected value: the server compares what is reported here with the expectations.
 // Events go to the descriptor given as `--results-fd N` (default 3), one JSON object per line, in the shapes the Python harness uses (base.Report):
 //   {"event": "started"} | {"event": "syntax_error", "line", "message"} | {"event": "import_error", "message"}
-//   {"event": "call", "index", "value": <tagged tree> | null, "error": str | null, "ms"}
+//   {"event": "begin", "index"}                       test `index` is handed to the submission now
+//   {"event": "output", "test": index | null, "stdout", "stderr"}   what that test (or the import) printed
+//   {"event": "call", "index", "value": <tagged tree> | null, "error": str | null, "exception": str | null, "ms"}
 //   {"event": "program", "index", "stdout", "error", "truncated", "ms"}
-//   {"event": "output", "stdout", "stderr"} | {"event": "done"}
+//   {"event": "done"}
+// Output is attributed to its test, so the server shows what the visible examples printed and withholds
+// what hidden tests printed.
 // Calls run in a `vm` context of their own (a fresh global object) with a per-call time limit, so an endless
 // loop costs one test, not the run; console output is captured per context. Programs run as child node
 // processes, one per test, with that test's stdin. vm is not a security boundary: the sandbox around this
@@ -23,6 +27,7 @@ const RESULTS_FD = process.argv.includes("--results-fd") ? Number(process.argv[p
 const MAX_DEPTH = 64;
 const MAX_ITEMS = 32768;
 const MAX_ITERATED = 100000;
+const BUILTIN_ERRORS = new Set(["Error", "TypeError", "RangeError", "ReferenceError", "SyntaxError", "EvalError", "URIError", "AggregateError"]);
 
 function emit(event) {
   fs.writeSync(RESULTS_FD, JSON.stringify(event) + "\n");
@@ -135,15 +140,23 @@ function runCalls(job, script, calls) {
     script.runInContext(context, { timeout });
   } catch (error) {
     emit({ event: "import_error", message: describe(error) });
-    emit({ event: "output", stdout: sink.stdout, stderr: sink.stderr });
+    emit({ event: "output", test: null, stdout: sink.stdout, stderr: sink.stderr });
     return;
   }
+  // What the import printed is the import's (shown to the student); from here on each test's own.
+  const flush = (test) => {
+    if (sink.stdout || sink.stderr) emit({ event: "output", test, stdout: sink.stdout, stderr: sink.stderr });
+    sink.stdout = "";
+    sink.stderr = "";
+  };
+  flush(null);
   const lookup = (name) => {
     const found = vm.runInContext(`typeof ${name} === "undefined" ? undefined : ${name}`, context, { timeout });
     const exported = context.module && context.module.exports;
     return found !== undefined ? found : exported && typeof exported === "object" ? exported[name] : undefined;
   };
   for (const [index, test] of calls) {
+    emit({ event: "begin", index });
     const started = process.hrtime.bigint();
     let event;
     try {
@@ -153,13 +166,15 @@ function runCalls(job, script, calls) {
       const message = error instanceof TooLarge ? "the returned value is too large to compare"
         : error && error.code === "ERR_SCRIPT_EXECUTION_TIMEOUT" ? "timed out"
         : describe(error);
-      event = { event: "call", index, value: null, error: message };
+      // Only a builtin error's name: a class of the submission's own could carry a hidden test's arguments.
+      const name = error && typeof error === "object" ? error.name : null;
+      event = { event: "call", index, value: null, error: message, exception: BUILTIN_ERRORS.has(name) ? name : null };
     }
     event.ms = Number(process.hrtime.bigint() - started) / 1e6;
+    flush(index);
     emit(event);
     if (event.error === "timed out") break; // the rest would most likely loop too: the run is a timeout
   }
-  emit({ event: "output", stdout: sink.stdout, stderr: sink.stderr });
 }
 
 function callFunction(name, args, lookup, context, timeout) {
@@ -206,6 +221,7 @@ function runOps(ops, lookup, context, timeout) {
 }
 
 function runProgram(job, index, stdin) {
+  emit({ event: "begin", index });
   const started = process.hrtime.bigint();
   const cap = job.output_cap;
   const result = childProcess.spawnSync(process.execPath, [...process.execArgv, job.source], {
@@ -229,7 +245,7 @@ function runProgram(job, index, stdin) {
     error = lines.length ? lines[0].slice(0, 300) : `exited with status ${result.status ?? result.signal}`;
   }
   emit({ event: "program", index, stdout: capped(stdout, cap), error, truncated, ms: Number(process.hrtime.bigint() - started) / 1e6 });
-  emit({ event: "output", stdout: capped(stdout, cap), stderr: capped(stderr, cap) });
+  emit({ event: "output", test: index, stdout: capped(stdout, cap), stderr: capped(stderr, cap) });
 }
 
 function main({ source = "main.js" } = {}) {
