@@ -35,7 +35,8 @@ ADMIN_ONLY = frozenset({"exercises.replace_exercise", "exercises.delete_exercise
 BODIES: dict[str, dict[str, Any]] = {
     "chat.rename_conversation": {"title": "Taken over"},
     "chat.post_message": {"content": "hello"},
-    "exercises.get_exercise_hint": {},
+    "chat.stream_message": {"content": "hello"},
+    "exercises.request_exercise_hint": {},
     "exercises.submit_solution": {"code": "x = 1"},
     "github.update_repository": {"auto_review": True},
     "github.request_review": {"pull_number": 1},

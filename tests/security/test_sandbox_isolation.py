@@ -286,6 +286,10 @@ def test_production_without_isolation_refuses_to_start(tmp_path: Path, broken_bw
         SECRET_KEY="Zq8vR2mN5xT1yK7wL3pB9cF4hJ6dS0aGzQ-prod",
         TOKEN_ENCRYPTION_KEY=Fernet.generate_key().decode(),
         FRONTEND_URL="https://app.codementor.test",
+        BACKEND_URL="https://api.codementor.test",  # every other production check passes: only isolation fails
+        CORS_ORIGINS="https://app.codementor.test",
+        EMAIL_BACKEND="smtp",
+        METRICS_TOKEN="metrics-token-for-this-test",
         SANDBOX_BWRAP=str(broken_bwrap),
         PORT=str(free_port()),
     )
