@@ -21,7 +21,9 @@ from typing import Any, Literal
 
 from backend.metrics import SANDBOX_RUNS
 
-HARNESS_SOURCE = (Path(__file__).parent / "harness.py").read_text()
+# The Python harness is one file in the sandbox, three modules here (lint, size): see harness/child.py.
+HARNESS_PARTS = ("child.py", "supervise.py", "main.py")
+HARNESS_SOURCE = "\n\n".join((Path(__file__).parent / "harness" / part).read_text() for part in HARNESS_PARTS)
 VALUE_TOO_LARGE = "the returned value is too large to compare"  # as the harness says it
 OUTPUT_CAP = 10 * 1024  # characters of stdout / stderr kept in a RunResult
 CHILD_OUTPUT_CAP = 64 * 1024  # bytes one test's output may reach before the harness stops it

@@ -1,0 +1,321 @@
+# --- the harness: trusted, never runs user code --------------------------------------------------------
+"""The harness's side of a child interpreter: starting it on fresh descriptors, serving its pipes (commands
+out, values and output in, every stream capped), output attributed to the running test, leftovers killed.
+Part of the harness (see child.py's docstring); a child is given the source above this module's first
+line (`child_source`), never the harness's."""
+
+import marshal
+import os
+import sys
+
+if __package__:  # in the repository; in the sandbox the parts are one file and these are defined above
+    from backend.integrations.sandbox.harness.child import (
+        CHILD_POLL_SECONDS,
+        COMMANDS_FD,
+        MAX_VALUE_LINE,
+        OUTPUT_FLUSH_CHARS,
+        SIGKILL,
+        VALUES_FD,
+        to_json,
+    )
+
+
+def protect_self():
+    """PR_SET_DUMPABLE=0: other processes of our uid (the user's code) can no longer ptrace us, read our
+    memory or reopen our file descriptors through /proc. PR_SET_CHILD_SUBREAPER: orphaned grandchildren
+    become ours, so we can reap them and the uid's process count drops before the next run.
+    Best effort where ctypes is unavailable."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except Exception:  # noqa: S110 - a minimal image without libffi still grades correctly
+        pass
+
+
+def read_all(fd):
+    chunks = []
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def max_fd():
+    return os.sysconf("SC_OPEN_MAX") if "SC_OPEN_MAX" in os.sysconf_names else 1024
+
+
+def child_source(path):
+    """The child's program: the harness's file up to its own part (child.py's source, a third of the
+    whole: less to compile at every start, and nothing of the harness's code in the child)."""
+    with open(path, encoding="utf-8") as file:
+        source = file.read()
+    return source[source.index("import builtins") : source.index("# " + "--- the harness")] + (
+        "\nchild_main(sys.argv[1])\n"
+    )
+
+
+def make_loads():
+    """json.loads through json's C scanner, without importing `json` itself; ValueError if malformed."""
+    try:
+        from _json import make_scanner
+
+        class Context:
+            strict, object_hook, object_pairs_hook, memo = True, None, None, {}
+            parse_float, parse_int = float, int
+
+            @staticmethod
+            def parse_constant(name):
+                raise ValueError(name)  # NaN and Infinity are not JSON
+
+        scan = make_scanner(Context())
+    except ImportError:
+        import json
+
+        return json.loads
+
+    def loads(text):
+        try:
+            value, end = scan(text.decode("utf-8") if isinstance(text, bytes) else text, 0)
+        except (StopIteration, RecursionError, TypeError) as error:
+            raise ValueError("not JSON") from error
+        if text[end:].strip():
+            raise ValueError("not JSON: extra data")
+        return value
+
+    return loads
+
+
+class Child:
+    """One exec'd child interpreter, seen from the harness: its pid and the harness's ends of its pipes."""
+
+    def __init__(self, pid, fds, commands_fd):
+        import codecs
+        import select
+
+        self.pid = pid
+        self.fds = fds  # "stdout" / "stderr" / "values" → read end, None once closed
+        self.commands_fd = commands_fd  # write end of the command pipe, None once closed
+        self.outbox = bytearray()
+        self.closing = False  # close the command pipe once the outbox is written: no more tests
+        self.data = {"stdout": bytearray(), "stderr": bytearray()}  # kept up to the cap, for grading
+        self.decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in self.data}
+        self.truncated = False
+        self.poller = select.poll()
+        self.names = {}  # polled descriptor → "stdout" / "stderr" / "values" / "commands"
+        for name, fd in fds.items():
+            if fd is not None:
+                self.poller.register(fd, select.POLLIN)
+                self.names[fd] = name
+
+    def send(self, message):
+        data = marshal.dumps(message)
+        self.outbox += len(data).to_bytes(4, "big") + data
+
+    def readers(self):
+        return [fd for fd in self.fds.values() if fd is not None]
+
+
+class Supervisor:
+    """Children and the result channel; `Harness` (main.py) decides what runs in them."""
+
+    def __init__(self, results_fd, reap_all, path):
+        self.results_fd = results_fd
+        self.reap_all = reap_all
+        self.path = path
+        self.loads = make_loads()
+        self.current = None  # the test user code is running; None while the submission is imported
+        self.output = {"stdout": [], "stderr": []}  # decoded, not reported yet
+        self.output_size = 0
+
+    def emit(self, **event):
+        data = (to_json(event) + "\n").encode()
+        while data:
+            data = data[os.write(self.results_fd, data) :]
+
+    def spawn(self, mode, stdin_data=None):
+        """Fork, and exec a fresh interpreter running the child's program on descriptors 0-4 only."""
+        import fcntl
+
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        cmd_r, cmd_w = os.pipe()
+        val_r, val_w = os.pipe() if mode == "call" else (None, None)
+        stdin_fd = os.memfd_create("stdin") if stdin_data is not None else os.open(os.devnull, os.O_RDONLY)
+        if stdin_data is not None:
+            encoded = stdin_data.encode("utf-8", "surrogatepass")
+            while encoded:
+                encoded = encoded[os.write(stdin_fd, encoded) :]
+            os.lseek(stdin_fd, 0, os.SEEK_SET)
+        argv = [sys.executable, "-I", "-S", "-c", self.child_program, mode]
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setsid()
+                places = [(stdin_fd, 0), (out_w, 1), (err_w, 2), (cmd_r, COMMANDS_FD), (val_w, VALUES_FD)]
+                # Copies above 4 first, so no dup2 overwrites a descriptor that still has to move.
+                moved = [(fcntl.fcntl(fd, fcntl.F_DUPFD, 5), target) for fd, target in places if fd is not None]
+                for fd, target in moved:
+                    os.dup2(fd, target)
+                # The result channel and every other descriptor of ours go: the child holds 0-4, nothing else.
+                os.closerange(VALUES_FD + 1, max_fd())
+                os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter and program
+            finally:
+                os._exit(127)
+        for fd in (out_w, err_w, cmd_r, val_w, stdin_fd):
+            if fd is not None:
+                os.close(fd)
+        for fd in (out_r, err_r, val_r, cmd_w):
+            if fd is not None:
+                os.set_blocking(fd, False)
+        return Child(pid, {"stdout": out_r, "stderr": err_r, "values": val_r}, cmd_w)
+
+    def collect(self, child, on_line=None):
+        """Serve a child until it exits and its leftovers are killed: write its commands, read its pipes
+        (every stream capped), hand each complete values line to `on_line` as it arrives (so results reach
+        the server before a later test hangs)."""
+        self.write_commands(child)
+        pending = bytearray()
+        exited = False
+        while child.readers():
+            ready = child.poller.poll(CHILD_POLL_SECONDS * 1000)
+            if not ready:
+                self.flush_output()  # the child paused: report what it printed so far
+            for fd, _ in ready:
+                name = child.names.get(fd)
+                if name == "commands":
+                    self.write_commands(child)
+                    continue
+                if name is None or not (chunk := self.read(child, name)):
+                    continue  # closed meanwhile (by a drain in this round), or nothing yet
+                if name == "values":
+                    pending += chunk
+                    *lines, rest = bytes(pending).split(b"\n")
+                    pending[:] = rest if len(rest) <= MAX_VALUE_LINE else b""
+                    for line in lines:
+                        if on_line is not None and not child.truncated:
+                            on_line(child, line)
+                else:
+                    exited = self.take_output(child, name, chunk) or exited
+            if not exited and os.waitpid(child.pid, os.WNOHANG)[0]:
+                exited = True
+                # A grandchild may still hold the pipes open (or run on after its parent): kill it.
+                self.kill_leftovers(child.pid)
+        self.close_commands(child)
+        if not exited:
+            # Every pipe is closed but the child still runs (it closed its stdio): wait for it (the
+            # server's timeout bounds this), then kill whatever it left behind.
+            os.waitpid(child.pid, 0)
+            self.kill_leftovers(child.pid)
+        for name, decoder in child.decoders.items():
+            self.add_output(name, decoder.decode(b"", True))
+        self.flush_output()
+
+    def read(self, child, name):
+        """A chunk of the child's stream `name`; b"" (and the pipe closed) at its end, None if none yet."""
+        fd = child.fds[name]
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return None
+        if not chunk:
+            child.poller.unregister(fd)
+            del child.names[fd]
+            os.close(fd)
+            child.fds[name] = None
+        return chunk
+
+    def drain(self, child):
+        """Read what the child printed before its last result, so it is reported with the right test."""
+        for name in ("stdout", "stderr"):
+            while child.fds[name] is not None and (chunk := self.read(child, name)):
+                self.take_output(child, name, chunk)
+
+    def take_output(self, child, name, chunk):
+        """Keep a chunk of output up to the cap; past it, the child is stopped. True if it was reaped."""
+        kept = child.data[name]
+        room = max(self.output_cap - len(kept), 0)
+        kept += chunk[:room]
+        self.add_output(name, child.decoders[name].decode(chunk[:room]))
+        if len(chunk) <= room:
+            return False
+        # Output past the cap: stop the child now rather than read an endless print loop.
+        child.truncated = True
+        return self.kill_leftovers(child.pid)
+
+    def add_output(self, name, text):
+        if text:
+            self.output[name].append(text)
+            self.output_size += len(text)
+            if self.output_size >= OUTPUT_FLUSH_CHARS:
+                self.flush_output()
+
+    def flush_output(self):
+        if self.output_size:
+            stdout, stderr = ("".join(self.output[name]) for name in ("stdout", "stderr"))
+            self.output, self.output_size = {"stdout": [], "stderr": []}, 0
+            self.emit(event="output", test=self.current, stdout=stdout, stderr=stderr)
+
+    def begin(self, index):
+        """From here on, whatever user code prints belongs to test `index`."""
+        self.flush_output()
+        self.current = index
+        self.emit(event="begin", index=index)
+
+    def write_commands(self, child):
+        import select
+
+        fd = child.commands_fd
+        if fd is None:
+            return
+        try:
+            while child.outbox:
+                del child.outbox[: os.write(fd, child.outbox)]
+        except BlockingIOError:
+            pass
+        except OSError:  # the child is gone (EPIPE): nothing more to say to it
+            child.outbox.clear()
+            child.closing = True
+        if child.outbox and fd not in child.names:
+            child.poller.register(fd, select.POLLOUT)
+            child.names[fd] = "commands"
+        elif not child.outbox and fd in child.names:
+            child.poller.unregister(fd)
+            del child.names[fd]
+        if not child.outbox and child.closing:
+            self.close_commands(child)
+
+    def close_commands(self, child):
+        fd = child.commands_fd
+        if fd is not None:
+            if fd in child.names:
+                child.poller.unregister(fd)
+                del child.names[fd]
+            os.close(fd)
+            child.commands_fd = None
+
+    def kill_leftovers(self, pid):
+        """Kill the child's whole tree; True when the child itself was reaped here."""
+        try:  # noqa: SIM105 - contextlib would cost ~2 ms of every start
+            os.killpg(pid, SIGKILL)
+        except OSError:
+            pass
+        if not self.reap_all or os.getuid() == 0:  # never as root: kill(-1) would reach the whole host
+            return False
+        # Our uid is ours alone for this run (or we are in our own PID namespace): kill(-1) reaches every
+        # process of it but us, whatever session or process group a grandchild moved to. Then reap them
+        # all (the child and adopted orphans) so the uid's process count is back to one.
+        try:  # noqa: SIM105
+            os.kill(-1, SIGKILL)
+        except OSError:
+            pass
+        reaped = False
+        try:
+            while True:
+                reaped = os.waitpid(-1, 0)[0] == pid or reaped
+        except ChildProcessError:
+            pass
+        return reaped
