@@ -81,6 +81,9 @@ class RunnerProcess:
             env={"PATH": CLEAN_PATH, "PYTHONPATH": root, "LANG": "C.UTF-8"},
             cwd="/",
             close_fds=True,
+            # Its own session: a Ctrl+C or a SIGTERM to our process group must not stop it while Hypercorn
+            # still finishes in-flight submissions; we stop it ourselves at the end (or it dies with us).
+            start_new_session=True,
         )
         assert process.stdout is not None
         line = read_line(process.stdout.fileno(), READY_TIMEOUT_SECONDS)
