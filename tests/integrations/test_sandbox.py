@@ -371,6 +371,23 @@ async def test_run_broken_bwrap_is_sandbox_unavailable(tmp_path: Path) -> None:
         await sandbox.run(ADD, ADD_TESTS)
 
 
+@requires_root
+async def test_run_whose_bwrap_dies_early_leaves_nothing_and_never_hangs(shared_dir: Path) -> None:
+    """bwrap killed before its child set PR_SET_PDEATHSIG (seen under load): the child survives, detached,
+    holding the run's pipes. It is killed through the slot's uid instead of waited for."""
+    sandbox = LocalSandbox(timeout_seconds=2, memory_mb=512, max_concurrency=1)
+    dying = shared_dir / "bwrap"
+    dying.write_text("#!/bin/sh\nsetsid sleep 60 &\nexit 1\n")  # the survivor inherits stdout and stderr
+    dying.chmod(0o755)
+    sandbox.bwrap, sandbox.is_isolated = str(dying), True
+    started = time.monotonic()
+    with contextlib.suppress(SandboxUnavailable):  # or a graded timeout: the survivor held the pipes open
+        result = await sandbox.run(ADD, ADD_TESTS)
+        assert result.status == "timeout" and result.tests_passed == 0
+    assert time.monotonic() - started < 2 + GRACE
+    await assert_no_sandbox_processes(sandbox)
+
+
 def test_create_sandbox_follows_settings() -> None:
     local = create_sandbox(make_settings(sandbox_max_concurrency=2))
     assert isinstance(local, RunnerSandbox) and local.url is not None  # the API never runs code itself

@@ -64,6 +64,7 @@ UID_RANGE = 4096  # uids 60000-64095: enough slots for every runner on a host
 UID_LOCK_DIR = Path(tempfile.gettempdir()) / "codementor-sandbox-uids"
 MAX_REPORT_BYTES = 8 * 1024 * 1024
 MAX_DIAGNOSTIC_BYTES = 16 * 1024
+STOP_TIMEOUT_SECONDS = 5.0
 DONE_LINE = b'\n{"event": "done"}\n'  # the harness's last line, exactly as it writes it
 # Toolchain → the harness file the runner writes into the job dir and runs with the system Python.
 TOOLCHAINS = {"python": ("harness.py", HARNESS_SOURCE)}
@@ -255,20 +256,27 @@ class LocalSandbox(Sandbox):
         )
 
     async def _stop(self, process: asyncio.subprocess.Process, uid: int | None, is_clean: bool) -> None:
-        """Kill what is left of a run. Under bwrap, killing its process group takes the PID namespace (and
-        every detached grandchild in it) down; without it, a process that left our session is reached
-        only through its uid."""
+        """Kill what is left of a run. Killing bwrap's process group takes the PID namespace (and every
+        detached grandchild in it) down — unless bwrap died before its child set PR_SET_PDEATHSIG (a
+        timeout or cancellation during its set-up, seen under load): that namespace init survives with
+        PPid 1, holding the run's pipes. Whatever left our session is reached through the slot's uid."""
         if process.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
-        if not self.is_isolated and not is_clean and uid is not None and uid >= BASE_UID:
+        if not is_clean and uid is not None and uid >= BASE_UID:
             # kill(-1) as the slot's uid reaches exactly the processes of this run, wherever they moved.
             # setpriv exits without exec'ing kill unless the uid really changed: as root, kill -1 would hit
             # every process on the host. No RLIMIT_NPROC here: a fork bomb at its limit would make the
             # exec fail with EAGAIN.
             killer = await asyncio.create_subprocess_exec(*switch_uid(uid), KILL, "-KILL", "-1", env={})
             await killer.wait()
+        try:
+            # wait() also waits for the pipes to close: bounded, so a survivor we could not reach (no uid
+            # of its own, as an ordinary user) costs a log line, never a slot forever.
+            async with asyncio.timeout(STOP_TIMEOUT_SECONDS):
+                await process.wait()
+        except TimeoutError:
+            log.error("sandbox.unreaped", pid=process.pid, uid=uid)
 
     def _command(
         self, job_dir: Path, toolchain: str, results_fd: int, uid: int | None, seconds: float, filter_fd: int | None
