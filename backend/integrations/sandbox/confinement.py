@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import resource
 import struct
 from dataclasses import dataclass
 
@@ -48,36 +47,6 @@ class RunLimits:
             "--core=0",
             "--",
         ]
-
-
-# --- kept for languages/execute.py, which still starts its own bwrap until it hands jobs to the runner ---
-TMPFS_BYTES = 32 * 1024 * 1024
-LEGACY_MAX_PROCESSES = 32
-
-
-class ProcessLimits:
-    """A `preexec_fn` (forks the calling process: only for languages/execute.py's interim runner)."""
-
-    def __init__(self, uid: int | None, timeout: float, memory_bytes: int) -> None:
-        self.uid = uid
-        self.cpu_seconds = math.ceil(timeout) + 1
-        self.memory_bytes = memory_bytes
-
-    def __call__(self) -> None:
-        os.setsid()
-        for limit, value in (
-            (resource.RLIMIT_CPU, self.cpu_seconds),
-            (resource.RLIMIT_AS, self.memory_bytes),
-            (resource.RLIMIT_NPROC, LEGACY_MAX_PROCESSES),
-            (resource.RLIMIT_FSIZE, MAX_FILE_BYTES),
-            (resource.RLIMIT_NOFILE, MAX_OPEN_FILES),
-            (resource.RLIMIT_CORE, 0),
-        ):
-            resource.setrlimit(limit, (value, value))
-        if self.uid is not None:
-            os.setgroups([])
-            os.setgid(self.uid)
-            os.setuid(self.uid)
 
 
 def switch_uid(uid: int) -> list[str]:

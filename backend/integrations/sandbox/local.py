@@ -26,6 +26,7 @@ import shutil
 import signal
 import tempfile
 import time
+import uuid
 import weakref
 from pathlib import Path
 
@@ -42,10 +43,7 @@ from backend.integrations.sandbox.base import (
     record,
     slot,
 )
-from backend.integrations.sandbox.confinement import (  # noqa: F401 - re-exported for languages/execute.py
-    MAX_PROCESSES,
-    TMPFS_BYTES,
-    ProcessLimits,
+from backend.integrations.sandbox.confinement import (
     RunLimits,
     device_args,
     seccomp_program,
@@ -376,7 +374,7 @@ def python_job(code: str, tests: list[dict], timeout: float, queue_timeout: floa
         stdin=build_job(code, tests),
         timeout_seconds=timeout,
         queue_timeout_seconds=queue_timeout,
-        user=user or "anonymous",
+        user=user or f"anonymous:{uuid.uuid4().hex}",  # no key: no queue of its own to wait in
     )
 
 

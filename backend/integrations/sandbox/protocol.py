@@ -10,7 +10,8 @@ uid (or `SANDBOX_SOCKET_GROUP`) can open, and TCP belongs on loopback or a priva
        "stdin": "...",                        the harness's job, fed on its stdin
        "timeout_seconds": 10,                 wall clock of the run (at most the runner's own maximum)
        "queue_timeout_seconds": 30,           how long it may wait for a slot
-       "user": "42"}                          an opaque key: fair queueing, one running job per key
+       "user": "42"}                          an opaque key: one running job per key, round-robin across
+                                              keys (none: a key of its own)
       200 {"timed_out": bool, "overflow": bool, "clean": bool, "returncode": int | null,
            "report": str, "diagnostics": str, "duration_ms": float}
           `report` is everything the harness wrote on its result channel (JSON lines), `diagnostics`
@@ -30,6 +31,7 @@ of a toolchain the runner knows, stdin and limits; adding a language means addin
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -79,7 +81,8 @@ class Job:
             raise BadJob("timeouts must be numbers") from None
         if not (timeout > 0 and queue_timeout > 0):
             raise BadJob("timeouts must be positive")
-        return cls(toolchain, dict(files), stdin, timeout, queue_timeout, str(body.get("user") or "anonymous")[:200])
+        user = str(body.get("user") or f"anonymous:{uuid.uuid4().hex}")[:200]  # no key: a queue of its own
+        return cls(toolchain, dict(files), stdin, timeout, queue_timeout, user)
 
 
 @dataclass(frozen=True)
