@@ -157,7 +157,10 @@ def get_session() -> AsyncSession:
     session = g.get("db_session")
     if session is None:
         factory = current_app.extensions["db_session_factory"]
-        session = factory(bind=read_engine(), info={READ_ONLY: True}) if g.get("read_only") else factory()
+        if g.get("read_only"):
+            session = factory(bind=read_engine(), sync_session_class=_ReadOnlySyncSession)
+        else:
+            session = factory()
         g.db_session = session
         # Objects loaded before the session existed (the signed-in user, read without an ORM session)
         # join it now, so a handler's changes to them are flushed with the request.
@@ -178,17 +181,20 @@ async def writable_session() -> AsyncSession:
     return get_session()
 
 
-@event.listens_for(Session, "before_flush")
+class _ReadOnlySyncSession(Session):
+    """The ORM session of a `@read_only` request: its listeners below watch it alone, so the sessions of
+    other requests pay nothing for the check."""
+
+
+@event.listens_for(_ReadOnlySyncSession, "before_flush")
 def _refuse_flush_when_read_only(session: Session, _: UOWTransaction, __: object) -> None:
-    if session.info.get(READ_ONLY) and (
-        session.new or session.deleted or any(session.is_modified(obj) for obj in session.dirty)
-    ):
+    if session.new or session.deleted or any(session.is_modified(obj) for obj in session.dirty):
         raise ReadOnlySession("a @read_only request changed objects; use writable_session()")
 
 
-@event.listens_for(Session, "do_orm_execute")
+@event.listens_for(_ReadOnlySyncSession, "do_orm_execute")
 def _refuse_statements_when_read_only(state: ORMExecuteState) -> None:
-    if state.session.info.get(READ_ONLY) and (state.is_insert or state.is_update or state.is_delete):
+    if state.is_insert or state.is_update or state.is_delete:
         raise ReadOnlySession("a @read_only request executed a write; use writable_session()")
 
 
