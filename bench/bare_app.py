@@ -28,15 +28,19 @@ def create_app() -> Quart:
 
 
 def main() -> int:
-    """Serve the bare app exactly as `python -m backend serve` serves ours (same Hypercorn config)."""
-    from hypercorn.run import run
-
+    """Serve the bare app exactly as `python -m backend serve` serves ours: the same Hypercorn config, one
+    worker in this process or the same launcher starting WORKERS of them (backend/server.py)."""
     from backend.config import load_settings
-    from backend.server import hypercorn_config
+    from backend.server import Launcher, _worker, bind, hypercorn_config
 
-    config = hypercorn_config(load_settings())
+    settings = load_settings()
+    config = hypercorn_config(settings)
     config.application_path = "bench.bare_app:create_app()"
-    return run(config)
+    sockets = bind(config)
+    if settings.workers == 1:
+        _worker(config, sockets)
+        return 0
+    return Launcher(config, sockets, settings.workers).run()
 
 
 if __name__ == "__main__":
