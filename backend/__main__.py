@@ -193,10 +193,20 @@ def sandbox_runner(settings: Settings) -> Iterator[int]:
     settings.sandbox_url = os.environ["SANDBOX_URL"]
     if runner.isolation != "isolated":
         print("sandbox: WARNING: submitted code runs WITHOUT isolation (no usable bubblewrap)", file=sys.stderr)
+        if readable := world_readable_secrets(settings):
+            print(f"sandbox: WARNING: {', '.join(readable)} readable by every user: chmod 600", file=sys.stderr)
     try:
         yield 0
     finally:
         runner.stop()
+
+
+def world_readable_secrets(settings: Settings) -> list[str]:
+    """Without namespaces a run sees the host's files as another uid: .env and the SQLite file must be ours."""
+    paths = [".env"]
+    if settings.is_sqlite:
+        paths.append(settings.database_url.split(":///", 1)[-1])
+    return [path for path in paths if os.path.exists(path) and os.stat(path).st_mode & 0o004]
 
 
 def check_external_sandbox(settings: Settings) -> int:

@@ -30,6 +30,7 @@ from backend.app import create_app
 from tests.api.test_exercises import SOLUTION, add_exercise
 from tests.conftest import make_settings
 from tests.helpers import PASSWORD, unique_email
+from tests.runners import start_runner
 from tests.servers import backend_env, free_port, stop, wait_until_serving
 
 MEMORY_MB = 256
@@ -280,8 +281,8 @@ def broken_bwrap() -> Iterator[Path]:
     shutil.rmtree(directory)
 
 
-def test_production_without_isolation_refuses_to_start(tmp_path: Path, broken_bwrap: Path) -> None:
-    env = backend_env(
+def production_env(**settings: str) -> dict[str, str]:
+    return backend_env(
         ENVIRONMENT="production",
         SECRET_KEY="Zq8vR2mN5xT1yK7wL3pB9cF4hJ6dS0aGzQ-prod",
         TOKEN_ENCRYPTION_KEY=Fernet.generate_key().decode(),
@@ -290,12 +291,30 @@ def test_production_without_isolation_refuses_to_start(tmp_path: Path, broken_bw
         CORS_ORIGINS="https://app.codementor.test",
         EMAIL_BACKEND="smtp",
         METRICS_TOKEN="metrics-token-for-this-test",
-        SANDBOX_BWRAP=str(broken_bwrap),
         PORT=str(free_port()),
+        **settings,
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "backend", "serve"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
-    )
+
+
+def serve_once(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "backend", "serve"]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_production_without_isolation_refuses_to_start(tmp_path: Path, broken_bwrap: Path) -> None:
+    result = serve_once(production_env(SANDBOX_BWRAP=str(broken_bwrap)), tmp_path)
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "refusing to start" in lines[0] and "uid map" in lines[0], result.stderr
+
+
+def test_production_refuses_a_shared_runner_that_does_not_isolate(tmp_path: Path, broken_bwrap: Path) -> None:
+    runner = start_runner(sandbox_bwrap=str(broken_bwrap), sandbox_require_isolation=False)  # a dev runner
+    try:
+        assert runner.isolation == "unisolated"
+        result = serve_once(production_env(SANDBOX_URL=runner.url), tmp_path)
+    finally:
+        runner.stop()
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "does not isolate" in lines[0], result.stderr
