@@ -34,6 +34,8 @@ from tests.runners import start_runner
 from tests.servers import backend_env, free_port, stop, wait_until_serving
 
 MEMORY_MB = 256
+# Without bubblewrap (development only; production refuses to start) there are no namespaces to test.
+requires_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
 THIS_FILE = str(Path(__file__).resolve())
 RUN_SECONDS = 3
 PROBE_TEST = {"name": "probe", "call": "probe()", "expected": "None"}
@@ -147,6 +149,7 @@ async def test_submitted_code_holds_no_socket(client: httpx.AsyncClient, server:
     assert await probe(client, server, SOCKETS) == []
 
 
+@requires_bwrap
 async def test_submitted_code_reaches_no_secret_file_or_service(client: httpx.AsyncClient, server: Server) -> None:
     targets = {
         "files": [str(server.directory / name) for name in (".env", "codementor.db", "codementor.db-wal")]
@@ -247,6 +250,7 @@ def probe():
 """
 
 
+@requires_bwrap
 async def test_one_run_holds_at_most_its_memory_cap(client: httpx.AsyncClient, server: Server) -> None:
     files, children, in_children, in_parent = await probe(client, server, HOARD)
     assert children <= 4  # a small process limit per run
