@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from sqlalchemy import select
 
 from backend.models.chat import LLMUsage
@@ -50,3 +53,17 @@ async def test_spent_budget_stops_hints_grading_generation_and_chat(
     async with app.extensions["db_session_factory"]() as session:
         usage = await session.scalar(select(LLMUsage).where(LLMUsage.user_id == user_id))
         assert usage is not None and (usage.requests, usage.prompt_tokens, usage.completion_tokens) == (2, 84, 34)
+
+
+def test_only_the_gateway_hands_out_the_apps_llm() -> None:
+    """A feature that took the app's LLM itself would spend tokens the budget never sees."""
+    # They build it, wrap it, or say where it lives.
+    allowed = {"app.py", "api/guards.py", "jobs/inprocess.py", "jobs/__init__.py", "integrations/llm/__init__.py"}
+    backend = Path(__file__).resolve().parents[2] / "backend"
+    offenders = [
+        str(path.relative_to(backend))
+        for path in backend.rglob("*.py")
+        if str(path.relative_to(backend)) not in allowed
+        and re.search(r'extensions(\.get\(|\[)"llm"|context\.llm\b(?!_for)', path.read_text())
+    ]
+    assert offenders == []
