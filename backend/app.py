@@ -6,7 +6,8 @@ import gc
 
 import structlog
 from quart import Quart
-from quart_schema import QuartSchema
+from quart.json.provider import DefaultJSONProvider
+from quart_schema import QuartSchema, Tag
 
 from backend import __version__
 from backend.api import register_blueprints
@@ -27,7 +28,7 @@ from backend.services.submissions import fail_abandoned as fail_abandoned_submis
 
 log = structlog.get_logger(__name__)
 
-OPENAPI_TAGS = [
+OPENAPI_TAGS: list[Tag | dict] = [
     {"name": "health", "description": "Service root, liveness and readiness."},
     {"name": "auth", "description": "Registration, login, sessions, email flows and OAuth."},
     {"name": "users", "description": "Profiles, onboarding, progress and achievements."},
@@ -35,11 +36,6 @@ OPENAPI_TAGS = [
     {"name": "chat", "description": "Conversations with the AI tutor."},
     {"name": "github", "description": "Linked repositories and AI code reviews."},
 ]
-SECURITY_SCHEMES = {
-    "bearerAuth": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"},
-    # Browsers: the httpOnly cookie set at login, plus the X-CSRF-Token header on unsafe methods.
-    "cookieAuth": {"type": "apiKey", "in_": "cookie", "name": "access_token"},
-}
 
 
 def create_app(settings: Settings | None = None) -> Quart:
@@ -66,13 +62,13 @@ def create_app(settings: Settings | None = None) -> Quart:
             ),
         },
         tags=OPENAPI_TAGS,
-        security_schemes=SECURITY_SCHEMES,
         openapi_provider_class=APIDocument,  # adds the problem, 204 and 302 responses of every route
         swagger_ui_path=None,  # our own /docs serves Swagger UI from local files (api/docs.py)
         redoc_ui_path=None,
         scalar_ui_path=None,
     )
-    app.json.sort_keys = False  # type: ignore[attr-defined]  (fields in the order the schemas declare)
+    assert isinstance(app.json, DefaultJSONProvider)  # quart-schema's provider extends it
+    app.json.sort_keys = False  # fields in the order the schemas declare
     serialize_models_directly(app)
     register_middleware(app, settings)
     register_error_handlers(app)

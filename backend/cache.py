@@ -95,6 +95,7 @@ class MemoryCache(Cache):
     async def incr(self, key: str, ttl: float) -> int:
         now = time.monotonic()
         item = self._items.get(key)
+        expires_at: float | None
         if item is None or (item[1] is not None and item[1] <= now):
             count, expires_at = 1, now + ttl
         else:

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_SECRET_KEY_LENGTH = 32
@@ -309,7 +310,7 @@ def load_settings() -> Settings:
         raise ConfigError(f"configuration error: {problems}") from None
 
 
-def _describe(item: dict) -> str:
+def _describe(item: ErrorDetails) -> str:
     field = ".".join(str(part) for part in item["loc"]).upper()
     message = str(item["msg"]).removeprefix("Value error, ")
     return f"{field}: {message}" if field else message

@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import structlog
-from quart import Blueprint, Response, after_this_request, current_app, g, request
+from quart import Blueprint, after_this_request, current_app, g, request
+from quart.typing import ResponseTypes
 from quart_schema import tag_blueprint, validate_request, validate_response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -91,7 +92,7 @@ def signed_in(user: User, tokens: auth_service.IssuedTokens) -> TokenPayload:
     secure = config.is_production
 
     @after_this_request
-    async def _set_cookies(response: Response) -> Response:
+    async def _set_cookies(response: ResponseTypes) -> ResponseTypes:
         response.set_cookie(
             ACCESS_COOKIE,
             tokens.access_token,
@@ -134,7 +135,7 @@ def signed_out() -> None:
     secure = settings().is_production
 
     @after_this_request
-    async def _clear_cookies(response: Response) -> Response:
+    async def _clear_cookies(response: ResponseTypes) -> ResponseTypes:
         for name, path in ((ACCESS_COOKIE, "/"), (REFRESH_COOKIE, REFRESH_COOKIE_PATH), (CSRF_COOKIE, "/")):
             response.delete_cookie(name, path=path, secure=secure, samesite="Lax", httponly=name != CSRF_COOKIE)
         return response

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
 import structlog
@@ -55,8 +55,8 @@ def sse(event: str, data: BaseModel) -> bytes:
     return f"event: {event}\ndata: {data.model_dump_json()}\n\n".encode()
 
 
-def event_stream(events: AsyncIterator[chat_service.StreamEvent]) -> Response:
-    async def body() -> AsyncIterator[bytes]:
+def event_stream(events: AsyncGenerator[chat_service.StreamEvent, None]) -> Response:
+    async def body() -> AsyncGenerator[bytes, None]:
         try:
             async with aclosing(encoded(events)) as frames:  # a client gone closes the service's stream at once
                 async for frame in frames:
@@ -76,7 +76,7 @@ def event_stream(events: AsyncIterator[chat_service.StreamEvent]) -> Response:
     return response
 
 
-async def encoded(events: AsyncIterator[chat_service.StreamEvent]) -> AsyncIterator[bytes]:
+async def encoded(events: AsyncGenerator[chat_service.StreamEvent, None]) -> AsyncGenerator[bytes, None]:
     """The service's events as SSE frames."""
     async with aclosing(events):
         async for event in events:

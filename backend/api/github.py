@@ -287,7 +287,7 @@ async def receive_github_webhook() -> tuple[WebhookAccepted, int]:
     event = github_service.WebhookEvent(
         event=request.headers.get("X-GitHub-Event"),
         delivery_id=request.headers.get("X-GitHub-Delivery"),
-        body=await request.get_data(),
+        body=await request.get_data(cache=True, as_text=False, parse_form_data=False),
         signature=request.headers.get("X-Hub-Signature-256"),
     )
     queued = await github_service.handle_webhook(get_session(), settings(), event)

@@ -58,7 +58,8 @@ async def get_health() -> Response:
     # A ready Response skips quart-schema's per-response conversion of a dict (a pydantic
     # TypeAdapter each time): this route is hit by every probe, so it stays as lean as it can.
     uptime = round(time.monotonic() - STARTED_AT, 3)
-    return current_app.json.response({"status": "ok", "version": __version__, "uptime_seconds": uptime})
+    body = current_app.json.dumps({"status": "ok", "version": __version__, "uptime_seconds": uptime})
+    return current_app.response_class(f"{body}\n", content_type="application/json")
 
 
 @bp.get("/health/ready")

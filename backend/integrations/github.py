@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from typing import TypeVar
 
 import requests
@@ -165,7 +166,7 @@ class GitHubClient:
                     updated_at=_utc(pull.updated_at),
                     html_url=pull.html_url,
                 )
-                for pull in pulls[:MAX_PULLS]
+                for pull in islice(pulls, MAX_PULLS)
             ]
 
         return await _call("list_open_pulls", fetch)
@@ -184,7 +185,7 @@ class GitHubClient:
                     deletions=item.deletions or 0,
                     sha=item.sha,
                 )
-                for item in pull.get_files()[:MAX_PULL_FILES]
+                for item in islice(pull.get_files(), MAX_PULL_FILES)
             ]
             return PullFiles(head_sha=pull.head.sha, files=files, html_url=pull.html_url)
 

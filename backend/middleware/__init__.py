@@ -14,7 +14,8 @@ from backend.middleware.request_context import RequestMiddleware
 def register_middleware(app: Quart, settings: Settings) -> None:
     # Request ids, the access log, metrics, security headers and CORS: one ASGI layer around the app,
     # which sees every response as it leaves (errors included) and logs and measures the final one.
-    app.asgi_app = RequestMiddleware(app.asgi_app, settings)  # type: ignore[method-assign]
+    # (Quart types its ASGI app with per-kind scope TypedDicts, the middleware with plain ASGI mappings.)
+    app.asgi_app = RequestMiddleware(app.asgi_app, settings)  # type: ignore[method-assign, arg-type, assignment]
     register_rate_limit_headers(app)
     register_input_guards(app)
     if settings.proxy_trusted_hops:

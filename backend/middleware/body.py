@@ -7,7 +7,8 @@ as a database error.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import MutableMapping
+from typing import Any, cast
 
 from quart import Quart, Request, request
 from quart.routing import QuartRule
@@ -30,7 +31,7 @@ class JSONRequest(Request):
 
     _url_rule: QuartRule | None = None
 
-    @property  # type: ignore[override]
+    @property
     def url_rule(self) -> QuartRule | None:
         return self._url_rule
 
@@ -38,7 +39,7 @@ class JSONRequest(Request):
     def url_rule(self, rule: QuartRule | None) -> None:
         self._url_rule = rule
         if rule is not None:
-            self.scope[ROUTE_KEY] = rule.rule
+            cast("MutableMapping[str, Any]", self.scope)[ROUTE_KEY] = rule.rule  # an ASGI extension key
 
     async def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
         if not (force or self.is_json):

@@ -110,6 +110,6 @@ class Submission(Base):
     feedback: Mapped[str | None] = mapped_column(Text)
     strengths: Mapped[list[str]] = mapped_column(JSON, default=list)
     improvements: Mapped[list[str]] = mapped_column(JSON, default=list)
-    rubric: Mapped[dict[str, float] | None] = mapped_column(JSON)
+    rubric: Mapped[dict[str, float | None] | None] = mapped_column(JSON)  # None: a part not scored
     duration_ms: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -3,11 +3,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, StringConstraints, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from backend.schemas.common import ErrorCode, Id, Page
-from backend.schemas.users import plain_text
+from backend.schemas.users import STRIP_HTML
 
 MAX_MESSAGE_CHARS = 5000
 DEFAULT_TITLE = "New conversation"
@@ -19,7 +19,7 @@ def _not_blank(value: str) -> str:
     return value
 
 
-Title = plain_text(1, 200)  # plain text: HTML stripped, like a profile's name
+Title = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S"), STRIP_HTML]  # like a name
 # Verbatim (it carries code), but not blank: the schema states that as a pattern.
 MessageText = Annotated[
     str,

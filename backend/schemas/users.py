@@ -75,17 +75,12 @@ def _https_url(value: str) -> str:
     return value
 
 
-def plain_text(min_length: int, max_length: int) -> Any:
-    # The before-validator wraps the constrained string: lengths are checked on the cleaned text. A required
-    # text needs a non-blank character (what strip() keeps), which the OpenAPI schema states as a pattern.
-    pattern = r"\S" if min_length > 0 else None
-    constraints = StringConstraints(min_length=min_length, max_length=max_length, pattern=pattern)
-    return Annotated[str, constraints, BeforeValidator(strip_html)]
-
-
-DisplayName = plain_text(1, NAME_MAX)
-Bio = plain_text(0, BIO_MAX)
-CareerGoals = plain_text(1, CAREER_GOALS_MAX)
+# Plain text: the before-validator wraps the constrained string, so lengths are checked on the cleaned text.
+# A required text needs a non-blank character (what strip() keeps), which the OpenAPI schema states as a pattern.
+STRIP_HTML = BeforeValidator(strip_html)
+DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX, pattern=r"\S"), STRIP_HTML]
+Bio = Annotated[str, StringConstraints(max_length=BIO_MAX), STRIP_HTML]
+CareerGoals = Annotated[str, StringConstraints(min_length=1, max_length=CAREER_GOALS_MAX, pattern=r"\S"), STRIP_HTML]
 # A host name, an optional port, then anything without whitespace: documented and enforced alike.
 HTTPS_URL_PATTERN = r"^https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#]\S*)?$"
 AvatarUrl = Annotated[str, Field(max_length=URL_MAX, pattern=HTTPS_URL_PATTERN), AfterValidator(_https_url)]
@@ -143,7 +138,7 @@ class UserUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: DisplayName = None  # optional, never null (see _not_null): the schema says string, not null
+    name: DisplayName | SkipJsonSchema[None] = None  # optional, never null (see _not_null): the schema says string
     bio: Bio | None = None
     avatar_url: AvatarUrl | None = None
     programming_language: ProgrammingLanguage | None = None
@@ -151,7 +146,7 @@ class UserUpdate(BaseModel):
     career_goals: CareerGoals | None = None
     learning_style: LearningStyle | None = None
     time_commitment: TimeCommitment | None = None
-    timezone: TimeZone = None
+    timezone: TimeZone | SkipJsonSchema[None] = None
 
     @field_validator("name", "timezone", mode="before")
     @classmethod
@@ -207,7 +202,7 @@ class OnboardingAnswers(BaseModel):
     time_commitment: TimeCommitment | SkipJsonSchema[None] = None
 
     @model_serializer(mode="wrap")
-    def _only_answered(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+    def _only_answered(self, handler: SerializerFunctionWrapHandler):
         # No return annotation: the document keeps the fields' schema (each optional, never null).
         return {field: value for field, value in handler(self).items() if value is not None}
 

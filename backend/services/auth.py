@@ -18,10 +18,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import CursorResult, RowMapping, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -259,7 +259,7 @@ async def refresh(
         .where(RefreshToken.id == token.id, RefreshToken.rotated_at.is_(None))
         .values(rotated_at=moment)
     )
-    if claimed.rowcount != 1:
+    if cast(CursorResult[Any], claimed).rowcount != 1:
         await revoke_sessions(session, settings, cache, user.id, session_ids=[auth_session.id], reason="token_reused")
         security_log.warning("auth.refresh_token_reused", user_id=user.id, session_id=auth_session.id, ip=client.ip)
         raise TokenReused()
@@ -286,7 +286,7 @@ ALIVE_SESSION_USER = (
 )
 
 
-def detached_user(row: Mapping[str, Any]) -> User:
+def detached_user(row: Mapping[str, Any] | RowMapping) -> User:
     """A `User` from a row of every column, as if loaded and then detached: adding it to a session later
     makes it persistent without a query, and changes to it are then flushed as usual."""
     user = User.__mapper__.class_manager.new_instance()
@@ -516,6 +516,6 @@ async def _redeem(session: AsyncSession, token: str, purpose: str) -> OneTimeTok
         .where(OneTimeToken.id == one_time.id, OneTimeToken.used_at.is_(None))
         .values(used_at=moment)
     )
-    if claimed.rowcount != 1:  # redeemed concurrently by another request
+    if cast(CursorResult[Any], claimed).rowcount != 1:  # redeemed concurrently by another request
         raise OneTimeTokenInvalid()
     return one_time

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 
@@ -375,7 +375,7 @@ def _estimated_usage(llm: LLM, turn: Turn, text: str, started: float) -> Usage |
 
 async def stream_turn(
     session_factory: async_sessionmaker[AsyncSession], llm: LLM, turn: Turn
-) -> AsyncIterator[StreamEvent]:
+) -> AsyncGenerator[StreamEvent, None]:
     """Relay the reply as it comes and store it when it ends: `complete`, or `partial` when the LLM breaks
     off (an error event follows) or the client goes away (Quart cancels us; nothing is sent after)."""
     assert turn.reply is not None

@@ -153,9 +153,10 @@ async def daily(session: AsyncSession, user: User) -> Assignment:
         row, exercise = current
         return _assignment(user, exercise, row, False)
 
-    exercise = await _choose(session, user)
-    if exercise is None:
+    chosen = await _choose(session, user)
+    if chosen is None:
         raise NoExerciseLeft()
+    exercise = chosen
     try:
         async with session.begin_nested():
             row = UserExercise(
@@ -169,10 +170,10 @@ async def daily(session: AsyncSession, user: User) -> Assignment:
             )
             session.add(row)
     except IntegrityError:  # a concurrent first request of the day won: serve its assignment
-        row = await _assignment_on(session, user, day)
-        if row is None:
+        won = await _assignment_on(session, user, day)
+        if won is None:
             raise
-        return _assignment(user, await session.get_one(Exercise, row.exercise_id), row, False)
+        return _assignment(user, await session.get_one(Exercise, won.exercise_id), won, False)
     log.info("exercise.assigned", user_id=user.id, exercise_id=exercise.id, day=day.isoformat())
     return _assignment(user, exercise, row, True)
 

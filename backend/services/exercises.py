@@ -121,7 +121,7 @@ async def list_exercises(
     exercise_type: str | None,
     limit: int,
     offset: int,
-) -> tuple[Sequence[Row[Any]], int]:
+) -> tuple[Sequence[Row[*tuple[Any, ...]]], int]:
     """A page of summaries (rows with the summary's fields) and the total that match."""
     conditions = [visible_to(user)]
     if language is not None:

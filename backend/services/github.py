@@ -367,8 +367,8 @@ async def _auto_review(session: AsyncSession, payload: dict[str, Any]) -> int | 
         .where(Repository.github_id == github_id, Repository.auto_review.is_(True))
         .order_by(Repository.id)
     )
-    head = pull.get("head") if isinstance(pull.get("head"), dict) else {}
-    head_ref = head.get("ref") if isinstance(head.get("ref"), str) else None
+    head = pull.get("head")
+    head_ref = head.get("ref") if isinstance(head, dict) and isinstance(head.get("ref"), str) else None
     queued: int | None = None
     for repository in repositories:
         review = await _queue_review(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from datetime import UTC, date, datetime, timedelta
 
@@ -165,7 +165,7 @@ class BudgetedLLM(LLM):
         await self.record(completion.usage)
         return completion
 
-    async def stream(self, prompt: Prompt) -> AsyncIterator[StreamItem]:
+    async def stream(self, prompt: Prompt) -> AsyncGenerator[StreamItem, None]:
         await self.check()
         started = time.perf_counter()
         parts: list[str] = []

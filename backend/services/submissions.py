@@ -17,10 +17,10 @@ import contextlib
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -335,6 +335,7 @@ async def fail_abandoned(session_factory: async_sessionmaker[AsyncSession]) -> i
     except (SQLAlchemyError, OSError) as error:
         log.warning("exercise.abandoned_sweep_failed", error_type=type(error).__name__)
         return 0
-    if result.rowcount:
-        log.warning("exercise.abandoned_submissions", count=result.rowcount)
-    return result.rowcount
+    swept = cast(CursorResult[Any], result).rowcount  # an UPDATE's result
+    if swept:
+        log.warning("exercise.abandoned_submissions", count=swept)
+    return swept

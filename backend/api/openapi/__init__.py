@@ -285,7 +285,7 @@ class APIDocument(OpenAPIProvider):
     def build_paths(self, rule: Rule) -> tuple[dict, dict]:
         paths, components = super().build_paths(rule)
         func = self._app.view_functions[rule.endpoint]
-        declared = getattr(func, PROBLEMS_ATTRIBUTE, frozenset())
+        declared: frozenset[int] = getattr(func, PROBLEMS_ATTRIBUTE, frozenset())
         redirect = getattr(func, REDIRECT_ATTRIBUTE, None)
         response_models = getattr(func, QUART_SCHEMA_RESPONSE_ATTRIBUTE, {})
         for path, methods in paths.items():

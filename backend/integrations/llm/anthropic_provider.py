@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -84,7 +84,7 @@ class AnthropicProvider(LLM):
             )
             return Completion(text, usage)
 
-    async def stream(self, prompt: Prompt) -> AsyncIterator[StreamItem]:
+    async def stream(self, prompt: Prompt) -> AsyncGenerator[StreamItem, None]:
         started = time.perf_counter()
         model, input_tokens, output_tokens, is_finished = self.model, 0, 0, False
         stream = await first_answer(  # until the answer starts; each event then has the SDK's own timeout

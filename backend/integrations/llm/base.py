@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from types import ModuleType
@@ -121,7 +121,7 @@ class LLM(ABC):
         still validate it: a model may ignore the instruction)."""
 
     @abstractmethod
-    def stream(self, prompt: Prompt) -> AsyncIterator[StreamItem]:
+    def stream(self, prompt: Prompt) -> AsyncGenerator[StreamItem, None]:
         """Text deltas as they arrive, then a final `Usage`. Close it (`aclose`) to stop early."""
 
     async def close(self) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
 import structlog
@@ -29,7 +29,7 @@ class FallbackLLM(LLM):
             self._log_fallback(error)
         return await self.fallback.complete(prompt, json_mode=json_mode)
 
-    async def stream(self, prompt: Prompt) -> AsyncIterator[StreamItem]:
+    async def stream(self, prompt: Prompt) -> AsyncGenerator[StreamItem, None]:
         has_output = False
         try:
             async with aclosing(self.primary.stream(prompt)) as items:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from backend.integrations.llm.base import LLM, Attempt, Completion, Prompt, StreamItem, Usage
 from backend.integrations.llm.tokens import count_tokens
@@ -166,7 +166,7 @@ class OfflineTutor(LLM):
         text, usage = self._answer(prompt)
         return Completion(text, usage)
 
-    async def stream(self, prompt: Prompt) -> AsyncIterator[StreamItem]:
+    async def stream(self, prompt: Prompt) -> AsyncGenerator[StreamItem, None]:
         text, usage = self._answer(prompt)
         for word in re.findall(r"\S+\s*|\s+", text):  # word by word, like a model would
             yield word

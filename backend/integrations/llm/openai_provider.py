@@ -8,7 +8,7 @@ server understands it.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -79,7 +79,7 @@ class OpenAIProvider(LLM):
             text = response.choices[0].message.content or ""
             return Completion(text, self._usage(prompt, text, response.model, response.usage, started))
 
-    async def stream(self, prompt: Prompt) -> AsyncIterator[StreamItem]:
+    async def stream(self, prompt: Prompt) -> AsyncGenerator[StreamItem, None]:
         started = time.perf_counter()
         parts: list[str] = []
         model, reported, is_finished = None, None, False

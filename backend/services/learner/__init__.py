@@ -263,7 +263,8 @@ async def blocked_topics(session: AsyncSession, user_id: int, day: date) -> set[
     ).all()
     by_day: dict[date, set[str]] = {}
     for assigned_for, topics in rows:
-        by_day.setdefault(assigned_for, set()).update(str(t).strip().lower() for t in topics or [])
+        if assigned_for is not None:  # always, given the filter; the column itself is nullable
+            by_day.setdefault(assigned_for, set()).update(str(t).strip().lower() for t in topics or [])
     if len(by_day) < 2:
         return set()
     first, second = by_day.values()

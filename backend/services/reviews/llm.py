@@ -17,6 +17,7 @@ from backend.integrations.llm import ChatTurn, LLMError, Prompt
 from backend.jobs import JobContext
 from backend.services.llm_gateway import BudgetExceeded
 from backend.services.reviews.selection import Collected, ReviewFailed, Target
+from backend.services.static_review import SourceFile
 
 MAX_PROMPT_CHARS = 150_000  # all files together, with line numbers; past it files are skipped, not cut
 REVIEW_MAX_TOKENS = 4096
@@ -139,7 +140,8 @@ def _ranges(lines: set[int]) -> str:
 
 def fit_prompt_budget(collected: Collected) -> None:
     """Keep whole files while they fit in MAX_PROMPT_CHARS; the rest are skipped (a cut file misleads)."""
-    used, kept = 0, []
+    used = 0
+    kept: list[SourceFile] = []
     for source in collected.files:
         size = len(source.text) + 8 * source.text.count("\n") + len(source.path) + 40
         if used + size > MAX_PROMPT_CHARS and kept:

@@ -16,7 +16,14 @@ from backend.services.static_review import CODE_SUFFIXES, TEST_FILE, SourceFile
 MAX_FILES = 100
 MAX_FILE_BYTES = 200_000
 
-VENDORED_DIRS = ("vendor/", "node_modules/", "third_party/", "third-party/", "bower_components/", "site-packages/")
+VENDORED_DIRS: tuple[str, ...] = (
+    "vendor/",
+    "node_modules/",
+    "third_party/",
+    "third-party/",
+    "bower_components/",
+    "site-packages/",
+)
 VENDORED_DIRS += (".venv/", "venv/", "Pods/", "external/")
 GENERATED_DIRS = ("dist/", "build/", "__generated__/", "generated/", ".next/", "coverage/", "target/")
 GENERATED_NAMES = frozenset(
