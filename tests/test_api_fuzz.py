@@ -353,6 +353,8 @@ BUSINESS_REJECTIONS = {
     "PUT /api/v1/exercises/difficulty": [422],
     # A conversation started from a submission with an `exercise_id` that is not that submission's exercise.
     "POST /api/v1/chat/conversations": [422],
+    # A language that is not graded on this machine (which ones are depends on the installed toolchains).
+    "POST /api/v1/exercises/generate": [422],
 }
 
 
