@@ -97,6 +97,12 @@ TimeZone = Annotated[
 ]
 
 
+def _never_null(schema: dict[str, Any]) -> None:
+    """The document's type for a field that may be left out but is refused as null (see `_not_null`)."""
+    if "anyOf" in schema:
+        schema.update(next(option for option in schema.pop("anyOf") if option != {"type": "null"}))
+
+
 class UserRead(BaseModel):
     """A user: everything the SPA shows about the signed-in student."""
 
@@ -138,7 +144,7 @@ class UserUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: DisplayName | SkipJsonSchema[None] = None  # optional, never null (see _not_null): the schema says string
+    name: DisplayName | None = Field(None, json_schema_extra=_never_null)  # optional, but never null
     bio: Bio | None = None
     avatar_url: AvatarUrl | None = None
     programming_language: ProgrammingLanguage | None = None
@@ -146,7 +152,7 @@ class UserUpdate(BaseModel):
     career_goals: CareerGoals | None = None
     learning_style: LearningStyle | None = None
     time_commitment: TimeCommitment | None = None
-    timezone: TimeZone | SkipJsonSchema[None] = None
+    timezone: TimeZone | None = Field(None, json_schema_extra=_never_null)
 
     @field_validator("name", "timezone", mode="before")
     @classmethod
