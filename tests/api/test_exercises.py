@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,7 +57,8 @@ def fake_llm(openai_server: FakeOpenAI) -> FakeOpenAI:
 
 async def add_exercise(app: Quart, **overrides: Any) -> int:
     values: dict[str, Any] = {
-        "slug": f"add-numbers-{overrides.get('slug_suffix', '')}{id(overrides)}",
+        # A fresh suffix per call: id() of a dict freed in a loop comes back, and slugs are unique.
+        "slug": f"add-numbers-{overrides.get('slug_suffix', '')}{uuid.uuid4().hex[:12]}",
         "title": "Add two numbers",
         "description": "Write `add_numbers(first, second)` returning their sum.",
         "starter_code": STARTER,
