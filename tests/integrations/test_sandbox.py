@@ -530,6 +530,22 @@ async def test_run_program_test_holds_no_other_test_input(isolated: LocalSandbox
     assert result.status == "passed", [outcome.actual for outcome in result.results]
 
 
+async def test_run_program_test_stdin_comes_whole_through_a_pipe(isolated: LocalSandbox) -> None:
+    """Stdin is a pipe grown to fit (memfd is refused in the sandbox): an exercise's largest input (50,000
+    characters, 150 KB here: over a pipe's default 64 KiB) arrives whole; one larger than any pipe may hold
+    fails with a message that says so, and the next test still runs."""
+    code = "import sys\nprint(len(sys.stdin.read()))\n"
+    tests = [
+        {"name": "largest", "stdin": "\u20ac" * 50_000, "expected_stdout": "50000"},
+        {"name": "too large", "stdin": "x" * 2 * 1024 * 1024, "expected_stdout": str(2 * 1024 * 1024)},
+        {"name": "small", "stdin": "abc", "expected_stdout": "3"},
+    ]
+    result = await isolated.run(code, tests)
+    largest, too_large, small = result.results
+    assert largest.passed and small.passed, result.results
+    assert not too_large.passed and "larger than the sandbox's stdin pipe can hold" in too_large.message
+
+
 async def test_run_failures_name_only_builtin_exceptions(isolated: LocalSandbox) -> None:
     code = (
         "def add(a, b):\n"

@@ -8,6 +8,7 @@ import time
 if __package__:  # in the repository; in the sandbox the parts are one file and these are defined above
     from backend.integrations.sandbox.harness.child import OUTPUT_LIMIT, VALUE_TOO_LARGE, describe
     from backend.integrations.sandbox.harness.supervise import (
+        InputTooLarge,
         Supervisor,
         child_source,
         max_fd,
@@ -96,7 +97,11 @@ class Harness(Supervisor):
     def run_program(self, index, stdin_data):
         self.begin(index)
         started = time.perf_counter()
-        child = self.spawn("program", stdin_data=stdin_data)
+        try:
+            child = self.spawn("program", stdin_data=stdin_data)
+        except InputTooLarge as error:
+            self.emit(event="program", index=index, stdout="", error=str(error), truncated=False, ms=0.0)
+            return
         child.send(self.compiled)
         child.closing = True
         self.collect(child)

@@ -20,6 +20,9 @@ if __package__:  # in the repository; in the sandbox the parts are one file and 
     )
 
 
+F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032  # on Linux; fcntl names them only since Python 3.10
+
+
 def protect_self():
     """PR_SET_DUMPABLE=0: other processes of our uid (the user's code) can no longer ptrace us, read our
     memory or reopen our file descriptors through /proc. PR_SET_CHILD_SUBREAPER: orphaned grandchildren
@@ -56,6 +59,40 @@ def child_source(path):
     return source[source.index("import builtins") : source.index("# " + "--- the harness")] + (
         "\nchild_main(sys.argv[1])\n"
     )
+
+
+class InputTooLarge(Exception):
+    """A program test's stdin is larger than a pipe can hold."""
+
+
+def input_pipe(text):
+    """The read end of a pipe that already holds all of `text` (its write end closed): a program test's
+    stdin. Not a memfd: the sandbox refuses memfd_create, whose files no memory cap bounds. The pipe is
+    grown to fit (F_SETPIPE_SZ, up to /proc/sys/fs/pipe-max-size: 1 MiB by default, while an exercise's
+    stdin is at most 50,000 characters); InputTooLarge if it cannot hold the data."""
+    import fcntl
+
+    data = text.encode("utf-8", "surrogatepass")
+    read_fd, write_fd = os.pipe()
+    try:
+        if len(data) > fcntl.fcntl(write_fd, F_GETPIPE_SZ):
+            try:  # noqa: SIM105 - contextlib would cost ~2 ms of every start
+                fcntl.fcntl(write_fd, F_SETPIPE_SZ, len(data))
+            except OSError:  # over pipe-max-size, or the uid's pipe-user-pages-soft
+                pass
+        os.set_blocking(write_fd, False)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write_fd, view) :]
+    except BlockingIOError:
+        os.close(read_fd)
+        raise InputTooLarge(
+            f"the test's input ({len(data)} bytes) is larger than the sandbox's stdin pipe can hold "
+            f"({fcntl.fcntl(write_fd, F_GETPIPE_SZ)} bytes)"
+        ) from None
+    finally:
+        os.close(write_fd)
+    return read_fd
 
 
 def make_loads():
@@ -137,19 +174,15 @@ class Supervisor:
             data = data[os.write(self.results_fd, data) :]
 
     def spawn(self, mode, stdin_data=None):
-        """Fork, and exec a fresh interpreter running the child's program on descriptors 0-4 only."""
+        """Fork, and exec a fresh interpreter running the child's program on descriptors 0-4 only.
+        InputTooLarge (before anything is started) when `stdin_data` does not fit in a pipe."""
         import fcntl
 
+        stdin_fd = os.open(os.devnull, os.O_RDONLY) if stdin_data is None else input_pipe(stdin_data)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         cmd_r, cmd_w = os.pipe()
         val_r, val_w = os.pipe() if mode == "call" else (None, None)
-        stdin_fd = os.memfd_create("stdin") if stdin_data is not None else os.open(os.devnull, os.O_RDONLY)
-        if stdin_data is not None:
-            encoded = stdin_data.encode("utf-8", "surrogatepass")
-            while encoded:
-                encoded = encoded[os.write(stdin_fd, encoded) :]
-            os.lseek(stdin_fd, 0, os.SEEK_SET)
         argv = [sys.executable, "-I", "-S", "-c", self.child_program, mode]
         pid = os.fork()
         if pid == 0:
