@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import errno
 import os
 import shutil
 import subprocess
@@ -225,9 +226,20 @@ def shared_memory():
         libc.shmdt(ctypes.c_void_p(address))  # detached, the segment stays, outside every rlimit
         held += 16
     return held
+def memfd_files():
+    held = 0
+    try:
+        while held < 1024:
+            with open(os.memfd_create('hoard'), 'wb', closefd=False) as f:  # the descriptor stays open
+                for _ in range(8):
+                    f.write(b'x' * MB)
+            held += 8
+    except OSError:
+        pass
+    return held
 def probe():
     files = sum(fill(path) for path in ('/dev/hoard', '/dev/shm/hoard', '/tmp/hoard', '/hoard', '/tmp/hoard2'))
-    files += shared_memory()
+    files += shared_memory() + memfd_files()
     read_end, write_end = os.pipe()
     children = 0
     for _ in range(20):
@@ -256,6 +268,23 @@ async def test_one_run_holds_at_most_its_memory_cap(client: httpx.AsyncClient, s
     assert children <= 4  # a small process limit per run
     assert files + in_children + in_parent <= MEMORY_MB, (files, children, in_children, in_parent)
     assert in_parent >= 8  # the run could still use memory: the cap is not a broken sandbox
+
+
+MEMFD = """
+import os
+def probe():
+    try:
+        os.close(os.memfd_create('hoard'))
+    except OSError as error:
+        return error.errno
+    return 'created'
+"""
+
+
+@requires_bwrap
+async def test_memfd_files_are_refused(client: httpx.AsyncClient, server: Server) -> None:
+    # A memfd file lives outside RLIMIT_AS and /tmp's size: the sandbox's seccomp filter refuses it.
+    assert await probe(client, server, MEMFD) == errno.EPERM
 
 
 async def test_a_flooding_user_does_not_delay_another(client: httpx.AsyncClient, server: Server) -> None:

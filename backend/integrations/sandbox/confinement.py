@@ -77,10 +77,13 @@ def system_links() -> list[str]:
 
 # --- seccomp: what no rlimit bounds ------------------------------------------------------------------
 # SysV shared memory lives in the run's IPC namespace, outside every process's RLIMIT_AS and every tmpfs
-# size: shmget is refused (EPERM). So are system calls of a foreign ABI (x32, i386 via int 0x80), which
-# would bypass a filter written for the native numbers. A classic BPF program for bwrap's --seccomp.
+# size: shmget is refused (EPERM). So is memfd_create: a memfd file is bounded only by RLIMIT_FSIZE, and a
+# process may hold RLIMIT_NOFILE of them (the harness gives stdin through a pipe instead). So are system
+# calls of a foreign ABI (x32, i386 via int 0x80), which would bypass a filter written for the native
+# numbers. A classic BPF program for bwrap's --seccomp.
 AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 SHMGET = {"x86_64": 29, "aarch64": 194}
+MEMFD_CREATE = {"x86_64": 319, "aarch64": 279}
 X32_SYSCALL_BIT = 0x40000000
 SECCOMP_RET_ALLOW = 0x7FFF0000
 SECCOMP_RET_ERRNO = 0x00050000
@@ -99,8 +102,9 @@ def seccomp_program() -> bytes | None:
         (jeq, 1, 0, AUDIT_ARCH[machine]),
         (ret, 0, 0, deny),
         (load, 0, 0, 0),  # seccomp_data.nr
-        (jge, 2, 0, X32_SYSCALL_BIT),
-        (jeq, 1, 0, SHMGET[machine]),
+        (jge, 3, 0, X32_SYSCALL_BIT),
+        (jeq, 2, 0, SHMGET[machine]),
+        (jeq, 1, 0, MEMFD_CREATE[machine]),
         (ret, 0, 0, SECCOMP_RET_ALLOW),
         (ret, 0, 0, deny),
     ]
