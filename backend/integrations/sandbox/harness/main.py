@@ -99,8 +99,8 @@ class Harness(Supervisor):
         started = time.perf_counter()
         try:
             child = self.spawn("program", stdin_data=stdin_data)
-        except InputTooLarge as error:
-            self.emit(event="program", index=index, stdout="", error=str(error), truncated=False, ms=0.0)
+        except InputTooLarge as too_large:
+            self.emit(event="program", index=index, stdout="", error=str(too_large), truncated=False, ms=0.0)
             return
         child.send(self.compiled)
         child.closing = True
