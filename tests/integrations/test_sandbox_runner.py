@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -19,6 +21,7 @@ from backend.integrations.sandbox import RunnerSandbox, SandboxUnavailable
 from backend.integrations.sandbox.fairness import FairQueue, QueueTimeout
 from backend.integrations.sandbox.process import RunnerProcess
 from tests.runners import start_runner
+from tests.servers import backend_env
 
 ADD = "def add(a, b):\n    return a + b\n"
 TESTS = [{"name": "adds", "call": "add(1, 2)", "expected": "3"}]
@@ -127,3 +130,28 @@ async def test_a_runner_that_dies_is_restarted() -> None:
     finally:
         await sandbox.close()
         runner.stop()
+
+
+def test_runner_stops_on_sigterm_quietly_with_a_client_connected(tmp_path) -> None:
+    """SIGTERM (systemd, docker stop, Ctrl-C of `python -m backend`) while the API holds a keep-alive
+    connection: exit 0 with no traceback in the log."""
+    socket_path = tmp_path / "runner.sock"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "backend", "sandbox", "--listen", f"unix://{socket_path}", "--max-concurrency", "1"],
+        env=backend_env(SANDBOX_LOG_FORMAT="console"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("sandbox: ready")
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket_path)), base_url="http://sandbox") as http:
+            assert http.get("/v1/status").status_code == 200  # the connection stays open (keep-alive)
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0
+    assert "Traceback" not in stderr and "CancelledError" not in stderr, stderr

@@ -99,6 +99,12 @@ class Runner:
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
+        except asyncio.CancelledError:
+            # Only at shutdown: asyncio.run cancels the handlers of connections still open (the API keeps
+            # one alive). A cancelled handler task makes asyncio's stream callback raise from
+            # task.exception(), which printed a traceback on every SIGTERM; a job it was running has
+            # already been cancelled (and its processes killed) on the way here.
+            return
         except RequestTooLarge:
             with contextlib.suppress(ConnectionError):
                 write_response(writer, 413, {"error": "too_large", "detail": f"at most {MAX_REQUEST_BYTES} bytes"})
