@@ -28,6 +28,13 @@ async def seed(app: Quart) -> None:
         await session.commit()
 
 
+def midday_today() -> datetime:
+    """Today at 12:00 UTC: the same day as the reads (streaks), but never within the early-bird or
+    night-owl hours, so the achievements a test expects do not depend on when the suite runs (it failed
+    between 22:00 and 04:00 UTC, when every completion also unlocked night_owl)."""
+    return datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+
+
 async def complete(app: Quart, user_id: int, *, at: datetime | None = None, **overrides: Any) -> CompletionResult:
     """One completed exercise, committed. Defaults: a fresh key, grade 80, one hint, 5 minutes."""
     values: dict[str, Any] = {
@@ -43,7 +50,7 @@ async def complete(app: Quart, user_id: int, *, at: datetime | None = None, **ov
         values["exercise_id"] = await _support_exercise(app)
     async with app.extensions["db_session_factory"]() as session:
         user = await session.get_one(User, user_id)
-        result = await progress_service.record_completion(session, user, at=at or datetime.now(UTC), **values)
+        result = await progress_service.record_completion(session, user, at=at or midday_today(), **values)
         await session.commit()
     return result
 
