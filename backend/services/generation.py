@@ -69,7 +69,7 @@ def system_prompt(language: Language) -> str:
         return GENERATE_SYSTEM
     head = GENERATE_SYSTEM[: GENERATE_SYSTEM.index('"tests" (at least')]
     return (
-        head.replace("e.g. a function whose body is `pass`", 'e.g. a function that throws "not implemented"')
+        head.replace("e.g. a function whose body is `pass`", 'e.g. a function that throws "write your solution here"')
         + NEUTRAL_TESTS
         + f" starter_code and solution are {language.title} (a plain script defining the function, no imports"
         " or exports needed; a program reads standard input)."

@@ -166,7 +166,7 @@ def generated_in_javascript(**overrides: Any) -> dict[str, Any]:
     exercise = {
         "title": "Multiply two numbers",
         "description": "Write `multiply(a, b)`.",
-        "starter_code": 'function multiply(a, b) {\n  throw new Error("not implemented");\n}\n',
+        "starter_code": 'function multiply(a, b) {\n  throw new Error("write your solution here");\n}\n',
         "solution": "function multiply(a, b) {\n  return a * b;\n}\n",
         "difficulty": "easy",
         "exercise_type": "algorithm",
