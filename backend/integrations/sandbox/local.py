@@ -28,6 +28,7 @@ import tempfile
 import time
 import uuid
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
@@ -289,31 +290,15 @@ class LocalSandbox(Sandbox):
         wrappers = self.limits.prlimit(seconds) + (switch_uid(uid) if uid is not None else [])
         if not self.is_isolated:
             return [*wrappers, PYTHON, "-I", "-S", str(job_dir / harness_file), *harness_args]
-        assert self.bwrap is not None
         return [
             *wrappers,
-            self.bwrap,
-            "--unshare-all",
-            # The harness is the namespace's init: processes inside cannot signal it (not even SIGKILL),
-            # orphans are reparented to it for reaping, and when it exits the kernel kills the rest.
-            "--as-pid-1",
-            "--die-with-parent",
-            "--new-session",
-            "--clearenv",
-            "--cap-drop", "ALL",
-            "--ro-bind", "/usr", "/usr",
-            *system_links(),
-            "--proc", "/proc",
-            *device_args(),
-            "--size", str(self.limits.tmpfs_bytes), "--tmpfs", "/tmp",  # noqa: S108 - the sandbox's own, sized
-            "--ro-bind", str(job_dir), "/job",
-            # Last: bwrap's root is an unbounded tmpfs; read-only, nothing but /tmp can hold data.
-            "--remount-ro", "/",
-            "--chdir", "/job",
-            "--hostname", "sandbox",
-            *(["--seccomp", str(filter_fd)] if filter_fd is not None else []),
-            PYTHON, "-I", "-S", f"/job/{harness_file}", *harness_args,
-        ]  # fmt: skip
+            *self._confine(job_dir, filter_fd),
+            PYTHON,
+            "-I",
+            "-S",
+            f"/job/{harness_file}",
+            *harness_args,
+        ]
 
     def _language_command(
         self, job_dir: Path, name: str, results_fd: int, uid: int | None, seconds: float, filter_fd: int | None
@@ -328,17 +313,25 @@ class LocalSandbox(Sandbox):
         limits[1:1] = [f"--as={toolchain.address_space_bytes}", f"--nproc={toolchain.max_processes}"]
         wrappers = limits + (switch_uid(uid) if uid is not None else [])
         binds = [arg for source, target in toolchain.ro_binds for arg in ("--ro-bind", source, target)]
+        environment = ["--setenv", "PATH", "/usr/bin", "--setenv", "HOME", "/tmp"]  # noqa: S108 - its own tmpfs
+        confinement = self._confine(job_dir, filter_fd, environment=environment, binds=binds)
+        return [*wrappers, *confinement, *toolchain.command, "--results-fd", str(results_fd)]
+
+    def _confine(
+        self, job_dir: Path, filter_fd: int | None, *, environment: Sequence[str] = (), binds: Sequence[str] = ()
+    ) -> list[str]:
+        """bwrap and its arguments: the one confinement every toolchain runs under (docs/SECURITY.md)."""
         assert self.bwrap is not None
         return [
-            *wrappers,
             self.bwrap,
             "--unshare-all",
+            # The harness is the namespace's init: processes inside cannot signal it (not even SIGKILL),
+            # orphans are reparented to it for reaping, and when it exits the kernel kills the rest.
             "--as-pid-1",
             "--die-with-parent",
             "--new-session",
             "--clearenv",
-            "--setenv", "PATH", "/usr/bin",
-            "--setenv", "HOME", "/tmp",  # noqa: S108 - the sandbox's own tmpfs
+            *environment,
             "--cap-drop", "ALL",
             "--ro-bind", "/usr", "/usr",
             *system_links(),
@@ -347,11 +340,11 @@ class LocalSandbox(Sandbox):
             *device_args(),
             "--size", str(self.limits.tmpfs_bytes), "--tmpfs", "/tmp",  # noqa: S108 - the sandbox's own, sized
             "--ro-bind", str(job_dir), "/job",
+            # Last: bwrap's root is an unbounded tmpfs; read-only, nothing but /tmp can hold data.
             "--remount-ro", "/",
             "--chdir", "/job",
             "--hostname", "sandbox",
             *(["--seccomp", str(filter_fd)] if filter_fd is not None else []),
-            *toolchain.command, "--results-fd", str(results_fd),
         ]  # fmt: skip
 
 
