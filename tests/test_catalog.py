@@ -138,3 +138,24 @@ def test_validation_errors_name_the_file(tmp_path: Path) -> None:
     missing = _valid_toml("missing-hints").replace("hints = ", "hintz = ")
     with pytest.raises(CatalogError, match=re.escape("missing-hints.toml: missing keys ['hints']")):
         load_exercise(_write(tmp_path, "missing-hints.toml", missing))
+
+
+def test_a_language_part_may_be_a_file_of_its_own(tmp_path: Path) -> None:
+    """`<language>/<slug>.toml` holds that language's table; a broken one, or one given twice, names its file."""
+    javascript = load_exercise(catalog.EXERCISES_DIR / "reverse-words.toml").variants["javascript"]
+    (tmp_path / "go").mkdir()
+    go_part = 'starter_code = "func reverseWords(s string) string { return \\"\\" }"\nsolution = "func x() {}"\n'
+    (tmp_path / "go" / "split-one.toml").write_text(go_part)
+    neutral_table = '\n[neutral]\nfunction = "reverse_words"\n'
+    spec = load_exercise(_write(tmp_path, "split-one.toml", _valid_toml("split-one") + neutral_table))
+    assert spec.variants["go"].starter_code.startswith("func reverseWords")
+    assert spec.variants["go"].tests == javascript.tests  # graded on the same neutral cases
+
+    (tmp_path / "go" / "split-two.toml").write_text("starter_code = ")
+    with pytest.raises(CatalogError, match=re.escape("go/split-two.toml: ")):
+        load_exercise(_write(tmp_path, "split-two.toml", _valid_toml("split-two")))
+
+    (tmp_path / "go" / "split-three.toml").write_text(go_part)
+    inline = _valid_toml("split-three") + "\n[go]\n" + go_part
+    with pytest.raises(CatalogError, match=re.escape("both a table of split-three.toml and a file of its own")):
+        load_exercise(_write(tmp_path, "split-three.toml", inline))

@@ -11,7 +11,8 @@ of the function an authored call case calls; `cases`, authored language-neutral 
 per language
 (`[javascript]`: `starter_code`, `solution`, and `description`/`hints` where the Python ones would
 mislead). Every other language is graded on the neutral cases: the ones derived from the Python tests plus
-the authored ones.
+the authored ones. A language's table may instead be a file of its own, `exercises/<language>/<slug>.toml`
+holding the same keys at its top level (one folder per language keeps each language's code together).
 """
 
 from __future__ import annotations
@@ -200,12 +201,23 @@ def _parse_variants(data: dict[str, Any], examples: list[dict], tests: list[dict
 
 
 def load_exercise(path: Path) -> ExerciseSpec:
-    """Read and validate one exercise file."""
+    """Read and validate one exercise file, with its per-language files (`<language>/<slug>.toml` next to it)."""
+    where = path.name
     try:
         with path.open("rb") as fh:
-            return _parse(tomllib.load(fh), path)
+            data = tomllib.load(fh)
+        for language in VARIANT_LANGUAGES:
+            part = path.parent / language / path.name
+            if part.is_file():
+                where = f"{language}/{path.name}"
+                if language in data:
+                    raise ValueError(f"[{language}] is both a table of {path.name} and a file of its own")
+                with part.open("rb") as fh:
+                    data[language] = tomllib.load(fh)
+        where = path.name
+        return _parse(data, path)
     except (tomllib.TOMLDecodeError, ValueError, TypeError) as exc:
-        raise CatalogError(f"{path.name}: {exc}") from exc
+        raise CatalogError(f"{where}: {exc}") from exc
 
 
 @functools.cache
