@@ -32,6 +32,12 @@ RUN apt-get update \
     && groupadd --system --gid 10001 codementor \
     && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home --shell /usr/sbin/nologin \
         codementor
+# The JDK grades the Java exercises (javac and java, both run in the sandbox); openjdk's postinst needs the
+# man directory that the slim image leaves out.
+RUN mkdir -p /usr/share/man/man1 \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends openjdk-17-jdk-headless \
+    && rm -rf /var/lib/apt/lists/*
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1

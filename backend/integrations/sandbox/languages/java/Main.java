@@ -1,0 +1,1140 @@
+// The Java grading harness: the trusted program that runs *inside* the sandbox (never on the server).
+//
+// Compiled with the submission (Solution.java) into one artifact, then started as
+// `java ... -cp <artifact> codementor.Main --results-fd N` with the job on stdin, exactly as harness.js:
+//   {"tests": [{"function": name, "args": [...]} | {"ops": [[name, [args...]], ...]} | {"stdin": str}],
+//    "output_cap": int, "test_timeout_ms": int}
+// The job never holds an expected value: the server compares what is reported here with the expectations.
+// Events go to descriptor N, one JSON object per line, in harness.js's shapes (started / import_error /
+// begin / output / call / program / done); values are the tagged value tree of base.decode.
+//
+// What a submission looks like (docs/LANGUAGES.md, "Java"):
+// - a call runs a method of class `Solution` named as the case says (camelCase): static, or an instance
+//   method of a `new Solution()`; overloads are told apart by arity and by which one the JSON arguments
+//   convert to (int/long/double/boolean/char/String, boxed types, BigInteger/BigDecimal, arrays, List,
+//   Set, Deque, Iterable, Iterator, Map, Optional, enums and records, nested; `null` for references);
+// - a sequence of ops constructs the class the first op names (a top-level class of Solution.java, or a
+//   class nested in Solution) and calls its methods; `__iter__` iterates the instance;
+// - a program test runs `Solution.main` with the test's stdin.
+// Results go back as values: numbers, booleans, strings and chars, null, arrays, collections (a Set as a
+// set), maps, iterators and streams (their items), Optional (its value or null), records and Map.Entry
+// (as lists of their components).
+//
+// Each call runs on a thread of its own, in a thread group of its own, with a time limit: output is
+// attributed to the test whose thread group printed it, and a call over the limit is abandoned (stopped)
+// and reported "timed out". Programs run in-process too, each from a fresh class loader (its statics
+// fresh), with System.in/out/err routed per test and System.exit trapped: a child JVM per test would cost
+// ~0.3 s each. None of this is a security boundary: the sandbox around this process is (and a submission
+// that reached the result descriptor could only claim values, never pass).
+package codementor;
+
+import java.io.ByteArrayOutputStream;
+import java.io.FileOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.lang.reflect.Array;
+import java.lang.reflect.Constructor;
+import java.lang.reflect.Executable;
+import java.lang.reflect.GenericArrayType;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
+import java.lang.reflect.Modifier;
+import java.lang.reflect.ParameterizedType;
+import java.lang.reflect.RecordComponent;
+import java.lang.reflect.Type;
+import java.lang.reflect.TypeVariable;
+import java.lang.reflect.WildcardType;
+import java.math.BigDecimal;
+import java.math.BigInteger;
+import java.net.URL;
+import java.net.URLClassLoader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.security.Permission;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collection;
+import java.util.Comparator;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.LinkedList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalDouble;
+import java.util.OptionalInt;
+import java.util.OptionalLong;
+import java.util.Set;
+import java.util.SortedMap;
+import java.util.SortedSet;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.BaseStream;
+
+public final class Main {
+    static final int MAX_DEPTH = 64;
+    static final int MAX_ITEMS = 32768;
+    static final int MAX_ITERATED = 100000;
+    static final long STACK_BYTES = 64L * 1024 * 1024; // each test's thread: deep recursion works as in Python
+    static final String SOLUTION = "Solution";
+
+    static OutputStream results;
+    static int outputCap;
+    static long timeoutMs;
+    static final Sink DISCARD = new Sink(0);
+    static volatile TestGroup current; // the running test: output of threads outside any test group goes here
+
+    private Main() {}
+
+    public static void main(String[] argv) throws Exception {
+        int fd = 3;
+        for (int i = 0; i + 1 < argv.length; i++) {
+            if (argv[i].equals("--results-fd")) fd = Integer.parseInt(argv[i + 1]);
+        }
+        results = new FileOutputStream("/proc/self/fd/" + fd);
+        Map<?, ?> job = (Map<?, ?>) new Json(new String(System.in.readAllBytes(), StandardCharsets.UTF_8)).parse();
+        outputCap = ((Number) job.get("output_cap")).intValue();
+        timeoutMs = ((Number) job.get("test_timeout_ms")).longValue();
+        System.setOut(new PrintStream(new Router(false), true, StandardCharsets.UTF_8));
+        System.setErr(new PrintStream(new Router(true), true, StandardCharsets.UTF_8));
+        System.setIn(new InRouter());
+        System.setSecurityManager(new Guard()); // its deprecation warning goes to the discarding sink
+        emit("{\"event\": \"started\"}");
+        List<?> tests = (List<?>) job.get("tests");
+        List<Integer> calls = new ArrayList<>();
+        for (int i = 0; i < tests.size(); i++) {
+            if (!((Map<?, ?>) tests.get(i)).containsKey("stdin")) calls.add(i);
+        }
+        // A test that timed out and kept running after being stopped would slow every later one: stop there.
+        boolean stuck = !calls.isEmpty() && runCalls(tests, calls);
+        for (int i = 0; i < tests.size() && !stuck; i++) {
+            Map<?, ?> test = (Map<?, ?>) tests.get(i);
+            if (test.containsKey("stdin")) stuck = runProgram(i, (String) test.get("stdin"));
+        }
+        emit("{\"event\": \"done\"}");
+        Guard.leaving = true;
+        Runtime.getRuntime().halt(0); // threads a submission left behind do not keep the run alive
+    }
+
+    // --- calls ------------------------------------------------------------------------------------------
+
+    /** Runs every call and ops test; true when one timed out and could not be stopped. The calls after a
+     * timed-out one are not run (as in harness.js): the run is a timeout. */
+    static boolean runCalls(List<?> tests, List<Integer> calls) {
+        ClassLoader loader = Main.class.getClassLoader();
+        // The "import": initialising the classes the tests name runs their static initialisers.
+        Set<String> names = new LinkedHashSet<>();
+        for (int index : calls) {
+            Map<?, ?> test = (Map<?, ?>) tests.get(index);
+            names.add(test.containsKey("ops") ? (String) ((List<?>) ((List<?>) test.get("ops")).get(0)).get(0) : SOLUTION);
+        }
+        Outcome loaded = timed(null, () -> {
+            for (String name : names) {
+                Class<?> found = findClass(name, loader, false);
+                if (found != null) Class.forName(found.getName(), true, loader);
+            }
+            return null;
+        });
+        if (loaded.error != null) {
+            emit(object("event", "import_error", "message", loaded.timedOut ? "timed out" : loaded.error));
+            emit(object("event", "output", "test", null, "stdout", loaded.group.out.text(), "stderr", loaded.group.err.text()));
+            return loaded.stuck;
+        }
+        flushOutput(null, loaded.group);
+        Object[] instance = new Object[1]; // the Solution instance for instance methods, made at first use
+        for (int index : calls) {
+            Map<?, ?> test = (Map<?, ?>) tests.get(index);
+            emit(object("event", "begin", "index", index));
+            long started = System.nanoTime();
+            Outcome outcome = timed(index, () -> test.containsKey("ops")
+                    ? encode(runOps((List<?>) test.get("ops"), loader))
+                    : encode(callFunction((String) test.get("function"), (List<?>) test.get("args"), loader, instance)));
+            double ms = (System.nanoTime() - started) / 1e6;
+            flushOutput(index, outcome.group);
+            String error = outcome.timedOut ? "timed out" : outcome.error;
+            emit(object("event", "call", "index", index, "value", error == null ? new Raw((String) outcome.value) : null,
+                    "error", error, "exception", error == null || outcome.timedOut ? null : outcome.exception, "ms", ms));
+            if (outcome.timedOut) return outcome.stuck; // the rest would most likely loop too
+        }
+        return false;
+    }
+
+    static Object callFunction(String name, List<?> args, ClassLoader loader, Object[] instance) throws Throwable {
+        Class<?> solution = findClass(SOLUTION, loader, true);
+        Invocation call = resolve(solution, name, args, false);
+        Object target = null;
+        if (!Modifier.isStatic(call.executable.getModifiers())) {
+            if (instance[0] == null) instance[0] = construct(solution, List.of());
+            target = instance[0];
+        }
+        return invoke(call, target);
+    }
+
+    static List<Object> runOps(List<?> ops, ClassLoader loader) throws Throwable {
+        List<?> first = (List<?>) ops.get(0);
+        Class<?> type = findClass((String) first.get(0), loader, true);
+        Object object = construct(type, (List<?>) first.get(1));
+        List<Object> out = new ArrayList<>();
+        out.add(null);
+        for (Object op : ops.subList(1, ops.size())) {
+            String name = (String) ((List<?>) op).get(0);
+            List<?> args = (List<?>) ((List<?>) op).get(1);
+            if (name.equals("__iter__")) {
+                out.add(items(object, "an instance of " + type.getSimpleName()));
+                continue;
+            }
+            out.add(invoke(resolve(object.getClass(), name, args, true), object));
+        }
+        return out;
+    }
+
+    static Object construct(Class<?> type, List<?> args) throws Throwable {
+        if (type.isInterface() || Modifier.isAbstract(type.getModifiers())) {
+            throw new InstantiationException(type.getSimpleName() + " is abstract: it cannot be constructed");
+        }
+        if (type.isMemberClass() && !Modifier.isStatic(type.getModifiers())) {
+            throw new InstantiationException(type.getSimpleName() + " is an inner class: declare it static");
+        }
+        return invoke(resolve(type, "<init>", args, false), null);
+    }
+
+    record Invocation(Executable executable, Object[] arguments) {}
+
+    /** The method (or constructor) `name` that accepts these JSON arguments, with them converted. */
+    static Invocation resolve(Class<?> type, String name, List<?> args, boolean instanceOnly) throws Exception {
+        List<Executable> candidates = new ArrayList<>();
+        if (name.equals("<init>")) {
+            candidates.addAll(Arrays.asList(type.getDeclaredConstructors()));
+        } else {
+            Set<String> seen = new LinkedHashSet<>();
+            for (Class<?> c = type; c != null && c != Object.class; c = c.getSuperclass()) {
+                for (Method m : c.getDeclaredMethods()) {
+                    if (m.getName().equals(name) && !m.isSynthetic() && !m.isBridge() && seen.add(signature(m))) candidates.add(m);
+                }
+            }
+            for (Method m : type.getMethods()) {
+                if (m.getName().equals(name) && !m.isBridge() && seen.add(signature(m))) candidates.add(m);
+            }
+        }
+        // Deterministic order: exact arity before varargs, then by signature.
+        candidates.sort(Comparator.comparing((Executable e) -> e.isVarArgs()).thenComparing(Main::signature));
+        boolean any = false;
+        for (Executable candidate : candidates) {
+            if (instanceOnly && Modifier.isStatic(candidate.getModifiers())) continue;
+            any = true;
+            Object[] converted = convertArguments(candidate, args);
+            if (converted != null) {
+                candidate.setAccessible(true);
+                return new Invocation(candidate, converted);
+            }
+        }
+        String what = name.equals("<init>") ? "constructor" : "method " + name;
+        if (!any) throw new NoSuchMethodException(type.getSimpleName() + " has no " + what);
+        throw new IllegalArgumentException("no " + what + " of " + type.getSimpleName() + " accepts "
+                + args.size() + " argument" + (args.size() == 1 ? "" : "s") + " of types (" + kinds(args) + ")");
+    }
+
+    static String signature(Executable e) {
+        return e.getName() + Arrays.toString(e.getParameterTypes());
+    }
+
+    static String kinds(List<?> args) {
+        List<String> kinds = new ArrayList<>();
+        for (Object arg : args) kinds.add(Convert.kind(arg));
+        return String.join(", ", kinds);
+    }
+
+    static Object[] convertArguments(Executable e, List<?> args) {
+        Type[] types = e.getGenericParameterTypes();
+        Class<?>[] raw = e.getParameterTypes();
+        int n = types.length;
+        if (types.length != raw.length) return null; // an inner class's hidden outer parameter
+        try {
+            if (!e.isVarArgs() || (args.size() == n && Convert.fits(args.get(n - 1), types[n - 1]))) {
+                if (args.size() != n) return null;
+                Object[] out = new Object[n];
+                for (int i = 0; i < n; i++) out[i] = Convert.to(args.get(i), types[i]);
+                return out;
+            }
+            if (args.size() < n - 1) return null;
+            Object[] out = new Object[n];
+            for (int i = 0; i < n - 1; i++) out[i] = Convert.to(args.get(i), types[i]);
+            Type component = types[n - 1] instanceof GenericArrayType g ? g.getGenericComponentType() : raw[n - 1].getComponentType();
+            Object rest = Array.newInstance(raw[n - 1].getComponentType(), args.size() - n + 1);
+            for (int i = n - 1; i < args.size(); i++) Array.set(rest, i - n + 1, Convert.to(args.get(i), component));
+            out[n - 1] = rest;
+            return out;
+        } catch (Convert.Mismatch | IllegalArgumentException mismatch) {
+            return null;
+        }
+    }
+
+    static Object invoke(Invocation call, Object target) throws Throwable {
+        try {
+            if (call.executable instanceof Constructor<?> c) return c.newInstance(call.arguments);
+            return ((Method) call.executable).invoke(target, call.arguments);
+        } catch (InvocationTargetException e) {
+            throw e.getCause();
+        }
+    }
+
+    /** The class `name` of the submission: top-level in Solution.java, or nested in Solution. */
+    static Class<?> findClass(String name, ClassLoader loader, boolean required) throws ClassNotFoundException {
+        for (String candidate : List.of(name, SOLUTION + "$" + name)) {
+            try {
+                return Class.forName(candidate, false, loader);
+            } catch (ClassNotFoundException | LinkageError e) {
+                // try the next
+            }
+        }
+        if (!required) return null;
+        throw new ClassNotFoundException("no class " + name + " in Solution.java (declare it without a package)");
+    }
+
+    // --- programs ---------------------------------------------------------------------------------------
+
+    /** Runs Solution.main with `stdin`, from a fresh class loader; true when it timed out and could not be stopped. */
+    static boolean runProgram(int index, String stdin) {
+        emit(object("event", "begin", "index", index));
+        long started = System.nanoTime();
+        byte[] input = stdin.getBytes(StandardCharsets.UTF_8);
+        URLClassLoader loader = new URLClassLoader(classPath(), ClassLoader.getPlatformClassLoader());
+        Outcome outcome = timedProgram(index, input, () -> {
+            Method main = findClass(SOLUTION, loader, true).getMethod("main", String[].class);
+            if (!Modifier.isStatic(main.getModifiers())) throw new NoSuchMethodException("Solution.main must be static");
+            main.setAccessible(true);
+            invoke(new Invocation(main, new Object[] {new String[0]}), null);
+            return null;
+        });
+        double ms = (System.nanoTime() - started) / 1e6;
+        TestGroup group = outcome.group;
+        boolean truncated = group.out.overflowed;
+        String error = truncated ? "output limit exceeded" : outcome.timedOut ? "timed out" : outcome.error;
+        String stdout = group.out.text();
+        emit(object("event", "program", "index", index, "stdout", stdout, "error", error, "truncated", truncated, "ms", ms));
+        emit(object("event", "output", "test", index, "stdout", stdout, "stderr", group.err.text()));
+        try {
+            loader.close();
+        } catch (IOException ignored) {
+            // nothing was opened for writing
+        }
+        return outcome.timedOut && outcome.stuck;
+    }
+
+    static URL[] classPath() {
+        List<URL> urls = new ArrayList<>();
+        for (String entry : System.getProperty("java.class.path").split(java.io.File.pathSeparator)) {
+            try {
+                urls.add(Path.of(entry).toUri().toURL());
+            } catch (IOException e) {
+                // an entry that is no path is no class source
+            }
+        }
+        return urls.toArray(new URL[0]);
+    }
+
+    // --- running a test on a thread of its own ----------------------------------------------------------
+
+    interface Body {
+        Object run() throws Throwable;
+    }
+
+    static final class Outcome {
+        TestGroup group;
+        Object value;
+        String error;
+        String exception;
+        boolean timedOut;
+        boolean stuck; // timed out and still running after being stopped
+    }
+
+    static Outcome timed(Integer index, Body body) {
+        return runIn(new TestGroup(index, new byte[0], false), body);
+    }
+
+    static Outcome timedProgram(int index, byte[] stdin, Body body) {
+        return runIn(new TestGroup(index, stdin, true), body);
+    }
+
+    @SuppressWarnings({"deprecation", "removal"})
+    static Outcome runIn(TestGroup group, Body body) {
+        Outcome outcome = new Outcome();
+        outcome.group = group;
+        Thread thread = new Thread(group, () -> {
+            try {
+                outcome.value = body.run();
+            } catch (ExitTrap exit) {
+                if (!group.program) {
+                    outcome.error = "System.exit(" + exit.status + ") was called";
+                } else if (exit.status != 0) {
+                    outcome.error = "exited with status " + exit.status;
+                }
+            } catch (OutputLimit limit) {
+                outcome.error = "output limit exceeded";
+            } catch (TooLarge tooLarge) {
+                outcome.error = tooLarge.getMessage();
+            } catch (Throwable error) {
+                outcome.error = describe(error);
+                outcome.exception = builtinName(error);
+                if (group.program) printTrace(error, group);
+            }
+        }, "main", STACK_BYTES);
+        thread.setDaemon(true);
+        current = group;
+        thread.start();
+        try {
+            thread.join(timeoutMs);
+            if (thread.isAlive()) {
+                outcome.timedOut = true;
+                thread.stop(); // the submission may catch it and go on: then the rest of the run is not run
+                thread.join(200);
+                outcome.stuck = thread.isAlive();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } finally {
+            current = null;
+        }
+        return outcome;
+    }
+
+    static Throwable unwrap(Throwable error) {
+        return error instanceof ExceptionInInitializerError init && init.getCause() != null ? init.getCause() : error;
+    }
+
+    static String describe(Throwable thrown) {
+        Throwable error = unwrap(thrown);
+        String message = error.getMessage();
+        String text = error.getClass().getSimpleName() + (message == null || message.isEmpty() ? "" : ": " + message);
+        return text.length() > 300 ? text.substring(0, 300) : text;
+    }
+
+    /** Only the JDK's own exception names: a class of the submission's could carry a hidden test's arguments. */
+    static String builtinName(Throwable error) {
+        Class<?> type = unwrap(error).getClass();
+        boolean jdk = type.getClassLoader() == null && type.getPackageName().startsWith("java.");
+        return jdk ? type.getSimpleName() : null;
+    }
+
+    static void printTrace(Throwable error, TestGroup group) {
+        StringBuilder text = new StringBuilder("Exception in thread \"main\" ").append(error).append('\n');
+        for (StackTraceElement frame : error.getStackTrace()) {
+            if (frame.getClassName().startsWith("jdk.internal.reflect.")) break; // the harness's frames follow
+            text.append("\tat ").append(frame).append('\n');
+        }
+        group.err.append(text.toString().getBytes(StandardCharsets.UTF_8));
+    }
+
+    static void flushOutput(Integer test, TestGroup group) {
+        String out = group.out.text();
+        String err = group.err.text();
+        if (!out.isEmpty() || !err.isEmpty()) emit(object("event", "output", "test", test, "stdout", out, "stderr", err));
+    }
+
+    /** A test's threads: whatever they print goes to its sinks, what they read comes from its stdin. */
+    static final class TestGroup extends ThreadGroup {
+        final Sink out = new Sink(outputCap);
+        final Sink err = new Sink(outputCap);
+        final InputStream in;
+        final boolean program;
+
+        TestGroup(Integer index, byte[] stdin, boolean program) {
+            super("test-" + index);
+            this.in = new java.io.ByteArrayInputStream(stdin);
+            this.program = program;
+        }
+
+        static TestGroup of(Thread thread) {
+            for (ThreadGroup g = thread.getThreadGroup(); g != null; g = g.getParent()) {
+                if (g instanceof TestGroup test) return test;
+            }
+            return current;
+        }
+    }
+
+    static final class Sink {
+        private final ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        private final int cap;
+        volatile boolean overflowed;
+
+        Sink(int cap) {
+            this.cap = cap;
+        }
+
+        synchronized void append(byte[] data) {
+            int room = cap - bytes.size();
+            if (data.length > room) overflowed = true;
+            bytes.write(data, 0, Math.max(0, Math.min(room, data.length)));
+        }
+
+        synchronized String text() {
+            return bytes.toString(StandardCharsets.UTF_8);
+        }
+    }
+
+    static final class Router extends OutputStream {
+        private final boolean err;
+
+        Router(boolean err) {
+            this.err = err;
+        }
+
+        @Override
+        public void write(int b) {
+            write(new byte[] {(byte) b}, 0, 1);
+        }
+
+        @Override
+        public void write(byte[] data, int offset, int length) {
+            TestGroup group = TestGroup.of(Thread.currentThread());
+            Sink sink = group == null ? DISCARD : err ? group.err : group.out;
+            if (sink == DISCARD) return;
+            sink.append(Arrays.copyOfRange(data, offset, offset + length));
+            // A program over the cap stops (its output is then reported truncated), as harness.js's child does.
+            if (sink.overflowed && group.program && !err) throw new OutputLimit();
+        }
+    }
+
+    static final class InRouter extends InputStream {
+        private static InputStream source() {
+            TestGroup group = TestGroup.of(Thread.currentThread());
+            return group == null ? InputStream.nullInputStream() : group.in;
+        }
+
+        @Override
+        public int read() throws IOException {
+            return source().read();
+        }
+
+        @Override
+        public int read(byte[] buffer, int offset, int length) throws IOException {
+            return source().read(buffer, offset, length);
+        }
+
+        @Override
+        public int available() throws IOException {
+            return source().available();
+        }
+    }
+
+    static final class ExitTrap extends Error {
+        final int status;
+
+        ExitTrap(int status) {
+            super("System.exit(" + status + ")", null, false, false);
+            this.status = status;
+        }
+    }
+
+    static final class OutputLimit extends Error {
+        OutputLimit() {
+            super("output limit exceeded", null, false, false);
+        }
+    }
+
+    /** Traps System.exit in tests and keeps System.in/out/err routed; everything else is allowed. */
+    @SuppressWarnings("removal")
+    static final class Guard extends SecurityManager {
+        static volatile boolean leaving;
+
+        @Override
+        public void checkPermission(Permission permission) {
+            if (permission instanceof RuntimePermission && !leaving) {
+                String name = permission.getName();
+                if (name.equals("setIO") || name.equals("setSecurityManager")) {
+                    throw new SecurityException("the grader keeps System.in/out/err and the security manager");
+                }
+            }
+        }
+
+        @Override
+        public void checkPermission(Permission permission, Object context) {
+            checkPermission(permission);
+        }
+
+        @Override
+        public void checkExit(int status) {
+            if (!leaving) throw new ExitTrap(status);
+        }
+    }
+
+    // --- values back: harness.js's tagged tree ----------------------------------------------------------
+
+    static final class TooLarge extends RuntimeException {
+        TooLarge() {
+            super("the returned value is too large to compare", null, false, false);
+        }
+    }
+
+    static String encode(Object value) {
+        StringBuilder out = new StringBuilder();
+        new Encoder(out).write(value, 0);
+        return out.toString();
+    }
+
+    static final class Encoder {
+        private final StringBuilder out;
+        private int left = MAX_ITEMS;
+
+        Encoder(StringBuilder out) {
+            this.out = out;
+        }
+
+        void write(Object value, int depth) {
+            if (--left < 0) throw new TooLarge();
+            if (depth > MAX_DEPTH) {
+                tag("other").append(", ");
+                Json.quote(out, "too deeply nested").append(']');
+                return;
+            }
+            if (value == null) {
+                out.append("[\"none\"]");
+            } else if (value instanceof Boolean b) {
+                tag("bool").append(", ").append(b).append(']');
+            } else if (value instanceof Integer || value instanceof Long || value instanceof Short || value instanceof Byte
+                    || value instanceof BigInteger || value instanceof AtomicInteger || value instanceof AtomicLong) {
+                tag("int").append(", \"").append(value).append("\"]");
+            } else if (value instanceof Double || value instanceof Float || value instanceof BigDecimal) {
+                double d = ((Number) value).doubleValue();
+                String text = Double.isNaN(d) ? "nan" : Double.isInfinite(d) ? (d > 0 ? "inf" : "-inf") : value.toString();
+                tag("float").append(", \"").append(text).append("\"]");
+            } else if (value instanceof CharSequence || value instanceof Character) {
+                tag("str").append(", ");
+                Json.quote(out, value.toString()).append(']');
+            } else if (value instanceof Enum<?> e) {
+                tag("str").append(", ");
+                Json.quote(out, e.name()).append(']');
+            } else if (value instanceof Optional<?> o) {
+                write(o.orElse(null), depth);
+            } else if (value instanceof OptionalInt o) {
+                write(o.isPresent() ? (Object) o.getAsInt() : null, depth);
+            } else if (value instanceof OptionalLong o) {
+                write(o.isPresent() ? (Object) o.getAsLong() : null, depth);
+            } else if (value instanceof OptionalDouble o) {
+                write(o.isPresent() ? (Object) o.getAsDouble() : null, depth);
+            } else if (value instanceof Map<?, ?> map) {
+                tag("dict").append(", [");
+                boolean first = true;
+                for (Map.Entry<?, ?> entry : map.entrySet()) {
+                    if (!first) out.append(", ");
+                    first = false;
+                    out.append('[');
+                    write(entry.getKey(), depth + 1);
+                    out.append(", ");
+                    write(entry.getValue(), depth + 1);
+                    out.append(']');
+                }
+                out.append("]]");
+            } else if (value instanceof Set<?> set) {
+                sequence("set", set.iterator(), depth);
+            } else if (value instanceof Map.Entry<?, ?> entry) {
+                sequence("list", Arrays.asList(entry.getKey(), entry.getValue()).iterator(), depth);
+            } else if (value.getClass().isArray()) {
+                int length = Array.getLength(value);
+                if (length > MAX_ITEMS) throw new TooLarge();
+                List<Object> items = new ArrayList<>(length);
+                for (int i = 0; i < length; i++) items.add(Array.get(value, i));
+                sequence("list", items.iterator(), depth);
+            } else if (value instanceof Iterable<?> iterable) {
+                sequence("list", iterable.iterator(), depth);
+            } else if (value instanceof Iterator<?> iterator) {
+                sequence("list", iterator, depth);
+            } else if (value instanceof BaseStream<?, ?> stream) {
+                sequence("list", stream.iterator(), depth);
+            } else if (value.getClass().isRecord()) {
+                List<Object> parts = new ArrayList<>();
+                for (RecordComponent component : value.getClass().getRecordComponents()) {
+                    try {
+                        Method accessor = component.getAccessor();
+                        accessor.setAccessible(true);
+                        parts.add(accessor.invoke(value));
+                    } catch (ReflectiveOperationException e) {
+                        parts.add(null);
+                    }
+                }
+                sequence("list", parts.iterator(), depth);
+            } else {
+                String text;
+                try {
+                    text = String.valueOf(value);
+                } catch (RuntimeException e) {
+                    text = "an object";
+                }
+                tag("other").append(", ");
+                Json.quote(out, text.length() > 200 ? text.substring(0, 200) : text).append(']');
+            }
+        }
+
+        private void sequence(String kind, Iterator<?> items, int depth) {
+            tag(kind).append(", [");
+            int count = 0;
+            while (items.hasNext()) {
+                if (++count > MAX_ITERATED) throw new TooLarge();
+                if (count > 1) out.append(", ");
+                write(items.next(), depth + 1);
+            }
+            out.append("]]");
+        }
+
+        private StringBuilder tag(String name) {
+            return out.append("[\"").append(name).append('"');
+        }
+    }
+
+    /** The items of an instance iterated (`__iter__`): an Iterable, an Iterator or a stream. */
+    static List<Object> items(Object object, String what) {
+        Iterator<?> iterator;
+        if (object instanceof Iterable<?> iterable) iterator = iterable.iterator();
+        else if (object instanceof Iterator<?> it) iterator = it;
+        else if (object instanceof BaseStream<?, ?> stream) iterator = stream.iterator();
+        else throw new UnsupportedOperationException(what + " is not Iterable");
+        List<Object> out = new ArrayList<>();
+        while (iterator.hasNext()) {
+            if (out.size() >= MAX_ITERATED) throw new TooLarge();
+            out.add(iterator.next());
+        }
+        return out;
+    }
+
+    // --- events -----------------------------------------------------------------------------------------
+
+    /** A value already in JSON (an encoded tree). */
+    record Raw(String json) {}
+
+    static String object(Object... pairs) {
+        StringBuilder out = new StringBuilder("{");
+        for (int i = 0; i < pairs.length; i += 2) {
+            if (i > 0) out.append(", ");
+            Json.quote(out, (String) pairs[i]).append(": ");
+            Object value = pairs[i + 1];
+            if (value == null) out.append("null");
+            else if (value instanceof Raw raw) out.append(raw.json);
+            else if (value instanceof String s) Json.quote(out, s);
+            else out.append(value); // numbers and booleans
+        }
+        return out.append('}').toString();
+    }
+
+    static synchronized void emit(String line) {
+        try {
+            results.write((line + "\n").getBytes(StandardCharsets.UTF_8));
+            results.flush();
+        } catch (IOException e) {
+            Guard.leaving = true;
+            Runtime.getRuntime().halt(3); // nobody is listening any more
+        }
+    }
+
+    // --- arguments in: JSON to Java values --------------------------------------------------------------
+
+    static final class Convert {
+        private Convert() {}
+
+        static final class Mismatch extends Exception {
+            Mismatch() {
+                super(null, null, false, false);
+            }
+        }
+
+        static String kind(Object json) {
+            if (json == null) return "null";
+            if (json instanceof Boolean) return "boolean";
+            if (json instanceof Long || json instanceof BigInteger) return "integer";
+            if (json instanceof Double) return "number";
+            if (json instanceof String) return "string";
+            if (json instanceof List) return "array";
+            return "object";
+        }
+
+        static boolean fits(Object json, Type type) {
+            try {
+                to(json, type);
+                return true;
+            } catch (Mismatch e) {
+                return false;
+            }
+        }
+
+        /** The natural Java value of a JSON value, for Object (and type variables): Integer when it fits. */
+        static Object natural(Object json) {
+            if (json instanceof Long l) return l == l.intValue() ? (Object) l.intValue() : l;
+            if (json instanceof List<?> list) {
+                List<Object> out = new ArrayList<>(list.size());
+                for (Object item : list) out.add(natural(item));
+                return out;
+            }
+            if (json instanceof Map<?, ?> map) {
+                Map<String, Object> out = new LinkedHashMap<>();
+                for (Map.Entry<?, ?> entry : map.entrySet()) out.put((String) entry.getKey(), natural(entry.getValue()));
+                return out;
+            }
+            return json; // null, Boolean, BigInteger, Double, String
+        }
+
+        static Object to(Object json, Type type) throws Mismatch {
+            if (type instanceof Class<?> c) return toClass(json, c, null);
+            if (type instanceof ParameterizedType p) return toClass(json, (Class<?>) p.getRawType(), p.getActualTypeArguments());
+            if (type instanceof GenericArrayType g) {
+                if (!(json instanceof List<?> list)) throw new Mismatch();
+                Class<?> component = erase(g.getGenericComponentType());
+                Object out = Array.newInstance(component, list.size());
+                for (int i = 0; i < list.size(); i++) Array.set(out, i, to(list.get(i), g.getGenericComponentType()));
+                return out;
+            }
+            if (type instanceof TypeVariable<?> v) return to(json, v.getBounds()[0]);
+            if (type instanceof WildcardType w) return to(json, w.getUpperBounds()[0]);
+            throw new Mismatch();
+        }
+
+        static Class<?> erase(Type type) {
+            if (type instanceof Class<?> c) return c;
+            if (type instanceof ParameterizedType p) return (Class<?>) p.getRawType();
+            if (type instanceof GenericArrayType g) return Array.newInstance(erase(g.getGenericComponentType()), 0).getClass();
+            if (type instanceof TypeVariable<?> v) return erase(v.getBounds()[0]);
+            if (type instanceof WildcardType w) return erase(w.getUpperBounds()[0]);
+            return Object.class;
+        }
+
+        static Type argument(Type[] arguments, int index) {
+            return arguments == null || arguments.length <= index ? Object.class : arguments[index];
+        }
+
+        static Object toClass(Object json, Class<?> c, Type[] arguments) throws Mismatch {
+            if (c.isPrimitive()) {
+                if (json == null) throw new Mismatch();
+                return primitive(json, c);
+            }
+            if (json == null) {
+                if (c == Optional.class) return Optional.empty();
+                return null;
+            }
+            if (c == Object.class || c == Comparable.class || c == java.io.Serializable.class) {
+                Object value = natural(json);
+                if (c == Comparable.class && !(value instanceof Comparable)) throw new Mismatch();
+                return value;
+            }
+            if (c == Integer.class || c == Long.class || c == Short.class || c == Byte.class || c == Double.class
+                    || c == Float.class || c == Boolean.class || c == Character.class) {
+                return primitive(json, c);
+            }
+            if (c == Number.class) {
+                if (!(json instanceof Number)) throw new Mismatch();
+                return natural(json);
+            }
+            if (c == String.class || c == CharSequence.class) {
+                if (!(json instanceof String)) throw new Mismatch();
+                return json;
+            }
+            if (c == BigInteger.class) {
+                if (json instanceof Long l) return BigInteger.valueOf(l);
+                if (json instanceof BigInteger) return json;
+                throw new Mismatch();
+            }
+            if (c == BigDecimal.class) {
+                if (json instanceof Long l) return BigDecimal.valueOf(l);
+                if (json instanceof BigInteger b) return new BigDecimal(b);
+                if (json instanceof Double d) return BigDecimal.valueOf(d);
+                throw new Mismatch();
+            }
+            if (c == Optional.class) return Optional.ofNullable(to(json, argument(arguments, 0)));
+            if (c.isEnum()) {
+                if (!(json instanceof String s)) throw new Mismatch();
+                for (Object constant : c.getEnumConstants()) {
+                    if (((Enum<?>) constant).name().equals(s)) return constant;
+                }
+                throw new Mismatch();
+            }
+            if (c.isArray()) {
+                if (!(json instanceof List<?> list)) throw new Mismatch();
+                Object out = Array.newInstance(c.getComponentType(), list.size());
+                for (int i = 0; i < list.size(); i++) Array.set(out, i, to(list.get(i), c.getComponentType()));
+                return out;
+            }
+            if (c.isRecord()) return record(json, c);
+            if (json instanceof List<?> list) {
+                Collection<Object> out = collection(c);
+                if (out == null) {
+                    if (c == Iterator.class || c == java.util.ListIterator.class) {
+                        List<Object> items = new ArrayList<>();
+                        for (Object item : list) items.add(to(item, argument(arguments, 0)));
+                        return c == Iterator.class ? items.iterator() : items.listIterator();
+                    }
+                    throw new Mismatch();
+                }
+                for (Object item : list) out.add(to(item, argument(arguments, 0)));
+                return out;
+            }
+            if (json instanceof Map<?, ?> map) {
+                Map<Object, Object> out;
+                if (c.isAssignableFrom(LinkedHashMap.class)) out = new LinkedHashMap<>();
+                else if (c.isAssignableFrom(TreeMap.class)) out = new TreeMap<>();
+                else throw new Mismatch();
+                for (Map.Entry<?, ?> entry : map.entrySet()) {
+                    out.put(key((String) entry.getKey(), argument(arguments, 0)), to(entry.getValue(), argument(arguments, 1)));
+                }
+                return out;
+            }
+            throw new Mismatch();
+        }
+
+        /** A collection of the wanted kind, or null when `c` is none. */
+        static Collection<Object> collection(Class<?> c) {
+            if (c.isAssignableFrom(ArrayList.class)) return new ArrayList<>();
+            if (c.isAssignableFrom(LinkedHashSet.class)) return new LinkedHashSet<>();
+            if (c.isAssignableFrom(ArrayDeque.class)) return new ArrayDeque<>();
+            if (c.isAssignableFrom(LinkedList.class)) return new LinkedList<>();
+            if (c.isAssignableFrom(TreeSet.class) || c == SortedSet.class) return new TreeSet<>();
+            return null;
+        }
+
+        /** A JSON object's key as the map's key type: a string, or a number or character written as one. */
+        static Object key(String key, Type type) throws Mismatch {
+            Class<?> c = erase(type);
+            if (c == String.class || c == Object.class || c == CharSequence.class || c == Comparable.class) return key;
+            try {
+                if (c == Integer.class) return Integer.valueOf(key);
+                if (c == Long.class) return Long.valueOf(key);
+                if (c == BigInteger.class) return new BigInteger(key);
+                if (c == Double.class) return Double.valueOf(key);
+            } catch (NumberFormatException e) {
+                throw new Mismatch();
+            }
+            if (c == Character.class && key.length() == 1) return key.charAt(0);
+            if (c.isEnum()) return to(key, c);
+            throw new Mismatch();
+        }
+
+        static Object record(Object json, Class<?> c) throws Mismatch {
+            RecordComponent[] components = c.getRecordComponents();
+            Object[] values = new Object[components.length];
+            Class<?>[] types = new Class<?>[components.length];
+            for (int i = 0; i < components.length; i++) {
+                types[i] = components[i].getType();
+                Object part;
+                if (json instanceof List<?> list && list.size() == components.length) part = list.get(i);
+                else if (json instanceof Map<?, ?> map && map.size() == components.length && map.containsKey(components[i].getName())) {
+                    part = map.get(components[i].getName());
+                } else {
+                    throw new Mismatch();
+                }
+                values[i] = to(part, components[i].getGenericType());
+            }
+            try {
+                Constructor<?> constructor = c.getDeclaredConstructor(types);
+                constructor.setAccessible(true);
+                return constructor.newInstance(values);
+            } catch (ReflectiveOperationException e) {
+                throw new Mismatch(); // its compact constructor refused the values: no such record
+            }
+        }
+
+        static Object primitive(Object json, Class<?> c) throws Mismatch {
+            if (c == boolean.class || c == Boolean.class) {
+                if (json instanceof Boolean) return json;
+                throw new Mismatch();
+            }
+            if (c == char.class || c == Character.class) {
+                if (json instanceof String s && s.length() == 1) return s.charAt(0);
+                throw new Mismatch();
+            }
+            if (c == double.class || c == Double.class || c == float.class || c == Float.class) {
+                if (!(json instanceof Number n)) throw new Mismatch();
+                return c == double.class || c == Double.class ? (Object) n.doubleValue() : (Object) n.floatValue();
+            }
+            long value;
+            if (json instanceof Long l) {
+                value = l;
+            } else if (json instanceof Double d && d == Math.rint(d) && Math.abs(d) < 0x1p62) {
+                value = d.longValue();
+            } else {
+                throw new Mismatch(); // not an integer, or beyond long
+            }
+            if (c == long.class || c == Long.class) return value;
+            if (c == int.class || c == Integer.class) {
+                if (value != (int) value) throw new Mismatch();
+                return (int) value;
+            }
+            if (c == short.class || c == Short.class) {
+                if (value != (short) value) throw new Mismatch();
+                return (short) value;
+            }
+            if (c == byte.class || c == Byte.class) {
+                if (value != (byte) value) throw new Mismatch();
+                return (byte) value;
+            }
+            throw new Mismatch();
+        }
+    }
+
+    // --- a small JSON reader and string writer ----------------------------------------------------------
+
+    static final class Json {
+        private final String text;
+        private int at;
+
+        Json(String text) {
+            this.text = text;
+        }
+
+        /** Integers as Long (BigInteger beyond), other numbers as Double, objects as LinkedHashMap. */
+        Object parse() {
+            Object value = value();
+            space();
+            if (at != text.length()) throw error();
+            return value;
+        }
+
+        private Object value() {
+            space();
+            if (at >= text.length()) throw error();
+            char c = text.charAt(at);
+            switch (c) {
+                case '{': {
+                    at++;
+                    Map<String, Object> out = new LinkedHashMap<>();
+                    space();
+                    if (peek('}')) return out;
+                    do {
+                        space();
+                        String key = string();
+                        space();
+                        expect(':');
+                        out.put(key, value());
+                        space();
+                    } while (next(','));
+                    expect('}');
+                    return out;
+                }
+                case '[': {
+                    at++;
+                    List<Object> out = new ArrayList<>();
+                    space();
+                    if (peek(']')) return out;
+                    do {
+                        out.add(value());
+                        space();
+                    } while (next(','));
+                    expect(']');
+                    return out;
+                }
+                case '"':
+                    return string();
+                case 't':
+                    return word("true", Boolean.TRUE);
+                case 'f':
+                    return word("false", Boolean.FALSE);
+                case 'n':
+                    return word("null", null);
+                default:
+                    return number();
+            }
+        }
+
+        private Object number() {
+            int start = at;
+            boolean integral = true;
+            while (at < text.length() && "+-0123456789.eE".indexOf(text.charAt(at)) >= 0) {
+                if (".eE".indexOf(text.charAt(at)) >= 0) integral = false;
+                at++;
+            }
+            String digits = text.substring(start, at);
+            try {
+                if (!integral) return Double.valueOf(digits);
+                BigInteger big = new BigInteger(digits);
+                return big.bitLength() < 64 ? (Object) big.longValue() : big;
+            } catch (NumberFormatException e) {
+                throw error();
+            }
+        }
+
+        private String string() {
+            expect('"');
+            StringBuilder out = new StringBuilder();
+            while (true) {
+                if (at >= text.length()) throw error();
+                char c = text.charAt(at++);
+                if (c == '"') return out.toString();
+                if (c != '\\') {
+                    out.append(c);
+                    continue;
+                }
+                char e = text.charAt(at++);
+                switch (e) {
+                    case 'n' -> out.append('\n');
+                    case 't' -> out.append('\t');
+                    case 'r' -> out.append('\r');
+                    case 'b' -> out.append('\b');
+                    case 'f' -> out.append('\f');
+                    case 'u' -> {
+                        out.append((char) Integer.parseInt(text.substring(at, at + 4), 16));
+                        at += 4;
+                    }
+                    default -> out.append(e); // \" \\ \/
+                }
+            }
+        }
+
+        private Object word(String word, Object value) {
+            if (!text.startsWith(word, at)) throw error();
+            at += word.length();
+            return value;
+        }
+
+        private void space() {
+            while (at < text.length() && Character.isWhitespace(text.charAt(at))) at++;
+        }
+
+        private boolean peek(char c) {
+            if (at < text.length() && text.charAt(at) == c) {
+                at++;
+                return true;
+            }
+            return false;
+        }
+
+        private boolean next(char c) {
+            return peek(c);
+        }
+
+        private void expect(char c) {
+            if (!peek(c)) throw error();
+        }
+
+        private IllegalArgumentException error() {
+            return new IllegalArgumentException("bad JSON at " + at);
+        }
+
+        /** `s` as a JSON string; a lone surrogate becomes U+FFFD (the report is UTF-8). */
+        static StringBuilder quote(StringBuilder out, String s) {
+            out.append('"');
+            for (int i = 0; i < s.length(); i++) {
+                char c = s.charAt(i);
+                switch (c) {
+                    case '"' -> out.append("\\\"");
+                    case '\\' -> out.append("\\\\");
+                    case '\n' -> out.append("\\n");
+                    case '\r' -> out.append("\\r");
+                    case '\t' -> out.append("\\t");
+                    default -> {
+                        if (c < 0x20 || c == 0x2028 || c == 0x2029) {
+                            out.append(String.format("\\u%04x", (int) c));
+                        } else if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
+                            out.append(c).append(s.charAt(++i));
+                        } else if (Character.isSurrogate(c)) {
+                            out.append('\ufffd');
+                        } else {
+                            out.append(c);
+                        }
+                    }
+                }
+            }
+            return out.append('"');
+        }
+    }
+}
