@@ -1,6 +1,6 @@
 """Passwords, access tokens, opaque tokens, CSRF and encryption at rest.
 
-Pure functions and small classes with no knowledge of requests or the database; `services/auth.py`
+Pure functions and small classes with no knowledge of requests or the database; `services/auth/`
 puts them together.
 """
 

@@ -37,7 +37,7 @@ def test_relative_links_and_named_paths_exist(document: str) -> None:
             continue
         if not (path.parent / target).exists():
             missing.append(target)
-    # docs/SECURITY.md names modules from inside backend/ (`services/auth.py`).
+    # docs/SECURITY.md names modules from inside backend/ (`services/auth/accounts.py`).
     bases = (ROOT, path.parent, ROOT / "backend")
     for name in PATH.findall(text):
         if name.startswith(NOT_REPOSITORY_PATHS):

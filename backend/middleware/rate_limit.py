@@ -37,7 +37,7 @@ RATE_LIMITS: dict[str, tuple[Limit, ...]] = {
     "register": (Limit(5, MINUTE),),
     "login": (Limit(10, MINUTE),),
     "password_reset": (Limit(3, HOUR),),
-    # Emails are capped per address (3/hour) in services/auth.py; this only stops floods, and a classroom
+    # Emails are capped per address (3/hour) in services/auth/; this only stops floods, and a classroom
     # behind one NAT address must not run into it.
     "resend_verification": (Limit(100, HOUR),),
     "oauth_start": (Limit(20, MINUTE),),

@@ -23,11 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.cache import Cache
 from backend.config import Settings
+from backend.db import utcnow
 from backend.integrations.oauth import Identity, OAuthProviderError, Provider
 from backend.models import OAuthAccount, User
 from backend.schemas.users import strip_html
 from backend.security import TokenCipher, token_digest, tokens_match
-from backend.services.auth import normalise_email, now, revoke_sessions
+from backend.services.auth import normalise_email, revoke_sessions
 
 FLOW_TTL_SECONDS = 600
 MAX_REDIRECT_LENGTH = 2000
@@ -188,7 +189,7 @@ async def _sign_in(
         account = OAuthAccount(user_id=user.id, provider=provider_name, provider_user_id=identity.provider_user_id)
         session.add(account)
     store_grant(account, identity, TokenCipher(settings))
-    user.last_login_at = now()
+    user.last_login_at = utcnow()
     await session.flush()
     return user, is_new_user
 

@@ -13,7 +13,7 @@ from quart.testing import QuartClient
 from sqlalchemy import select
 
 from backend.models import User
-from backend.services import auth as auth_service
+from backend.services.auth import accounts, one_time
 from tests.conftest import AppFactory
 from tests.helpers import PASSWORD, link_token, login, outbox, register, unique_email, wait_for_email
 from tests.security.support import problem_code
@@ -29,14 +29,14 @@ async def test_parallel_wrong_passwords_are_refused_before_any_hash_past_the_fif
     email = unique_email()
     await register(client, email)
     hashes = 0
-    verify = auth_service.verify_password
+    verify = accounts.verify_password
 
     async def counting_verify(password: str, stored: str) -> bool:
         nonlocal hashes
         hashes += 1
         return await verify(password, stored)
 
-    monkeypatch.setattr(auth_service, "verify_password", counting_verify)
+    monkeypatch.setattr(accounts, "verify_password", counting_verify)
     responses = await asyncio.gather(
         *(client.post(f"{AUTH}/login", json={"email": email, "password": f"Wrong-password-{n}!"}) for n in range(40))
     )
@@ -75,7 +75,7 @@ async def test_reset_links_die_when_a_newer_one_is_sent_or_a_reset_completes(app
     async with app.extensions["db_session_factory"]() as session:  # a link issued alongside, as a race would
         user = await session.scalar(select(User).where(User.email == email))
         assert user is not None
-        parallel = await auth_service._create_one_time_token(session, user, "password_reset", timedelta(hours=1))
+        parallel = await one_time.create_one_time_token(session, user, "password_reset", timedelta(hours=1))
         await session.commit()
     assert (await confirm(client, third, "Third-new-pass-42")).status_code == 200
     replay = await confirm(client, parallel, "Attacker-pass-42")
