@@ -192,9 +192,7 @@ async def refresh_tokens(data: RefreshRequest) -> TokenPayload:
     token = data.refresh_token or request.cookies.get(REFRESH_COOKIE)
     if not token:
         raise Unauthorized("Send the refresh token in the body or its cookie.")
-    user, tokens = await auth_service.refresh(
-        get_session(), settings(), get_cache(), refresh_token=token, client=client()
-    )
+    user, tokens = await auth_service.refresh(get_session(), settings(), refresh_token=token, client=client())
     return signed_in(user, tokens)
 
 
@@ -204,7 +202,7 @@ async def refresh_tokens(data: RefreshRequest) -> TokenPayload:
 async def logout() -> tuple[str, int]:
     """End this session and clear the cookies."""
     await auth_service.revoke_sessions(
-        get_session(), settings(), get_cache(), current_user().id, session_ids=[g.auth_session_id], reason="logout"
+        get_session(), current_user().id, session_ids=[g.auth_session_id], reason="logout"
     )
     signed_out()
     return "", 204
@@ -215,7 +213,7 @@ async def logout() -> tuple[str, int]:
 @no_content
 async def logout_everywhere() -> tuple[str, int]:
     """End every session of the signed-in user, on every device."""
-    await auth_service.revoke_sessions(get_session(), settings(), get_cache(), current_user().id, reason="logout_all")
+    await auth_service.revoke_sessions(get_session(), current_user().id, reason="logout_all")
     signed_out()
     return "", 204
 
@@ -254,7 +252,7 @@ async def list_sessions() -> SessionList:
 @no_content
 async def delete_session(session_id: int) -> tuple[str, int]:
     """Sign out one device. 404 for a session that is not yours."""
-    await auth_service.end_session(get_session(), settings(), get_cache(), current_user(), session_id)
+    await auth_service.end_session(get_session(), current_user(), session_id)
     return "", 204
 
 
@@ -271,7 +269,6 @@ async def change_password(data: PasswordChangeRequest) -> TokenPayload:
     tokens = await auth_service.change_password(
         get_session(),
         settings(),
-        get_cache(),
         user,
         current_password=data.current_password,
         new_password=data.new_password,
@@ -303,7 +300,7 @@ async def confirm_password_reset(data: PasswordResetConfirm) -> Message:
 
     400 `token_invalid` (unknown or used) or `token_expired`."""
     await auth_service.confirm_password_reset(
-        get_session(), settings(), get_cache(), token=data.token, new_password=data.new_password
+        get_session(), settings(), token=data.token, new_password=data.new_password
     )
     return Message(message="Your password has been changed. Sign in with the new one.")
 

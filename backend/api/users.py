@@ -16,9 +16,8 @@ from quart_schema import (
 )
 
 from backend.api.auth import signed_out
-from backend.api.guards import current_user, require_user, settings
+from backend.api.guards import current_user, require_user
 from backend.api.openapi import alternative_content, no_content, problem_responses
-from backend.cache import get_cache
 from backend.db import get_session, read_only
 from backend.middleware.rate_limit import rate_limit
 from backend.schemas.export import UserExport
@@ -85,7 +84,7 @@ async def delete_account(data: AccountDeleteRequest) -> tuple[str, int]:
 
     Confirm with `password` (omit it for an account that signs in only through GitHub or Google).
     Every session ends at once. 400 `invalid_password` for a wrong or missing password."""
-    await users_service.erase_account(get_session(), settings(), get_cache(), current_user(), password=data.password)
+    await users_service.erase_account(get_session(), current_user(), password=data.password)
     signed_out()
     return "", 204
 

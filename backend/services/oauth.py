@@ -128,7 +128,7 @@ async def finish(
 
     Nothing touches the database until the provider has answered, so no transaction waits on the network."""
     flow, identity = await authenticate(cache, provider, code=code, state=state, error=error, binding=binding)
-    user, is_new_user = await _sign_in(session, settings, cache, provider.name, identity)
+    user, is_new_user = await _sign_in(session, settings, provider.name, identity)
     return SignedIn(user=user, redirect_to=flow.redirect_to, is_new_user=is_new_user)
 
 
@@ -169,7 +169,7 @@ async def _claim_flow(cache: Cache, provider_name: str, state: str | None, bindi
 
 
 async def _sign_in(
-    session: AsyncSession, settings: Settings, cache: Cache, provider_name: str, identity: Identity
+    session: AsyncSession, settings: Settings, provider_name: str, identity: Identity
 ) -> tuple[User, bool]:
     account = await session.scalar(
         select(OAuthAccount).where(
@@ -185,7 +185,7 @@ async def _sign_in(
         raise OAuthFailed("account_disabled")
     if account is None:
         if not is_new_user:
-            await _take_over_unverified_account(session, settings, cache, user)
+            await _take_over_unverified_account(session, user)
         account = OAuthAccount(user_id=user.id, provider=provider_name, provider_user_id=identity.provider_user_id)
         session.add(account)
     store_grant(account, identity, TokenCipher(settings))
@@ -217,7 +217,7 @@ async def _user_to_link(session: AsyncSession, identity: Identity) -> tuple[User
     return user, True
 
 
-async def _take_over_unverified_account(session: AsyncSession, settings: Settings, cache: Cache, user: User) -> None:
+async def _take_over_unverified_account(session: AsyncSession, user: User) -> None:
     """Linking to an account whose email was never verified: the provider has just proved who owns the
     address, and whoever chose the password had not. Drop the password and end its sessions, or an
     attacker who registered the victim's address first would keep a way in (pre-account hijacking)."""
@@ -226,7 +226,7 @@ async def _take_over_unverified_account(session: AsyncSession, settings: Setting
     user.email_verified = True
     if user.password_hash is not None:
         user.password_hash = None
-        await revoke_sessions(session, settings, cache, user.id, reason="oauth_email_proven")
+        await revoke_sessions(session, user.id, reason="oauth_email_proven")
         security_log.warning("auth.oauth_unverified_password_dropped", user_id=user.id)
 
 

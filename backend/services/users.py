@@ -8,11 +8,9 @@ import structlog
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.cache import Cache
-from backend.config import Settings
 from backend.models import User
 from backend.security import verify_password
-from backend.services.auth import InvalidPassword, revoke_sessions
+from backend.services.auth import InvalidPassword
 
 security_log = structlog.get_logger("backend.security")
 
@@ -41,17 +39,15 @@ async def update_profile(session: AsyncSession, user: User, changes: dict[str, A
     return user
 
 
-async def erase_account(
-    session: AsyncSession, settings: Settings, cache: Cache, user: User, *, password: str | None
-) -> None:
+async def erase_account(session: AsyncSession, user: User, *, password: str | None) -> None:
     """Delete the user and, through ON DELETE CASCADE, everything that belongs to them.
 
-    Accounts with a password must confirm it; OAuth-only accounts (no password) need not. Sessions are
-    revoked in the cache first so access tokens stop working at once, not when they expire."""
+    Accounts with a password must confirm it; OAuth-only accounts (no password) need not. The user's
+    sessions go with the row (cascade), and authentication reads both on every request: once this
+    commits, the account's access and refresh tokens stop working at once, not when they expire."""
     if user.password_hash is not None and (not password or not await verify_password(password, user.password_hash)):
         raise InvalidPassword()
     user_id = user.id
-    await revoke_sessions(session, settings, cache, user_id, reason="account_deleted")
     await session.execute(delete(User).where(User.id == user_id))
     session.expunge(user)
     security_log.info("user.erased", user_id=user_id)

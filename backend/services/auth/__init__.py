@@ -6,9 +6,8 @@ request; `passwords` changes and resets passwords; `one_time` keeps the single-u
 and OAuth exchange codes; `errors` holds their errors. Callers use the names exported here.
 
 Revocation is written to the database, the truth, and the session row is the revocation check of every
-authenticated request (`authentication`): a revoked access token stops working on the very next request.
-`revoke_sessions` also writes a `session:<id>` marker to the cache, which nothing reads any more: it
-goes when its callers stop passing the cache.
+authenticated request (`authentication`): a revoked access token stops working on the very next request,
+on every worker, whatever the cache's state.
 """
 
 from backend.services.auth.accounts import (
@@ -47,14 +46,12 @@ from backend.services.auth.passwords import (
     request_password_reset,
 )
 from backend.services.auth.sessions import (
-    REVOKED,
     Client,
     IssuedTokens,
     end_session,
     list_sessions,
     refresh,
     revoke_sessions,
-    session_cache_key,
     start_session,
 )
 
@@ -65,7 +62,6 @@ __all__ = [
     "MAX_FAILED_LOGINS",
     "OAUTH_EXCHANGE_TTL",
     "PASSWORD_RESET_TTL",
-    "REVOKED",
     "VERIFY_EMAIL_TTL",
     "AccessTokenExpired",
     "AccountDisabled",
@@ -94,7 +90,6 @@ __all__ = [
     "request_password_reset",
     "resend_verification",
     "revoke_sessions",
-    "session_cache_key",
     "start_session",
     "verify_email",
 ]

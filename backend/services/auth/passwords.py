@@ -26,7 +26,6 @@ security_log = structlog.get_logger("backend.security")
 async def change_password(
     session: AsyncSession,
     settings: Settings,
-    cache: Cache,
     user: User,
     *,
     current_password: str,
@@ -36,9 +35,7 @@ async def change_password(
     if not user.password_hash or not await verify_password(current_password, user.password_hash):
         raise InvalidPassword()
     user.password_hash = await hash_password(new_password, settings.bcrypt_rounds)
-    await revoke_sessions(
-        session, settings, cache, user.id, keep_session_id=current_session_id, reason="password_changed"
-    )
+    await revoke_sessions(session, user.id, keep_session_id=current_session_id, reason="password_changed")
     security_log.info("auth.password_changed", user_id=user.id)
     auth_session = await session.get_one(AuthSession, current_session_id)
     return await issue_tokens(session, settings, user, auth_session)
@@ -69,13 +66,11 @@ async def request_password_reset(
     )
 
 
-async def confirm_password_reset(
-    session: AsyncSession, settings: Settings, cache: Cache, *, token: str, new_password: str
-) -> User:
+async def confirm_password_reset(session: AsyncSession, settings: Settings, *, token: str, new_password: str) -> User:
     one_time = await redeem(session, token, "password_reset")
     await invalidate_tokens(session, one_time.user_id, "password_reset")  # older links die with this one
     user = await session.get_one(User, one_time.user_id)
     user.password_hash = await hash_password(new_password, settings.bcrypt_rounds)
-    await revoke_sessions(session, settings, cache, user.id, reason="password_reset")
+    await revoke_sessions(session, user.id, reason="password_reset")
     security_log.info("auth.password_reset", user_id=user.id)
     return user

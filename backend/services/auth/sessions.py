@@ -14,15 +14,12 @@ import structlog
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.cache import Cache
 from backend.config import Settings
 from backend.db import utcnow
 from backend.errors import NotFound, Unauthorized
 from backend.models import AuthSession, RefreshToken, User
 from backend.security import create_access_token, new_csrf_token, new_opaque_token, token_digest
 from backend.services.auth.errors import AccountDisabled, TokenReused
-
-REVOKED = "revoked"
 
 security_log = structlog.get_logger("backend.security")
 
@@ -42,10 +39,6 @@ class IssuedTokens:
     csrf_token: str
     expires_in: int
     session_id: int
-
-
-def session_cache_key(session_id: int) -> str:
-    return f"session:{session_id}"
 
 
 async def start_session(session: AsyncSession, settings: Settings, user: User, client: Client) -> IssuedTokens:
@@ -80,7 +73,7 @@ async def issue_tokens(
 
 
 async def refresh(
-    session: AsyncSession, settings: Settings, cache: Cache, *, refresh_token: str, client: Client
+    session: AsyncSession, settings: Settings, *, refresh_token: str, client: Client
 ) -> tuple[User, IssuedTokens]:
     row = (
         await session.execute(
@@ -104,11 +97,11 @@ async def refresh(
         .values(rotated_at=moment)
     )
     if cast(CursorResult[Any], claimed).rowcount != 1:
-        await revoke_sessions(session, settings, cache, user.id, session_ids=[auth_session.id], reason="token_reused")
+        await revoke_sessions(session, user.id, session_ids=[auth_session.id], reason="token_reused")
         security_log.warning("auth.refresh_token_reused", user_id=user.id, session_id=auth_session.id, ip=client.ip)
         raise TokenReused()
     if not user.is_active:
-        await revoke_sessions(session, settings, cache, user.id, reason="account_disabled")
+        await revoke_sessions(session, user.id, reason="account_disabled")
         raise AccountDisabled()
 
     auth_session.last_used_at = moment
@@ -118,15 +111,16 @@ async def refresh(
 
 async def revoke_sessions(
     session: AsyncSession,
-    settings: Settings,
-    cache: Cache,
     user_id: int,
     *,
     reason: str,
     session_ids: list[int] | None = None,
     keep_session_id: int | None = None,
 ) -> list[int]:
-    """End sessions of `user_id` (all, `session_ids`, or all but `keep_session_id`); returns their ids."""
+    """End sessions of `user_id` (all, `session_ids`, or all but `keep_session_id`); returns their ids.
+
+    The row is the revocation: `authentication` reads it on every request, so once the request commits,
+    the sessions' access tokens stop working on the next request, on every worker."""
     statement = (
         update(AuthSession)
         .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
@@ -137,12 +131,7 @@ async def revoke_sessions(
         statement = statement.where(AuthSession.id.in_(session_ids))
     if keep_session_id is not None:
         statement = statement.where(AuthSession.id != keep_session_id)
-    revoked = list(await session.scalars(statement))
-    # An access token lives at most its TTL: remembering the revocation that long is enough.
-    ttl = settings.access_token_ttl_seconds + 60
-    for session_id in revoked:
-        await cache.set(session_cache_key(session_id), REVOKED, ttl=ttl)
-    return revoked
+    return list(await session.scalars(statement))
 
 
 async def list_sessions(session: AsyncSession, user: User) -> list[AuthSession]:
@@ -155,8 +144,8 @@ async def list_sessions(session: AsyncSession, user: User) -> list[AuthSession]:
     )
 
 
-async def end_session(session: AsyncSession, settings: Settings, cache: Cache, user: User, session_id: int) -> None:
+async def end_session(session: AsyncSession, user: User, session_id: int) -> None:
     """Sign out one of the user's devices; someone else's session is indistinguishable from none."""
-    revoked = await revoke_sessions(session, settings, cache, user.id, session_ids=[session_id], reason="ended")
+    revoked = await revoke_sessions(session, user.id, session_ids=[session_id], reason="ended")
     if not revoked:
         raise NotFound("Session not found.")
