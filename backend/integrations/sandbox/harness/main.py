@@ -1,5 +1,11 @@
 """The harness's main part: reads the job, compiles the submission, runs the call tests one at a time in
-one child and each program test in a child of its own, and reports events (see child.py's docstring)."""
+one child and each program test in a child of its own, and reports events (see child.py's docstring).
+
+With `--node NODE,FLAGS...` it supervises JavaScript the same way: the call child is node running
+harness.js (which checks the syntax of main.js, imports it and answers one test at a time, each sent as
+JSON after the same 4-byte length), each program test is node running main.js. So the submission's process
+never holds a test it is not running nor the result channel, and this process, which holds the job, is
+non-dumpable: node cannot make itself so, and any node process of the run could read another's memory."""
 
 import os
 import sys
@@ -18,37 +24,57 @@ if __package__:  # in the repository; in the sandbox the parts are one file and 
 
 
 class Harness(Supervisor):
+    node = None  # the node command and its flags when the submission is JavaScript
+
+    def child_argv(self, mode):
+        if self.node is None:
+            return super().child_argv(mode)
+        here = os.path.dirname(self.path)
+        if mode == "program":
+            return [*self.node, os.path.join(here, "main.js")]
+        return [*self.node, os.path.join(here, "harness.js"), mode]
+
+    def is_call(self, test):
+        return "call" in test if self.node is None else "stdin" not in test
+
     def run(self, job_bytes):
         job = self.loads(job_bytes)
         self.output_cap = int(job.get("output_cap", 65536))
-        try:
-            self.compiled = compile(job["code"], "main.py", "exec", dont_inherit=True)
-        except (SyntaxError, ValueError, MemoryError, RecursionError) as error:  # also null bytes, nesting
-            line = error.lineno if isinstance(error, SyntaxError) else None
-            self.emit(event="syntax_error", line=line, message=describe(error))
-            self.emit(event="done")
-            return
+        self.compiled = None  # JavaScript: the call (or check) child compiles it and reports a syntax error
+        if self.node is None:
+            try:
+                self.compiled = compile(job["code"], "main.py", "exec", dont_inherit=True)
+            except (SyntaxError, ValueError, MemoryError, RecursionError) as error:  # also null bytes, nesting
+                line = error.lineno if isinstance(error, SyntaxError) else None
+                self.emit(event="syntax_error", line=line, message=describe(error))
+                self.emit(event="done")
+                return
+            self.child_program = child_source(self.path)
         self.emit(event="started")
-        self.child_program = child_source(self.path)
         tests = job["tests"]
-        calls = [(index, test) for index, test in enumerate(tests) if "call" in test]
-        if calls:
-            self.run_calls(calls)
+        calls = [(index, test) for index, test in enumerate(tests) if self.is_call(test)]
+        if (calls or self.node is not None) and not self.run_calls(calls, job):
+            self.emit(event="done")  # a syntax error: nothing runs
+            return
         for index, test in enumerate(tests):
-            if "call" not in test:
+            if not self.is_call(test):
                 self.run_program(index, test.get("stdin") or "")
         self.emit(event="done")
 
-    def run_calls(self, calls):
+    def run_calls(self, calls, job):
+        """The call tests in one child; False when it found a syntax error (JavaScript)."""
         queue = list(reversed(calls))
-        state = {"imported": False, "answered": False}
+        state = {"imported": False, "answered": False, "syntax_error": False}
 
         def next_test(child):
             if queue:
                 index, test = queue.pop()
                 self.begin(index)
                 state["answered"] = False
-                child.send((index, str(test.get("setup") or ""), str(test["call"])))
+                if self.node is None:
+                    child.send((index, str(test.get("setup") or ""), str(test["call"])))
+                else:
+                    child.send([index, test], as_json=True)
             else:
                 child.closing = True  # end of the commands: the child exits
             self.write_commands(child)
@@ -61,11 +87,17 @@ class Harness(Supervisor):
                 return
             kind = event.get("event") if isinstance(event, dict) else None
             if not state["imported"]:
-                if kind in ("imported", "import_error"):
+                if kind in ("imported", "import_error") or (kind == "syntax_error" and self.node is not None):
                     state["imported"] = True
                     self.drain(child)
                     if kind == "import_error":
                         self.emit(event="import_error", message=str(event.get("message")))
+                        queue.clear()
+                    elif kind == "syntax_error":
+                        line = event.get("line")
+                        message = str(event.get("message"))
+                        self.emit(event="syntax_error", line=line if type(line) is int else None, message=message)
+                        state["syntax_error"] = True
                         queue.clear()
                     next_test(child)
                 return
@@ -85,14 +117,19 @@ class Harness(Supervisor):
                 self.emit(**(result | {"value": None, "error": VALUE_TOO_LARGE}))
             next_test(child)
 
-        child = self.spawn("call")
-        child.send(self.compiled)
+        if self.node is None:
+            child = self.spawn("call")
+            child.send(self.compiled)
+        else:  # without call tests, only the syntax check: importing a program would run it
+            child = self.spawn("call" if calls else "check")
+            child.send({"test_timeout_ms": int(job.get("test_timeout_ms") or 5000)}, as_json=True)
         self.collect(child, on_line)
         if child.truncated:
             if not state["imported"]:
                 self.emit(event="import_error", message=OUTPUT_LIMIT)
             elif not state["answered"]:
                 self.emit(event="call", index=self.current, value=None, error=OUTPUT_LIMIT, exception=None)
+        return not state["syntax_error"]
 
     def run_program(self, index, stdin_data):
         self.begin(index)
@@ -102,13 +139,16 @@ class Harness(Supervisor):
         except InputTooLarge as too_large:
             self.emit(event="program", index=index, stdout="", error=str(too_large), truncated=False, ms=0.0)
             return
-        child.send(self.compiled)
+        if self.node is None:
+            child.send(self.compiled)
         child.closing = True
         self.collect(child)
         stderr = child.data["stderr"].decode("utf-8", "replace")
         error = None
         if child.truncated:
             error = OUTPUT_LIMIT
+        elif self.node is not None:
+            error = node_error(stderr, child.status)
         elif stderr.strip() and "Traceback (most recent call last)" in stderr:
             error = stderr.strip().splitlines()[-1]
         self.emit(
@@ -119,6 +159,18 @@ class Harness(Supervisor):
             truncated=child.truncated,
             ms=round((time.perf_counter() - started) * 1000, 3),
         )
+
+
+def node_error(stderr, status):
+    """A node program's failure: the first `Name: message` line of what it printed, or its exit status."""
+    code = os.waitstatus_to_exitcode(status) if status is not None else None
+    if not code:
+        return None
+    for line in stderr.strip().split("\n"):
+        head = line.split(":", 1)[0]
+        if head.isidentifier() and (head.endswith("Error") or ": " in line):
+            return line[:300]
+    return f"exited with status {code}"
 
 
 def harness_main(args):
@@ -134,7 +186,12 @@ def harness_main(args):
     os.set_inheritable(results_fd, False)
     job = read_all(0)
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-    Harness(results_fd, "--reap-all" in args, os.path.abspath(__file__)).run(job)
+    harness = Harness(results_fd, "--reap-all" in args, os.path.abspath(__file__))
+    if "--node" in args:
+        harness.node = args[args.index("--node") + 1].split(",")
+        for name in set(os.environ) - {"PATH", "HOME"}:  # Python's locale coercion added LC_CTYPE, say
+            del os.environ[name]
+    harness.run(job)
 
 
 if __name__ == "__main__":

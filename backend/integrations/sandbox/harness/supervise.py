@@ -115,8 +115,9 @@ def make_loads():
         return json.loads
 
     def loads(text):
+        text = text.decode("utf-8") if isinstance(text, bytes) else text  # `end` counts characters
         try:
-            value, end = scan(text.decode("utf-8") if isinstance(text, bytes) else text, 0)
+            value, end = scan(text, 0)
         except (StopIteration, RecursionError, TypeError) as error:
             raise ValueError("not JSON") from error
         if text[end:].strip():
@@ -141,6 +142,7 @@ class Child:
         self.data = {"stdout": bytearray(), "stderr": bytearray()}  # kept up to the cap, for grading
         self.decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in self.data}
         self.truncated = False
+        self.status = None  # the wait status once reaped here (not when killed for its output)
         self.poller = select.poll()
         self.names = {}  # polled descriptor → "stdout" / "stderr" / "values" / "commands"
         for name, fd in fds.items():
@@ -148,8 +150,8 @@ class Child:
                 self.poller.register(fd, select.POLLIN)
                 self.names[fd] = name
 
-    def send(self, message):
-        data = marshal.dumps(message)
+    def send(self, message, as_json=False):
+        data = (to_json(message) + "\n").encode() if as_json else marshal.dumps(message)
         self.outbox += len(data).to_bytes(4, "big") + data
 
     def readers(self):
@@ -168,6 +170,11 @@ class Supervisor:
         self.output = {"stdout": [], "stderr": []}  # decoded, not reported yet
         self.output_size = 0
 
+    def child_argv(self, mode):
+        """A fresh interpreter of ours running the child's part of this file (main.py's Harness may run
+        another language's child instead)."""
+        return [sys.executable, "-I", "-S", "-c", self.child_program, mode]
+
     def emit(self, **event):
         data = (to_json(event) + "\n").encode()
         while data:
@@ -182,8 +189,8 @@ class Supervisor:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         cmd_r, cmd_w = os.pipe()
-        val_r, val_w = os.pipe() if mode == "call" else (None, None)
-        argv = [sys.executable, "-I", "-S", "-c", self.child_program, mode]
+        val_r, val_w = os.pipe() if mode != "program" else (None, None)
+        argv = self.child_argv(mode)
         pid = os.fork()
         if pid == 0:
             try:
@@ -195,7 +202,7 @@ class Supervisor:
                     os.dup2(fd, target)
                 # The result channel and every other descriptor of ours go: the child holds 0-4, nothing else.
                 os.closerange(VALUES_FD + 1, max_fd())
-                os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter and program
+                os.execv(argv[0], argv)  # noqa: S606 - our own interpreter and program (or node and its own)
             finally:
                 os._exit(127)
         for fd in (out_w, err_w, cmd_r, val_w, stdin_fd):
@@ -233,15 +240,15 @@ class Supervisor:
                             on_line(child, line)
                 else:
                     exited = self.take_output(child, name, chunk) or exited
-            if not exited and os.waitpid(child.pid, os.WNOHANG)[0]:
-                exited = True
+            if not exited and (reaped := os.waitpid(child.pid, os.WNOHANG))[0]:
+                exited, child.status = True, reaped[1]
                 # A grandchild may still hold the pipes open (or run on after its parent): kill it.
                 self.kill_leftovers(child.pid)
         self.close_commands(child)
         if not exited:
             # Every pipe is closed but the child still runs (it closed its stdio): wait for it (the
             # server's timeout bounds this), then kill whatever it left behind.
-            os.waitpid(child.pid, 0)
+            child.status = os.waitpid(child.pid, 0)[1]
             self.kill_leftovers(child.pid)
         for name, decoder in child.decoders.items():
             self.add_output(name, decoder.decode(b"", True))

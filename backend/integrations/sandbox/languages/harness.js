@@ -1,36 +1,58 @@
-// The JavaScript grading harness: the trusted program that runs *inside* the sandbox (never on the server).
-//
-// Started as `node harness.js` in the job dir next to the submission (`main.js`; for TypeScript, the
-// JavaScript its compile run emitted), with the job on stdin:
-//   {"tests": [{"function": name, "args": [...]} | {"ops": [[name, [args...]], ...]} | {"stdin": str}],
-//    "output_cap": int, "test_timeout_ms": int}
-// The job never holds an expected value: the server compares what is reported here with the expectations.
-// Events go to the descriptor given as `--results-fd N` (default 3), one JSON object per line, in the shapes the Python harness uses (base.Report):
-//   {"event": "started"} | {"event": "syntax_error", "line", "message"} | {"event": "import_error", "message"}
-//   {"event": "begin", "index"}                       test `index` is handed to the submission now
-//   {"event": "output", "test": index | null, "stdout", "stderr"}   what that test (or the import) printed
+// The JavaScript call child: runs the submission for the Python harness (harness/main.py with `--node`),
+// which is the trusted supervisor: it holds the job, is non-dumpable, and attributes what this process
+// prints to the test it handed over. This process holds descriptors 0-4 only and never the result channel:
+//   node harness.js call|check      (in the job dir, next to the submission `main.js`)
+// Commands on fd 3, each a 4-byte big-endian length and JSON: first {"test_timeout_ms"}, then one
+// [index, {"function", "args"} | {"ops"}] at a time, the next only after this one answered; EOF = no more.
+// Answers on fd 4, one JSON object per line, in the Python child's shapes:
+//   {"event": "syntax_error", "line", "message"} | {"event": "imported"} | {"event": "import_error", "message"}
 //   {"event": "call", "index", "value": <tagged tree> | null, "error": str | null, "exception": str | null, "ms"}
-//   {"event": "program", "index", "stdout", "error", "truncated", "ms"}
-//   {"event": "done"}
-// Output is attributed to its test, so the server shows what the visible examples printed and withholds
-// what hidden tests printed.
+// `check` only compiles (a program-only exercise: importing a program would run it). What the submission
+// prints goes to fds 1 and 2 as it happens. Program tests never come here: the supervisor runs main.js.
 // Calls run in a `vm` context of their own (a fresh global object) with a per-call time limit, so an endless
-// loop costs one test, not the run; console output is captured per context. Programs run as child node
-// processes, one per test, with that test's stdin. vm is not a security boundary: the sandbox around this
-// process is (and a submission that reached the result channel could only claim values, never pass).
+// loop costs one test, not the run. vm is not a security boundary: this process is all the submission can
+// reach, and it holds only the tests already handed to it.
 "use strict";
 const fs = require("fs");
 const vm = require("vm");
-const childProcess = require("child_process");
 
-const RESULTS_FD = process.argv.includes("--results-fd") ? Number(process.argv[process.argv.indexOf("--results-fd") + 1]) : 3;
+const COMMANDS_FD = 3;
+const VALUES_FD = 4;
+const MAX_VALUE_LINE = 256 * 1024; // bytes of one answer the supervisor accepts (child.py's MAX_VALUE_LINE)
 const MAX_DEPTH = 64;
 const MAX_ITEMS = 32768;
 const MAX_ITERATED = 100000;
 const BUILTIN_ERRORS = new Set(["Error", "TypeError", "RangeError", "ReferenceError", "SyntaxError", "EvalError", "URIError", "AggregateError"]);
 
-function emit(event) {
-  fs.writeSync(RESULTS_FD, JSON.stringify(event) + "\n");
+function send(event) {
+  let line = JSON.stringify(event) + "\n";
+  if (Buffer.byteLength(line) > MAX_VALUE_LINE) {
+    line = JSON.stringify({ ...event, value: null, error: "the returned value is too large to compare", exception: null }) + "\n";
+  }
+  fs.writeSync(VALUES_FD, line);
+}
+
+function readExactly(size) {
+  const buffer = Buffer.alloc(size);
+  let got = 0;
+  while (got < size) {
+    let read;
+    try {
+      read = fs.readSync(COMMANDS_FD, buffer, got, size - got, null);
+    } catch (error) {
+      if (error.code === "EAGAIN") continue; // the submission made the pipe non-blocking
+      throw error;
+    }
+    if (read === 0) return null;
+    got += read;
+  }
+  return buffer;
+}
+
+function receive() {
+  const header = readExactly(4);
+  const body = header === null ? null : readExactly(header.readUInt32BE(0));
+  return body === null ? null : JSON.parse(body.toString("utf8"));
 }
 
 class TooLarge extends Error {}
@@ -102,14 +124,21 @@ function syntaxLine(error) {
   return match ? Number(match[1]) : null;
 }
 
-function capped(text, cap) {
-  return text.length > cap ? text.slice(0, cap) : text;
+function write(fd, text) {
+  let data = Buffer.from(text, "utf8");
+  while (data.length) {
+    try {
+      data = data.subarray(fs.writeSync(fd, data));
+    } catch (error) {
+      if (error.code !== "EAGAIN") return; // the supervisor stopped reading (the output cap): it ends us
+    }
+  }
 }
 
-function makeConsole(sink) {
+function makeConsole() {
   const format = (args) => args.map((a) => (typeof a === "string" ? a : safeInspect(a))).join(" ") + "\n";
-  const out = (...args) => sink.write("stdout", format(args));
-  const err = (...args) => sink.write("stderr", format(args));
+  const out = (...args) => write(1, format(args));
+  const err = (...args) => write(2, format(args));
   return { log: out, info: out, debug: out, warn: err, error: err, trace: err, dir: out, table: out };
 }
 
@@ -121,47 +150,44 @@ function safeInspect(value) {
   }
 }
 
-function runCalls(job, script, calls) {
-  const cap = job.output_cap;
-  const sink = {
-    stdout: "",
-    stderr: "",
-    write(stream, text) {
-      this[stream] = capped(this[stream] + text, cap);
-    },
-  };
+function main(mode) {
+  const setup = receive();
+  const timeout = setup && Number.isInteger(setup.test_timeout_ms) ? setup.test_timeout_ms : 5000;
+  let script;
+  try {
+    script = new vm.Script(fs.readFileSync("main.js", "utf8"), { filename: "main.js" });
+  } catch (error) {
+    send({ event: "syntax_error", line: syntaxLine(error), message: describe(error) });
+    return;
+  }
+  if (mode === "check") {
+    send({ event: "imported" });
+    return;
+  }
   // `module.exports` works as in a CommonJS file, though nothing needs to be exported.
   const module = { exports: {} };
   // `require` is node's own (the sandbox, not vm, is the boundary); `require.main === module` is false here,
   // so a file that is also runnable as a program does not start its main part when its functions are tested.
-  const context = vm.createContext({ console: makeConsole(sink), module, exports: module.exports, require, process, Buffer });
-  const timeout = job.test_timeout_ms;
+  const context = vm.createContext({ console: makeConsole(), module, exports: module.exports, require, process, Buffer });
   try {
     script.runInContext(context, { timeout });
   } catch (error) {
-    emit({ event: "import_error", message: describe(error) });
-    emit({ event: "output", test: null, stdout: sink.stdout, stderr: sink.stderr });
+    send({ event: "import_error", message: describe(error) });
     return;
   }
-  // What the import printed is the import's (shown to the student); from here on each test's own.
-  const flush = (test) => {
-    if (sink.stdout || sink.stderr) emit({ event: "output", test, stdout: sink.stdout, stderr: sink.stderr });
-    sink.stdout = "";
-    sink.stderr = "";
-  };
-  flush(null);
+  send({ event: "imported" });
   const lookup = (name) => {
     const found = vm.runInContext(`typeof ${name} === "undefined" ? undefined : ${name}`, context, { timeout });
     const exported = context.module && context.module.exports;
     return found !== undefined ? found : exported && typeof exported === "object" ? exported[name] : undefined;
   };
-  for (const [index, test] of calls) {
-    emit({ event: "begin", index });
+  for (let command = receive(); command !== null; command = receive()) {
+    const [index, test] = command;
     const started = process.hrtime.bigint();
     let event;
     try {
       const value = "ops" in test ? runOps(test.ops, lookup, context, timeout) : callFunction(test.function, test.args, lookup, context, timeout);
-      event = { event: "call", index, value: encode(value), error: null };
+      event = { event: "call", index, value: encode(value), error: null, exception: null };
     } catch (error) {
       const message = error instanceof TooLarge ? "the returned value is too large to compare"
         : error && error.code === "ERR_SCRIPT_EXECUTION_TIMEOUT" ? "timed out"
@@ -171,9 +197,8 @@ function runCalls(job, script, calls) {
       event = { event: "call", index, value: null, error: message, exception: BUILTIN_ERRORS.has(name) ? name : null };
     }
     event.ms = Number(process.hrtime.bigint() - started) / 1e6;
-    flush(index);
-    emit(event);
-    if (event.error === "timed out") break; // the rest would most likely loop too: the run is a timeout
+    send(event);
+    if (event.error === "timed out") return; // the rest would most likely loop too: the run is a timeout
   }
 }
 
@@ -220,56 +245,5 @@ function runOps(ops, lookup, context, timeout) {
   }
 }
 
-function runProgram(job, index, stdin) {
-  emit({ event: "begin", index });
-  const started = process.hrtime.bigint();
-  const cap = job.output_cap;
-  const result = childProcess.spawnSync(process.execPath, [...process.execArgv, job.source], {
-    input: stdin,
-    timeout: job.test_timeout_ms,
-    maxBuffer: cap,
-    killSignal: "SIGKILL",
-    env: {},
-  });
-  const stdout = result.stdout ? result.stdout.toString("utf8") : "";
-  const stderr = result.stderr ? result.stderr.toString("utf8") : "";
-  let error = null;
-  let truncated = false;
-  if (result.error && result.error.code === "ENOBUFS") {
-    truncated = true;
-    error = "output limit exceeded";
-  } else if (result.error && result.error.code === "ETIMEDOUT") {
-    error = "timed out";
-  } else if (result.status !== 0) {
-    const lines = stderr.trim().split("\n").filter((line) => /^\w*Error\b|^\w+: /.test(line));
-    error = lines.length ? lines[0].slice(0, 300) : `exited with status ${result.status ?? result.signal}`;
-  }
-  emit({ event: "program", index, stdout: capped(stdout, cap), error, truncated, ms: Number(process.hrtime.bigint() - started) / 1e6 });
-  emit({ event: "output", test: index, stdout: capped(stdout, cap), stderr: capped(stderr, cap) });
-}
-
-function main({ source = "main.js" } = {}) {
-  const job = JSON.parse(fs.readFileSync(0, "utf8"));
-  job.source = source;
-  const code = fs.readFileSync(source, "utf8");
-  let script;
-  try {
-    script = new vm.Script(code, { filename: "main.js" });
-  } catch (error) {
-    emit({ event: "syntax_error", line: syntaxLine(error), message: describe(error) });
-    emit({ event: "done" });
-    return;
-  }
-  emit({ event: "started" });
-  const calls = [];
-  job.tests.forEach((test, index) => {
-    if (!("stdin" in test)) calls.push([index, test]);
-  });
-  if (calls.length) runCalls(job, script, calls);
-  job.tests.forEach((test, index) => {
-    if ("stdin" in test) runProgram(job, index, test.stdin);
-  });
-  emit({ event: "done" });
-}
-
-main();
+main(process.argv[2]);
+process.exit(0); // timers or handles the submission left behind must not keep the child alive

@@ -7,8 +7,8 @@ its limits. Imported by the runner, so nothing here may import the runner or the
 Limits, measured under bubblewrap on this 2-core host: node reserves far more address space than it uses
 (V8's heap cage), so RLIMIT_AS cannot bound its memory; each node process gets 1 GiB of address space (the
 TypeScript compiler 2 GiB) and bounds its heap itself (`--max-old-space-size`). RLIMIT_NPROC counts threads:
-with one V8 worker and no GC threads node runs 4, and a JavaScript run is bwrap, the harness and at most one
-program child at a time (12 leaves room for what a submission starts).
+with one V8 worker and no GC threads node runs 4, and a JavaScript run is bwrap, the (Python) harness and one
+node child at a time (12 leaves room for what a submission starts).
 """
 
 from __future__ import annotations
@@ -16,8 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backend.integrations.sandbox.base import HARNESS_SOURCE
+
 HERE = Path(__file__).parent
 NODE = "/usr/bin/node"
+PYTHON = "/usr/bin/python3"
 GIB = 1024 * 1024 * 1024
 # One V8 worker thread and no GC threads (4 threads instead of ~10); 128 MiB of heap; a deeper stack.
 NODE_FLAGS = ("--v8-pool-size=1", "--single-threaded-gc", "--max-old-space-size=128", "--stack-size=2000")
@@ -43,9 +46,12 @@ TOOLCHAINS: dict[str, Toolchain] = {
     toolchain.name: toolchain
     for toolchain in (
         Toolchain(
+            # The Python harness supervises (it holds the job and is non-dumpable); node runs the submission:
+            # harness.js for the calls, main.js itself for each program test (harness/main.py, `--node`).
+            # Always under bubblewrap, so `--reap-all` (kill(-1) after each child) reaches this run alone.
             name="javascript",
-            files={"harness.js": _read("harness.js")},
-            command=(NODE, *NODE_FLAGS, "/job/harness.js"),
+            files={"harness.py": HARNESS_SOURCE, "harness.js": _read("harness.js")},
+            command=(PYTHON, "-I", "-S", "/job/harness.py", "--reap-all", "--node", ",".join((NODE, *NODE_FLAGS))),
             address_space_bytes=GIB,
             max_processes=12,
         ),
