@@ -9,7 +9,7 @@ from quart_schema import tag_blueprint, validate_querystring, validate_request, 
 
 from backend.api.guards import current_user, require_role, require_user, user_llm
 from backend.api.openapi import no_content, problem_responses
-from backend.db import get_session, read_only, writable_session
+from backend.db import get_session, read_connection, read_only, writable_session
 from backend.integrations.llm import LLM
 from backend.integrations.sandbox import Sandbox, languages
 from backend.middleware.rate_limit import rate_limit
@@ -36,6 +36,7 @@ from backend.schemas.exercises import (
 )
 from backend.services import daily as daily_service
 from backend.services import difficulty as difficulty_service
+from backend.services import exercise_reads
 from backend.services import exercises as exercises_service
 from backend.services import generation as generation_service
 from backend.services import hints as hints_service
@@ -68,18 +69,19 @@ def exercise_read(exercise: object) -> ExerciseRead:
 @validate_response(ExercisePage)
 async def list_exercises(query_args: ExerciseQuery) -> ExercisePage:
     """Browse the exercises you may see: the catalog plus the ones generated for you."""
-    items, total = await exercises_service.list_exercises(
-        get_session(),
-        current_user(),
-        language=query_args.language,
-        difficulty=query_args.difficulty,
-        topic=query_args.topic,
-        exercise_type=query_args.exercise_type,
-        limit=query_args.limit,
-        offset=query_args.offset,
-    )
+    async with read_connection() as connection:
+        items, total = await exercise_reads.list_exercises(
+            connection,
+            current_user(),
+            language=query_args.language,
+            difficulty=query_args.difficulty,
+            topic=query_args.topic,
+            exercise_type=query_args.exercise_type,
+            limit=query_args.limit,
+            offset=query_args.offset,
+        )
     return ExercisePage.model_validate(
-        {"items": items, "total": total, "limit": query_args.limit, "offset": query_args.offset}, from_attributes=True
+        {"items": items, "total": total, "limit": query_args.limit, "offset": query_args.offset}
     )
 
 
@@ -106,9 +108,19 @@ async def get_daily_exercise() -> Daily:
     """Today's exercise: at most one per local day, an open earlier one first.
 
     Chosen by your language, your adaptive difficulty and the topics you have not done yet."""
-    assignment = await daily_service.current(get_session(), current_user())
-    if assignment is None:  # the day's first request chooses and assigns, in a transaction
-        assignment = await daily_service.daily(await writable_session(), current_user())
+    async with read_connection() as connection:
+        found = await daily_service.current(connection, current_user())
+    if found is not None:
+        return Daily.model_validate(
+            {
+                "exercise": found.exercise,
+                "user_exercise": found.user_exercise,
+                "is_new": False,
+                "language_note": found.language_note,
+            }
+        )
+    # The day's first request chooses and assigns, in a transaction.
+    assignment = await daily_service.daily(await writable_session(), current_user())
     return Daily.model_validate(
         {
             "exercise": exercises_service.public_view(assignment.exercise),

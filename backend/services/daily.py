@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import structlog
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from backend.db import utcnow
 from backend.errors import Conflict, NotFound
@@ -21,6 +22,7 @@ from backend.integrations.sandbox import languages
 from backend.models import User
 from backend.models.exercises import Exercise, UserExercise
 from backend.services import difficulty as difficulty_service
+from backend.services import exercise_reads
 from backend.services import exercises as exercises_service
 from backend.services import learner as learner_service
 from backend.services.progress import today
@@ -140,10 +142,46 @@ async def _current(session: AsyncSession, user: User, day: date) -> tuple[UserEx
     return (row[0], row[1]) if row is not None else None
 
 
-async def current(session: AsyncSession, user: User) -> Assignment | None:
-    """The assignment `daily` would serve without writing anything, or None when it must choose one."""
-    found = await _current(session, user, today(user))
-    return _assignment(user, found[1], found[0], False) if found is not None else None
+@dataclass(frozen=True)
+class DailyView:
+    """An assignment that exists, as `GET /exercises/daily` shows it."""
+
+    exercise: dict[str, Any]  # exercises.public_view
+    user_exercise: dict[str, Any]  # exercises.user_exercise_view
+    language_note: str | None
+
+
+def _open_or_today() -> ColumnElement[bool]:
+    open_statuses = or_(*(UserExercise.status == literal(status) for status in exercises_service.OPEN_STATUSES))
+    return or_(
+        and_(UserExercise.assigned_for < bindparam("day"), open_statuses), UserExercise.assigned_for == bindparam("day")
+    )
+
+
+# `_current`'s choice for the read path, built once: the assignment's columns and its exercise's version.
+CURRENT_ASSIGNMENT = (
+    select(
+        *UserExercise.__table__.columns,
+        Exercise.updated_at.label("exercise_updated_at"),
+        Exercise.language.label("exercise_language"),
+    )
+    .join(Exercise, Exercise.id == UserExercise.exercise_id)
+    .where(UserExercise.user_id == bindparam("user_id"), _open_or_today())
+    .order_by(UserExercise.assigned_for)
+    .limit(1)
+)
+
+
+async def current(connection: AsyncConnection, user: User) -> DailyView | None:
+    """The assignment `daily` would serve, read without writing anything, or None when it must choose one:
+    one query, and the exercise's view from the per-process cache while its row is unchanged."""
+    row = (await connection.execute(CURRENT_ASSIGNMENT, {"user_id": user.id, "day": today(user)})).first()
+    if row is None:
+        return None
+    exercise = await exercise_reads.cached_public_view(connection, row.exercise_id, row.exercise_updated_at)
+    _, note = daily_language(user)
+    note = note if note and row.exercise_language == FALLBACK_LANGUAGE else None
+    return DailyView(exercise, exercises_service.user_exercise_view(row), note)
 
 
 async def daily(session: AsyncSession, user: User) -> Assignment:

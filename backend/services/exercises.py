@@ -7,7 +7,6 @@ built from the read schemas, which have no such fields.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -79,8 +78,8 @@ def example_view(test: dict[str, Any], language: str = "python") -> dict[str, st
     return {"input": str(test.get("stdin", "")), "expected_output": str(test.get("expected_stdout", ""))}
 
 
-def public_view(exercise: Exercise) -> dict[str, Any]:
-    """An `Exercise` as students see it: no solution, no hidden tests."""
+def public_view(exercise: Exercise | Row[*tuple[Any, ...]]) -> dict[str, Any]:
+    """An `Exercise` (or a row of its table) as students see it: no solution, no hidden tests."""
     return {
         "id": exercise.id,
         "slug": exercise.slug,
@@ -96,54 +95,6 @@ def public_view(exercise: Exercise) -> dict[str, Any]:
         "generated_by_ai": exercise.generated_by_ai,
         "created_at": exercise.created_at,
     }
-
-
-# What a page of the catalog shows (`ExerciseSummary`): descriptions, tests and solutions stay unread.
-SUMMARY_COLUMNS = (
-    Exercise.id,
-    Exercise.slug,
-    Exercise.title,
-    Exercise.language,
-    Exercise.difficulty,
-    Exercise.exercise_type,
-    Exercise.topics,
-    Exercise.generated_by_ai,
-)
-
-
-async def list_exercises(
-    session: AsyncSession,
-    user: User,
-    *,
-    language: str | None,
-    difficulty: str | None,
-    topic: str | None,
-    exercise_type: str | None,
-    limit: int,
-    offset: int,
-) -> tuple[Sequence[Row[*tuple[Any, ...]]], int]:
-    """A page of summaries (rows with the summary's fields) and the total that match."""
-    conditions = [visible_to(user)]
-    if language is not None:
-        conditions.append(Exercise.language == language.lower())
-    if difficulty is not None:
-        conditions.append(Exercise.difficulty == difficulty)
-    if exercise_type is not None:
-        conditions.append(Exercise.exercise_type == exercise_type)
-    if topic is None:
-        # The page and the total in one query: the window counts every match before LIMIT applies.
-        total = func.count().over().label("total")
-        statement = select(*SUMMARY_COLUMNS, total).where(*conditions).order_by(Exercise.id)
-        page = (await session.execute(statement.limit(limit).offset(offset))).all()
-        if page or offset == 0:
-            return page, page[0].total if page else 0
-        # A page past the end has no row to carry the count.
-        return page, await session.scalar(select(func.count()).select_from(Exercise).where(*conditions)) or 0
-    # Topics are a short JSON list: filtering here keeps one query shape on SQLite and PostgreSQL.
-    wanted = topic.strip().lower()
-    rows = (await session.execute(select(*SUMMARY_COLUMNS).where(*conditions).order_by(Exercise.id))).all()
-    matching = [row for row in rows if wanted in (t.lower() for t in row.topics)]
-    return matching[offset : offset + limit], len(matching)
 
 
 async def get_visible(session: AsyncSession, user: User, exercise_id: int) -> Exercise:
@@ -223,7 +174,7 @@ async def history(
     return items, total
 
 
-def user_exercise_view(row: UserExercise) -> dict[str, Any]:
+def user_exercise_view(row: UserExercise | Row[*tuple[Any, ...]]) -> dict[str, Any]:
     return {
         "id": row.id,
         "exercise_id": row.exercise_id,

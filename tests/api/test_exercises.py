@@ -569,6 +569,29 @@ async def test_admin_creates_updates_and_deletes_exercise(app: Quart, client: Qu
     assert (await client.delete(f"{EXERCISES}/{body['id']}", headers=headers)).status_code == 404
 
 
+async def test_catalog_reads_show_an_edit_at_once(app: Quart, client: QuartClient) -> None:
+    # The list and the daily exercise keep each exercise's view per process while its row is unchanged
+    # (docs/PERFORMANCE.md): an edit must show on the very next read.
+    headers, user_id = await sign_in(client)
+    async with app.extensions["db_session_factory"]() as session:
+        await session.execute(update(User).where(User.id == user_id).values(role="admin"))
+        await session.commit()
+    exercise_id = (await (await client.post(EXERCISES, json=admin_body(), headers=headers)).get_json())["id"]
+    listed = await (await client.get(EXERCISES, headers=headers)).get_json()
+    daily = await (await client.get(f"{EXERCISES}/daily", headers=headers)).get_json()
+    assert [item["title"] for item in listed["items"]] == ["Add two numbers"]
+    assert daily["exercise"]["id"] == exercise_id and daily["exercise"]["topics"] == ["math"]
+
+    edit = admin_body(title="Sum", topics=["arithmetic"], description="Add them up.")
+    assert (await client.put(f"{EXERCISES}/{exercise_id}", json=edit, headers=headers)).status_code == 200
+    listed = await (await client.get(EXERCISES, headers=headers)).get_json()
+    daily = await (await client.get(f"{EXERCISES}/daily", headers=headers)).get_json()
+    assert [(item["title"], item["topics"]) for item in listed["items"]] == [("Sum", ["arithmetic"])]
+    assert (daily["exercise"]["title"], daily["exercise"]["description"]) == ("Sum", "Add them up.")
+    assert (await client.delete(f"{EXERCISES}/{exercise_id}", headers=headers)).status_code == 204
+    assert (await (await client.get(EXERCISES, headers=headers)).get_json())["items"] == []
+
+
 async def test_submissions_never_reveal_hidden_tests_or_solution(app: Quart, client: QuartClient) -> None:
     """Hidden tests report their name and outcome only; visible examples show everything."""
     headers, _ = await sign_in(client)

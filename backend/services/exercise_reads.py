@@ -1,0 +1,126 @@
+"""The catalog as the read paths show it: a page of summaries, and exercises' public views.
+
+Catalog rows change only through writes that move `updated_at` (admin edits, the catalog seed). A read
+asks the database which exercises match and at which `updated_at` (so it still decides what a user sees
+and whether a view is current) and takes each one's view from a per-process cache keyed by both,
+sparing the decoding and shaping of the same rows on every request (docs/PERFORMANCE.md). Statements
+are built once: building one costs more than running it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, Select, bindparam, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from backend.integrations.sandbox.languages import graded
+from backend.models import User
+from backend.models.exercises import Exercise
+from backend.services.exercises import public_view
+
+# What a page of the catalog shows (`ExerciseSummary`): descriptions, tests and solutions stay unread.
+SUMMARY_COLUMNS = (
+    Exercise.id,
+    Exercise.slug,
+    Exercise.title,
+    Exercise.language,
+    Exercise.difficulty,
+    Exercise.exercise_type,
+    Exercise.topics,
+    Exercise.generated_by_ai,
+)
+SUMMARY_FIELDS = tuple(column.key for column in SUMMARY_COLUMNS)
+
+
+class ViewCache:
+    """Views of exercises built from their rows, kept while the row's `updated_at` is the one they were
+    built from. Bounded: generated exercises are unbounded, the catalog is not."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._views: dict[int, tuple[datetime, dict[str, Any]]] = {}
+
+    def get(self, exercise_id: int, updated_at: datetime) -> dict[str, Any] | None:
+        found = self._views.get(exercise_id)
+        return found[1] if found is not None and found[0] == updated_at else None
+
+    def put(self, exercise_id: int, updated_at: datetime, view: dict[str, Any]) -> dict[str, Any]:
+        if len(self._views) >= self.limit:
+            self._views.clear()
+        self._views[exercise_id] = (updated_at, view)
+        return view
+
+
+SUMMARIES, PUBLIC_VIEWS = ViewCache(), ViewCache()
+
+
+@functools.lru_cache(maxsize=64)
+def _matching(graded_languages: tuple[str, ...], filters: frozenset[str], paged: bool) -> Select[*tuple[Any, ...]]:
+    """The ids and versions of the exercises a user may list, with the count of all that match, built once
+    per filter combination (building a statement costs more than running it); values are bind parameters."""
+    conditions = [
+        or_(Exercise.visibility == "public", Exercise.author_id == bindparam("user_id")),
+        or_(*(Exercise.language == literal(name) for name in graded_languages)),
+    ]
+    conditions += [getattr(Exercise, name) == bindparam(name) for name in sorted(filters)]
+    statement = select(Exercise.id, Exercise.updated_at, func.count().over().label("total")).where(*conditions)
+    statement = statement.order_by(Exercise.id)
+    return statement.limit(bindparam("limit")).offset(bindparam("offset")) if paged else statement
+
+
+async def _summaries(connection: AsyncConnection, rows: Sequence[Row[*tuple[Any, ...]]]) -> list[dict[str, Any]]:
+    """The summary of each (id, updated_at) row, in order: cached, the missing ones read in one query."""
+    found = {row.id: view for row in rows if (view := SUMMARIES.get(row.id, row.updated_at)) is not None}
+    missing = [row.id for row in rows if row.id not in found]
+    if missing:
+        statement = select(*SUMMARY_COLUMNS, Exercise.updated_at).where(Exercise.id.in_(missing))
+        for row in await connection.execute(statement):
+            view = {name: getattr(row, name) for name in SUMMARY_FIELDS}
+            found[row.id] = SUMMARIES.put(row.id, row.updated_at, view)
+    return [found[row.id] for row in rows if row.id in found]  # one deleted in between is left out
+
+
+async def list_exercises(
+    connection: AsyncConnection,
+    user: User,
+    *,
+    language: str | None,
+    difficulty: str | None,
+    topic: str | None,
+    exercise_type: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of summaries (dicts of the summary's fields) and the total that match."""
+    values: dict[str, Any] = {"user_id": user.id, "limit": limit, "offset": offset}
+    filters = {"language": language.lower() if language else None, "difficulty": difficulty}
+    filters["exercise_type"] = exercise_type
+    values |= {name: value for name, value in filters.items() if value is not None}
+    chosen = frozenset(name for name, value in filters.items() if value is not None)
+    graded_languages = tuple(graded())
+    if topic is None:
+        # The page and the total in one query: the window counts every match before LIMIT applies.
+        page = (await connection.execute(_matching(graded_languages, chosen, True), values)).all()
+        if page or offset == 0:
+            return await _summaries(connection, page), page[0].total if page else 0
+        # A page past the end has no row to carry the count.
+        every = (await connection.execute(_matching(graded_languages, chosen, False), values)).all()
+        return [], len(every)
+    # Topics are a short JSON list: filtering here keeps one query shape on SQLite and PostgreSQL.
+    wanted = topic.strip().lower()
+    every = (await connection.execute(_matching(graded_languages, chosen, False), values)).all()
+    matching = [view for view in await _summaries(connection, every) if wanted in map(str.lower, view["topics"])]
+    return matching[offset : offset + limit], len(matching)
+
+
+async def cached_public_view(connection: AsyncConnection, exercise_id: int, updated_at: datetime) -> dict[str, Any]:
+    """`public_view` of the exercise whose row has this `updated_at`, read and shaped once per process."""
+    view = PUBLIC_VIEWS.get(exercise_id, updated_at)
+    if view is None:
+        row = (await connection.execute(select(Exercise.__table__).where(Exercise.id == exercise_id))).one()
+        view = PUBLIC_VIEWS.put(exercise_id, row.updated_at, public_view(row))
+    return view
