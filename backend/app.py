@@ -43,6 +43,9 @@ def create_app(settings: Settings | None = None) -> Quart:
     configure_logging(settings)
 
     app = Quart(__name__, static_folder=None)
+    # Werkzeug answers `/api/v1//x` with an HTML 308 to an absolute URL built from the Host header (http,
+    # whatever the scheme): a 404 problem instead, like any other unknown path. Before any rule is added.
+    app.url_map.merge_slashes = False
     app.request_class = JSONRequest
     app.config.update(
         SETTINGS=settings,

@@ -18,6 +18,7 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_SECRET_KEY_LENGTH = 32
+MIN_METRICS_TOKEN_LENGTH = 16
 # Substrings of the values people paste from examples and tutorials.
 PLACEHOLDER_MARKERS = ("changeme", "change-me", "change_me", "placeholder", "your-secret", "example", "xxxx")
 KEYGEN_COMMAND = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
@@ -191,6 +192,15 @@ class Settings(BaseSettings):
     def _strip_trailing_slash(cls, url: str) -> str:
         return url.rstrip("/")
 
+    @field_validator("metrics_token")
+    @classmethod
+    def _blank_metrics_token_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        # `METRICS_TOKEN=` (an uncommented .env.example line) must not pass for a token: /metrics would
+        # then answer anyone sending `Authorization: Bearer` with nothing after it.
+        if value is None or not value.get_secret_value().strip():
+            return None
+        return value
+
     @field_validator("token_encryption_key")
     @classmethod
     def _valid_fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
@@ -251,6 +261,8 @@ class Settings(BaseSettings):
             raise ValueError(f"{missing_keys[0]} is required for the configured LLM provider in production")
         if self.metrics_token is None:
             raise ValueError("METRICS_TOKEN is required in production (/metrics then needs it as a bearer token)")
+        if len(self.metrics_token.get_secret_value().strip()) < MIN_METRICS_TOKEN_LENGTH:
+            raise ValueError(f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} characters in production")
 
     def missing_llm_keys(self) -> list[str]:
         """The API key settings a configured provider lacks (development warns; production refuses)."""

@@ -8,6 +8,8 @@ Over the limit is `429 rate_limited` with `Retry-After`; every limited response 
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -87,6 +89,22 @@ def client_ip() -> str:
     return request.remote_addr or "unknown"
 
 
+@functools.lru_cache(maxsize=4096)
+def client_key(address: str) -> str:
+    """What per-IP limits count: an IPv6 client by its /64 (one subscriber's prefix: counting each of its
+    2^64 addresses apart let anyone with a home connection dodge every limit), an IPv4-mapped address as
+    the IPv4 address."""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 def rate_limit(name: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """Apply the limits named `name` in `RATE_LIMITS` (put it below `@require_user` for per-user limits)."""
     limits = RATE_LIMITS[name]  # a typo fails at import time, not on the first request
@@ -109,7 +127,7 @@ async def enforce(name: str, limits: tuple[Limit, ...]) -> None:
         if not scoped:
             continue
         user = g.get("user")
-        identity = client_ip() if per == "ip" or user is None else f"user:{user.id}"
+        identity = client_key(client_ip()) if per == "ip" or user is None else f"user:{user.id}"
         decision = await hit(get_cache(), name, identity, scoped)
         g.rate_limit_headers = decision.headers()
         if not decision.allowed:
