@@ -2,6 +2,8 @@
 
 The request owns the transaction: handlers and services use `get_session()` and only flush; the app
 commits when the response status is below 400 and rolls back otherwise (see `register_session_hooks`).
+Two marks override the status: `keep_changes()` commits behind an error, `discard_changes()` rolls back
+behind a success (a redirect that reports a failure).
 
 A handler marked `@read_only` gets a session without a transaction (PostgreSQL AUTOCOMMIT: no `BEGIN`
 and `COMMIT`, two round trips fewer; SQLite: a deferred `BEGIN` that never waits for a writer). Under
@@ -237,6 +239,12 @@ def keep_changes() -> None:
     g.keep_changes = True
 
 
+def discard_changes() -> None:
+    """Roll back this request's work even though it answers below 400: a browser flow that fails still
+    ends in a redirect (e.g. to the login page), and what the failed attempt wrote must not stick."""
+    g.discard_changes = True
+
+
 async def _await(callback: Callable[[], Awaitable[None]]) -> None:
     await callback()
 
@@ -246,7 +254,8 @@ def register_session_hooks(app: Quart) -> None:
     async def _finish_transaction(response: Response) -> Response:
         session: AsyncSession | None = g.pop("db_session", None)
         callbacks: list[Callable[[], Awaitable[None]]] = g.pop("after_commit", [])
-        should_commit = response.status_code < 400 or g.pop("keep_changes", False)
+        is_kept, is_discarded = g.pop("keep_changes", False), g.pop("discard_changes", False)
+        should_commit = not is_discarded and (response.status_code < 400 or is_kept)
         if session is not None:
             try:
                 if should_commit:
@@ -266,7 +275,8 @@ def register_session_hooks(app: Quart) -> None:
     @app.teardown_request
     async def _close_abandoned_session(_: BaseException | None) -> None:
         # An exception that escaped every handler skips after_request; never leak the connection.
-        g.pop("after_commit", None)
+        for name in ("after_commit", "keep_changes", "discard_changes"):
+            g.pop(name, None)
         session: AsyncSession | None = g.pop("db_session", None)
         if session is not None:
             await session.close()

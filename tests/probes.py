@@ -13,7 +13,7 @@ from quart import Blueprint, Quart
 from quart_schema import validate_request
 
 from backend.api.guards import require_role
-from backend.db import get_session, read_only
+from backend.db import discard_changes, get_session, read_only
 from backend.errors import Conflict
 from backend.middleware.rate_limit import RATE_LIMITS, Limit, rate_limit
 from backend.models import User
@@ -58,6 +58,18 @@ async def probe_create_user(status: int) -> tuple[dict, int]:
     user = User(email=f"user{status}@example.com", name="Probe")
     session.add(user)
     await session.flush()
+    return {"id": user.id}, status
+
+
+@bp.post("/users/<int:status>/discarded")
+async def probe_create_user_discarded(status: int) -> tuple[dict, int]:
+    """Write a user, mark the request's work discarded, then answer with `status` (a failed browser flow's
+    redirect): nothing is committed."""
+    session = get_session()
+    user = User(email=f"discarded{status}@example.com", name="Probe")
+    session.add(user)
+    await session.flush()
+    discard_changes()
     return {"id": user.id}, status
 
 

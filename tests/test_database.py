@@ -28,6 +28,18 @@ async def test_success_commits_and_error_status_rolls_back(probe_client: QuartCl
     assert emails == {"user201@example.com"}
 
 
+async def test_a_success_marked_discarded_rolls_back(probe_client: QuartClient) -> None:
+    kept = await probe_client.post("/_probe/users/302")
+    discarded = await probe_client.post("/_probe/users/302/discarded")
+    after = await probe_client.post("/_probe/users/201")  # the mark does not outlive its request
+    assert (kept.status_code, discarded.status_code, after.status_code) == (302, 302, 201)
+    engine = create_engine(probe_client.app.config["SETTINGS"])
+    async with create_session_factory(engine)() as session:
+        emails = set(await session.scalars(select(User.email)))
+    await engine.dispose()
+    assert emails == {"user302@example.com", "user201@example.com"}
+
+
 async def test_a_read_only_handler_that_writes_fails_and_writes_nothing(probe_client: QuartClient) -> None:
     response = await probe_client.get("/_probe/read-only/write")
     assert response.status_code == 500

@@ -43,6 +43,7 @@ from backend.schemas.auth import (
 )
 from backend.schemas.users import UserRead
 from backend.services import auth as auth_service
+from backend.services import oauth as oauth_service
 
 log = structlog.get_logger(__name__)
 
@@ -343,12 +344,5 @@ async def exchange_oauth_code(data: CodeRequest) -> TokenPayload:
     """Trade the one-time code from the OAuth redirect for tokens (valid 60 seconds, once).
 
     400 `token_invalid` for an unknown, used or expired code."""
-    session = get_session()
-    try:
-        user = await auth_service.redeem_oauth_exchange_code(session, data.code)
-    except auth_service.OneTimeTokenExpired:
-        raise auth_service.OneTimeTokenInvalid() from None
-    if not user.is_active:
-        raise auth_service.AccountDisabled()
-    tokens = await auth_service.start_session(session, settings(), user, client())
+    user, tokens = await oauth_service.exchange(get_session(), settings(), code=data.code, client=client())
     return signed_in(user, tokens)

@@ -12,7 +12,7 @@ from backend.api.guards import authenticate_request, current_user, require_user,
 from backend.api.oauth import found, to_provider
 from backend.api.openapi import no_content, problem_responses, redirects
 from backend.cache import get_cache
-from backend.db import get_session
+from backend.db import discard_changes, get_session
 from backend.errors import NotFound
 from backend.integrations.github import GitHubClient
 from backend.integrations.oauth import GitHubRepositoryAccess
@@ -141,11 +141,11 @@ async def finish_github_connect() -> Response:
         is_connected = await github_service.connect(session, settings(), user, identity)
     except oauth_service.OAuthFailed as failure:
         security_log.warning("github.connect_failed", reason=failure.reason)
-        await session.rollback()  # a redirect is < 400, which would otherwise commit
+        discard_changes()  # a redirect is < 400, which would otherwise commit
         return to_settings_page("failed")
     except Exception:  # signed out, GitHub not configured, or a bug: the settings page beats a JSON error
         log.warning("github.connect_failed", reason="internal_error", exc_info=True)
-        await session.rollback()
+        discard_changes()
         return to_settings_page("failed")
     return to_settings_page("connected" if is_connected else "failed")
 

@@ -17,12 +17,11 @@ from quart_schema import document_querystring, tag_blueprint, validate_response
 from backend.api.guards import settings
 from backend.api.openapi import problem_responses, redirects
 from backend.cache import get_cache
-from backend.db import get_session
+from backend.db import discard_changes, get_session
 from backend.errors import NotFound
 from backend.integrations.oauth import PROVIDER_NAMES, Provider, Providers
 from backend.middleware.rate_limit import rate_limit
 from backend.schemas.auth import OAuthCallbackQuery, OAuthProvider, OAuthProviderList, OAuthStartQuery
-from backend.services import auth as auth_service
 from backend.services import oauth as oauth_service
 
 bp = Blueprint("oauth", __name__)
@@ -107,10 +106,9 @@ async def finish_oauth(provider: str) -> Response:
     Success: `FRONTEND_URL/auth/callback?code=…&provider=…&redirect_to=…`; trade the code within 60
     seconds at `POST /auth/oauth/exchange`. Any failure: `FRONTEND_URL/login?error=oauth_failed`."""
     client = configured_provider(provider)
-    session = get_session()
     try:
         signed_in = await oauth_service.finish(
-            session,
+            get_session(),
             settings(),
             get_cache(),
             client,
@@ -119,17 +117,14 @@ async def finish_oauth(provider: str) -> Response:
             error=request.args.get("error"),
             binding=request.cookies.get(BINDING_COOKIE),
         )
-        code = await auth_service.create_oauth_exchange_code(session, signed_in.user)
     except oauth_service.OAuthFailed as failure:
         security_log.warning("auth.oauth_failed", provider=provider, reason=failure.reason)
-        await session.rollback()  # a redirect is < 400, which would otherwise commit
         return to_login_page()
     except Exception:  # a browser waits on this answer: the login page beats a JSON 500
         log.exception("auth.oauth_failed", provider=provider, reason="internal_error")
-        await session.rollback()
         return to_login_page()
     log.info("auth.oauth_login", provider=provider, user_id=signed_in.user.id, is_new_user=signed_in.is_new_user)
-    query = urlencode({"code": code, "provider": provider, "redirect_to": signed_in.redirect_to})
+    query = urlencode({"code": signed_in.exchange_code, "provider": provider, "redirect_to": signed_in.redirect_to})
     return flow_over(found(f"{settings().frontend_url}/auth/callback?{query}"))
 
 
@@ -154,7 +149,9 @@ def to_provider(flow: oauth_service.StartedFlow, *, cookie: str, path: str) -> R
 
 
 def to_login_page() -> Response:
-    """The one answer to every failed sign-in: the reason is in the log, not in the URL."""
+    """The one answer to every failed sign-in: the reason is in the log, not in the URL. Whatever the
+    failed attempt wrote is rolled back, although a redirect is a success status."""
+    discard_changes()
     return flow_over(found(f"{settings().frontend_url}/login?error=oauth_failed"))
 
 

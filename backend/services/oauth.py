@@ -8,6 +8,9 @@ account (login CSRF).
 
 Accounts are found by (provider, provider user id) first, then by an email the provider has verified,
 else created. Provider tokens are stored encrypted, never in plain.
+
+The callback hands the SPA a one-time exchange code (60 seconds, single use), never a token: the SPA
+trades it for a session with `exchange`.
 """
 
 from __future__ import annotations
@@ -28,7 +31,18 @@ from backend.integrations.oauth import Identity, OAuthProviderError, Provider
 from backend.models import OAuthAccount, User
 from backend.schemas.users import strip_html
 from backend.security import TokenCipher, token_digest, tokens_match
-from backend.services.auth import normalise_email, revoke_sessions
+from backend.services.auth import (
+    AccountDisabled,
+    Client,
+    IssuedTokens,
+    OneTimeTokenExpired,
+    OneTimeTokenInvalid,
+    create_oauth_exchange_code,
+    normalise_email,
+    redeem_oauth_exchange_code,
+    revoke_sessions,
+    start_session,
+)
 
 FLOW_TTL_SECONDS = 600
 MAX_REDIRECT_LENGTH = 2000
@@ -68,6 +82,7 @@ class SignedIn:
     user: User
     redirect_to: str
     is_new_user: bool
+    exchange_code: str  # for the SPA, which trades it for tokens (`exchange`)
 
 
 def safe_redirect_path(value: str | None) -> str:
@@ -124,12 +139,30 @@ async def finish(
     error: str | None,
     binding: str | None,
 ) -> SignedIn:
-    """The user the callback signs in: claim the flow, trade the code, then link or create the account.
+    """The user the callback signs in: claim the flow, trade the code, link or create the account, then
+    issue the one-time code the SPA exchanges for tokens.
 
     Nothing touches the database until the provider has answered, so no transaction waits on the network."""
     flow, identity = await authenticate(cache, provider, code=code, state=state, error=error, binding=binding)
     user, is_new_user = await _sign_in(session, settings, provider.name, identity)
-    return SignedIn(user=user, redirect_to=flow.redirect_to, is_new_user=is_new_user)
+    exchange_code = await create_oauth_exchange_code(session, user)
+    return SignedIn(user=user, redirect_to=flow.redirect_to, is_new_user=is_new_user, exchange_code=exchange_code)
+
+
+async def exchange(
+    session: AsyncSession, settings: Settings, *, code: str, client: Client
+) -> tuple[User, IssuedTokens]:
+    """A new session for the exchange code of a finished sign-in (valid 60 seconds, once).
+
+    A late code is as invalid as an unknown or used one (`token_invalid`): either way the SPA can only
+    start signing in again. An account disabled since the callback gets no session."""
+    try:
+        user = await redeem_oauth_exchange_code(session, code)
+    except OneTimeTokenExpired:
+        raise OneTimeTokenInvalid() from None
+    if not user.is_active:
+        raise AccountDisabled()
+    return user, await start_session(session, settings, user, client)
 
 
 async def authenticate(
