@@ -189,6 +189,35 @@ struct has_push_back<T, std::void_t<decltype(std::declval<T&>().push_back(std::d
 
 // ---- JSON arguments to C++ values ----------------------------------------------------------------------
 
+// Whether from_json can make a T: an Arg converts only to these, so that a class's copy constructor never
+// competes with its real one (`LRUCache(Arg)` must mean `LRUCache(int)`).
+template <class T>
+constexpr bool convertible();
+
+template <class Tuple, std::size_t... I>
+constexpr bool all_convertible(std::index_sequence<I...>) {
+  return (convertible<std::tuple_element_t<I, Tuple>>() && ...);
+}
+
+template <class T>
+constexpr bool convertible() {
+  using U = std::remove_cv_t<T>;
+  if constexpr (std::is_same_v<U, Value> || std::is_arithmetic_v<U> || std::is_same_v<U, std::string> ||
+                std::is_same_v<U, std::string_view> || std::is_same_v<U, const char*>) {
+    return true;
+  } else if constexpr (is_instance<U, std::optional>::value) {
+    return convertible<typename U::value_type>();
+  } else if constexpr (is_instance<U, std::pair>::value || is_instance<U, std::tuple>::value || is_std_array<U>::value) {
+    return all_convertible<U>(std::make_index_sequence<std::tuple_size_v<U>>());
+  } else if constexpr (is_map<U>::value) {
+    return convertible<typename U::key_type>() && convertible<typename U::mapped_type>();
+  } else if constexpr (is_set<U>::value || is_unordered_set<U>::value || has_push_back<U>::value) {
+    return convertible<typename U::value_type>();
+  } else {
+    return false;
+  }
+}
+
 template <class T>
 T from_json(const Value& v, std::size_t index);
 
@@ -272,7 +301,7 @@ namespace sandbox_args {
 class Arg {
  public:
   Arg(const sandbox::Value& v, std::size_t index) : value_(&v), index_(index) {}
-  template <class T>
+  template <class T, std::enable_if_t<sandbox::detail::convertible<T>(), int> = 0>
   operator T() const {
     return sandbox::detail::from_json<T>(*value_, index_);
   }
@@ -384,9 +413,31 @@ Value encode_call(F&& call) {
   }
 }
 
+template <class T, class... Ts>
+constexpr bool same_as_first() {
+  return (std::is_same_v<T, Ts> && ...);
+}
+template <class... Ts>
+constexpr bool all_same() {  // and more than one
+  if constexpr (sizeof...(Ts) < 2) {
+    return false;
+  } else {
+    return same_as_first<Ts...>();
+  }
+}
+
+// The arguments as their natural types: a std::array when they all have one type (a variadic function
+// called with 300 vectors compiles in a fraction of the time a 300-element std::tuple takes), else a tuple.
 template <class... Ts, std::size_t... I>
-std::tuple<Ts...> natural_args(const Array& args, std::index_sequence<I...>) {
-  return std::tuple<Ts...>(from_json<Ts>(args[I], I)...);
+auto natural_args(const Array& args, std::index_sequence<I...>) {
+  if constexpr (all_same<Ts...>()) {
+    using T = std::tuple_element_t<0, std::tuple<Ts...>>;
+    std::array<T, sizeof...(Ts)> out;
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = from_json<T>(args[i], i);
+    return out;
+  } else {
+    return std::tuple<Ts...>(from_json<Ts>(args[I], I)...);
+  }
 }
 
 template <std::size_t N>
@@ -404,17 +455,18 @@ struct arity<N, std::index_sequence<I...>> {
   static constexpr bool constructs = std::is_constructible_v<C, arg<I>...>;
 };
 
-// `f(args...)` with Arg arguments when the function takes them (plain functions), else with the natural
-// types `Ts` (function templates); a CallError when neither can be called.
+// `f(args...)` with the arguments' natural types `Ts` when the function takes them (function templates,
+// which cannot deduce from an Arg; plain functions whose parameters are those types), else with Arg
+// arguments, which convert to whatever the parameters are; a CallError when neither can be called.
 template <class... Ts, class F>
 Value call(F f, const Array& args, const char* name) {
   constexpr std::size_t n = sizeof...(Ts);
   if (args.size() != n) throw CallError("the harness was sent a call of the wrong shape");
-  if constexpr (arity<n>::template invocable<F>) {
-    return encode_call([&]() -> decltype(auto) { return call_with_args(f, args, ArgsOf<n>()); });
-  } else if constexpr (std::is_invocable_v<F&, Ts&...>) {
+  if constexpr (std::is_invocable_v<F&, Ts&...>) {
     auto natural = natural_args<Ts...>(args, ArgsOf<n>());
     return encode_call([&]() -> decltype(auto) { return call_with_natural(f, natural, ArgsOf<n>()); });
+  } else if constexpr (arity<n>::template invocable<F>) {
+    return encode_call([&]() -> decltype(auto) { return call_with_args(f, args, ArgsOf<n>()); });
   } else {
     throw CallError(std::string(name) + " is not defined as a function taking " + std::to_string(n) +
                     (n == 1 ? " argument" : " arguments") + " of these types");
@@ -426,11 +478,11 @@ Value construct(std::optional<C>& object, const Array& args, const char* name) {
   constexpr std::size_t n = sizeof...(Ts);
   if (args.size() != n) throw CallError("the harness was sent a call of the wrong shape");
   auto make = [&](auto&&... a) { object.emplace(std::forward<decltype(a)>(a)...); };
-  if constexpr (arity<n>::template constructs<C>) {
-    call_with_args(make, args, ArgsOf<n>());
-  } else if constexpr (std::is_constructible_v<C, Ts&...>) {
+  if constexpr (std::is_constructible_v<C, Ts&...>) {
     auto natural = natural_args<Ts...>(args, ArgsOf<n>());
     call_with_natural(make, natural, ArgsOf<n>());
+  } else if constexpr (arity<n>::template constructs<C>) {
+    call_with_args(make, args, ArgsOf<n>());
   } else {
     throw CallError(std::string(name) + " has no constructor taking " + std::to_string(n) +
                     (n == 1 ? " argument" : " arguments") + " of these types");
