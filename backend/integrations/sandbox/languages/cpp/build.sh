@@ -1,18 +1,24 @@
-# Compiles a C++ job in the sandbox (the runner's compile step, languages/toolchains.py). `build.sh prepare`
-# runs once per runner: it precompiles sandbox.hpp (with the standard headers it includes) and compiles the
-# harness, with the conversions and containers sandbox.hpp declares extern, into /out. `build.sh` compiles
-# dispatch.cpp (which #includes solution.cpp) against that header, links it with the harness: /out/program.
-# The flags must be the same in both (GCC ignores a precompiled header built with other flags).
-# No submission code runs here.
+# Compiles a C++ job in the sandbox (the runner's compile step, languages/toolchains.py). No submission code
+# runs here.
+#
+# `build.sh prepare` runs once per toolchain version, on the toolchain's files only: it precompiles
+# sandbox.hpp (with the standard headers it includes), compiles the harness's JSON (value.cpp, with the
+# conversions and containers sandbox.hpp declares extern) and the child side (child.cpp), and links the
+# parent harness (parent.cpp), into /out. `build.sh` compiles dispatch.cpp (which #includes solution.cpp)
+# against the precompiled header into /out/program, next to a copy of the parent: /out/harness.
+# The flags must be the same in both steps: GCC ignores a precompiled header built with other flags.
 set -e
 flags="-std=c++17 -O1 -pipe"
 if [ "$1" = prepare ]; then
   cp sandbox.hpp /out/sandbox.hpp
   g++ $flags -x c++-header /out/sandbox.hpp -o /out/sandbox.hpp.gch &
-  g++ $flags -I/out -c harness.cpp -o /out/harness.o
+  g++ $flags -I/out -c value.cpp -o /out/value.o
+  g++ $flags -I/out -c child.cpp -o /out/child.o
+  g++ $flags -I/out -fuse-ld=gold parent.cpp /out/value.o -o /out/harness
   wait $!
   exit
 fi
-# <sandbox.hpp>, not "sandbox.hpp": the copy next to its precompiled form, not the one in /job.
+cp /job/prepared/harness /out/harness
+# <sandbox.hpp> in dispatch.cpp, not "sandbox.hpp": the copy next to its precompiled form, not the one in /job.
 exec g++ $flags -fuse-ld=gold -I/job/prepared -fdiagnostics-color=never -fno-diagnostics-show-caret \
-  dispatch.cpp /job/prepared/harness.o -o /out/program
+  dispatch.cpp /job/prepared/child.o /job/prepared/value.o -o /out/program

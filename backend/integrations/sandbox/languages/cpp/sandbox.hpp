@@ -152,6 +152,7 @@ struct CallError : std::exception {
 struct TooLarge : std::exception {};
 
 [[noreturn]] void bad_argument(std::size_t index, const char* wanted, const Value& got);
+Value parse_json(std::string_view text);  // std::runtime_error on invalid JSON
 std::string type_name(const std::type_info& type);
 std::string float_text(double d);
 
