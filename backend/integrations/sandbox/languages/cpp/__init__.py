@@ -146,7 +146,8 @@ def plan(cases: list[dict]) -> tuple[list[dict], Shapes, Shapes, dict[str, int]]
             calls.append((f"{class_name}::{class_name}", ctor_args))
             calls += [(f"{class_name}::{name}", args) for name, args in job["ops"][1:]]
     types = iter(argument_types(calls))
-    call_shapes, op_shapes, classes = Shapes(), Shapes(), {}
+    call_shapes, op_shapes = Shapes(), Shapes()
+    classes: dict[str, int] = {}
     tests = []
     for job in jobs:
         if "function" in job:
