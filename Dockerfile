@@ -38,6 +38,10 @@ RUN mkdir -p /usr/share/man/man1 \
     && apt-get update \
     && apt-get install -y --no-install-recommends openjdk-17-jdk-headless \
     && rm -rf /var/lib/apt/lists/*
+# g++ grades the C++ exercises (it compiles in the sandbox, linking with binutils' gold).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends g++ binutils \
+    && rm -rf /var/lib/apt/lists/*
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
