@@ -38,6 +38,8 @@ SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 # nor invented methods by their name.
 UNMATCHED_ROUTE = "<unmatched>"
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+FRAMING_HEADERS = {b"content-length": 1, b"transfer-encoding": 2}
+BOTH_FRAMINGS = 3
 
 
 def request_id_from(header: str | None) -> str:
@@ -70,17 +72,25 @@ class RequestMiddleware:
             return
         started = time.perf_counter()
         sent_id = origin = None
+        framings = 0
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 sent_id = value.decode("latin-1")
             elif name == b"origin":
                 origin = value.decode("latin-1")
+            elif name in FRAMING_HEADERS:
+                framings |= FRAMING_HEADERS[name]
         request_id = request_id_from(sent_id)
         method, path = scope["method"], scope["path"]
         REQUEST_ID.set(request_id)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id, method=method, path=path)
         added = [(b"x-request-id", request_id.encode()), *self.cors.headers(origin, method, scope["headers"])]
+        if framings == BOTH_FRAMINGS:
+            # Content-Length and Transfer-Encoding both: the server reads the chunks, a proxy in front may
+            # have read the length, so whatever follows on this connection may be another request smuggled
+            # past the proxy. RFC 9112 6.3: close the connection after responding.
+            added.append((b"connection", b"close"))
         is_docs = path.startswith("/docs")
         status: int | None = None  # set when the response starts; logged and counted when its body ends
         outcome = "client_gone"  # unless the last body chunk is sent (or the app fails): a stream cut short

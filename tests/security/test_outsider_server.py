@@ -1,0 +1,154 @@
+"""An outsider against the real server as production runs it (`python -m backend`, Hypercorn with uvloop,
+ENVIRONMENT=production, the sandbox runner under bubblewrap), over raw sockets where a client library would
+refuse to send the attack: CRLF in headers, ambiguous message framing, bytes that are not UTF-8.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+
+from tests.helpers import PASSWORD, unique_email
+from tests.servers import backend_env, free_port, stop, wait_until_serving
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="production needs bubblewrap")
+
+METRICS_TOKEN = "metrics-token-for-the-outsider"
+
+
+@dataclass
+class Server:
+    base: str
+    port: int
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    directory = tmp_path_factory.mktemp("outsider-server")
+    port = free_port()
+    log = directory / "server.log"
+    env = backend_env(
+        ENVIRONMENT="production",
+        SECRET_KEY="Zq8vR2mN5xT1yK7wL3pB9cF4hJ6dS0aGzQ-outsider",
+        TOKEN_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+        FRONTEND_URL="https://app.codementor.test",
+        BACKEND_URL="https://api.codementor.test",
+        CORS_ORIGINS="https://app.codementor.test",
+        EMAIL_BACKEND="smtp",
+        SMTP_PORT=str(free_port()),  # nothing listens: mails fail after the answer, logged
+        METRICS_TOKEN=METRICS_TOKEN,
+        PORT=str(port),
+        PYTHONUNBUFFERED="1",  # each log line in the file as it is written
+    )
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "backend"], cwd=directory, env=env, stdout=output, stderr=subprocess.PIPE, text=True
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_serving(base, process)
+            yield Server(base, port, log)
+        finally:
+            stop(process)
+
+
+def exchange(server: Server, request: bytes) -> bytes:
+    """Send raw bytes, read until the server closes the connection (or 5 s of silence)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as connection:
+        connection.sendall(request)
+        received = b""
+        try:
+            while chunk := connection.recv(65536):
+                received += chunk
+        except TimeoutError:
+            received += b"<still open>"
+    return received
+
+
+def responses(data: bytes) -> list[tuple[int, dict[str, str]]]:
+    """Status and headers of each response in `data`."""
+    found = []
+    for match in re.finditer(rb"HTTP/1\.1 (\d{3})[^\r\n]*\r\n(.*?)\r\n\r\n", data, re.S):
+        headers = {}
+        for line in match.group(2).split(b"\r\n"):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        found.append((int(match.group(1)), headers))
+    return found
+
+
+def test_request_ids_cannot_inject_headers(server: Server) -> None:
+    injected = exchange(server, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Request-ID: a\rSet-Cookie: x=1\r\n\r\n")
+    assert [status for status, _ in responses(injected)] == [400] and b"set-cookie" not in injected.lower()
+    for sent in ("a" * 129, "../../etc/passwd", "<script>", "a b", "id;rm", "é"):
+        answered = httpx.get(f"{server.base}/health", headers={"X-Request-ID": sent.encode()}).headers["X-Request-ID"]
+        assert re.fullmatch(r"[0-9a-f]{32}", answered), sent
+    assert httpx.get(f"{server.base}/health", headers={"X-Request-ID": "trace-1.2_3"}).headers["X-Request-ID"] == (
+        "trace-1.2_3"
+    )
+
+
+def test_ambiguous_framing_ends_the_connection(server: Server) -> None:
+    """Content-Length and Transfer-Encoding: Hypercorn reads the chunks; a proxy in front may read the length
+    and pass what follows as part of the body. Whatever follows must never be served as a request."""
+    smuggled = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+    request = (
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" % (5 + len(smuggled))
+    ) + smuggled
+    answered = responses(exchange(server, request))
+    assert len(answered) == 1, answered
+    assert answered[0][0] == 400 and answered[0][1].get("connection") == "close"
+
+
+def test_bytes_that_are_not_utf8_or_text_are_client_errors(server: Server) -> None:
+    for request in (
+        b"GET /api/v1/exercises/%ff%fe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /api/v1/auth/oauth/%c0%af HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /health?x=%ff%00 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /health?x=\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4\r\n"
+        b"Connection: close\r\n\r\n\xff\xfe{}",
+        b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n",
+    ):
+        statuses = [status for status, _ in responses(exchange(server, request))]
+        assert statuses and all(400 <= status < 500 for status in statuses), (request[:60], statuses)
+
+
+def test_production_headers_cookies_and_metrics(server: Server) -> None:
+    registered = httpx.post(
+        f"{server.base}/api/v1/auth/register", json={"email": unique_email(), "password": PASSWORD, "name": "Eve"}
+    )
+    assert registered.status_code == 201
+    assert int(registered.headers["Strict-Transport-Security"].split("max-age=")[1].split(";")[0]) >= 31536000
+    assert not re.search(r"\d+\.\d+", registered.headers.get("Server", ""))  # no version for scanners to match
+    for cookie in registered.headers.get_list("Set-Cookie"):
+        assert "Secure" in cookie and "SameSite=Lax" in cookie, cookie
+    for header in (None, "Bearer", "Bearer null", f"Bearer {METRICS_TOKEN[:-1]}"):
+        refused = httpx.get(f"{server.base}/metrics", headers={"Authorization": header} if header else {})
+        assert refused.status_code == 401, header
+    empty = exchange(server, b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \r\nConnection: close\r\n\r\n")
+    assert [status for status, _ in responses(empty)] == [401]
+    redirect = httpx.get(f"{server.base}/api/v1//exercises", headers={"Host": "evil.example"})
+    assert redirect.status_code == 404 and "Location" not in redirect.headers
+
+
+def test_the_access_log_keeps_each_request_on_one_json_line(server: Server) -> None:
+    httpx.get(f"{server.base}/api/v1/x%0d%0a%7B%22event%22%3A%22forged%22%7D%0a")
+    httpx.get(f"{server.base}/health")  # the line above is written once its response has left: this follows it
+    lines = [line for line in server.log.read_text().splitlines() if line.strip()]
+    events = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert not any(event.get("event") == "forged" for event in events)
+    assert any("forged" in str(event.get("path")) for event in events)
