@@ -259,13 +259,14 @@ async def delete_session(session_id: int) -> tuple[str, int]:
 
 @bp.post("/password/change")
 @require_user
+@rate_limit("password_change")
 @validate_request(PasswordChangeRequest)
 @validate_response(TokenPayload)
-@problem_responses(400)
+@problem_responses(400, 429)
 async def change_password(data: PasswordChangeRequest) -> TokenPayload:
     """Change the password; every other session is ended and this one gets new tokens.
 
-    400 `invalid_password` when the current password is wrong."""
+    400 `invalid_password` when the current password is wrong; 429 `rate_limited` past 5 attempts an hour."""
     user = current_user()
     tokens = await auth_service.change_password(
         get_session(),

@@ -44,6 +44,7 @@ RATE_LIMITS: dict[str, tuple[Limit, ...]] = {
     "resend_verification": (Limit(100, HOUR),),
     "oauth_start": (Limit(20, MINUTE),),
     "account_delete": (Limit(5, HOUR, per="user"),),  # it checks a password: no guessing through it
+    "password_change": (Limit(5, HOUR, per="user"),),  # so does this (a stolen access token must not find it)
     "chat": (Limit(10, MINUTE, per="user"), Limit(200, DAY, per="user")),
     "generate": (Limit(3, HOUR, per="user"),),
     "submit": (Limit(30, MINUTE, per="user"),),  # each one runs code in the sandbox

@@ -132,3 +132,18 @@ async def test_stream_frames_carry_message_text_as_json_only(embedded_client: Qu
         await embedded_client.get(f"/api/v1/chat/conversations/{conversation['id']}/messages", headers=account.headers)
     ).get_json()
     assert messages["items"][0]["content"] == content  # stored verbatim all the same
+
+
+async def test_a_stolen_access_token_cannot_guess_the_password(embedded_client: QuartClient) -> None:
+    """Changing the password checks the current one: past 5 tries an hour it is 429, the right one too."""
+    account = await new_account(embedded_client)
+    statuses = []
+    for attempt in range(6):
+        body = {"current_password": f"Guess-number-{attempt}", "new_password": "Another-pass-99"}
+        response = await embedded_client.post("/api/v1/auth/password/change", json=body, headers=account.headers)
+        statuses.append(response.status_code)
+    assert statuses == [400] * 5 + [429]
+    right = {"current_password": PASSWORD, "new_password": "Another-pass-99"}
+    refused = await embedded_client.post("/api/v1/auth/password/change", json=right, headers=account.headers)
+    assert refused.status_code == 429 and problem_code(await refused.get_json()) == "rate_limited"
+    assert "Retry-After" in refused.headers
