@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from datetime import date as CalendarDate  # `date` is also a field name below
 from datetime import datetime
 from functools import cache
@@ -10,7 +9,6 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
-import nh3
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -25,6 +23,8 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from backend.text import strip_html
+
 Role = Literal["student", "mentor", "admin"]
 SkillLevel = Literal["beginner", "intermediate", "advanced", "expert"]
 ProgrammingLanguage = Literal[
@@ -34,27 +34,7 @@ LearningStyle = Literal["hands_on", "visual", "reading", "mixed"]
 TimeCommitment = Literal["15_minutes", "30_minutes", "1_hour", "2_hours_plus"]
 Difficulty = Literal["easy", "medium", "hard"]
 
-MAX_DECODING_PASSES = 8
 NAME_MAX, BIO_MAX, CAREER_GOALS_MAX, URL_MAX, TIMEZONE_MAX = 100, 1000, 500, 2048, 64
-
-
-def strip_html(value: Any) -> Any:
-    """Plain text from whatever the client sent: tags removed (script and style with their content),
-    entities decoded, outer whitespace trimmed. Lengths are then checked on what is stored.
-
-    Entities are decoded *before* cleaning, again and again until nothing changes: `&lt;img onerror=…&gt;`
-    (or `&amp;lt;…`) decoded after cleaning would come out as live markup. Text that is still changing after
-    MAX_DECODING_PASSES passes is refused rather than stored half-decoded."""
-    if not isinstance(value, str):
-        return value
-    text = value
-    for _ in range(MAX_DECODING_PASSES):
-        # nh3 escapes the `<`, `>` and `&` of the text it keeps; decoding them again gives the plain text.
-        cleaned = html.unescape(nh3.clean(html.unescape(text), tags=set()))
-        if cleaned == text:
-            return text.strip()
-        text = cleaned
-    raise ValueError("Use plain text (no HTML, no nested character references)")
 
 
 @cache

@@ -2,8 +2,9 @@
 
 Each top-level key is a section produced by a function registered in `EXPORT_SECTIONS`. Features that
 store user data register theirs (e.g. `EXPORT_SECTIONS["conversations"] = export_conversations` in the
-chat service); a section still unregistered exports as an empty list. Never export secrets: no password
-or token hashes, no encrypted OAuth tokens.
+chat service); a section still unregistered exports as an empty list. The API validates the whole through
+its export schema (`UserExport`). Never export secrets: no password or token hashes, no encrypted OAuth
+tokens.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.models import AuthSession, OAuthAccount, User
 from backend.models.progress import DailyActivity, ExerciseCompletion, TopicSkill
-from backend.schemas.users import UserRead
 from backend.services import achievements as achievements_service
 from backend.services import onboarding as onboarding_service
 from backend.services import progress as progress_service
@@ -28,8 +28,9 @@ from backend.services.learner import export_learning_profile
 ExportSection = Callable[[AsyncSession, User], Awaitable[Any]]
 
 
-async def export_profile(session: AsyncSession, user: User) -> dict[str, Any]:
-    return UserRead.model_validate(user).model_dump(mode="json") | {"is_active": user.is_active}
+async def export_profile(session: AsyncSession, user: User) -> User:
+    """The user's row as it is: the export schema's profile picks its fields (never the password hash)."""
+    return user
 
 
 async def export_onboarding(session: AsyncSession, user: User) -> dict[str, Any]:

@@ -29,7 +29,6 @@ from backend.config import Settings
 from backend.db import utcnow
 from backend.integrations.oauth import Identity, OAuthProviderError, Provider
 from backend.models import OAuthAccount, User
-from backend.schemas.users import strip_html
 from backend.security import TokenCipher, token_digest, tokens_match
 from backend.services.auth import (
     AccountDisabled,
@@ -43,6 +42,7 @@ from backend.services.auth import (
     revoke_sessions,
     start_session,
 )
+from backend.text import strip_html
 
 FLOW_TTL_SECONDS = 600
 MAX_REDIRECT_LENGTH = 2000

@@ -3,22 +3,16 @@ applies the answers to the profile. Resubmitting later updates the profile the s
 
 from __future__ import annotations
 
-from typing import Any, get_args
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.models import User
-from backend.schemas.users import (
-    CAREER_GOALS_MAX,
-    LearningStyle,
-    ProgrammingLanguage,
-    SkillLevel,
-    TimeCommitment,
-)
 
 FIELDS = ("programming_language", "skill_level", "career_goals", "learning_style", "time_commitment")
 
-# value → (label, description). Keys must match the Literal types the request bodies validate against.
+# value → (label, description). Keys must be the values the request bodies accept (schemas/users.py; a test
+# in tests/api/test_onboarding.py compares them).
 OPTIONS: dict[str, dict[str, tuple[str, str]]] = {
     "programming_language": {
         "python": ("Python", "Readable and versatile: scripting, data, the web and beginners' favourite."),
@@ -54,15 +48,6 @@ OPTIONS: dict[str, dict[str, tuple[str, str]]] = {
         "2_hours_plus": ("2 hours or more a day", "Intensive learning, e.g. preparing for interviews."),
     },
 }
-_LITERALS = {
-    "programming_language": ProgrammingLanguage,
-    "skill_level": SkillLevel,
-    "learning_style": LearningStyle,
-    "time_commitment": TimeCommitment,
-}
-# Fail at import, not in front of a student, if the options and the validated values drift apart.
-assert all(set(OPTIONS[name]) == set(get_args(literal)) for name, literal in _LITERALS.items())
-
 QUESTIONS: list[dict[str, Any]] = [
     {
         "field": "programming_language",
@@ -74,7 +59,6 @@ QUESTIONS: list[dict[str, Any]] = [
         "field": "career_goals",
         "type": "text",
         "question": "What do you want to achieve with programming? (e.g. a first job, a project, an exam)",
-        "max_length": CAREER_GOALS_MAX,
     },
     {"field": "learning_style", "type": "select", "question": "How do you like to learn?"},
     {"field": "time_commitment", "type": "select", "question": "How much time can you practise?"},
@@ -82,6 +66,8 @@ QUESTIONS: list[dict[str, Any]] = [
 
 
 def questions() -> list[dict[str, Any]]:
+    """The questions in order, each with its options (none for a text answer, whose length limit is the
+    request body's: the API states it)."""
     return [
         {
             "id": number,
@@ -93,7 +79,6 @@ def questions() -> list[dict[str, Any]]:
                 for value, (label, description) in OPTIONS.get(question["field"], {}).items()
             ],
             "required": True,
-            "max_length": question.get("max_length"),
         }
         for number, question in enumerate(QUESTIONS, start=1)
     ]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 from quart.testing import QuartClient
 
+from backend.schemas.users import OnboardingSubmit
 from tests.helpers import bearer, login, register
 
 ONBOARDING = "/api/v1/users/onboarding"
@@ -31,6 +34,14 @@ async def test_questions_cover_the_five_fields_with_options(client: QuartClient)
         assert question["options"] and all(option["description"] for option in question["options"])
     values = {option["value"] for option in by_field["programming_language"]["options"]}
     assert {"python", "javascript", "rust", "cpp"} <= values
+
+
+async def test_the_options_offered_are_exactly_the_answers_accepted(client: QuartClient) -> None:
+    body = await (await client.get(f"{ONBOARDING}/questions", headers=bearer(await register(client)))).get_json()
+    for question in body["questions"]:
+        if question["type"] == "select":
+            accepted = set(get_args(OnboardingSubmit.model_fields[question["field"]].annotation))
+            assert {option["value"] for option in question["options"]} == accepted, question["field"]
 
 
 async def test_draft_resumes_on_another_device_then_submit_and_resubmit(client: QuartClient) -> None:

@@ -239,6 +239,7 @@ async def test_export_has_every_section_and_no_secrets(app: Quart, client: Quart
     required = {"profile", "onboarding", "exercises", "submissions", "conversations", "achievements"}
     assert required | {"repositories", "reviews"} <= set(body)
     assert body["profile"]["email"] == user["email"]
+    assert set(body["profile"]) == set(user) | {"is_active"} and body["profile"]["is_active"] is True
     assert body["onboarding"] == {"completed": False, "answers": {"programming_language": "go"}}
     assert {a["slug"] for a in body["achievements"]} >= {"first_exercise", "perfect_score"}
     assert [c["topics"] for c in body["progress"]["completions"]] == [["maps"]]
