@@ -5,7 +5,9 @@ With `--node NODE,FLAGS...` it supervises JavaScript the same way: the call chil
 harness.js (which checks the syntax of main.js, imports it and answers one test at a time, each sent as
 JSON after the same 4-byte length), each program test is node running main.js. So the submission's process
 never holds a test it is not running nor the result channel, and this process, which holds the job, is
-non-dumpable: node cannot make itself so, and any node process of the run could read another's memory."""
+non-dumpable: node cannot make itself so, and any node process of the run could read another's memory.
+With `--java JAVA,FLAGS...` the same for Java: the call child is the JVM running codementor.Main (compiled
+with the submission by the runner, in /job/build), each program test is the JVM running Solution.main."""
 
 import os
 import sys
@@ -25,23 +27,37 @@ if __package__:  # in the repository; in the sandbox the parts are one file and 
 
 class Harness(Supervisor):
     node = None  # the node command and its flags when the submission is JavaScript
+    java = None  # the JVM and its flags when the submission is Java
+    main_class = "Solution"  # Java: the program's class (in the job's `package`, when it names one)
+
+    @property
+    def python(self):
+        return self.node is None and self.java is None
 
     def child_argv(self, mode):
+        here = os.path.dirname(self.path)
+        if self.java is not None:
+            build = os.path.join(here, "build")
+            if mode == "program":
+                return [*self.java, "-cp", os.path.join(build, "solution"), self.main_class]
+            classes = os.path.join(build, "harness") + ":" + os.path.join(build, "solution")
+            return [*self.java, "-cp", classes, "codementor.Main", mode]
         if self.node is None:
             return super().child_argv(mode)
-        here = os.path.dirname(self.path)
         if mode == "program":
             return [*self.node, os.path.join(here, "main.js")]
         return [*self.node, os.path.join(here, "harness.js"), mode]
 
     def is_call(self, test):
-        return "call" in test if self.node is None else "stdin" not in test
+        return "call" in test if self.python else "stdin" not in test
 
     def run(self, job_bytes):
         job = self.loads(job_bytes)
         self.output_cap = int(job.get("output_cap", 65536))
         self.compiled = None  # JavaScript: the call (or check) child compiles it and reports a syntax error
-        if self.node is None:
+        if self.java is not None and isinstance(job.get("package"), str) and job["package"]:
+            self.main_class = job["package"] + ".Solution"  # several submissions compiled at once
+        if self.python:
             try:
                 self.compiled = compile(job["code"], "main.py", "exec", dont_inherit=True)
             except (SyntaxError, ValueError, MemoryError, RecursionError) as error:  # also null bytes, nesting
@@ -71,7 +87,7 @@ class Harness(Supervisor):
                 index, test = queue.pop()
                 self.begin(index)
                 state["answered"] = False
-                if self.node is None:
+                if self.python:
                     child.send((index, str(test.get("setup") or ""), str(test["call"])))
                 else:
                     child.send([index, test], as_json=True)
@@ -117,12 +133,15 @@ class Harness(Supervisor):
                 self.emit(**(result | {"value": None, "error": VALUE_TOO_LARGE}))
             next_test(child)
 
-        if self.node is None:
+        if self.python:
             child = self.spawn("call")
             child.send(self.compiled)
         else:  # without call tests, only the syntax check: importing a program would run it
             child = self.spawn("call" if calls else "check")
-            child.send({"test_timeout_ms": int(job.get("test_timeout_ms") or 5000)}, as_json=True)
+            setup = {"test_timeout_ms": int(job.get("test_timeout_ms") or 5000)}
+            if self.java is not None:
+                setup["package"] = str(job.get("package") or "")
+            child.send(setup, as_json=True)
         self.collect(child, on_line)
         if child.truncated:
             if not state["imported"]:
@@ -139,7 +158,7 @@ class Harness(Supervisor):
         except InputTooLarge as too_large:
             self.emit(event="program", index=index, stdout="", error=str(too_large), truncated=False, ms=0.0)
             return
-        if self.node is None:
+        if self.python:
             child.send(self.compiled)
         child.closing = True
         self.collect(child)
@@ -149,6 +168,8 @@ class Harness(Supervisor):
             error = OUTPUT_LIMIT
         elif self.node is not None:
             error = node_error(stderr, child.status)
+        elif self.java is not None:
+            error = java_error(stderr, child.status)
         elif stderr.strip() and "Traceback (most recent call last)" in stderr:
             error = stderr.strip().splitlines()[-1]
         self.emit(
@@ -173,6 +194,21 @@ def node_error(stderr, status):
     return f"exited with status {code}"
 
 
+def java_error(stderr, status):
+    """A Java program's failure: its uncaught exception (`Exception in thread "main" java.lang.X: message` is
+    `X: message`), the JVM's own complaint (`Error: Main method not found...`), or its exit status."""
+    code = os.waitstatus_to_exitcode(status) if status is not None else None
+    if not code:
+        return None
+    for line in stderr.strip().split("\n"):
+        if line.startswith("Exception in thread ") and '" ' in line:
+            name, _, message = line.split('" ', 1)[1].partition(":")
+            return (name.rsplit(".", 1)[-1] + (":" + message if message else ""))[:300]
+        if line.startswith("Error: "):
+            return line[:300]
+    return f"exited with status {code}"
+
+
 def harness_main(args):
     protect_self()
     results_fd = int(args[args.index("--results-fd") + 1]) if "--results-fd" in args else 1
@@ -189,6 +225,9 @@ def harness_main(args):
     harness = Harness(results_fd, "--reap-all" in args, os.path.abspath(__file__))
     if "--node" in args:
         harness.node = args[args.index("--node") + 1].split(",")
+    if "--java" in args:
+        harness.java = args[args.index("--java") + 1].split(",")
+    if harness.node is not None or harness.java is not None:
         for name in set(os.environ) - {"PATH", "HOME"}:  # Python's locale coercion added LC_CTYPE, say
             del os.environ[name]
     harness.run(job)

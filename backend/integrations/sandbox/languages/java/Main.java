@@ -1,12 +1,16 @@
-// The Java grading harness: the trusted program that runs *inside* the sandbox (never on the server).
-//
-// Compiled with the submission (Solution.java) into one artifact, then started as
-// `java ... -cp <artifact> codementor.Main --results-fd N` with the job on stdin, exactly as harness.js:
-//   {"tests": [{"function": name, "args": [...]} | {"ops": [[name, [args...]], ...]} | {"stdin": str}],
-//    "output_cap": int, "test_timeout_ms": int}
-// The job never holds an expected value: the server compares what is reported here with the expectations.
-// Events go to descriptor N, one JSON object per line, in harness.js's shapes (started / import_error /
-// begin / output / call / program / done); values are the tagged value tree of base.decode.
+// The Java call child: runs the submission for the Python harness (harness/main.py with `--java`), which is
+// the trusted supervisor: it holds the job, is non-dumpable, and attributes what this process prints to the
+// test it handed over. This process holds descriptors 0-4 only and never the result channel:
+//   java --add-opens java.base/java.io=ALL-UNNAMED ... -cp <harness>:<submission> codementor.Main call
+// Commands on fd 3, each a 4-byte big-endian length and JSON: first {"test_timeout_ms", "package"?}, then one
+// [index, {"function", "args"} | {"ops"}] at a time, the next only after this one answered; EOF = no more.
+// Answers on fd 4, one JSON object per line, in harness.js's shapes:
+//   {"event": "imported"} | {"event": "import_error", "message"}
+//   {"event": "call", "index", "value": <tagged tree> | null, "error": str | null, "exception": str | null, "ms"}
+// What the submission prints goes to fds 1 and 2 (flushed before each answer). Program tests never come
+// here: the supervisor runs `java Solution` for each. Compile errors never either: the runner compiled
+// Solution.java before (build.sh). `package` names the submission's package when the artifact holds several
+// (the catalog checks).
 //
 // What a submission looks like (docs/LANGUAGES.md, "Java"):
 // - a call runs a method of class `Solution` named as the case says (camelCase): static, or an instance
@@ -14,21 +18,20 @@
 //   convert to (int/long/double/boolean/char/String, boxed types, BigInteger/BigDecimal, arrays, List,
 //   Set, Deque, Iterable, Iterator, Map, Optional, enums and records, nested; `null` for references);
 // - a sequence of ops constructs the class the first op names (a top-level class of Solution.java, or a
-//   class nested in Solution) and calls its methods; `__iter__` iterates the instance;
-// - a program test runs `Solution.main` with the test's stdin.
+//   class nested in Solution) and calls its methods; `__iter__` iterates the instance.
 // Results go back as values: numbers, booleans, strings and chars, null, arrays, collections (a Set as a
 // set), maps, iterators and streams (their items), Optional (its value or null), records and Map.Entry
 // (as lists of their components).
 //
-// Each call runs on a thread of its own, in a thread group of its own, with a time limit: output is
-// attributed to the test whose thread group printed it, and a call over the limit is abandoned (stopped)
-// and reported "timed out". Programs run in-process too, each from a fresh class loader (its statics
-// fresh), with System.in/out/err routed per test and System.exit trapped: a child JVM per test would cost
-// ~0.3 s each. None of this is a security boundary: the sandbox around this process is (and a submission
-// that reached the result descriptor could only claim values, never pass).
+// Each call runs on a thread of its own, in a thread group of its own, with a time limit: a call over it is
+// stopped and answered "timed out" (then this child exits: the rest would most likely loop too, and the run
+// is a timeout). Whatever a call left running (its threads, the processes it started) is ended after it, so
+// the next call has the threads and memory it needs. None of this is a security boundary: the sandbox
+// around this process is, and this process holds only the tests already handed to it.
 package codementor;
 
-import java.io.ByteArrayOutputStream;
+import java.io.FileDescriptor;
+import java.io.FileInputStream;
 import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -37,6 +40,7 @@ import java.io.PrintStream;
 import java.lang.reflect.Array;
 import java.lang.reflect.Constructor;
 import java.lang.reflect.Executable;
+import java.lang.reflect.Field;
 import java.lang.reflect.GenericArrayType;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
@@ -48,11 +52,7 @@ import java.lang.reflect.TypeVariable;
 import java.lang.reflect.WildcardType;
 import java.math.BigDecimal;
 import java.math.BigInteger;
-import java.net.URL;
-import java.net.URLClassLoader;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Path;
-import java.security.Permission;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -69,7 +69,6 @@ import java.util.OptionalDouble;
 import java.util.OptionalInt;
 import java.util.OptionalLong;
 import java.util.Set;
-import java.util.SortedMap;
 import java.util.SortedSet;
 import java.util.TreeMap;
 import java.util.TreeSet;
@@ -77,93 +76,79 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.stream.BaseStream;
 
+@SuppressWarnings("serial")
 public final class Main {
+    static final int COMMANDS_FD = 3;
+    static final int ANSWERS_FD = 4;
+    static final int MAX_ANSWER_BYTES = 256 * 1024; // one answer line the supervisor accepts (child.py)
     static final int MAX_DEPTH = 64;
     static final int MAX_ITEMS = 32768;
     static final int MAX_ITERATED = 100000;
-    static final long STACK_BYTES = 64L * 1024 * 1024; // each test's thread: deep recursion works as in Python
+    static final long STACK_BYTES = 16L * 1024 * 1024; // each call's thread: recursion 10 000+ deep works
     static final String SOLUTION = "Solution";
+    static final String VALUE_TOO_LARGE = "the returned value is too large to compare";
 
-    static OutputStream results;
-    static int outputCap;
-    static long timeoutMs;
-    static final Sink DISCARD = new Sink(0);
-    static volatile TestGroup current; // the running test: output of threads outside any test group goes here
+    static InputStream commands;
+    static OutputStream answers;
+    static String prefix = ""; // the submission's package, when the job names one
+    static long timeoutMs = 5000;
 
     private Main() {}
 
     public static void main(String[] argv) throws Exception {
-        int fd = 3;
-        for (int i = 0; i + 1 < argv.length; i++) {
-            if (argv[i].equals("--results-fd")) fd = Integer.parseInt(argv[i + 1]);
+        commands = new FileInputStream(inherited(COMMANDS_FD));
+        answers = new FileOutputStream(inherited(ANSWERS_FD));
+        System.setOut(new PrintStream(new FileOutputStream(FileDescriptor.out), false, StandardCharsets.UTF_8));
+        System.setErr(new PrintStream(new FileOutputStream(FileDescriptor.err), false, StandardCharsets.UTF_8));
+        if (receive() instanceof Map<?, ?> setup) {
+            if (setup.get("test_timeout_ms") instanceof Long limit) timeoutMs = limit;
+            if (setup.get("package") instanceof String name && !name.isEmpty()) prefix = name + ".";
         }
-        results = new FileOutputStream("/proc/self/fd/" + fd);
-        Map<?, ?> job = (Map<?, ?>) new Json(new String(System.in.readAllBytes(), StandardCharsets.UTF_8)).parse();
-        outputCap = ((Number) job.get("output_cap")).intValue();
-        timeoutMs = ((Number) job.get("test_timeout_ms")).longValue();
-        System.setOut(new PrintStream(new Router(false), true, StandardCharsets.UTF_8));
-        System.setErr(new PrintStream(new Router(true), true, StandardCharsets.UTF_8));
-        System.setIn(new InRouter());
-        System.setSecurityManager(new Guard()); // its deprecation warning goes to the discarding sink
-        emit("{\"event\": \"started\"}");
-        List<?> tests = (List<?>) job.get("tests");
-        List<Integer> calls = new ArrayList<>();
-        for (int i = 0; i < tests.size(); i++) {
-            if (!((Map<?, ?>) tests.get(i)).containsKey("stdin")) calls.add(i);
-        }
-        // A test that timed out and kept running after being stopped would slow every later one: stop there.
-        boolean stuck = !calls.isEmpty() && runCalls(tests, calls);
-        for (int i = 0; i < tests.size() && !stuck; i++) {
-            Map<?, ?> test = (Map<?, ?>) tests.get(i);
-            if (test.containsKey("stdin")) stuck = runProgram(i, (String) test.get("stdin"));
-        }
-        emit("{\"event\": \"done\"}");
-        Guard.leaving = true;
-        Runtime.getRuntime().halt(0); // threads a submission left behind do not keep the run alive
-    }
-
-    // --- calls ------------------------------------------------------------------------------------------
-
-    /** Runs every call and ops test; true when one timed out and could not be stopped. The calls after a
-     * timed-out one are not run (as in harness.js): the run is a timeout. */
-    static boolean runCalls(List<?> tests, List<Integer> calls) {
         ClassLoader loader = Main.class.getClassLoader();
-        // The "import": initialising the classes the tests name runs their static initialisers.
-        Set<String> names = new LinkedHashSet<>();
-        for (int index : calls) {
-            Map<?, ?> test = (Map<?, ?>) tests.get(index);
-            names.add(test.containsKey("ops") ? (String) ((List<?>) ((List<?>) test.get("ops")).get(0)).get(0) : SOLUTION);
-        }
-        Outcome loaded = timed(null, () -> {
-            for (String name : names) {
-                Class<?> found = findClass(name, loader, false);
-                if (found != null) Class.forName(found.getName(), true, loader);
-            }
+        // The "import": initialising Solution runs its static initialisers (a class exercise's classes are
+        // initialised when their first op uses them).
+        Outcome loaded = timed(() -> {
+            Class<?> solution = findClass(SOLUTION, loader, false);
+            if (solution != null) Class.forName(solution.getName(), true, loader);
             return null;
         });
         if (loaded.error != null) {
-            emit(object("event", "import_error", "message", loaded.timedOut ? "timed out" : loaded.error));
-            emit(object("event", "output", "test", null, "stdout", loaded.group.out.text(), "stderr", loaded.group.err.text()));
-            return loaded.stuck;
+            answer(object("event", "import_error", "message", loaded.timedOut ? "timed out" : loaded.error));
+            Runtime.getRuntime().halt(0);
         }
-        flushOutput(null, loaded.group);
+        answer(object("event", "imported"));
         Object[] instance = new Object[1]; // the Solution instance for instance methods, made at first use
-        for (int index : calls) {
-            Map<?, ?> test = (Map<?, ?>) tests.get(index);
-            emit(object("event", "begin", "index", index));
+        for (Object command = receive(); command instanceof List<?> pair; command = receive()) {
+            Object index = pair.get(0);
+            Map<?, ?> test = (Map<?, ?>) pair.get(1);
             long started = System.nanoTime();
-            Outcome outcome = timed(index, () -> test.containsKey("ops")
+            Outcome outcome = timed(() -> test.containsKey("ops")
                     ? encode(runOps((List<?>) test.get("ops"), loader))
                     : encode(callFunction((String) test.get("function"), (List<?>) test.get("args"), loader, instance)));
             double ms = (System.nanoTime() - started) / 1e6;
-            flushOutput(index, outcome.group);
             String error = outcome.timedOut ? "timed out" : outcome.error;
-            emit(object("event", "call", "index", index, "value", error == null ? new Raw((String) outcome.value) : null,
-                    "error", error, "exception", error == null || outcome.timedOut ? null : outcome.exception, "ms", ms));
-            if (outcome.timedOut) return outcome.stuck; // the rest would most likely loop too
+            String line = object("event", "call", "index", index, "value", error == null ? new Raw((String) outcome.value) : null,
+                    "error", error, "exception", outcome.timedOut ? null : outcome.exception, "ms", ms);
+            if (line.length() > MAX_ANSWER_BYTES / 4 && line.getBytes(StandardCharsets.UTF_8).length >= MAX_ANSWER_BYTES) {
+                line = object("event", "call", "index", index, "value", null, "error", VALUE_TOO_LARGE, "exception", null, "ms", ms);
+            }
+            answer(line);
+            if (outcome.timedOut) break; // the rest would most likely loop too: the run is a timeout
         }
-        return false;
+        Runtime.getRuntime().halt(0); // threads the submission left behind do not keep this child alive
     }
+
+    /** The inherited descriptor number `fd`: the JDK has no public way to name one (this needs
+     * `--add-opens java.base/java.io=ALL-UNNAMED`). */
+    static FileDescriptor inherited(int fd) throws ReflectiveOperationException {
+        FileDescriptor descriptor = new FileDescriptor();
+        Field number = FileDescriptor.class.getDeclaredField("fd");
+        number.setAccessible(true);
+        number.setInt(descriptor, fd);
+        return descriptor;
+    }
+
+    // --- calls ------------------------------------------------------------------------------------------
 
     static Object callFunction(String name, List<?> args, ClassLoader loader, Object[] instance) throws Throwable {
         Class<?> solution = findClass(SOLUTION, loader, true);
@@ -286,7 +271,7 @@ public final class Main {
 
     /** The class `name` of the submission: top-level in Solution.java, or nested in Solution. */
     static Class<?> findClass(String name, ClassLoader loader, boolean required) throws ClassNotFoundException {
-        for (String candidate : List.of(name, SOLUTION + "$" + name)) {
+        for (String candidate : List.of(prefix + name, prefix + SOLUTION + "$" + name)) {
             try {
                 return Class.forName(candidate, false, loader);
             } catch (ClassNotFoundException | LinkageError e) {
@@ -297,109 +282,60 @@ public final class Main {
         throw new ClassNotFoundException("no class " + name + " in Solution.java (declare it without a package)");
     }
 
-    // --- programs ---------------------------------------------------------------------------------------
-
-    /** Runs Solution.main with `stdin`, from a fresh class loader; true when it timed out and could not be stopped. */
-    static boolean runProgram(int index, String stdin) {
-        emit(object("event", "begin", "index", index));
-        long started = System.nanoTime();
-        byte[] input = stdin.getBytes(StandardCharsets.UTF_8);
-        URLClassLoader loader = new URLClassLoader(classPath(), ClassLoader.getPlatformClassLoader());
-        Outcome outcome = timedProgram(index, input, () -> {
-            Method main = findClass(SOLUTION, loader, true).getMethod("main", String[].class);
-            if (!Modifier.isStatic(main.getModifiers())) throw new NoSuchMethodException("Solution.main must be static");
-            main.setAccessible(true);
-            invoke(new Invocation(main, new Object[] {new String[0]}), null);
-            return null;
-        });
-        double ms = (System.nanoTime() - started) / 1e6;
-        TestGroup group = outcome.group;
-        boolean truncated = group.out.overflowed;
-        String error = truncated ? "output limit exceeded" : outcome.timedOut ? "timed out" : outcome.error;
-        String stdout = group.out.text();
-        emit(object("event", "program", "index", index, "stdout", stdout, "error", error, "truncated", truncated, "ms", ms));
-        emit(object("event", "output", "test", index, "stdout", stdout, "stderr", group.err.text()));
-        try {
-            loader.close();
-        } catch (IOException ignored) {
-            // nothing was opened for writing
-        }
-        return outcome.timedOut && outcome.stuck;
-    }
-
-    static URL[] classPath() {
-        List<URL> urls = new ArrayList<>();
-        for (String entry : System.getProperty("java.class.path").split(java.io.File.pathSeparator)) {
-            try {
-                urls.add(Path.of(entry).toUri().toURL());
-            } catch (IOException e) {
-                // an entry that is no path is no class source
-            }
-        }
-        return urls.toArray(new URL[0]);
-    }
-
-    // --- running a test on a thread of its own ----------------------------------------------------------
+    // --- running a call on a thread of its own ---------------------------------------------------------
 
     interface Body {
         Object run() throws Throwable;
     }
 
     static final class Outcome {
-        TestGroup group;
         Object value;
         String error;
         String exception;
         boolean timedOut;
-        boolean stuck; // timed out and still running after being stopped
-    }
-
-    static Outcome timed(Integer index, Body body) {
-        return runIn(new TestGroup(index, new byte[0], false), body);
-    }
-
-    static Outcome timedProgram(int index, byte[] stdin, Body body) {
-        return runIn(new TestGroup(index, stdin, true), body);
     }
 
     @SuppressWarnings({"deprecation", "removal"})
-    static Outcome runIn(TestGroup group, Body body) {
+    static Outcome timed(Body body) {
         Outcome outcome = new Outcome();
-        outcome.group = group;
+        ThreadGroup group = new ThreadGroup("call");
         Thread thread = new Thread(group, () -> {
             try {
                 outcome.value = body.run();
-            } catch (ExitTrap exit) {
-                if (!group.program) {
-                    outcome.error = "System.exit(" + exit.status + ") was called";
-                } else if (exit.status != 0) {
-                    outcome.error = "exited with status " + exit.status;
-                }
-            } catch (OutputLimit limit) {
-                outcome.error = "output limit exceeded";
             } catch (TooLarge tooLarge) {
-                outcome.error = tooLarge.getMessage();
+                outcome.error = VALUE_TOO_LARGE;
             } catch (Throwable error) {
                 outcome.error = describe(error);
                 outcome.exception = builtinName(error);
-                if (group.program) printTrace(error, group);
             }
         }, "main", STACK_BYTES);
         thread.setDaemon(true);
-        current = group;
-        thread.start();
         try {
+            thread.start();
             thread.join(timeoutMs);
-            if (thread.isAlive()) {
-                outcome.timedOut = true;
-                thread.stop(); // the submission may catch it and go on: then the rest of the run is not run
-                thread.join(200);
-                outcome.stuck = thread.isAlive();
-            }
+            outcome.timedOut = thread.isAlive();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-        } finally {
-            current = null;
+        } catch (Throwable cannotStart) { // e.g. no thread left: what a previous call started took them all
+            outcome.error = describe(cannotStart);
+            outcome.exception = builtinName(cannotStart);
+        }
+        // A call's threads and processes end with it, or they would hold the threads, processes and memory
+        // the next calls need. Every process under this one is the submission's: this child starts none.
+        try {
+            group.stop();
+        } catch (UnsupportedOperationException unsupported) {
+            // a JDK without Thread.stop: whatever it left runs on (the supervisor ends it with this child)
+        }
+        try {
+            ProcessHandle.current().descendants().forEach(ProcessHandle::destroyForcibly);
+        } catch (RuntimeException cannotList) {
+            // no /proc: the supervisor ends them with this child
+        }
+        long deadline = System.nanoTime() + 200_000_000L;
+        while ((group.activeCount() > 0 || ProcessHandle.current().children().findAny().isPresent())
+                && System.nanoTime() < deadline) {
+            Thread.onSpinWait();
         }
         return outcome;
     }
@@ -422,153 +358,9 @@ public final class Main {
         return jdk ? type.getSimpleName() : null;
     }
 
-    static void printTrace(Throwable error, TestGroup group) {
-        StringBuilder text = new StringBuilder("Exception in thread \"main\" ").append(error).append('\n');
-        for (StackTraceElement frame : error.getStackTrace()) {
-            if (frame.getClassName().startsWith("jdk.internal.reflect.")) break; // the harness's frames follow
-            text.append("\tat ").append(frame).append('\n');
-        }
-        group.err.append(text.toString().getBytes(StandardCharsets.UTF_8));
-    }
-
-    static void flushOutput(Integer test, TestGroup group) {
-        String out = group.out.text();
-        String err = group.err.text();
-        if (!out.isEmpty() || !err.isEmpty()) emit(object("event", "output", "test", test, "stdout", out, "stderr", err));
-    }
-
-    /** A test's threads: whatever they print goes to its sinks, what they read comes from its stdin. */
-    static final class TestGroup extends ThreadGroup {
-        final Sink out = new Sink(outputCap);
-        final Sink err = new Sink(outputCap);
-        final InputStream in;
-        final boolean program;
-
-        TestGroup(Integer index, byte[] stdin, boolean program) {
-            super("test-" + index);
-            this.in = new java.io.ByteArrayInputStream(stdin);
-            this.program = program;
-        }
-
-        static TestGroup of(Thread thread) {
-            for (ThreadGroup g = thread.getThreadGroup(); g != null; g = g.getParent()) {
-                if (g instanceof TestGroup test) return test;
-            }
-            return current;
-        }
-    }
-
-    static final class Sink {
-        private final ByteArrayOutputStream bytes = new ByteArrayOutputStream();
-        private final int cap;
-        volatile boolean overflowed;
-
-        Sink(int cap) {
-            this.cap = cap;
-        }
-
-        synchronized void append(byte[] data) {
-            int room = cap - bytes.size();
-            if (data.length > room) overflowed = true;
-            bytes.write(data, 0, Math.max(0, Math.min(room, data.length)));
-        }
-
-        synchronized String text() {
-            return bytes.toString(StandardCharsets.UTF_8);
-        }
-    }
-
-    static final class Router extends OutputStream {
-        private final boolean err;
-
-        Router(boolean err) {
-            this.err = err;
-        }
-
-        @Override
-        public void write(int b) {
-            write(new byte[] {(byte) b}, 0, 1);
-        }
-
-        @Override
-        public void write(byte[] data, int offset, int length) {
-            TestGroup group = TestGroup.of(Thread.currentThread());
-            Sink sink = group == null ? DISCARD : err ? group.err : group.out;
-            if (sink == DISCARD) return;
-            sink.append(Arrays.copyOfRange(data, offset, offset + length));
-            // A program over the cap stops (its output is then reported truncated), as harness.js's child does.
-            if (sink.overflowed && group.program && !err) throw new OutputLimit();
-        }
-    }
-
-    static final class InRouter extends InputStream {
-        private static InputStream source() {
-            TestGroup group = TestGroup.of(Thread.currentThread());
-            return group == null ? InputStream.nullInputStream() : group.in;
-        }
-
-        @Override
-        public int read() throws IOException {
-            return source().read();
-        }
-
-        @Override
-        public int read(byte[] buffer, int offset, int length) throws IOException {
-            return source().read(buffer, offset, length);
-        }
-
-        @Override
-        public int available() throws IOException {
-            return source().available();
-        }
-    }
-
-    static final class ExitTrap extends Error {
-        final int status;
-
-        ExitTrap(int status) {
-            super("System.exit(" + status + ")", null, false, false);
-            this.status = status;
-        }
-    }
-
-    static final class OutputLimit extends Error {
-        OutputLimit() {
-            super("output limit exceeded", null, false, false);
-        }
-    }
-
-    /** Traps System.exit in tests and keeps System.in/out/err routed; everything else is allowed. */
-    @SuppressWarnings("removal")
-    static final class Guard extends SecurityManager {
-        static volatile boolean leaving;
-
-        @Override
-        public void checkPermission(Permission permission) {
-            if (permission instanceof RuntimePermission && !leaving) {
-                String name = permission.getName();
-                if (name.equals("setIO") || name.equals("setSecurityManager")) {
-                    throw new SecurityException("the grader keeps System.in/out/err and the security manager");
-                }
-            }
-        }
-
-        @Override
-        public void checkPermission(Permission permission, Object context) {
-            checkPermission(permission);
-        }
-
-        @Override
-        public void checkExit(int status) {
-            if (!leaving) throw new ExitTrap(status);
-        }
-    }
-
-    // --- values back: harness.js's tagged tree ----------------------------------------------------------
-
     static final class TooLarge extends RuntimeException {
         TooLarge() {
-            super("the returned value is too large to compare", null, false, false);
+            super(VALUE_TOO_LARGE, null, false, false);
         }
     }
 
@@ -702,7 +494,7 @@ public final class Main {
         return out;
     }
 
-    // --- events -----------------------------------------------------------------------------------------
+    // --- answers -----------------------------------------------------------------------------------------
 
     /** A value already in JSON (an encoded tree). */
     record Raw(String json) {}
@@ -715,20 +507,42 @@ public final class Main {
             Object value = pairs[i + 1];
             if (value == null) out.append("null");
             else if (value instanceof Raw raw) out.append(raw.json);
-            else if (value instanceof String s) Json.quote(out, s);
+            else if (value instanceof String text) Json.quote(out, text);
             else out.append(value); // numbers and booleans
         }
         return out.append('}').toString();
     }
 
-    static synchronized void emit(String line) {
+    /** One answer on fd 4, after whatever the submission printed (so the supervisor attributes it right). */
+    static void answer(String line) {
+        System.out.flush();
+        System.err.flush();
         try {
-            results.write((line + "\n").getBytes(StandardCharsets.UTF_8));
-            results.flush();
+            answers.write((line + "\n").getBytes(StandardCharsets.UTF_8));
+            answers.flush();
         } catch (IOException e) {
-            Guard.leaving = true;
-            Runtime.getRuntime().halt(3); // nobody is listening any more
+            Runtime.getRuntime().halt(3); // the supervisor is gone
         }
+    }
+
+    /** The next command: a 4-byte big-endian length and JSON; null at EOF (no more tests). */
+    static Object receive() throws IOException {
+        byte[] header = readExactly(4);
+        if (header == null) return null;
+        int length = ((header[0] & 0xff) << 24) | ((header[1] & 0xff) << 16) | ((header[2] & 0xff) << 8) | (header[3] & 0xff);
+        byte[] body = readExactly(length);
+        return body == null ? null : new Json(new String(body, StandardCharsets.UTF_8)).parse();
+    }
+
+    /** `size` bytes of the command pipe, or null at its end (FileInputStream.readNBytes seeks: not on a pipe). */
+    static byte[] readExactly(int size) throws IOException {
+        byte[] data = new byte[size];
+        for (int got = 0; got < size; ) {
+            int read = commands.read(data, got, size - got);
+            if (read < 0) return null;
+            got += read;
+        }
+        return data;
     }
 
     // --- arguments in: JSON to Java values --------------------------------------------------------------
