@@ -57,11 +57,14 @@ class AnthropicProvider(LLM):
         self._client = AsyncAnthropic(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
 
     def _request(self, prompt: Prompt, system: str) -> dict[str, Any]:
+        # The messages in `extra_body`, sent as given: see openai_provider.py (the SDK's transform of
+        # `messages=` costs CPU per message before the request leaves).
         return {
             "model": self.model,
             "system": system,
-            "messages": alternating(prompt.messages),
+            "messages": [],
             "max_tokens": prompt.max_tokens,
+            "extra_body": {"messages": alternating(prompt.messages)},
         }
 
     async def complete(self, prompt: Prompt, *, json_mode: bool = False) -> Completion:
