@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import redis.asyncio as redis
@@ -44,6 +44,17 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 """
 
+# The same for several keys in one round trip (a route's several rate limits); ARGV[i] is KEYS[i]'s expiry.
+INCR_MANY_WITH_EXPIRY = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  local n = redis.call('INCR', key)
+  if n == 1 then redis.call('PEXPIRE', key, ARGV[i]) end
+  counts[i] = n
+end
+return counts
+"""
+
 
 class Cache(ABC):
     backend: str
@@ -58,6 +69,10 @@ class Cache(ABC):
     @abstractmethod
     async def incr(self, key: str, ttl: float) -> int:
         """Add one and return the new count; a new key starts at 1 and expires after `ttl` seconds."""
+
+    async def incr_many(self, items: Sequence[tuple[str, float]]) -> list[int]:
+        """`incr` of each `(key, ttl)`, in order; one round trip on Redis."""
+        return [await self.incr(key, ttl) for key, ttl in items]
 
     @abstractmethod
     async def delete(self, *keys: str) -> None: ...
@@ -137,6 +152,7 @@ class RedisCache(Cache):
         )
         self._redis = redis.Redis.from_pool(pool)
         self._incr = self._redis.register_script(INCR_WITH_EXPIRY)
+        self._incr_many = self._redis.register_script(INCR_MANY_WITH_EXPIRY)
 
     async def get(self, key: str) -> str | None:
         return await self._redis.get(KEY_PREFIX + key)
@@ -146,6 +162,11 @@ class RedisCache(Cache):
 
     async def incr(self, key: str, ttl: float) -> int:
         return int(await self._incr(keys=[KEY_PREFIX + key], args=[max(1, int(ttl * 1000))]))
+
+    async def incr_many(self, items: Sequence[tuple[str, float]]) -> list[int]:
+        keys = [KEY_PREFIX + key for key, _ in items]
+        counts = await self._incr_many(keys=keys, args=[max(1, int(ttl * 1000)) for _, ttl in items])
+        return [int(count) for count in counts]
 
     async def delete(self, *keys: str) -> None:
         if keys:
@@ -188,6 +209,10 @@ class ResilientCache(Cache):
     async def incr(self, key: str, ttl: float) -> int:
         count = await self._call(lambda: self.primary.incr(key, ttl), None)
         return count if count is not None else await self.fallback.incr(key, ttl)
+
+    async def incr_many(self, items: Sequence[tuple[str, float]]) -> list[int]:
+        counts = await self._call(lambda: self.primary.incr_many(items), None)
+        return counts if counts is not None else await self.fallback.incr_many(items)
 
     async def delete(self, *keys: str) -> None:
         await self.fallback.delete(*keys)

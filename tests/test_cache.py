@@ -56,6 +56,17 @@ async def test_increment_window_expires_and_restarts(cache: Cache) -> None:
     assert await cache.incr("window", ttl=0.2) == 1
 
 
+async def test_several_increments_at_once_keep_each_keys_count_and_window(cache: Cache) -> None:
+    """`incr_many` (a route's limits in one round trip) is `incr` of each key, on both backends."""
+    assert await cache.incr_many([("minute", 60), ("short", 0.2)]) == [1, 1]
+    assert await cache.incr("minute", ttl=60) == 2  # the same counters as `incr`
+    assert await cache.incr_many([("minute", 60), ("short", 0.2)]) == [3, 2]
+    await asyncio.sleep(0.35)
+    assert await cache.incr_many([("minute", 60), ("short", 0.2)]) == [4, 1]  # each key keeps its own expiry
+    results = await asyncio.gather(*(cache.incr_many([("a", 60), ("b", 60)]) for _ in range(200)))
+    assert sorted(a for a, _ in results) == sorted(b for _, b in results) == list(range(1, 201))
+
+
 async def test_rate_limit_answers_429_with_retry_after(probe_client: QuartClient) -> None:
     for remaining in (2, 1, 0):
         response = await probe_client.get("/_probe/limited")
@@ -83,6 +94,7 @@ async def test_unreachable_redis_falls_back_to_memory_but_readiness_sees_it() ->
     await cache.set("session:1", "revoked", ttl=60)
     assert await cache.get("session:1") == "revoked"
     assert [await cache.incr("counter", ttl=60) for _ in range(3)] == [1, 2, 3]
+    assert await cache.incr_many([("counter", 60), ("other", 60)]) == [4, 1]
     await cache.delete("session:1")
     assert await cache.get("session:1") is None
     assert cache.is_degraded

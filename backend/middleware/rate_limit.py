@@ -72,12 +72,15 @@ class Decision:
 
 
 async def hit(cache: Cache, name: str, identity: str, limits: tuple[Limit, ...]) -> Decision:
-    """Count one request of `identity` against each limit; the tightest outcome decides."""
+    """Count one request of `identity` against each limit (all in one round trip); the tightest outcome decides."""
     now = time.time()
+    windows = [int(now // limit.period) for limit in limits]
+    keys = [
+        (f"rl:{name}:{limit.period}:{identity}:{window}", limit.period)
+        for limit, window in zip(limits, windows, strict=True)
+    ]
     decisions = []
-    for limit in limits:
-        window = int(now // limit.period)
-        count = await cache.incr(f"rl:{name}:{limit.period}:{identity}:{window}", limit.period)
+    for limit, window, count in zip(limits, windows, await cache.incr_many(keys), strict=True):
         reset = max(1, math.ceil((window + 1) * limit.period - now))
         decisions.append(Decision(count <= limit.count, limit.count, max(0, limit.count - count), reset))
     refused = [d for d in decisions if not d.allowed]
