@@ -9,6 +9,7 @@ import structlog
 from pydantic import BaseModel
 from quart import Blueprint, Response, current_app, request
 from quart_schema import tag_blueprint, validate_querystring, validate_request, validate_response
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.api.guards import current_user, require_user, settings, user_llm
 from backend.api.openapi import no_content, problem_responses, streams_events
@@ -173,6 +174,7 @@ async def list_messages(conversation_id: int, query_args: MessagesQuery) -> Mess
 
 @bp.post("/conversations/<int:conversation_id>/messages")
 @require_user
+@read_only  # the turn reads without a transaction and writes in short ones of its own (services/chat/turns.py)
 @rate_limit("chat")
 @validate_request(MessageCreate)
 @validate_response(MessagePair, 201)
@@ -186,8 +188,9 @@ async def post_message(conversation_id: int, data: MessageCreate) -> tuple[Messa
     `stream: true` or `Accept: text/event-stream`, as it always has)."""
     if wants_stream(data):
         return await stream_reply(conversation_id, data)
-    session, user = get_session(), current_user()
-    user_message, reply = await chat_service.send(session, settings(), user_llm(), user, conversation_id, data.content)
+    user_message, reply = await chat_service.send(
+        get_session(), session_factory(), settings(), user_llm(), current_user(), conversation_id, data.content
+    )
     return MessagePair(
         user_message=MessageRead.model_validate(user_message), assistant_message=MessageRead.model_validate(reply)
     ), 201
@@ -195,6 +198,7 @@ async def post_message(conversation_id: int, data: MessageCreate) -> tuple[Messa
 
 @bp.post("/conversations/<int:conversation_id>/messages/stream")
 @require_user
+@read_only
 @rate_limit("chat")
 @validate_request(MessageCreate)
 @streams_events(ChatStreamEvent, "The reply as Server-Sent Events: `start`, `delta`s, then `done` or `error`.")
@@ -208,16 +212,21 @@ async def stream_message(conversation_id: int, data: MessageCreate) -> Response:
     return await stream_reply(conversation_id, data)
 
 
+def session_factory() -> async_sessionmaker[AsyncSession]:
+    return current_app.extensions["db_session_factory"]
+
+
 async def stream_reply(conversation_id: int, data: MessageCreate) -> Response:
-    turn = await chat_service.start_turn(
-        get_session(), settings(), current_user(), conversation_id, data.content, is_stream=True
+    factory, llm = session_factory(), user_llm()
+    turn = await chat_service.start_stream(
+        get_session(), factory, settings(), llm, current_user(), conversation_id, data.content
     )
-    factory = current_app.extensions["db_session_factory"]
-    return event_stream(chat_service.stream_turn(factory, user_llm(), turn))
+    return event_stream(chat_service.stream_turn(factory, llm, turn))
 
 
 @bp.post("/message")
 @require_user
+@read_only
 @rate_limit("chat")
 @validate_request(ShortcutMessage)
 @validate_response(ShortcutReply)
@@ -227,7 +236,7 @@ async def post_chat_message(data: ShortcutMessage) -> ShortcutReply:
 
     Shares the limits of sending a message; 502/504 when the LLM fails (your message is kept)."""
     conversation_id, reply = await chat_service.send_shortcut(
-        get_session(), settings(), user_llm(), current_user(), data.conversation_id, data.message
+        get_session(), session_factory(), settings(), user_llm(), current_user(), data.conversation_id, data.message
     )
     return ShortcutReply(
         conversation_id=conversation_id,

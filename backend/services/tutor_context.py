@@ -11,9 +11,10 @@ expected values are never read here, so they cannot reach a prompt.
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -92,13 +93,21 @@ def exercise_context(
     )
 
 
+class Loaded(NamedTuple):
+    conversation: Conversation
+    exercise: ExerciseContext | None
+    learner_summary: str | None
+    also: tuple[Any, ...]  # the values of the caller's `also` columns, in order
+
+
 async def load(
-    session: AsyncSession, user: User, conversation_id: int
-) -> tuple[Conversation, ExerciseContext | None, str | None] | None:
+    session: AsyncSession, user: User, conversation_id: int, *, also: Sequence[ColumnElement[Any]] = ()
+) -> Loaded | None:
     """None for a conversation that is not the user's; else the conversation, for an exercise
     conversation its context, and the learner model's summary of the student, in one query. The context:
     the exercise (if the user may see it), their hint count, and the submission the conversation was
-    started from, else their latest graded one."""
+    started from, else their latest graded one. `also`: scalar columns the caller wants read by the same
+    query (the chat's history and budget: one round trip before the tutor is asked)."""
     latest = aliased(Submission)
     latest_id = (
         select(func.max(latest.id))
@@ -121,6 +130,7 @@ async def load(
                 UserExercise.hints_used,
                 Submission,
                 LearnerProfile.summary,
+                *also,
             )
             .outerjoin(Exercise, and_(Exercise.id == Conversation.exercise_id, exercises_service.visible_to(user)))
             .outerjoin(
@@ -141,11 +151,11 @@ async def load(
     ).first()
     if row is None:
         return None
-    conversation, title, description, examples, hints, hints_used, submission, summary = row
+    conversation, title, description, examples, hints, hints_used, submission, summary, *extra = row
     if title is None:
-        return conversation, None, summary or None
+        return Loaded(conversation, None, summary or None, tuple(extra))
     context = exercise_context(title, description, list(examples or []), list(hints or []), hints_used or 0, submission)
-    return conversation, context, summary or None
+    return Loaded(conversation, context, summary or None, tuple(extra))
 
 
 async def submission_for_conversation(session: AsyncSession, user: User, submission_id: int) -> Submission | None:

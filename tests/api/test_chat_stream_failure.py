@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from pydantic import SecretStr
 from quart import Quart
+from quart.testing import QuartClient
 
 from backend.app import create_app
 from tests.conftest import make_settings
@@ -62,8 +63,12 @@ def parse_sse(text: str) -> list[tuple[str, dict[str, Any]]]:
     return events
 
 
-async def cut_once_the_tutor_is_asked(fake: FakeOpenAI, proxy: TCPProxy) -> None:
-    while not fake.requests:  # noqa: ASYNC110 (the fake records requests in a list: there is no event to await)
+async def cut_once_the_turn_is_stored(
+    client: QuartClient, headers: dict[str, str], conversation_id: int, fake: FakeOpenAI, proxy: TCPProxy
+) -> None:
+    """Once the tutor is asked and the student's message committed (the two overlap: services/chat/turns.py)."""
+    path = f"{CHAT}/conversations/{conversation_id}/messages"
+    while not fake.requests or not (await (await client.get(path, headers=headers)).get_json())["items"]:  # noqa: ASYNC110 (polled through the API: no event to await)
         await asyncio.sleep(0.01)
     await proxy.cut()
 
@@ -75,7 +80,9 @@ async def test_database_lost_mid_stream_ends_with_an_error_event(
     headers = bearer(await register(client))
     conversation = await (await client.post(f"{CHAT}/conversations", json={}, headers=headers)).get_json()
     openai_server.chunk_delay = 0.05  # the reply takes a while: the database is gone before it ends
-    cutter = asyncio.create_task(cut_once_the_tutor_is_asked(openai_server, database_proxy))
+    cutter = asyncio.create_task(
+        cut_once_the_turn_is_stored(client, headers, conversation["id"], openai_server, database_proxy)
+    )
     response = await client.post(
         f"{CHAT}/conversations/{conversation['id']}/messages", json={"content": "hi", "stream": True}, headers=headers
     )

@@ -93,7 +93,8 @@ async def test_database_lost_mid_stream_ends_it_with_an_error_event(
         path = f"/api/v1/chat/conversations/{conversation['id']}/messages"
         body = {"content": "Explain recursion", "stream": True}
         streaming = asyncio.create_task(client.post(path, json=body, headers=bearer(tokens)))
-        while not openai_server.requests:  # noqa: ASYNC110 (the turn is stored; the LLM is streaming)
+        # The LLM is asked and the turn stored (the two overlap: services/chat/turns.py).
+        while not openai_server.requests or not await messages_of(client, bearer(tokens), conversation["id"]):  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         await postgres_proxy.cut()
         response = await streaming

@@ -4,11 +4,11 @@
 student's message stored, the LLM asked, the reply stored); `stream` relays a reply as it is written;
 `export` is the user's data export.
 
-A message is sent in two steps so that no transaction is open while the LLM thinks: `start_turn`
-stores the student's message and commits (it must survive an LLM failure, and on SQLite an open write
-transaction would lock the database for everyone); the reply is then stored by the request
-(`send`, non-streamed) or, for a stream, by `stream_turn` through short sessions of its own, because
-the request's session is gone before the first byte of a streamed response is sent.
+No transaction is open while the LLM thinks: one read decides whether the message may be sent and
+builds the prompt; the LLM is asked; the student's message is committed in a short transaction of its
+own while the LLM starts (it must survive an LLM failure, and on SQLite an open write transaction would
+lock the database for everyone); the reply is stored by `send` (non-streamed) or, for a stream, by
+`stream_turn`, each in short sessions of their own (turns.py and stream.py say more).
 """
 
 from __future__ import annotations
@@ -25,17 +25,15 @@ from backend.services.chat.conversations import (
     title_from,
 )
 from backend.services.chat.export import export_conversations, export_llm_usage
-from backend.services.chat.stream import Delta, Done, Failed, Started, StreamEvent, stream_turn
+from backend.services.chat.stream import Delta, Done, Failed, Started, StreamEvent, Turn, start_stream, stream_turn
 from backend.services.chat.turns import (
     REPLY_NOT_SAVED,
     LLMFailed,
     LLMTimedOut,
     ReplyNotSaved,
-    Turn,
     as_app_error,
     send,
     send_shortcut,
-    start_turn,
 )
 
 __all__ = [
@@ -62,7 +60,7 @@ __all__ = [
     "rename_conversation",
     "send",
     "send_shortcut",
-    "start_turn",
+    "start_stream",
     "stream_turn",
     "title_from",
 ]

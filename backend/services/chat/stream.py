@@ -1,5 +1,9 @@
 """A reply relayed as the LLM writes it, and stored when it ends (through short sessions of its own:
-the request's session is gone before the first byte of a streamed response is sent)."""
+the request's session is gone before the first byte of a streamed response is sent).
+
+`start_stream` asks the LLM before the student's message is stored (see turns.py): the stream's first
+step runs in a task (`Ahead`) while the message is written, and is read only after that commit.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,28 @@ import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
+from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backend.config import Settings
 from backend.errors import AppError
-from backend.integrations.llm import LLM, LLMError, Usage
+from backend.integrations.llm import LLM, LLMError, Prompt, StreamItem, Usage
 from backend.integrations.llm.tokens import count_prompt_tokens, count_tokens
+from backend.models import User
 from backend.models.chat import Message
-from backend.services.chat.turns import REPLY_NOT_SAVED, Turn, apply_reply, as_app_error, budget_read
+from backend.services.chat.turns import (
+    REPLY_NOT_SAVED,
+    as_app_error,
+    budget_read,
+    cancel,
+    prepare_turn,
+    reply_values,
+    store_turn,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -47,14 +63,90 @@ class Failed:
 StreamEvent = Started | Delta | Done | Failed
 
 
+class Ahead:
+    """An LLM stream whose first step already runs in a task: the request is on its way while the caller
+    does other work. Iterate it like the stream; `aclose()` stops it, whether it was read or not."""
+
+    def __init__(self, items: AsyncGenerator[StreamItem, None]) -> None:
+        self._items = items
+        self._first: asyncio.Task[tuple[bool, Any]] | None = asyncio.create_task(self._step())
+        self._first.add_done_callback(_retrieved)  # a failure nobody reads (e.g. the client left) is not logged
+
+    async def _step(self) -> tuple[bool, Any]:
+        try:
+            return True, await anext(self._items)
+        except StopAsyncIteration:
+            return False, None
+
+    def __aiter__(self) -> Ahead:
+        return self
+
+    async def __anext__(self) -> StreamItem:
+        if self._first is None:
+            return await anext(self._items)
+        first, self._first = self._first, None
+        has_item, item = await first
+        if not has_item:
+            raise StopAsyncIteration
+        return item
+
+    async def aclose(self) -> None:
+        if self._first is not None:
+            first, self._first = self._first, None
+            await cancel(first)
+        await self._items.aclose()
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A student's stored message, the reply's row, and the LLM's answer on its way."""
+
+    conversation_id: int
+    user_message: Message
+    reply: Message
+    prompt: Prompt
+    answer: Ahead
+
+
+async def start_stream(
+    session: AsyncSession,
+    session_factory: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    llm: LLM,
+    user: User,
+    conversation_id: int,
+    content: str,
+) -> Turn:
+    """Read (404, 429), ask the LLM, and store the message and the reply's row while it starts."""
+    prepared = await prepare_turn(session, settings, user, conversation_id, content)
+    budget_read(llm)
+    answer = Ahead(llm.stream(prepared.prompt))
+    try:
+        stored = await store_turn(session_factory, prepared, user.id, is_stream=True)
+    except BaseException:
+        await answer.aclose()
+        raise
+    assert stored.reply is not None
+    return Turn(conversation_id, stored.user_message, stored.reply, prepared.prompt, answer)
+
+
 async def _finish_stream(
     session_factory: async_sessionmaker[AsyncSession], turn: Turn, text: str, usage: Usage | None, status: str
 ) -> Message:
-    assert turn.reply is not None
     async with session_factory() as session:
-        reply = await session.get_one(Message, turn.reply.id)
-        apply_reply(reply, text, usage, status)
+        reply = await session.scalar(
+            update(Message)
+            .where(Message.id == turn.reply.id)
+            .values(**reply_values(text, usage, status))
+            .returning(Message)
+        )
         await session.commit()
+    assert reply is not None  # the row was committed with the student's message
     return reply
 
 
@@ -88,14 +180,12 @@ async def stream_turn(
 ) -> AsyncGenerator[StreamEvent, None]:
     """Relay the reply as it comes and store it when it ends: `complete`, or `partial` when the LLM breaks
     off (an error event follows) or the client goes away (Quart cancels us; nothing is sent after)."""
-    assert turn.reply is not None
-    yield Started(turn.user_message.id, turn.reply.id)
     started = time.perf_counter()
     parts: list[str] = []
     usage: Usage | None = None
-    budget_read(llm)  # `turn` comes from start_turn
     try:
-        async with aclosing(llm.stream(turn.prompt)) as items:
+        async with aclosing(turn.answer) as items:  # closed (the LLM stopped) however this ends
+            yield Started(turn.user_message.id, turn.reply.id)
             async for item in items:
                 if isinstance(item, Usage):
                     usage = item

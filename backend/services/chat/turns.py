@@ -1,12 +1,23 @@
-"""Sending a message: the student's message stored and committed before the LLM is asked, then the reply."""
+"""Sending a message: one read, the LLM asked, the student's message stored while it starts, the reply.
+
+Before the LLM is asked there is one query and no transaction (the routes that send are `@read_only`):
+the conversation's ownership, its exercise context, the learner summary, the history and today's tokens
+(services/tutor_context.py, with two columns of ours). Over the daily budget it is a 429 and nothing is
+written. Then the LLM request starts and, meanwhile, the student's message (with a stream, also the
+reply's row) is written and committed in a short transaction of its own; the answer is read only once
+that commit is done, so a slow or failing LLM can never lose the message, and a failed write cancels
+the LLM request (docs/PERFORMANCE.md, the chat turn).
+"""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, replace
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import JSON, ColumnElement, CursorResult, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.config import Settings
 from backend.db import utcnow
@@ -16,7 +27,7 @@ from backend.models import User
 from backend.models.chat import Conversation, LLMUsage, Message
 from backend.services import tutor_context
 from backend.services.chat.conversations import ConversationNotFound, create_conversation, title_from
-from backend.services.llm_gateway import BudgetedLLM, BudgetExceeded, QuotaExceeded, seconds_to_midnight
+from backend.services.llm_gateway import BudgetedLLM, BudgetExceeded, QuotaExceeded, check_budget, seconds_to_midnight
 from backend.services.llm_gateway import today as usage_day
 from backend.services.prompts import StudentProfile, build_prompt
 
@@ -54,40 +65,83 @@ def profile_of(user: User) -> StudentProfile:
     return StudentProfile(user.skill_level, user.programming_language, user.career_goals)
 
 
-def apply_reply(message: Message, text: str, usage: Usage | None, status: str) -> None:
-    message.content, message.status = text, status
+def reply_values(text: str, usage: Usage | None, status: str) -> dict[str, Any]:
+    """A reply's columns: its text and status, and what it cost when that is known."""
+    values: dict[str, Any] = {"content": text, "status": status}
     if usage is not None:
-        message.model = usage.model
-        message.prompt_tokens, message.completion_tokens = usage.prompt_tokens, usage.completion_tokens
-        message.tokens_used, message.latency_ms = usage.total_tokens, usage.latency_ms
+        values |= {
+            "model": usage.model,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "tokens_used": usage.total_tokens,
+            "latency_ms": usage.latency_ms,
+        }
+    return values
 
 
 @dataclass(frozen=True)
-class Turn:
-    """A student's stored message and what the LLM is about to be asked."""
+class Prepared:
+    """A message the user may send (their conversation, budget left) and what the LLM is to be asked."""
 
-    user_id: int
     conversation_id: int
-    user_message: Message
-    reply: Message | None  # streams only: the assistant row the stream fills in
+    content: str
     prompt: Prompt
 
 
-async def _history(session: AsyncSession, conversation_id: int) -> list[ChatTurn]:
-    rows = await session.scalars(
-        select(Message)
+@dataclass(frozen=True)
+class Stored:
+    user_message: Message
+    reply: Message | None  # streams only: the assistant row the stream fills in (`partial` until it ends)
+
+
+def _history(dialect: str, conversation_id: int) -> ColumnElement[Any]:
+    """The newest usable messages as one JSON array of `[id, role, content]` (in no particular order), so
+    the history comes back in the same row as the conversation."""
+    recent = (
+        select(Message.id, Message.role, Message.content)
         .where(Message.conversation_id == conversation_id, Message.status != "failed", Message.content != "")
         .order_by(Message.id.desc())
         .limit(HISTORY_MESSAGES)
+        .subquery()
     )
-    return [ChatTurn("user" if m.role == "user" else "assistant", m.content) for m in reversed(list(rows))]
+    if dialect == "postgresql":
+        rows = func.json_agg(func.json_build_array(recent.c.id, recent.c.role, recent.c.content), type_=JSON)
+    else:
+        rows = func.json_group_array(func.json_array(recent.c.id, recent.c.role, recent.c.content), type_=JSON)
+    return select(rows).scalar_subquery()
+
+
+def _tokens_today(user_id: int) -> ColumnElement[Any]:
+    return (
+        select(LLMUsage.prompt_tokens + LLMUsage.completion_tokens)
+        .where(LLMUsage.user_id == user_id, LLMUsage.day == usage_day())
+        .scalar_subquery()
+    )
+
+
+async def prepare_turn(
+    session: AsyncSession, settings: Settings, user: User, conversation_id: int, content: str
+) -> Prepared:
+    """One query: 404 for a conversation that is not the user's, 429 over the daily token budget (nothing
+    written either way); else the prompt. `session` only reads, and gives its connection back at once."""
+    history, used = _history(session.get_bind().dialect.name, conversation_id), _tokens_today(user.id)
+    found = await tutor_context.load(session, user, conversation_id, also=(history, used))
+    await session.commit()  # ends the read: no connection held while the LLM thinks
+    if found is None:
+        raise ConversationNotFound()
+    rows, tokens = found.also
+    budget = settings.llm_daily_token_budget
+    if budget and (tokens or 0) >= budget:
+        raise QuotaExceeded(headers={"Retry-After": str(seconds_to_midnight())})
+    turns = [ChatTurn("user" if role == "user" else "assistant", text) for _, role, text in sorted(rows or [])]
+    profile = replace(profile_of(user), learner_summary=found.learner_summary)
+    return Prepared(conversation_id, content, build_prompt(profile, turns, content, exercise=found.exercise))
 
 
 async def _count_messages(
-    session: AsyncSession, conversation_id: int, added: int, title: str | None = None, *, tokens_of: int | None = None
-) -> int | None:
-    """Count `added` messages on the conversation; with `tokens_of`, also answer that user's LLM tokens
-    today (the budget), read by the same statement: one round trip for both."""
+    session: AsyncSession, conversation_id: int, added: int, *, title: str | None = None, owner: int | None = None
+) -> bool:
+    """Count `added` messages on the conversation (of `owner`, when given); False when there is none."""
     now = utcnow()
     values: dict[str, object] = {
         "message_count": Conversation.message_count + added,
@@ -97,79 +151,104 @@ async def _count_messages(
     if title is not None:  # an untitled conversation is named after its first message
         values["title"] = func.coalesce(Conversation.title, title)
     statement = update(Conversation).where(Conversation.id == conversation_id).values(**values)
-    if tokens_of is None:
-        await session.execute(statement)
-        return None
-    used = (
-        select(LLMUsage.prompt_tokens + LLMUsage.completion_tokens)
-        .where(LLMUsage.user_id == tokens_of, LLMUsage.day == usage_day())
-        .scalar_subquery()
-    )
-    return (await session.execute(statement.returning(used))).scalar_one() or 0
+    if owner is not None:
+        statement = statement.where(Conversation.user_id == owner)
+    return cast(CursorResult[Any], await session.execute(statement)).rowcount > 0
 
 
-async def start_turn(
-    session: AsyncSession, settings: Settings, user: User, conversation_id: int, content: str, *, is_stream: bool
-) -> Turn:
-    """Store the student's message (and, for a stream, the reply's row) and COMMIT, before any LLM call."""
-    # Ownership and the exercise context in one query: no extra round trip before the first byte.
-    found = await tutor_context.load(session, user, conversation_id)
-    if found is None:
-        raise ConversationNotFound()
-    conversation, exercise, learner_summary = found
-    history = await _history(session, conversation.id)
-    user_message = Message(conversation_id=conversation.id, role="user", content=content, status="complete")
-    session.add(user_message)
-    reply = None
-    if is_stream:
-        # `partial` until the stream ends: a crash mid-stream leaves an honest row behind.
-        reply = Message(conversation_id=conversation.id, role="assistant", content="", status="partial")
+async def store_turn(
+    session_factory: async_sessionmaker[AsyncSession], prepared: Prepared, user_id: int, *, is_stream: bool
+) -> Stored:
+    """The student's message (with a stream, also the reply's row) and the conversation's count, committed
+    in a transaction of its own. The conversation row is updated first, still the user's (it locks the
+    row): one deleted since `prepare_turn` read it is a 404."""
+    async with session_factory() as session:
+        is_counted = await _count_messages(
+            session, prepared.conversation_id, 2 if is_stream else 1, title=title_from(prepared.content), owner=user_id
+        )
+        if not is_counted:
+            raise ConversationNotFound()
+        user_message = Message(
+            conversation_id=prepared.conversation_id, role="user", content=prepared.content, status="complete"
+        )
+        session.add(user_message)
+        reply = None
+        if is_stream:  # `partial` until the stream ends: a crash mid-stream leaves an honest row behind
+            reply = Message(conversation_id=prepared.conversation_id, role="assistant", content="", status="partial")
+            session.add(reply)
+        await session.commit()
+    return Stored(user_message, reply)
+
+
+async def store_reply(
+    session_factory: async_sessionmaker[AsyncSession], conversation_id: int, values: dict[str, Any]
+) -> Message:
+    """A non-streamed reply (or the record of a failed one), counted on its conversation."""
+    async with session_factory() as session:
+        reply = Message(conversation_id=conversation_id, role="assistant", **values)
         session.add(reply)
-    await session.flush()
-    added = 2 if is_stream else 1
-    used = await _count_messages(session, conversation.id, added, title_from(content), tokens_of=user.id)
-    budget = settings.llm_daily_token_budget
-    if budget and used is not None and used >= budget:
-        # Checked after the writes so the budget costs no round trip of its own: the 429 rolls them back.
-        raise QuotaExceeded(headers={"Retry-After": str(seconds_to_midnight())})
-    profile = replace(profile_of(user), learner_summary=learner_summary)
-    prompt = build_prompt(profile, history, content, exercise=exercise)
-    await session.commit()
-    return Turn(user.id, conversation.id, user_message, reply, prompt)
+        await _count_messages(session, conversation_id, 1)
+        await session.commit()
+    return reply
 
 
 def budget_read(llm: LLM) -> None:
-    if isinstance(llm, BudgetedLLM):  # start_turn read today's tokens with its writes, moments ago
+    if isinstance(llm, BudgetedLLM):  # prepare_turn read today's tokens with the conversation, moments ago
         llm.budget_checked()
 
 
+async def cancel(task: asyncio.Task[Any]) -> None:
+    """Stop `task` and wait for it; what it raised (it may have finished already) is of no interest."""
+    task.cancel()
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()
+
+
 async def send(
-    session: AsyncSession, settings: Settings, llm: LLM, user: User, conversation_id: int, content: str
+    session: AsyncSession,
+    session_factory: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    llm: LLM,
+    user: User,
+    conversation_id: int,
+    content: str,
 ) -> tuple[Message, Message]:
     """The student's message and the tutor's reply; 502/504 when the LLM fails (the message is kept)."""
-    turn = await start_turn(session, settings, user, conversation_id, content, is_stream=False)
+    prepared = await prepare_turn(session, settings, user, conversation_id, content)
     budget_read(llm)
-    reply = Message(conversation_id=turn.conversation_id, role="assistant", content="", status="failed")
+    answer = asyncio.create_task(llm.complete(prepared.prompt))  # asked now; the message is stored meanwhile
     try:
-        completion = await llm.complete(turn.prompt)
+        stored = await store_turn(session_factory, prepared, user.id, is_stream=False)
+    except BaseException:
+        await cancel(answer)
+        raise
+    try:
+        completion = await answer
     except LLMError as error:
         log.warning("chat.llm_failed", provider=error.provider, reason=error.reason, stream=False)
-        session.add(reply)
-        await _count_messages(session, turn.conversation_id, 1)
-        await session.flush()
+        await store_reply(session_factory, conversation_id, reply_values("", None, "failed"))
         raise as_app_error(error) from error
-    apply_reply(reply, completion.text, completion.usage, "complete")
-    session.add(reply)
-    await _count_messages(session, turn.conversation_id, 1)
-    await session.flush()
-    return turn.user_message, reply
+    reply_row = reply_values(completion.text, completion.usage, "complete")
+    return stored.user_message, await store_reply(session_factory, conversation_id, reply_row)
 
 
 async def send_shortcut(
-    session: AsyncSession, settings: Settings, llm: LLM, user: User, conversation_id: int | None, content: str
+    session: AsyncSession,
+    session_factory: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    llm: LLM,
+    user: User,
+    conversation_id: int | None,
+    content: str,
 ) -> tuple[int, Message]:
-    """`POST /chat/message`: into the given conversation, or a new one named after the message."""
+    """`POST /chat/message`: into the given conversation, or a new one named after the message (none is
+    created when the budget is spent)."""
     if conversation_id is None:
-        conversation_id = (await create_conversation(session, user, title=None, exercise_id=None)).id
-    _, reply = await send(session, settings, llm, user, conversation_id, content)
+        await check_budget(session, settings, user.id)
+        await session.commit()  # ends that read: on SQLite its snapshot would not see the new conversation
+        async with session_factory() as writer:
+            conversation_id = (await create_conversation(writer, user, title=None, exercise_id=None)).id
+            await writer.commit()
+    _, reply = await send(session, session_factory, settings, llm, user, conversation_id, content)
     return conversation_id, reply
