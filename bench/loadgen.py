@@ -90,14 +90,17 @@ async def chat_ttfb(spec: dict[str, Any]) -> dict[str, Any]:
     ours: list[float] = []
     direct: list[float] = []
     failures = 0
-    async with httpx.AsyncClient(base_url=spec["base_url"], timeout=TIMEOUT) as client:
-        for index in range(count + 2):  # two unmeasured warm-ups each
-            ttfb, done = await stream_message(client, spec["conversation_id"], spec["token"], f"Question {index}?")
-            if index >= 2:
-                if ttfb is None or not done:
-                    failures += 1
-                else:
-                    ours.append(ttfb)
+    if spec.get("ours", True):
+        async with httpx.AsyncClient(base_url=spec["base_url"], timeout=TIMEOUT) as client:
+            for index in range(count + 2):  # two unmeasured warm-ups each
+                ttfb, done = await stream_message(client, spec["conversation_id"], spec["token"], f"Question {index}?")
+                if index >= 2:
+                    if ttfb is None or not done:
+                        failures += 1
+                    else:
+                        ours.append(ttfb)
+    if not spec.get("direct", True):
+        return {"ours": latency_summary(ours), "failures": failures}
     async with httpx.AsyncClient(base_url=spec["llm_base_url"], timeout=TIMEOUT) as client:
         body = {"model": "bench", "stream": True, "messages": [{"role": "user", "content": "Question?"}]}
         for index in range(count + 2):
