@@ -48,6 +48,9 @@ class OpenAIProvider(LLM):
         # within `deadline`, so the effective timeout is what LLM_TIMEOUT_SECONDS says.
         self.deadline, self.retries = timeout, max_retries
         self._client = AsyncOpenAI(api_key=api_key or NO_API_KEY, base_url=base_url, timeout=timeout, max_retries=0)
+        # The SDK imports its resources on first use (0.3-2 s here): at start-up, not in the first
+        # request's LLM_TIMEOUT_SECONDS.
+        self._client.chat.completions  # noqa: B018
 
     def _request(self, prompt: Prompt) -> dict[str, Any]:
         messages = [{"role": "system", "content": prompt.system}]
