@@ -136,9 +136,13 @@ def test_production_headers_cookies_and_metrics(server: Server) -> None:
     assert not re.search(r"\d+\.\d+", registered.headers.get("Server", ""))  # no version for scanners to match
     for cookie in registered.headers.get_list("Set-Cookie"):
         assert "Secure" in cookie and "SameSite=Lax" in cookie, cookie
-    for header in (None, "Bearer", "Bearer null", f"Bearer {METRICS_TOKEN[:-1]}"):
+    for header in (
+        None, "Bearer", "Bearer null", f"Basic {METRICS_TOKEN}", f"Bearer {METRICS_TOKEN[:-1]}",
+        f"Bearer {METRICS_TOKEN}x", f"Bearer {METRICS_TOKEN.upper()}", METRICS_TOKEN,
+    ):  # fmt: skip
         refused = httpx.get(f"{server.base}/metrics", headers={"Authorization": header} if header else {})
         assert refused.status_code == 401, header
+    assert httpx.get(f"{server.base}/metrics", headers={"Authorization": f"bearer {METRICS_TOKEN}"}).status_code == 200
     empty = exchange(server, b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \r\nConnection: close\r\n\r\n")
     assert [status for status, _ in responses(empty)] == [401]
     redirect = httpx.get(f"{server.base}/api/v1//exercises", headers={"Host": "evil.example"})
