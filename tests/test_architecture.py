@@ -22,7 +22,6 @@ RANKS |= {"middleware": 3, "api": 3, "wiring": 4}
 KNOWN_UPWARD_IMPORTS = {
     ("backend.jobs", "backend.services"),  # job kinds and their services: to be registered where the app is wired
     # services that still build or validate API bodies: move that to schemas/api
-    ("backend.services.chat", "backend.schemas"),
     ("backend.services.generation", "backend.schemas"),
     ("backend.services.github", "backend.schemas"),
 }

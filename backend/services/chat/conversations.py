@@ -8,9 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.errors import NotFound, ValidationFailed
 from backend.models import User
 from backend.models.chat import Conversation, Message
-from backend.schemas.users import strip_html
 from backend.services import exercises as exercises_service
 from backend.services import tutor_context
+from backend.text import strip_html
 
 TITLE_WORDS = 8
 TITLE_CHARS = 80
