@@ -28,7 +28,6 @@ KNOWN_UPWARD_IMPORTS = {
 # Modules over MAX_LINES that their owners are splitting along their seams this session.
 KNOWN_LARGE_MODULES = {
     "services/progress.py",
-    "services/learner.py",
     "integrations/sandbox/harness.py",
     "integrations/sandbox/local.py",
 }

@@ -12,7 +12,7 @@ and each test's `setup`/`call` or `stdin` in, runs user code in freshly exec'd i
 neither the result channel nor the job (they are handed one test at a time, so no process holds a test it is
 not running), and reports what each call returned (as a tagged tree of builtin values, by exact type) or
 what each program printed, and what was printed during which test. Hidden tests' output and exception text
-are never shown (`services/submissions.py` returns only their name, pass/fail and `TestOutcome.failure`).
+are never shown (`services/submissions/shown.py` returns only their name, pass/fail and `TestOutcome.failure`).
 The server decodes those reports and compares them with the expected values itself (`base.grade`). So
 printing a fake "all passed" report to stdout/stderr does nothing (children's output is captured by the
 harness as data), writing to inherited descriptors reaches at most the harness's private pipes, and even a

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import structlog
@@ -27,8 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backend.db import utcnow
 from backend.errors import AppError, ServiceUnavailable
 from backend.integrations.llm import LLM
-from backend.integrations.sandbox import RunResult, Sandbox, SandboxBusy, SandboxUnavailable, TestOutcome, languages
-from backend.integrations.sandbox.base import DIFFERENT, INVALID, NOT_FINISHED, OUTPUT_LIMIT, TIMED_OUT
+from backend.integrations.sandbox import RunResult, Sandbox, SandboxBusy, SandboxUnavailable, languages
 from backend.models import User
 from backend.models.exercises import Exercise, Submission, UserExercise
 from backend.models.progress import Achievement
@@ -37,6 +36,7 @@ from backend.services import exercises as exercises_service
 from backend.services import grading
 from backend.services import learner as learner_service
 from backend.services import progress as progress_service
+from backend.services.submissions.shown import result_rows, shown_output, visible_first
 
 log = structlog.get_logger(__name__)
 
@@ -45,13 +45,6 @@ RETRY_AFTER_SECONDS = "10"
 BUSY_FEEDBACK = "Every sandbox was busy, so this code was not run; submit it again in a moment."
 # Longer than any run can take (sandbox timeout, reference run, LLM review): older `running` rows are orphans.
 ABANDONED_AFTER = timedelta(minutes=15)
-HIDDEN_MESSAGES = {
-    TIMED_OUT: "This hidden test ran out of time.",
-    DIFFERENT: "This hidden test gave a different result.",
-    OUTPUT_LIMIT: "This hidden test printed more than the output limit.",
-    NOT_FINISHED: "This hidden test did not run to the end.",
-    INVALID: "This hidden test could not be checked (a fault in the exercise, not in your code).",
-}
 
 
 class SandboxDown(ServiceUnavailable):
@@ -80,80 +73,121 @@ def real_llm(llm: LLM | None) -> LLM | None:
     return None if llm is None or llm.provider == "offline" else llm
 
 
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
+async def submit(
+    session: AsyncSession,
+    sandbox: Sandbox,
+    llm: LLM | None,
+    user: User,
+    exercise_id: int,
+    code: str,
+    time_spent_seconds: int | None,
+) -> SubmitOutcome:
+    """The three steps of the module's docstring: store, run and review, record."""
+    exercise, row, submission = await store(session, user, exercise_id, code)
+    graded = await run_and_review(session, sandbox, llm, user, exercise, submission)
+    return await record(session, user, exercise, row, submission, graded, time_spent_seconds)
 
 
-def _key(test: dict[str, Any]) -> tuple[str, ...]:
-    """What identifies a test's input, in either format (a Python call, a neutral call or op sequence, a
-    program): a hidden test is shown in full only when an example has the very same input."""
-    return tuple(str(test.get(key) or "") for key in ("setup", "call", "stdin", "function", "args", "ops"))
+# --- 1. store and commit ---------------------------------------------------------------------------
 
 
-def _hidden_message(outcome: TestOutcome) -> str | None:
-    """What a hidden test may say: pass, or the kind of failure (`TestOutcome.failure`), never its input,
-    expected value, or anything the code printed or raised while it ran."""
-    if outcome.passed:
-        return None
-    failure = outcome.failure or ""
-    if failure.startswith("raised "):
-        return f"This hidden test {failure}."
-    return HIDDEN_MESSAGES.get(failure, HIDDEN_MESSAGES[DIFFERENT])
+async def store(
+    session: AsyncSession, user: User, exercise_id: int, code: str
+) -> tuple[Exercise, UserExercise, Submission]:
+    """The submission as `running`, committed: it outlives a crash or a sandbox failure."""
+    exercise = await exercises_service.get_visible(session, user, exercise_id)
+    row = await exercises_service.user_exercise_for(session, user, exercise, start=True)
+    submission = Submission(
+        user_id=user.id,
+        exercise_id=exercise.id,
+        user_exercise_id=row.id,
+        code=code,
+        status="running",
+        tests_total=len(exercise.tests),
+        tests_passed=0,
+        results=[],
+        strengths=[],
+        improvements=[],
+        stdout="",
+        stderr="",
+    )
+    session.add(submission)
+    await session.flush()
+    await session.commit()
+    return exercise, row, submission
 
 
-def _visible_first(exercise: Exercise) -> list[int]:
-    """The order to run the tests in: the visible examples before any hidden test, so nothing a hidden
-    test handed to the code (kept in a global, a thread, a file) can surface in an example's output."""
-    visible = {_key(example) for example in exercise.examples}
-    return sorted(range(len(exercise.tests)), key=lambda index: _key(exercise.tests[index]) not in visible)
+# --- 2. run and review, no transaction open --------------------------------------------------------
 
 
-def _shown(exercise: Exercise, order: list[int], run: RunResult) -> set[int]:
-    """Indexes (in run order) of the tests whose details and output may be shown: visible examples that
-    the code was given before it saw any hidden test."""
-    visible = {_key(example) for example in exercise.examples}
-    shown = set()
-    for position in run.order:  # the order the tests began in
-        if not 0 <= position < len(order) or _key(exercise.tests[order[position]]) not in visible:
-            break
-        shown.add(position)
-    began = set(run.order)
-    # A visible test that never began printed nothing and holds no hidden data.
-    return shown | {p for p in range(len(order)) if p not in began and _key(exercise.tests[order[p]]) in visible}
+@dataclass(frozen=True)
+class Graded:
+    """What the run and the review gave: the rows and output a student may see, the grade's parts."""
+
+    run: RunResult
+    reference_ms: int | None  # the reference solution's run time, when it was measured now
+    results: list[dict[str, Any]]
+    stdout: str
+    stderr: str
+    review: grading.Review
 
 
-def result_rows(exercise: Exercise, run: RunResult, order: list[int] | None = None) -> list[dict[str, Any]]:
-    """Per-test results in the exercise's order (`order[i]` = the exercise's index of the run's test i).
-
-    A hidden test shows its name, pass/fail and the kind of failure only (its input and expected value are
-    the exercise's secret, and whatever it printed or raised may repeat them); the visible examples show
-    everything."""
-    order = order if order is not None else list(range(len(exercise.tests)))
-    shown = _shown(exercise, order, run)
-    by_test = {order[position]: (position, outcome) for position, outcome in enumerate(run.results)}
-    rows = []
-    for index in range(len(exercise.tests)):
-        if index not in by_test:
-            continue
-        position, outcome = by_test[index]
-        row: dict[str, Any] = {"name": outcome.name, "passed": bool(outcome.passed)}
-        if position in shown:
-            row |= {
-                "message": _text(outcome.message),
-                "input": _text(outcome.input),
-                "expected": _text(outcome.expected),
-                "actual": _text(outcome.actual),
-            }
-        else:
-            row["message"] = _hidden_message(outcome)
-        rows.append(row)
-    return rows
+async def run_and_review(
+    session: AsyncSession, sandbox: Sandbox, llm: LLM | None, user: User, exercise: Exercise, submission: Submission
+) -> Graded:
+    order = visible_first(exercise)
+    run, reference_ms = await _run_or_fail(session, sandbox, user, exercise, submission, order)
+    results = result_rows(exercise, run, order)
+    stdout, stderr = shown_output(exercise, run, order)
+    review = await grading.review(
+        code=submission.code,
+        status=run.status,
+        tests_passed=run.tests_passed,
+        tests_total=run.tests_total,
+        results=results,
+        duration_ms=round(run.duration_ms),
+        reference_ms=reference_ms or exercise.reference_duration_ms,
+        error_line=run.error_line,
+        llm=real_llm(llm),
+        title=exercise.title,
+        description=exercise.description,
+        language=exercise.language,
+    )
+    return Graded(run, reference_ms, results, stdout, stderr, review)
 
 
-def shown_output(exercise: Exercise, run: RunResult, order: list[int] | None = None) -> tuple[str, str]:
-    """stdout and stderr a student may see: from importing the code, and from the visible examples."""
-    order = order if order is not None else list(range(len(exercise.tests)))
-    return run.output_of(_shown(exercise, order, run))
+async def _run_or_fail(
+    session: AsyncSession, sandbox: Sandbox, user: User, exercise: Exercise, submission: Submission, order: list[int]
+) -> tuple[RunResult, int | None]:
+    """The run; when there is none, the submission is marked `error` with why, and the error raised."""
+    try:
+        return await _run(
+            sandbox, submission.code, exercise, order, exercise.reference_duration_ms is None, f"user:{user.id}"
+        )
+    except asyncio.CancelledError:
+        # The client went away and Quart cancelled the handler: no answer will be written, so say so
+        # now instead of leaving the submission `running` forever.
+        submission.status, submission.feedback = "error", ABANDONED_FEEDBACK
+        with contextlib.suppress(Exception):
+            await asyncio.shield(session.commit())
+        raise
+    except SandboxBusy:
+        # Saturated: the submission is kept as `error` (never graded, nothing counted), and the client is
+        # told when to try again; resubmitting is the retry.
+        log.warning("exercise.sandbox_busy", submission_id=submission.id)
+        submission.status, submission.feedback = "error", BUSY_FEEDBACK
+        await session.flush()
+        raise SandboxDown(BUSY_FEEDBACK, headers={"Retry-After": RETRY_AFTER_SECONDS}) from None
+    except SandboxUnavailable:
+        log.error("exercise.sandbox_unavailable", submission_id=submission.id)
+        submission.status, submission.feedback = "error", "The sandbox was unavailable; this code was not run."
+        await session.flush()
+        raise SandboxDown(headers={"Retry-After": RETRY_AFTER_SECONDS}) from None
+    except Exception as error:  # a bug, not the student's fault: never leave the submission `running`
+        log.exception("exercise.run_failed", submission_id=submission.id)
+        submission.status, submission.feedback = "error", "Your code could not be graded; try again."
+        await session.flush()
+        raise RunFailed() from error
 
 
 async def _run(
@@ -181,143 +215,98 @@ async def _run(
     return run, round(reference.duration_ms)
 
 
-async def submit(
+# --- 3. record, in one short transaction (the request commits it) ----------------------------------
+
+
+async def record(
     session: AsyncSession,
-    sandbox: Sandbox,
-    llm: LLM | None,
     user: User,
-    exercise_id: int,
-    code: str,
+    exercise: Exercise,
+    row: UserExercise,
+    submission: Submission,
+    graded: Graded,
     time_spent_seconds: int | None,
 ) -> SubmitOutcome:
-    # 1. store and commit
-    exercise = await exercises_service.get_visible(session, user, exercise_id)
-    row = await exercises_service.user_exercise_for(session, user, exercise, start=True)
-    submission = Submission(
-        user_id=user.id,
-        exercise_id=exercise.id,
-        user_exercise_id=row.id,
-        code=code,
-        status="running",
-        tests_total=len(exercise.tests),
-        tests_passed=0,
-        results=[],
-        strengths=[],
-        improvements=[],
-        stdout="",
-        stderr="",
-    )
-    session.add(submission)
-    await session.flush()
-    await session.commit()
-
-    # 2. run and review, no transaction open
-    order = _visible_first(exercise)
-    try:
-        run, reference_ms = await _run(
-            sandbox, code, exercise, order, exercise.reference_duration_ms is None, f"user:{user.id}"
-        )
-    except asyncio.CancelledError:
-        # The client went away and Quart cancelled the handler: no answer will be written, so say so
-        # now instead of leaving the submission `running` forever.
-        submission.status, submission.feedback = "error", ABANDONED_FEEDBACK
-        with contextlib.suppress(Exception):
-            await asyncio.shield(session.commit())
-        raise
-    except SandboxBusy:
-        # Saturated: the submission is kept as `error` (never graded, nothing counted), and the client is
-        # told when to try again; resubmitting is the retry.
-        log.warning("exercise.sandbox_busy", submission_id=submission.id)
-        submission.status, submission.feedback = "error", BUSY_FEEDBACK
-        await session.flush()
-        raise SandboxDown(BUSY_FEEDBACK, headers={"Retry-After": RETRY_AFTER_SECONDS}) from None
-    except SandboxUnavailable:
-        log.error("exercise.sandbox_unavailable", submission_id=submission.id)
-        submission.status, submission.feedback = "error", "The sandbox was unavailable; this code was not run."
-        await session.flush()
-        raise SandboxDown(headers={"Retry-After": RETRY_AFTER_SECONDS}) from None
-    except Exception as error:  # a bug, not the student's fault: never leave the submission `running`
-        log.exception("exercise.run_failed", submission_id=submission.id)
-        submission.status, submission.feedback = "error", "Your code could not be graded; try again."
-        await session.flush()
-        raise RunFailed() from error
-    results = result_rows(exercise, run, order)
-    stdout, stderr = shown_output(exercise, run, order)
-    review = await grading.review(
-        code=code,
-        status=run.status,
-        tests_passed=run.tests_passed,
-        tests_total=run.tests_total,
-        results=results,
-        duration_ms=round(run.duration_ms),
-        reference_ms=reference_ms or exercise.reference_duration_ms,
-        error_line=run.error_line,
-        llm=real_llm(llm),
-        title=exercise.title,
-        description=exercise.description,
-        language=exercise.language,
-    )
-
-    # 3. one short transaction (the request commits it)
     now = utcnow()
-    if reference_ms is not None:
-        exercise.reference_duration_ms = reference_ms
-    submission.status = run.status
-    submission.tests_passed, submission.tests_total = run.tests_passed, run.tests_total
-    submission.results, submission.stdout, submission.stderr = results, stdout, stderr
-    submission.duration_ms, submission.grade, submission.rubric = round(run.duration_ms), review.grade, review.rubric
-    submission.feedback, submission.strengths, submission.improvements = (
-        review.feedback,
-        review.strengths,
-        review.improvements,
-    )
-    # Hints or a concurrent submission may have changed it meanwhile; the lock makes "complete once" exact.
-    await session.refresh(row, with_for_update=True)
-    row.submissions_count += 1
-    row.time_spent_seconds += time_spent_seconds or 0
-    row.best_grade = max(row.best_grade or 0.0, review.grade)
-    await progress_service.record_submission(session, user, at=now)
-
+    write_result(exercise, submission, graded)
+    await count_submission(session, user, row, graded.review.grade, time_spent_seconds, now)
+    completed = graded.run.status == "passed" and row.status != "completed"
     unlocked: list[Achievement] = []
     change = None
     streak = {"current": user.streak_today, "longest": user.longest_streak, "extended": False}
-    completion_recorded = run.status == "passed" and row.status != "completed"
-    if completion_recorded:
-        row.status, row.completed_at = "completed", now
-        completion = await progress_service.record_completion(
-            session,
-            user,
-            completion_key=f"submission:{submission.id}",
-            exercise_id=exercise.id,
-            topics=list(exercise.topics),
-            difficulty=exercise.difficulty,
-            grade=review.grade,
-            hints_used=row.hints_used,
-            time_spent_seconds=row.time_spent_seconds,
-            at=now,
-        )
-        unlocked = completion.achievements_unlocked
-        streak = {
-            "current": completion.streak_after,
-            "longest": completion.longest_streak,
-            "extended": completion.extended,
-        }
-        outcome = difficulty_service.outcome_of(completed=True, grade=review.grade, hints_used=row.hints_used)
-        change = await difficulty_service.record_outcome(session, user, row, outcome)
+    if completed:
+        unlocked, streak, change = await complete(session, user, exercise, row, submission, graded.review.grade, now)
     await learner_service.record_graded(
-        session, user, exercise=exercise, row=row, submission_id=submission.id, run=run,
-        style_issues=review.issues, completed=bool(completion_recorded), grade=review.grade,
+        session, user, exercise=exercise, row=row, submission_id=submission.id, run=graded.run,
+        style_issues=graded.review.issues, completed=completed, grade=graded.review.grade,
     )  # fmt: skip
     await session.flush()
     log.info(
         "exercise.submitted",
         submission_id=submission.id,
         exercise_id=exercise.id,
-        status=run.status,
-        grade=review.grade,
-        duration_ms=run.duration_ms,
+        status=graded.run.status,
+        grade=graded.review.grade,
+        duration_ms=graded.run.duration_ms,
     )
     return SubmitOutcome(submission, row, unlocked, streak, change)
+
+
+def write_result(exercise: Exercise, submission: Submission, graded: Graded) -> None:
+    run, review = graded.run, graded.review
+    if graded.reference_ms is not None:
+        exercise.reference_duration_ms = graded.reference_ms
+    submission.status = run.status
+    submission.tests_passed, submission.tests_total = run.tests_passed, run.tests_total
+    submission.results, submission.stdout, submission.stderr = graded.results, graded.stdout, graded.stderr
+    submission.duration_ms, submission.grade, submission.rubric = round(run.duration_ms), review.grade, review.rubric
+    submission.feedback, submission.strengths, submission.improvements = (
+        review.feedback,
+        review.strengths,
+        review.improvements,
+    )
+
+
+async def count_submission(
+    session: AsyncSession, user: User, row: UserExercise, grade: float, time_spent_seconds: int | None, now: datetime
+) -> None:
+    """The exercise's counters and the day's submissions, under the locks that make "complete once" exact."""
+    # Hints or a concurrent submission may have changed the row meanwhile.
+    await session.refresh(row, with_for_update=True)
+    row.submissions_count += 1
+    row.time_spent_seconds += time_spent_seconds or 0
+    row.best_grade = max(row.best_grade or 0.0, grade)
+    await progress_service.record_submission(session, user, at=now)
+
+
+async def complete(
+    session: AsyncSession,
+    user: User,
+    exercise: Exercise,
+    row: UserExercise,
+    submission: Submission,
+    grade: float,
+    now: datetime,
+) -> tuple[list[Achievement], dict[str, Any], difficulty_service.Change | None]:
+    """The first passing run completes the exercise: what that earns (achievements, the streak) and the
+    difficulty that follows."""
+    row.status, row.completed_at = "completed", now
+    completion = await progress_service.record_completion(
+        session,
+        user,
+        completion_key=f"submission:{submission.id}",
+        exercise_id=exercise.id,
+        topics=list(exercise.topics),
+        difficulty=exercise.difficulty,
+        grade=grade,
+        hints_used=row.hints_used,
+        time_spent_seconds=row.time_spent_seconds,
+        at=now,
+    )
+    streak = {"current": completion.streak_after, "longest": completion.longest_streak, "extended": completion.extended}
+    outcome = difficulty_service.outcome_of(completed=True, grade=grade, hints_used=row.hints_used)
+    change = await difficulty_service.record_outcome(session, user, row, outcome)
+    return completion.achievements_unlocked, streak, change
 
 
 async def fail_abandoned(session_factory: async_sessionmaker[AsyncSession]) -> int:
