@@ -25,9 +25,9 @@ RUN cd /opt/typescript && npm ci --no-audit --no-fund --loglevel=error
 # --- runtime -----------------------------------------------------------------------------------------
 FROM ${DEBIAN_IMAGE}
 # bubblewrap, and util-linux's prlimit/setpriv and procps' kill, are what the runner wraps each run in;
-# nodejs grades the JavaScript and TypeScript exercises.
+# nodejs grades the JavaScript and TypeScript exercises; golang-go the Go ones.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 bubblewrap util-linux procps nodejs ca-certificates \
+    && apt-get install -y --no-install-recommends python3 bubblewrap util-linux procps nodejs golang-go ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 codementor \
     && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home --shell /usr/sbin/nologin \

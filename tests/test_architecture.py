@@ -29,7 +29,6 @@ KNOWN_UPWARD_IMPORTS = {
 KNOWN_LARGE_MODULES = {
     "services/progress.py",
     "integrations/sandbox/harness.py",
-    "integrations/sandbox/local.py",
 }
 
 

@@ -43,6 +43,13 @@ def function_name(name: str, language: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
+def method_name(name: str, language: str) -> str:
+    """A neutral method name (an op) in `language`'s convention: as a function, except in Go, where the
+    harness reaches only exported methods (`is_empty` is `IsEmpty`)."""
+    renamed = function_name(name, language)
+    return renamed[:1].upper() + renamed[1:] if language == "go" and not name.startswith("__") else renamed
+
+
 def is_json_value(value: Any) -> bool:
     if value is None or isinstance(value, bool | int | str):
         return True
@@ -156,6 +163,9 @@ def display_call(case: dict[str, str], language: str) -> str:
     if "args" in case:
         return f"{function_name(case['function'], language)}({arguments(json.loads(case['args']))})"
     ops = json.loads(case["ops"])
-    lines = [f"o = new {ops[0][0]}({arguments(ops[0][1])})"]
-    lines += [f"o.{function_name(name, language)}({arguments(args)})" for name, args in ops[1:]]
+    if language == "go":  # a constructor function: `o := newStack()`
+        lines = [f"o := new{ops[0][0]}({arguments(ops[0][1])})"]
+    else:
+        lines = [f"o = new {ops[0][0]}({arguments(ops[0][1])})"]
+    lines += [f"o.{method_name(name, language)}({arguments(args)})" for name, args in ops[1:]]
     return "\n".join(lines)

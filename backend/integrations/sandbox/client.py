@@ -23,7 +23,7 @@ from backend.integrations.sandbox.base import (
     record,
 )
 from backend.integrations.sandbox.local import python_job
-from backend.integrations.sandbox.protocol import Execution, Job, grade_execution
+from backend.integrations.sandbox.protocol import MAX_COMPILE_SECONDS, Execution, Job, grade_execution
 from backend.metrics import SANDBOX_QUEUE_WAIT
 
 log = structlog.get_logger(__name__)
@@ -74,7 +74,8 @@ class RunnerSandbox(Sandbox):
 
     async def execute(self, job: Job) -> Execution:
         """Run any runner job (another language's toolchain, see languages/) and return it ungraded."""
-        body = await self._post(job.to_json(), job.timeout_seconds + job.queue_timeout_seconds + GRACE_SECONDS)
+        seconds = job.timeout_seconds + job.queue_timeout_seconds + GRACE_SECONDS + MAX_COMPILE_SECONDS
+        body = await self._post(job.to_json(), seconds)
         return Execution.from_json(body)
 
     async def _post(self, job: dict[str, Any], seconds: float) -> Any:

@@ -20,22 +20,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import shutil
 import signal
-import tempfile
 import time
 import uuid
-import weakref
-from collections.abc import Sequence
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import structlog
 
 from backend.integrations.sandbox.base import (
     DEFAULT_QUEUE_TIMEOUT_SECONDS,
-    HARNESS_SOURCE,
     RunResult,
     Sandbox,
     SandboxUnavailable,
@@ -44,29 +41,41 @@ from backend.integrations.sandbox.base import (
     record,
     slot,
 )
-from backend.integrations.sandbox.confinement import (
-    RunLimits,
-    device_args,
-    seccomp_program,
-    switch_uid,
-    system_links,
+from backend.integrations.sandbox.commands import (
+    TOOLCHAINS,
+    Commands,
+    exchange,
+    prepare_job_dir,
+    seccomp_pipe,
+    subdirectory,
 )
+from backend.integrations.sandbox.compiled import (
+    DEFAULT_MAX_BYTES as DEFAULT_ARTIFACT_BYTES,
+)
+from backend.integrations.sandbox.compiled import (
+    Artifact,
+    ArtifactCache,
+    cache_key,
+    compile_error,
+    report_of,
+)
+from backend.integrations.sandbox.confinement import RunLimits, switch_uid
 from backend.integrations.sandbox.languages.toolchains import TOOLCHAINS as LANGUAGE_TOOLCHAINS
-from backend.integrations.sandbox.protocol import DEFAULT_TOOLCHAIN, Execution, Job, grade_execution
+from backend.integrations.sandbox.languages.toolchains import Toolchain
+from backend.integrations.sandbox.protocol import (
+    DEFAULT_TOOLCHAIN,
+    MAX_COMPILE_SECONDS,
+    Execution,
+    Job,
+    grade_execution,
+)
+from backend.integrations.sandbox.uids import BASE_UID, UidPool
 
 log = structlog.get_logger(__name__)
 
-PYTHON = "/usr/bin/python3"  # the system interpreter: it lives under /usr, the only tree the sandbox sees
 KILL = "/usr/bin/kill"
-BASE_UID = 60000
-UID_RANGE = 4096  # uids 60000-64095: enough slots for every runner on a host
-UID_LOCK_DIR = Path(tempfile.gettempdir()) / "codementor-sandbox-uids"
-MAX_REPORT_BYTES = 8 * 1024 * 1024
-MAX_DIAGNOSTIC_BYTES = 16 * 1024
 STOP_TIMEOUT_SECONDS = 5.0
 DONE_LINE = b'\n{"event": "done"}\n'  # the harness's last line, exactly as it writes it
-# Toolchain → the harness file the runner writes into the job dir and runs with the system Python.
-TOOLCHAINS = {"python": ("harness.py", HARNESS_SOURCE)}
 
 _warned_no_isolation = False
 
@@ -83,6 +92,7 @@ class LocalSandbox(Sandbox):
         queue_timeout_seconds: float = DEFAULT_QUEUE_TIMEOUT_SECONDS,
         use_isolation: bool | None = None,
         bwrap: str = "bwrap",
+        artifact_cache_bytes: int = DEFAULT_ARTIFACT_BYTES,
     ) -> None:
         """`use_isolation`: None = bubblewrap when installed; False = never (the fallback); True = required."""
         self.timeout_seconds = timeout_seconds
@@ -96,11 +106,9 @@ class LocalSandbox(Sandbox):
         self.max_concurrency = max_concurrency
         self.queue_timeout_seconds = queue_timeout_seconds
         self._semaphore = asyncio.Semaphore(max_concurrency)
-        self._uid_locks: dict[int, int] = {}  # uid → the descriptor holding its flock
-        self._quarantined: list[int] = []  # uids whose leftovers the host's init has not reaped yet
-        self._free_uids: list[int | None] | None = None  # claimed at the first run
-        # Released even when close() is never called.
-        weakref.finalize(self, release_locks, self._uid_locks)
+        self.uids = UidPool(max_concurrency, can_switch_uid=self.can_switch_uid)
+        self._artifacts: ArtifactCache | None = None
+        self.artifact_cache_bytes = artifact_cache_bytes
 
     async def run(
         self, code: str, tests: list[dict], *, timeout_seconds: float | None = None, user: str | None = None
@@ -117,82 +125,147 @@ class LocalSandbox(Sandbox):
             raise SandboxUnavailable(f"unknown toolchain {job.toolchain!r}")
         if job.toolchain in LANGUAGE_TOOLCHAINS and not self.is_isolated:
             raise SandboxUnavailable(f"the {job.toolchain} toolchain runs only under bubblewrap")
-        if self._free_uids is None:
-            # One uid per slot, unique on the host: two runs sharing a uid would share RLIMIT_NPROC and
-            # reach each other with kill(-1).
-            self._free_uids = (
-                self._claim_uids(self.max_concurrency) if self.can_switch_uid else [None] * self.max_concurrency
-            )
-        uid = self._free_uids.pop()
+        uid = self.uids.take()
         execution = None
         try:
-            execution = await self._execute_as(uid, job)
+            toolchain = LANGUAGE_TOOLCHAINS.get(job.toolchain)
+            if toolchain is not None and toolchain.compile is not None:
+                execution = await self._compile_and_run(uid, job, toolchain)
+            else:
+                execution = await self._execute_as(uid, job)
         finally:
-            self._recycle(uid, execution is not None and execution.clean)
+            self.uids.give_back(uid, execution is not None and execution.clean)
         return execution
+
+    @property
+    def commands(self) -> Commands:
+        """The command lines of this sandbox's runs (bubblewrap's path as it is now: tests break it)."""
+        return Commands(self.bwrap, self.limits, {name: file for name, (file, _) in TOOLCHAINS.items()})
 
     @property
     def claimed_uids(self) -> frozenset[int]:
         """Every uid this sandbox holds (free, busy or quarantined)."""
-        return frozenset(self._uid_locks)
+        return self.uids.claimed
+
+    @property
+    def artifacts(self) -> ArtifactCache:
+        """The compiled artifacts of this sandbox (created at the first compile)."""
+        if self._artifacts is None:
+            self._artifacts = ArtifactCache(max_bytes=self.artifact_cache_bytes)
+        return self._artifacts
 
     async def close(self) -> None:
-        release_locks(self._uid_locks)
-        self._free_uids = None
+        self.uids.close()
+        if self._artifacts is not None:
+            self._artifacts.close()
 
-    def _recycle(self, uid: int | None, is_clean: bool) -> None:
-        """Give the slot back; a uid with processes left gets quarantined instead.
+    async def _compile_and_run(self, uid: int | None, job: Job, toolchain: Toolchain) -> Execution:
+        """Compile the job unless its artifact is cached (compiled.py), then run it: one job."""
+        compile = toolchain.compile
+        assert compile is not None
+        prepared = None
+        if compile.prepare is not None:
+            key = cache_key(toolchain, {}, prepare=True)
+            prepared, _ = await self.artifacts.obtain(
+                key, lambda out: self._compile(uid, replace(job, files={}), key, None, out, prepare=True),
+                max_bytes=compile.output_bytes,
+            )  # fmt: skip
+            if prepared.path is None:
+                raise SandboxUnavailable(f"the {toolchain.name} harness did not compile: {prepared.error}")
+        key = cache_key(toolchain, job.files)
+        for _ in range(2):  # again when it was evicted while this job waited for another's compile
+            artifact, compiled_now = await self.artifacts.obtain(
+                key, lambda out: self._compile(uid, job, key, prepared, out), max_bytes=compile.output_bytes
+            )
+            if artifact.path is None or artifact.path.is_dir():
+                break
+        compile_ms = artifact.compile_ms if compiled_now else None
+        if artifact.timed_out:
+            detail = f"the compile did not finish within {min(compile.timeout_seconds, MAX_COMPILE_SECONDS):g} s"
+            return Execution(True, False, False, None, "", detail, artifact.compile_ms or 0.0, compile_ms)
+        if artifact.path is None:
+            assert artifact.error is not None
+            return Execution(False, False, True, None, report_of(artifact.error), "", 0.0, compile_ms)
+        return replace(await self._execute_as(uid, job, artifact), compile_ms=compile_ms)
 
-        Orphans of a killed fallback run go to the host's init, and until it reaps them they count
-        against the uid's RLIMIT_NPROC (1.3 s here); the processes of a killed bwrap's PID namespace take
-        a moment to die too. Rather than wait, the slot continues with a fresh uid."""
-        if self._free_uids is None:  # closed meanwhile (shutdown)
-            return
-        if is_clean or uid is None or not has_processes(uid):
-            self._free_uids.append(uid)
-        else:
-            try:
-                self._free_uids.extend(self._claim_uids(1))
-                self._quarantined.append(uid)
-            except SandboxUnavailable:
-                self._free_uids.append(uid)  # the range is exhausted: reuse it, leftovers and all
-        for held in list(self._quarantined):
-            if not has_processes(held):
-                self._quarantined.remove(held)
-                os.close(self._uid_locks.pop(held))
+    async def _compile(
+        self, uid: int | None, job: Job, key: str, prepared: Artifact | None, out: Path, *, prepare: bool = False
+    ) -> Artifact:
+        """One compile under the run's confinement, with the compile's limits; `out` becomes /out."""
+        compile = LANGUAGE_TOOLCHAINS[job.toolchain].compile
+        assert compile is not None
+        job_dir = prepare_job_dir(job, uid)
+        try:
+            if prepared is not None:
+                self.artifacts.link_into(prepared, subdirectory(job_dir, "prepared", uid))
+            if uid is not None:
+                os.chown(out, 0, uid)
+                os.chmod(out, 0o770)  # noqa: S103 - group = the slot's uid, which writes the artifact
+            seconds = min(compile.timeout_seconds, MAX_COMPILE_SECONDS)
+            execution = await self._run_confined(
+                uid,
+                job_dir,
+                lambda fd, seccomp: self.commands.language_command(
+                    job_dir, job.toolchain, fd, uid, seconds, seccomp, compile_out=out, prepare=prepare
+                ),
+                b"",
+                seconds,
+                expect_done=False,
+            )
+        finally:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(job_dir, ignore_errors=True)
+        if execution.timed_out:
+            return Artifact(key, None, None, timed_out=True, compile_ms=execution.duration_ms)
+        if execution.returncode == 0:
+            return Artifact(key, out, None, compile_ms=execution.duration_ms)
+        if execution.diagnostics.startswith("bwrap:"):
+            raise SandboxUnavailable(f"cannot start the sandbox: {execution.diagnostics[:200]}")
+        error, is_certain = compile_error(compile, execution.diagnostics, execution.returncode)
+        return Artifact(key, None, error, cacheable=is_certain, compile_ms=execution.duration_ms)
 
-    def _claim_uids(self, count: int) -> list[int | None]:
-        """Claim `count` free uids with an flock per uid, held for this sandbox's lifetime."""
-        UID_LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
-        uids: list[int | None] = []
-        in_use = uids_in_use()  # a uid someone runs processes as (without our flock) would share RLIMIT_NPROC
-        for uid in range(BASE_UID, BASE_UID + UID_RANGE):
-            if uid in self._uid_locks or uid in in_use:
-                continue
-            fd = os.open(UID_LOCK_DIR / str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            self._uid_locks[uid] = fd
-            uids.append(uid)
-            if len(uids) == count:
-                return uids
-        raise SandboxUnavailable(f"no free sandbox uid in {BASE_UID}-{BASE_UID + UID_RANGE - 1}")
-
-    async def _execute_as(self, uid: int | None, job: Job) -> Execution:
+    async def _execute_as(self, uid: int | None, job: Job, artifact: Artifact | None = None) -> Execution:
         # Synchronous on purpose: a few small files, well under a millisecond, and no await between making
         # the directory and the try/finally that removes it (a cancellation there would leak it).
         job_dir = prepare_job_dir(job, uid)
+        try:
+            if artifact is not None:
+                self.artifacts.link_into(artifact, subdirectory(job_dir, "build", uid))
+            return await self._run_confined(
+                uid,
+                job_dir,
+                lambda fd, seccomp: self.commands.command(
+                    job_dir, job.toolchain, fd, uid, job.timeout_seconds, seccomp
+                ),
+                job.stdin.encode("utf-8", "surrogatepass"),
+                job.timeout_seconds,
+            )
+        finally:
+            # rmtree's own closing of its directory descriptor is not covered by ignore_errors: the run is
+            # over, so a leftover temp dir must not turn it into a server error.
+            with contextlib.suppress(OSError):
+                shutil.rmtree(job_dir, ignore_errors=True)
+
+    async def _run_confined(
+        self,
+        uid: int | None,
+        job_dir: Path,
+        command: Callable[[int, int | None], list[str]],
+        stdin: bytes,
+        seconds: float,
+        *,
+        expect_done: bool = True,
+    ) -> Execution:
+        """Start `command(results_fd, seccomp_fd)` in `job_dir`, feed it `stdin`, collect its report and
+        diagnostics within `seconds`, and stop whatever is left of it. Without `expect_done` (a compile) a
+        process that exited is clean: its PID namespace died with it."""
         read_fd, write_fd = os.pipe()
         filter_fd = seccomp_pipe() if self.is_isolated else None
-        seconds = job.timeout_seconds
         try:
             started = time.perf_counter()
             try:
                 process = await asyncio.create_subprocess_exec(
-                    *self._command(job_dir, job.toolchain, write_fd, uid, seconds, filter_fd),
+                    *command(write_fd, filter_fd),
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,
@@ -219,7 +292,6 @@ class LocalSandbox(Sandbox):
                 transport, _ = await asyncio.get_running_loop().connect_read_pipe(
                     lambda: asyncio.StreamReaderProtocol(reader), pipe
                 )
-                stdin = job.stdin.encode("utf-8", "surrogatepass")
                 async with asyncio.timeout(seconds):
                     overflow = await exchange(process, stdin, reader, report_bytes, diagnostics)
                     await process.wait()
@@ -234,16 +306,12 @@ class LocalSandbox(Sandbox):
                     pipe.close()
                 # "done" comes only from the harness (nothing else can write to its channel), after it has
                 # killed and reaped every other process of the run: then there is nothing left to kill.
-                is_clean = not is_timeout and DONE_LINE in b"\n" + report_bytes
+                is_clean = not is_timeout and (DONE_LINE in b"\n" + report_bytes or not expect_done)
                 await self._stop(process, uid, is_clean)
             duration = elapsed_ms(started, time.perf_counter())
         finally:
             if read_fd >= 0:
                 os.close(read_fd)
-            # rmtree's own closing of its directory descriptor is not covered by ignore_errors: the run is
-            # over, so a leftover temp dir must not turn it into a server error.
-            with contextlib.suppress(OSError):
-                shutil.rmtree(job_dir, ignore_errors=True)
         return Execution(
             timed_out=is_timeout,
             overflow=overflow,
@@ -277,87 +345,6 @@ class LocalSandbox(Sandbox):
         except TimeoutError:
             log.error("sandbox.unreaped", pid=process.pid, uid=uid)
 
-    def _command(
-        self, job_dir: Path, toolchain: str, results_fd: int, uid: int | None, seconds: float, filter_fd: int | None
-    ) -> list[str]:
-        if toolchain in LANGUAGE_TOOLCHAINS:
-            return self._language_command(job_dir, toolchain, results_fd, uid, seconds, filter_fd)
-        harness_file, _ = TOOLCHAINS[toolchain]
-        harness_args = ["--results-fd", str(results_fd)]
-        if uid is not None or self.is_isolated:
-            # A uid of our own, or a PID namespace: kill(-1) from the harness reaches only this run.
-            harness_args.append("--reap-all")
-        wrappers = self.limits.prlimit(seconds) + (switch_uid(uid) if uid is not None else [])
-        if not self.is_isolated:
-            return [*wrappers, PYTHON, "-I", "-S", str(job_dir / harness_file), *harness_args]
-        return [
-            *wrappers,
-            *self._confine(job_dir, filter_fd),
-            PYTHON,
-            "-I",
-            "-S",
-            f"/job/{harness_file}",
-            *harness_args,
-        ]
-
-    def _language_command(
-        self, job_dir: Path, name: str, results_fd: int, uid: int | None, seconds: float, filter_fd: int | None
-    ) -> list[str]:
-        """Another language's toolchain (languages/toolchains.py): the same confinement, with the toolchain's
-        own command, read-only binds and address-space / thread limits (node and javac reserve far more
-        address space than they use; their heaps are bounded by their own flags)."""
-        toolchain = LANGUAGE_TOOLCHAINS[name]
-        limits = [
-            arg for arg in self.limits.prlimit(seconds) if not arg.startswith(("--as=", "--nproc="))
-        ]  # fmt: skip
-        limits[1:1] = [f"--as={toolchain.address_space_bytes}", f"--nproc={toolchain.max_processes}"]
-        wrappers = limits + (switch_uid(uid) if uid is not None else [])
-        binds = [arg for source, target in toolchain.ro_binds for arg in ("--ro-bind", source, target)]
-        environment = ["--setenv", "PATH", "/usr/bin", "--setenv", "HOME", "/tmp"]  # noqa: S108 - its own tmpfs
-        confinement = self._confine(job_dir, filter_fd, environment=environment, binds=binds)
-        return [*wrappers, *confinement, *toolchain.command, "--results-fd", str(results_fd)]
-
-    def _confine(
-        self, job_dir: Path, filter_fd: int | None, *, environment: Sequence[str] = (), binds: Sequence[str] = ()
-    ) -> list[str]:
-        """bwrap and its arguments: the one confinement every toolchain runs under (docs/SECURITY.md)."""
-        assert self.bwrap is not None
-        return [
-            self.bwrap,
-            "--unshare-all",
-            # The harness is the namespace's init: processes inside cannot signal it (not even SIGKILL),
-            # orphans are reparented to it for reaping, and when it exits the kernel kills the rest.
-            "--as-pid-1",
-            "--die-with-parent",
-            "--new-session",
-            "--clearenv",
-            *environment,
-            "--cap-drop", "ALL",
-            "--ro-bind", "/usr", "/usr",
-            *system_links(),
-            *binds,
-            "--proc", "/proc",
-            *device_args(),
-            "--size", str(self.limits.tmpfs_bytes), "--tmpfs", "/tmp",  # noqa: S108 - the sandbox's own, sized
-            "--ro-bind", str(job_dir), "/job",
-            # Last: bwrap's root is an unbounded tmpfs; read-only, nothing but /tmp can hold data.
-            "--remount-ro", "/",
-            "--chdir", "/job",
-            "--hostname", "sandbox",
-            *(["--seccomp", str(filter_fd)] if filter_fd is not None else []),
-        ]  # fmt: skip
-
-
-def seccomp_pipe() -> int | None:
-    """A pipe holding the seccomp filter, for bwrap to read (a fresh one per run: reading consumes it)."""
-    program = seccomp_program()
-    if program is None:
-        return None
-    read_fd, write_fd = os.pipe()
-    os.write(write_fd, program)  # a few dozen bytes: far below the pipe's buffer
-    os.close(write_fd)
-    return read_fd
-
 
 def python_job(code: str, tests: list[dict], timeout: float, queue_timeout: float, user: str | None) -> Job:
     """The Python harness's job: the code as main.py, the tests' inputs (never expectations) on stdin."""
@@ -369,85 +356,6 @@ def python_job(code: str, tests: list[dict], timeout: float, queue_timeout: floa
         queue_timeout_seconds=queue_timeout,
         user=user or f"anonymous:{uuid.uuid4().hex}",  # no key: no queue of its own to wait in
     )
-
-
-def release_locks(locks: dict[int, int]) -> None:
-    for fd in locks.values():
-        os.close(fd)  # closing the descriptor releases its flock
-    locks.clear()
-
-
-def uids_in_use() -> set[int]:
-    uids = set()
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                uids.add(entry.stat().st_uid)
-    return uids
-
-
-def has_processes(uid: int) -> bool:
-    """Whether any process (zombies included) still runs as `uid`: a scan of /proc."""
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if entry.stat().st_uid == uid:
-                    return True
-    return False
-
-
-async def exchange(
-    process: asyncio.subprocess.Process,
-    job: bytes,
-    reader: asyncio.StreamReader,
-    report: bytearray,
-    diagnostics: bytearray,
-) -> bool:
-    """Feed the job, collect the report (capped) and bwrap's diagnostics; True when the report overflowed."""
-    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
-    stdin = process.stdin
-
-    async def feed() -> None:
-        with contextlib.suppress(ConnectionError):  # the harness may be gone already (killed by its child)
-            stdin.write(job)
-            await stdin.drain()
-            stdin.close()
-
-    async def drain(stream: asyncio.StreamReader, into: bytearray, limit: int) -> bool:
-        while chunk := await stream.read(65536):
-            if len(into) + len(chunk) > limit:
-                return True
-            into += chunk
-        return False
-
-    results = await asyncio.gather(
-        feed(),
-        drain(reader, report, MAX_REPORT_BYTES),
-        drain(process.stdout, diagnostics, MAX_DIAGNOSTIC_BYTES),
-        drain(process.stderr, diagnostics, MAX_DIAGNOSTIC_BYTES),
-    )
-    return bool(results[1])
-
-
-def prepare_job_dir(job: Job, uid: int | None) -> Path:
-    """The job's files and its harness, readable by the run's own uid (group) and nobody else's."""
-    job_dir = Path(tempfile.mkdtemp(prefix="codementor-sandbox-"))
-    if job.toolchain in LANGUAGE_TOOLCHAINS:
-        files = {**job.files, **LANGUAGE_TOOLCHAINS[job.toolchain].files}
-    else:
-        harness_file, harness_source = TOOLCHAINS[job.toolchain]
-        files = {**job.files, harness_file: harness_source}
-    for name, text in files.items():
-        (job_dir / name).write_text(text, errors="surrogatepass")
-        if uid is not None:
-            os.chown(job_dir / name, 0, uid)
-            (job_dir / name).chmod(0o640)
-    if uid is not None:
-        os.chown(job_dir, 0, uid)  # a concurrent run (another uid) cannot read this run's code
-        job_dir.chmod(0o750)
-    else:
-        job_dir.chmod(0o755)  # development as an ordinary user: the run has our uid anyway
-    return job_dir
 
 
 def warn_no_isolation(can_switch_uid: bool) -> None:

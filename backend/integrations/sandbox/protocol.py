@@ -5,7 +5,8 @@ The runner is a small HTTP/1.1 server on a Unix socket (`SANDBOX_URL=unix:///pat
 uid (or `SANDBOX_SOCKET_GROUP`) can open, and TCP belongs on loopback or a private network. Bodies are JSON.
 
     POST /v1/run
-      {"toolchain": "python",                 which harness runs the job (TOOLCHAINS in local.py)
+      {"toolchain": "python",                 which harness runs the job (TOOLCHAINS in local.py and
+                                              languages/toolchains.py)
        "files": {"main.py": "..."},           written into the job's read-only directory (/job)
        "stdin": "...",                        the harness's job, fed on its stdin
        "timeout_seconds": 10,                 wall clock of the run (at most the runner's own maximum)
@@ -13,15 +14,20 @@ uid (or `SANDBOX_SOCKET_GROUP`) can open, and TCP belongs on loopback or a priva
        "user": "42"}                          an opaque key: one running job per key, round-robin across
                                               keys (none: a key of its own)
       200 {"timed_out": bool, "overflow": bool, "clean": bool, "returncode": int | null,
-           "report": str, "diagnostics": str, "duration_ms": float}
+           "report": str, "diagnostics": str, "duration_ms": float, "compile_ms": float | null}
           `report` is everything the harness wrote on its result channel (JSON lines), `diagnostics`
           what bwrap / the harness wrote on stdout and stderr (for logs, never for students).
+          A toolchain with a compile step compiles first, in the same job, unless the runner's artifact
+          cache holds the same files (compiled.py): `compile_ms` is that compile's time (null when nothing
+          was compiled); a compile error is a `syntax_error` event in `report`, and a compile over its
+          time limit (MAX_COMPILE_SECONDS at most) a `timed_out` run.
       503 {"error": "busy", "detail": str}         no slot within queue_timeout_seconds
       503 {"error": "unavailable", "detail": str}  the sandbox could not start a run
       400 {"error": "bad_request", "detail": str}
     GET /v1/status
       200 {"isolation": "isolated" | "unisolated", "slots": int, "running": int, "queued": int,
-           "memory_mb": int, "uids": [int]}
+           "memory_mb": int, "uids": [int],
+           "artifacts": {"entries", "bytes", "hits", "misses", "compiles", "evictions": int}}
 
 Nothing in a request or a response is an expected value: the runner executes and returns what the
 harness reported; grading happens in the API (`base.grade`). A job is language-neutral: files, the name
@@ -45,6 +51,7 @@ MAX_REQUEST_BYTES = 16 * 1024 * 1024
 MAX_FILES = 16
 FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_TOOLCHAIN = "python"
+MAX_COMPILE_SECONDS = 30.0  # what a compile step may add to a job's time (a client waits that much longer)
 
 
 class BadJob(ValueError):
@@ -96,6 +103,7 @@ class Execution:
     report: str
     diagnostics: str
     duration_ms: float
+    compile_ms: float | None = None  # the compile step's time, when this job compiled (compiled.py)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,6 +119,7 @@ class Execution:
                 report=str(body["report"]),
                 diagnostics=str(body["diagnostics"]),
                 duration_ms=float(body["duration_ms"]),
+                compile_ms=float(body["compile_ms"]) if isinstance(body.get("compile_ms"), int | float) else None,
             )
         except (KeyError, TypeError, ValueError) as error:
             raise SandboxUnavailable("the sandbox runner sent an unreadable answer") from error

@@ -62,6 +62,7 @@ class Runner:
             "queued": self.queue.queued,
             "memory_mb": self.sandbox.limits.memory_bytes // (1024 * 1024),
             "uids": sorted(self.sandbox.claimed_uids),
+            "artifacts": self.sandbox.artifacts.status(),
         }
 
     async def run(self, body: bytes) -> tuple[int, dict[str, Any]]:
@@ -182,6 +183,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--max-timeout-seconds", type=float, default=float(env.get("SANDBOX_MAX_TIMEOUT_SECONDS") or 300)
     )
     parser.add_argument("--bwrap", default=env.get("SANDBOX_BWRAP") or "bwrap")
+    parser.add_argument(
+        "--artifact-cache-mb",
+        type=int,
+        default=int(env.get("SANDBOX_ARTIFACT_CACHE_MB") or 256),
+        help="compiled artifacts kept (least recently used evicted)",
+    )
     parser.add_argument("--socket-group", default=env.get("SANDBOX_SOCKET_GROUP"))
     isolation = env.get("SANDBOX_REQUIRE_ISOLATION", "true").strip().lower() not in ("0", "false", "no", "off")
     parser.add_argument("--require-isolation", dest="require_isolation", action="store_true", default=isolation)
@@ -213,7 +220,12 @@ def exit_with_parent(parent_pid: int) -> None:
 
 async def probe(args: argparse.Namespace) -> LocalSandbox:
     """A real run: bubblewrap counts as usable only if a job passes under it."""
-    common = {"timeout_seconds": 10, "memory_mb": args.memory_mb, "max_concurrency": args.max_concurrency}
+    common = {
+        "timeout_seconds": 10,
+        "memory_mb": args.memory_mb,
+        "max_concurrency": args.max_concurrency,
+        "artifact_cache_bytes": args.artifact_cache_mb * 1024 * 1024,
+    }
     reason = f"bubblewrap ({args.bwrap}) is not installed"
     candidate = None
     with contextlib.suppress(ValueError):

@@ -7,15 +7,18 @@ language turns a submission and an exercise's neutral cases (`backend.content.ne
 expectations. The harnesses report in the Python harness's event format, so `protocol.grade_execution`
 compares values in the API exactly as for Python.
 
-A language with a compile step (TypeScript) compiles in a runner job of its own whose output (the emitted
-JavaScript, or the first errors with their lines) is cached in `LanguageGrader` by source hash and
-toolchain version: no submission code runs in a compile job, so what it reports is the compiler's word.
+Compiled languages (Go; Java and C++ the same way) are compiled by the runner in the run's own job: the
+Language's `files` are the submission and what it generates for the cases (Go's dispatch.go), and the
+runner compiles them unless its artifact cache holds the same files (sandbox/compiled.py); a compile error
+comes back as a `syntax_error` event, graded like Python's. TypeScript, older, compiles in a runner job of
+its own whose output (the emitted JavaScript, or the first errors with their lines) is cached here in
+`LanguageGrader` by source hash and toolchain version; no submission code runs in a compile, so what it
+reports is the compiler's word. Each language's class is in language.py (the base) or its own module.
 
 Measured under bubblewrap on this 2-core host (others' load included): a JavaScript run ~0.1-0.3 s; a
 TypeScript compile 1-1.5 s for one source (the compiler's own start ~0.4 s), ~0.05-0.1 s per extra source
 in the same job; javac ~0.5-1.1 s (needs /etc/java-17-openjdk), g++ ~1.4 s for a `<bits/stdc++.h>`
-program (needs PATH for `ld`), `go build` ~0.2-0.5 s (needs a writable GOCACHE): Java, C++ and Go have no
-harness yet.
+program (needs PATH for `ld`); Go's compile and link ~0.5 s (docs/LANGUAGES.md).
 """
 
 from __future__ import annotations
@@ -23,8 +26,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import platform
-import subprocess
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -32,51 +33,18 @@ from typing import Any, Protocol
 
 from backend.content import neutral
 from backend.integrations.sandbox.base import CHILD_OUTPUT_CAP, Report, RunResult, SandboxUnavailable, grade, record
+from backend.integrations.sandbox.languages.language import Language, tool_version
 from backend.integrations.sandbox.languages.toolchains import NODE, TOOLCHAINS, TYPESCRIPT_DIR
 from backend.integrations.sandbox.protocol import Execution, Job, grade_execution
 
 DEFAULT_TEST_TIMEOUT_MS = 5000  # one call or program; the whole run is bounded by the sandbox timeout
 COMPILE_CACHE_ENTRIES = 1024
-PYTHON = "/usr/bin/python3"
 
 
 class Executor(Protocol):
     """What runs a runner job: the API's `RunnerSandbox` (or a runner's `LocalSandbox` in its own tests)."""
 
     async def execute(self, job: Job) -> Execution: ...
-
-
-@dataclass(frozen=True)
-class Language:
-    name: str
-    title: str
-    toolchain: str | None  # the runner toolchain of a run (None: Python's own harness)
-    compile_toolchain: str | None = None
-
-    @functools.cached_property
-    def version(self) -> str | None:
-        """The toolchain's version, or None when it is not installed (the language is then unavailable).
-        Python is always graded (the runner refuses to start without its interpreter): the sandbox's
-        /usr/bin/python3 when this host has it, else this process's own version."""
-        return tool_version([PYTHON, "--version"], prefix="Python ") or platform.python_version()
-
-    @property
-    def available(self) -> bool:
-        return self.version is not None
-
-    @property
-    def compiled(self) -> bool:
-        return self.compile_toolchain is not None
-
-    def run_stdin(self, cases: list[dict], *, output_cap: int, test_timeout_ms: int) -> str:
-        """The harness's job: each case's inputs (method names in the language's convention), no expectation."""
-        return json.dumps(
-            {
-                "tests": [job_input(case, self.name) for case in cases],
-                "output_cap": output_cap,
-                "test_timeout_ms": test_timeout_ms,
-            }
-        )
 
 
 @dataclass(frozen=True)
@@ -159,10 +127,11 @@ class LanguageGrader:
         test_timeout_ms: int = DEFAULT_TEST_TIMEOUT_MS,
         timeout_seconds: float | None = None,
     ) -> RunResult:
-        """Run code that needs no (more) compiling: JavaScript, or what a compile job emitted."""
+        """Run code that the API need not compile first: JavaScript, what a TypeScript compile job emitted, or
+        a language the runner compiles in the same job (Go)."""
         assert language.toolchain is not None
         stdin = language.run_stdin(cases, output_cap=CHILD_OUTPUT_CAP, test_timeout_ms=test_timeout_ms)
-        job = self._job(language.toolchain, {"main.js": code}, stdin, user, timeout_seconds)
+        job = self._job(language.toolchain, language.files(code, cases), stdin, user, timeout_seconds)
         execution = await self.executor.execute(job)
         report = Report.parse(execution.report.encode("utf-8", "surrogateescape").split(b"\n"))
         # A call or program over the harness's per-test limit makes the run a timeout, as for Python.
@@ -261,16 +230,6 @@ def compile_key(language: Language, source: str) -> str:
     return f"{language.name}:{language.version}:{digest}"
 
 
-def job_input(case: dict, language: str) -> dict:
-    """What a harness is told about one case: its inputs, with names in the language's convention."""
-    if "stdin" in case:
-        return {"stdin": case["stdin"]}
-    if "args" in case:
-        return {"function": neutral.function_name(case["function"], language), "args": json.loads(case["args"])}
-    ops = json.loads(case["ops"])
-    return {"ops": [ops[0], *([neutral.function_name(name, language), args] for name, args in ops[1:])]}
-
-
 def graded_tests(cases: list[dict], language: str) -> list[dict]:
     """The neutral cases in the shape `base.grade` compares: a call's input shown in the language's
     syntax, its expectation as the equal Python literal."""
@@ -282,17 +241,6 @@ def graded_tests(cases: list[dict], language: str) -> list[dict]:
         display = neutral.display_call(case, language)
         tests.append({"name": case["name"], "call": display, "expected": neutral.python_literal(case["expected"])})
     return tests
-
-
-def tool_version(command: list[str], *, prefix: str = "") -> str | None:
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=20, check=False)  # noqa: S603
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if done.returncode != 0:
-        return None
-    text = (done.stdout or done.stderr).strip().splitlines()
-    return text[0].removeprefix(prefix).strip() if text else None
 
 
 __all__ = [

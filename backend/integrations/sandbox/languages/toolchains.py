@@ -1,18 +1,26 @@
-"""The sandbox runner's toolchains for languages other than Python: what it writes, runs and allows.
+"""The sandbox runner's toolchains for languages other than Python: what it writes, compiles, runs and allows.
 
 A toolchain is named in a runner job (`protocol.Job.toolchain`); the runner (local.py) writes its support
 files next to the job's files, runs `command` under bubblewrap with `--results-fd N` appended, and applies
-its limits. Imported by the runner, so nothing here may import the runner or the API.
+its limits. A toolchain with a `compile` step is compiled first, in the same job (compiled.py): the runner
+keys the job's files, the toolchain's support files and its compiler's identity (`Compile.identity`), and
+runs the compile command only when its artifact cache has no entry for that key; the run then finds the
+artifact read-only in `/job/build`. Imported by the runner and the API, so nothing here may import either,
+or run anything at import.
 
 Limits, measured under bubblewrap on this 2-core host: node reserves far more address space than it uses
 (V8's heap cage), so RLIMIT_AS cannot bound its memory; each node process gets 1 GiB of address space (the
 TypeScript compiler 2 GiB) and bounds its heap itself (`--max-old-space-size`). RLIMIT_NPROC counts threads:
 with one V8 worker and no GC threads node runs 4, and a JavaScript run is bwrap, the (Python) harness and one
-node child at a time (12 leaves room for what a submission starts).
+node child at a time (12 leaves room for what a submission starts). A Go program reserves ~700 MiB of
+address space before its first allocation (the page allocator's summaries) but maps memory read-write only
+as its heap grows, so Go is bounded by RLIMIT_DATA (`data_share`) instead, with address space to spare.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,10 +30,34 @@ HERE = Path(__file__).parent
 NODE = "/usr/bin/node"
 PYTHON = "/usr/bin/python3"
 GIB = 1024 * 1024 * 1024
+MIB = 1024 * 1024
 # One V8 worker thread and no GC threads (4 threads instead of ~10); 128 MiB of heap; a deeper stack.
 NODE_FLAGS = ("--v8-pool-size=1", "--single-threaded-gc", "--max-old-space-size=128", "--stack-size=2000")
 # The pinned compiler, installed with `npm ci` in languages/typescript (by .ci/run and the Dockerfile).
 TYPESCRIPT_DIR = HERE / "typescript" / "node_modules" / "typescript"
+# Debian's golang-go: GOROOT with the standard library precompiled (pkg/<os>_<arch>/*.a, up to Go 1.19).
+GOROOT = Path(os.path.realpath("/usr/lib/go"))
+GO_DIR = HERE / "go"
+
+
+@dataclass(frozen=True)
+class Compile:
+    """A compile step: `command` runs in /job (the job's and the toolchain's files, read-only) with a writable,
+    empty /out; what it leaves in /out is the artifact. No submission code runs in a compile."""
+
+    command: tuple[str, ...]
+    # Compiles the toolchain's own files once (no job files), into /out; that artifact is then in
+    # /job/prepared for every compile (Go: the harness package, compiled once per runner, not per job).
+    prepare: tuple[str, ...] | None
+    source: str  # the submission's file: a compile error's line is reported only when it is in this file
+    # The first error in the compiler's output (stdout and stderr): groups `file`, `line`, `message`.
+    error: re.Pattern[str]
+    identity: tuple[str, ...]  # files whose size and mtime stand for the compiler's version in the cache key
+    timeout_seconds: float = 20.0
+    address_space_bytes: int = 2 * GIB
+    data_bytes: int | None = None  # RLIMIT_DATA per process, when set
+    max_processes: int = 32
+    output_bytes: int = 64 * MIB  # RLIMIT_FSIZE in the compile, and what one artifact may hold in all
 
 
 @dataclass(frozen=True)
@@ -36,10 +68,44 @@ class Toolchain:
     address_space_bytes: int  # RLIMIT_AS per process
     max_processes: int  # RLIMIT_NPROC of the run's uid (threads count)
     ro_binds: tuple[tuple[str, str], ...] = field(default=())  # (host path, sandbox path), read-only
+    environment: tuple[tuple[str, str], ...] = field(default=())  # besides PATH=/usr/bin and HOME=/tmp
+    # RLIMIT_DATA per process is the run's per-process share of SANDBOX_MEMORY_MB (what RLIMIT_AS is for
+    # Python): for runtimes that reserve far more address space than they use, but map memory as they go.
+    data_share: bool = False
+    compile: Compile | None = None
+    requires: tuple[str, ...] = field(default=())  # host paths without which it is not installed
+
+    @property
+    def installed(self) -> bool:
+        return all(os.path.exists(path) for path in self.requires)
 
 
 def _read(name: str) -> str:
     return (HERE / name).read_text()
+
+
+GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+GO_ARCHIVES = GOROOT / "pkg" / f"linux_{GO_ARCH}"  # the standard library, precompiled
+GO_TOOLS = GOROOT / "pkg" / "tool" / f"linux_{GO_ARCH}"
+
+
+def go_importcfg() -> str:
+    """The compiler's and linker's map from import path to archive: the whole standard library, and the
+    harness package (compiled by the toolchain's prepare step)."""
+    lines = ["packagefile codementor/harness=/job/prepared/harness.a"]
+    archives = GO_ARCHIVES
+    if archives.is_dir():
+        for directory, _, names in os.walk(archives):
+            for name in sorted(names):
+                if name.endswith(".a"):
+                    path = Path(directory) / name
+                    lines.append(f"packagefile {path.relative_to(archives).with_suffix('')}={path}")
+    return "\n".join(lines) + "\n"
+
+
+def _go_files() -> dict[str, str]:
+    files = {f"harness_{path.name}": path.read_text() for path in sorted(GO_DIR.glob("*.go"))}
+    return {**files, "build.sh": (GO_DIR / "build.sh").read_text(), "importcfg": go_importcfg()}
 
 
 TOOLCHAINS: dict[str, Toolchain] = {
@@ -54,6 +120,7 @@ TOOLCHAINS: dict[str, Toolchain] = {
             command=(PYTHON, "-I", "-S", "/job/harness.py", "--reap-all", "--node", ",".join((NODE, *NODE_FLAGS))),
             address_space_bytes=GIB,
             max_processes=12,
+            requires=(NODE,),
         ),
         Toolchain(
             # The compile run of TypeScript: no submission code runs in it (see compile_ts.js).
@@ -63,6 +130,29 @@ TOOLCHAINS: dict[str, Toolchain] = {
             address_space_bytes=2 * GIB,
             max_processes=12,
             ro_binds=((str(TYPESCRIPT_DIR), "/opt/typescript"),),
+            requires=(NODE, str(TYPESCRIPT_DIR)),
+        ),
+        Toolchain(
+            # solution.go + the dispatch file the Language generates (package main), and the harness
+            # (package codementor/harness), compiled and linked by the Go tools directly: no go command,
+            # no GOCACHE, the standard library from GOROOT's archives (see languages/go/build.sh).
+            name="go",
+            files=_go_files(),
+            command=("/job/build/prog",),
+            address_space_bytes=2 * GIB,
+            data_share=True,
+            # Threads count: a Go process runs 3-6; the parent, one test's child and what it starts.
+            max_processes=24,
+            environment=(("GOMAXPROCS", "2"),),
+            compile=Compile(
+                command=("/bin/sh", "/job/build.sh", str(GO_TOOLS)),
+                prepare=("/bin/sh", "/job/build.sh", str(GO_TOOLS), "prepare"),
+                source="solution.go",
+                error=re.compile(r"^(?:\./)?(?P<file>[\w.-]+\.go):(?P<line>\d+)(?::\d+)?: (?P<message>.*)$", re.M),
+                identity=(str(GO_TOOLS / "compile"), str(GO_TOOLS / "link")),
+                data_bytes=512 * MIB,
+            ),
+            requires=(str(GO_TOOLS / "compile"), str(GO_TOOLS / "link"), str(GO_ARCHIVES / "fmt.a")),
         ),
     )
 }
