@@ -100,3 +100,21 @@ async def test_daily_prefers_a_weak_topic_but_never_three_days_running(app: Quar
         await move_assignments_back(app, user_id)
     assert chosen[:2] == weak_lists[1:]  # the weak topic, two days running
     assert chosen[2] == strings  # a third day of "lists" is not allowed
+
+
+async def test_a_submission_cannot_smuggle_hidden_inputs_out_through_its_exception_names(
+    app: Quart, client: QuartClient
+) -> None:
+    """An exception class named after a hidden test's argument must not become a mistake kind, label or
+    detail of the learning profile (nor anything the tutor is told): only builtin exception names are kept."""
+    headers, _ = await sign_in(client)
+    lists = await add_exercise(app, **LARGEST)
+    smuggler = (
+        "def largest(items):\n"
+        "    digits = ''.join(str(abs(item)) for item in items) or 'empty'\n"
+        "    raise type('Leak' + digits + 'Error', (Exception,), {})('x')\n"
+    )
+    await submit(client, headers, lists, smuggler)
+    profile = await profile_of(client, headers)
+    assert "Leak" not in str(profile), profile
+    assert {mistake["kind"] for mistake in profile["recent_mistakes"]} & {"exception", "edge_case_empty"}

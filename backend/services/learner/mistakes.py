@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from backend.integrations.sandbox import RunResult
+from backend.integrations.sandbox.base import BUILTIN_EXCEPTIONS
 
 EXCEPTION = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:Error|Exception|Exit|Interrupt))\b")
 EMPTY_LITERALS = ("[]", "()", "{}", '""', "''", "set()", "b''", 'b""')
@@ -21,6 +22,7 @@ MISTAKE_LABELS = {
     "wrong_result": "wrong results",
     "timeout": "code that runs out of time",
     "syntax_error": "syntax errors",
+    "exception": "exceptions",
     "style:unused_code": "unused imports or variables",
     "style:undefined_name": "undefined names",
     "style:lint": "linter findings",
@@ -74,7 +76,11 @@ def classify(name: str, message: str | None, test_input: str | None, expected: s
     if has_empty_input(name, test_input):
         return "edge_case_empty"
     if exception:
-        return "wrong_type" if exception.group(1) == "TypeError" else f"exception:{exception.group(1)}"
+        name = exception.group(1)
+        if name == "TypeError":
+            return "wrong_type"
+        # Only a builtin's name: the code chose its own exception's name, which can spell a hidden input.
+        return f"exception:{name}" if name in BUILTIN_EXCEPTIONS else "exception"
     want, got = _literal(expected), _literal(actual)
     if isinstance(want, int) and isinstance(got, int) and abs(want - got) == 1:
         return "off_by_one"
