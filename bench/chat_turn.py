@@ -6,7 +6,7 @@ by one from another process. For every turn it records, at the drivers: the Post
 (statements, prepares, BEGIN/COMMIT/ROLLBACK) and the Redis round trips made before the LLM request
 left, and the server-side times from the request's arrival to the LLM request and to the first
 `delta` frame handed to the server. Over all turns: this process's CPU time and, with `--profile`,
-its Python function calls (cProfile), per turn. See bench/README.md.
+its Python function calls (cProfile) per turn, or per turn up to its LLM request. See bench/README.md.
 
 Drops and re-creates the database `codementor_chat_turn`; flushes the Redis database of `--redis-url`.
 """
@@ -52,20 +52,34 @@ class Turn:
 
 @dataclass
 class Probe:
-    """Counts round trips at the drivers and timestamps the turn; one turn at a time."""
+    """Counts round trips at the drivers and timestamps the turn; one turn at a time. With `before_llm`,
+    a profiler runs from each turn's arrival to its LLM request (the Python calls of that stretch)."""
 
     turns: list[Turn] = field(default_factory=list)
     current: Turn | None = None
+    before_llm: cProfile.Profile | None = None
+    trace: list[str] = field(default_factory=list)  # the last turn's round trips, in order
 
-    def round_trip(self, kind: str) -> None:
+    def start(self) -> Turn:
+        self.current = Turn(arrived=time.perf_counter())
+        self.turns.append(self.current)
+        self.trace = []
+        if self.before_llm is not None:
+            self.before_llm.enable()
+        return self.current
+
+    def round_trip(self, kind: str, what: str) -> None:
         if self.current is not None:
             setattr(self.current, kind, getattr(self.current, kind) + 1)
+            self.trace.append(f"{'after' if self.current.llm_at else 'before'} LLM: {kind} {what}")
 
     def llm_request(self) -> None:
         turn = self.current
         if turn is not None and turn.llm_at is None:
             turn.llm_at = time.perf_counter()
             turn.db_before_llm, turn.redis_before_llm = turn.db, turn.redis
+            if self.before_llm is not None:
+                self.before_llm.disable()
 
 
 PROBE = Probe()
@@ -73,24 +87,26 @@ PROBE = Probe()
 
 def counted(kind: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        PROBE.round_trip(kind)
+        what = method.__qualname__
+        if len(args) > 1 and isinstance(args[1], (str, bytes)):
+            what += f" {args[1][:70]!r}"
+        PROBE.round_trip(kind, what)
         return await method(*args, **kwargs)
 
     return wrapper
 
 
 def instrument() -> None:
-    """Every asyncpg call that waits for the server, every Redis command sent, the LLM's HTTP request."""
+    """Every asyncpg call that waits for the server (a transaction's BEGIN and COMMIT go through `execute`),
+    every Redis command sent, the LLM's HTTP request."""
     import asyncpg.connection
     import asyncpg.prepared_stmt
-    import asyncpg.transaction
     import httpx
     import redis.asyncio.connection
 
     for cls, names in (
         (asyncpg.connection.Connection, ("prepare", "execute", "fetch", "fetchrow", "fetchval")),
         (asyncpg.prepared_stmt.PreparedStatement, ("fetch", "fetchrow", "fetchval")),
-        (asyncpg.transaction.Transaction, ("start", "commit", "rollback")),
     ):
         for name in names:
             setattr(cls, name, counted("db", getattr(cls, name)))
@@ -113,8 +129,7 @@ def watch(app: Any) -> Any:
         if scope["type"] != "http" or scope["method"] != "POST" or CHAT_PATH_MARK not in scope["path"]:
             await app(scope, receive, send)
             return
-        turn = PROBE.current = Turn(arrived=time.perf_counter())
-        PROBE.turns.append(turn)
+        turn = PROBE.start()
 
         async def send_watched(message: dict[str, Any]) -> None:
             if turn.first_delta_at is None and b"event: delta" in message.get("body", b""):
@@ -247,7 +262,9 @@ async def measure(args: argparse.Namespace, llm: dict[str, str]) -> dict[str, An
             "llm_api_key": llm["api_key"],
         }
         await loadgen(spec | {"count": 0, "direct": False})  # first turns import and connect: not measured
-        profiler = cProfile.Profile() if args.profile else None
+        # One profiler at a time (cProfile hooks the interpreter): the whole turn, or up to the LLM request.
+        PROBE.before_llm = cProfile.Profile() if args.profile == "before-llm" else None
+        profiler = cProfile.Profile() if args.profile == "turn" else None
         cpu = time.process_time()
         if profiler is not None:
             profiler.enable()
@@ -281,9 +298,11 @@ async def measure(args: argparse.Namespace, llm: dict[str, str]) -> dict[str, An
         result["overhead_p50_ms"] = round(
             result["client_first_delta_p50_ms"] - result["fake_alone_first_delta_p50_ms"], 3
         )
-    if profiler is not None:
-        stats = pstats.Stats(profiler)
-        result["python_calls_per_turn"] = round(stats.total_calls / (args.turns + 2))  # type: ignore[attr-defined]
+    used = profiler or PROBE.before_llm
+    if used is not None:
+        stats = pstats.Stats(used)
+        calls = round(stats.total_calls / (args.turns + 2))  # type: ignore[attr-defined]
+        result["python_calls_per_turn" if profiler else "python_calls_before_llm"] = calls
         if args.profile_out:
             stats.dump_stats(args.profile_out)
     return result
@@ -294,8 +313,11 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=30, help="messages measured (after two warm-ups)")
     parser.add_argument("--chunk-delay", type=float, default=0.02, help="fake LLM seconds between chunks")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/6", help="flushed first")
-    parser.add_argument("--profile", action="store_true", help="count Python calls per turn (cProfile; slower)")
+    parser.add_argument(
+        "--profile", choices=("turn", "before-llm"), help="count Python calls per turn, or before its LLM request"
+    )
     parser.add_argument("--profile-out", help="write cProfile's stats there (with --profile)")
+    parser.add_argument("--trace", action="store_true", help="list the last turn's round trips (on stderr)")
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop, as `python -m backend serve` does")
     args = parser.parse_args()
     args.database_url = asyncio.run(fresh_database())
@@ -312,6 +334,8 @@ def main() -> int:
     finally:
         fake.terminate()
         fake.wait(timeout=30)
+    if args.trace:
+        print("\n".join(PROBE.trace), file=sys.stderr)
     print(json.dumps(result | {"loadavg": os.getloadavg()[0]}))
     return 0
 
