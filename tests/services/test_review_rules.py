@@ -16,7 +16,7 @@ from backend.services.reviews.selection import (
     skip_reason_for_path,
     triage_pull_files,
 )
-from backend.services.static_review import SourceFile, mask
+from backend.services.reviews.static import SourceFile, mask
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,8 @@ the job framework calls `mark_failed` for any job it ends `failed`, also one aba
 No transaction is held across a GitHub or LLM call (on SQLite one would hold the database's write lock
 for the whole review): each step that writes opens its own short session.
 
-`selection` decides what is reviewed, `llm` asks the model, `static_review` (beside this package) is
-the offline review, `publish` posts a finished review on GitHub.
+`selection` decides what is reviewed, `llm` asks the model, `static` is the offline review, `publish`
+posts a finished review on GitHub.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from backend.models import Repository, Review, User
 from backend.services import github as github_service
 from backend.services import learner as learner_service
 from backend.services import progress as progress_service
-from backend.services import static_review
+from backend.services.reviews import static
 from backend.services.reviews.llm import LLMReviewUnavailable, ask_llm
 from backend.services.reviews.publish import ReviewNotPublishable, publish
 from backend.services.reviews.selection import (
@@ -56,7 +56,7 @@ from backend.services.reviews.selection import (
     triage_pull_files,
     triage_repository,
 )
-from backend.services.static_review import SourceFile
+from backend.services.reviews.static import SourceFile
 
 __all__ = ["MAX_FILES", "SKIP_REASONS", "ReviewFailed", "ReviewNotPublishable", "added_lines", "publish", "run_review"]
 
@@ -87,7 +87,7 @@ async def run_review(context: JobContext, payload: dict[str, Any]) -> None:
         if not collected.files:
             await _complete(
                 context.session_factory, review_id, summary=_nothing_reviewable(collected), score=None,
-                comments=[], files_reviewed=0, files_skipped=collected.skipped, model=static_review.MODEL,
+                comments=[], files_reviewed=0, files_skipped=collected.skipped, model=static.MODEL,
             )  # fmt: skip
             return
         summary, score, comments, model = await _review(context, target, collected)
@@ -127,14 +127,14 @@ async def _review(
             log.warning("review.static_fallback", review_id=target.review_id, why=unavailable.why)
             why = unavailable.why
     outcome = await asyncio.to_thread(
-        static_review.review,
+        static.review,
         collected.files,
         skill_level=target.skill_level,
         focus_areas=target.focus_areas,
         changed_lines=collected.changed_lines if target.pull_number is not None else None,
         why=why,
     )
-    return outcome.summary, outcome.score, outcome.comments, static_review.MODEL
+    return outcome.summary, outcome.score, outcome.comments, static.MODEL
 
 
 async def _start(context: JobContext, review_id: int) -> Target | None:

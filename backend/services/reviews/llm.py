@@ -17,7 +17,7 @@ from backend.integrations.llm import ChatTurn, LLMError, Prompt
 from backend.jobs import JobContext
 from backend.services.llm_gateway import BudgetExceeded
 from backend.services.reviews.selection import Collected, ReviewFailed, Target
-from backend.services.static_review import SourceFile
+from backend.services.reviews.static import SourceFile
 
 MAX_PROMPT_CHARS = 150_000  # all files together, with line numbers; past it files are skipped, not cut
 REVIEW_MAX_TOKENS = 4096

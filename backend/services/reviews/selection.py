@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from backend.integrations.github import PullFile, TreeFile
-from backend.services.static_review import CODE_SUFFIXES, TEST_FILE, SourceFile
+from backend.services.reviews.static import CODE_SUFFIXES, TEST_FILE, SourceFile
 
 MAX_FILES = 100
 MAX_FILE_BYTES = 200_000
