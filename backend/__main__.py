@@ -301,10 +301,13 @@ def worker(settings: Settings) -> int:
         return 2
     from redis.exceptions import RedisError
 
+    from backend.app import register_job_kinds
     from backend.jobs.arq_worker import DatabaseUnreachable, WorkerMisconfigured, run_worker
+    from backend.services.llm_gateway import BudgetedLLM
 
+    register_job_kinds()
     try:
-        return run_worker(settings)
+        return run_worker(settings, user_llm=BudgetedLLM)
     except WorkerMisconfigured as error:
         print(f"worker: {error}", file=sys.stderr)
         return 2

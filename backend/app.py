@@ -19,11 +19,14 @@ from backend.errors import register_error_handlers
 from backend.integrations.email import create_email_sender
 from backend.integrations.llm import create_llm
 from backend.integrations.sandbox import create_sandbox, languages
-from backend.jobs import JOBS_EXTENSION, create_jobs_backend
+from backend.jobs import JOBS_EXTENSION, announce_through, create_jobs_backend
+from backend.jobs import register as register_job
 from backend.logging import configure_logging
 from backend.middleware import register_middleware
 from backend.middleware.body import MAX_BODY_BYTES, JSONRequest
 from backend.middleware.responses import serialize_models_directly
+from backend.services import reviews
+from backend.services.llm_gateway import BudgetedLLM
 from backend.services.submissions import fail_abandoned as fail_abandoned_submissions
 
 log = structlog.get_logger(__name__)
@@ -36,6 +39,11 @@ OPENAPI_TAGS: list[Tag | dict] = [
     {"name": "chat", "description": "Conversations with the AI tutor."},
     {"name": "github", "description": "Linked repositories and AI code reviews."},
 ]
+
+
+def register_job_kinds() -> None:
+    """Every background job kind and its handlers: the server and `python -m backend worker` call this."""
+    register_job(reviews.JOB_KIND, reviews.run_review, on_failure=reviews.mark_failed)
 
 
 def create_app(settings: Settings | None = None) -> Quart:
@@ -86,7 +94,11 @@ def create_app(settings: Settings | None = None) -> Quart:
     llm = app.extensions["llm"] = create_llm(settings)
     sandbox = app.extensions["sandbox"] = create_sandbox(settings)
     languages.graded()  # which toolchains are installed: detected once per process, before any request
-    jobs = app.extensions[JOBS_EXTENSION] = create_jobs_backend(settings, session_factory)
+    register_job_kinds()
+    jobs = app.extensions[JOBS_EXTENSION] = create_jobs_backend(
+        settings, session_factory, llm=llm, user_llm=BudgetedLLM
+    )
+    announce_through(session_factory, jobs)
     # Registered last so its after_request runs first: the transaction ends before anything is logged.
     register_session_hooks(app)
 

@@ -14,7 +14,7 @@ from quart import Quart
 from backend import jobs
 from backend.app import create_app
 from backend.config import Settings
-from backend.db import get_session, utcnow
+from backend.db import create_session_factory, get_session, utcnow
 from backend.jobs import JobContext
 from backend.models import Job
 
@@ -109,6 +109,47 @@ async def test_metrics_show_the_queue_depth_and_each_run_time(app: Quart) -> Non
     text = await (await client.get("/metrics")).get_data(as_text=True)
     assert metric(text, runs) == before + 1
     assert metric(text, "jobs_queued") == 1
+
+
+class RecordingBackend:
+    """A jobs backend that only writes down what it is told (the announcing is what is under test)."""
+
+    def __init__(self) -> None:
+        self.notified: list[int | None] = []
+
+    async def start(self) -> None:
+        return None
+
+    async def notify(self, job_id: int | None = None) -> None:
+        self.notified.append(job_id)
+
+    async def stop(self) -> None:
+        return None
+
+
+async def test_a_job_queued_outside_a_request_is_announced_by_its_commit(app: Quart) -> None:
+    async with app.extensions["db_session_factory"]() as session:
+        row = await jobs.enqueue(session, "test_record", {"n": 5})
+        await session.commit()
+    done = await wait_for_status(app, row.id, "completed", "failed", seconds=2)  # woken, not polled (5 s)
+    assert done.status == "completed" and RECORDED == [{"n": 5}]
+
+
+async def test_jobs_are_announced_after_their_commit_and_never_after_a_rollback(app: Quart) -> None:
+    backend = RecordingBackend()
+    factory = create_session_factory(app.extensions["db_engine"])
+    jobs.announce_through(factory, backend)
+    async with factory() as session:
+        kept = (await jobs.enqueue(session, "test_record", {"n": 1})).id
+        async with session.begin_nested():  # a savepoint ending does not end the transaction
+            session.add(Job(kind="test_record", payload={}, status="completed"))
+        assert backend.notified == []  # not before the commit
+        await session.commit()
+        dropped = (await jobs.enqueue(session, "test_record", {"n": 2})).id
+        await session.rollback()
+        await session.commit()  # a later commit of the same session does not announce the rolled-back job
+    await asyncio.sleep(0.05)  # announcing is a task of its own
+    assert backend.notified == [kept] and dropped != kept
 
 
 async def test_enqueue_unknown_kind_is_refused(app: Quart) -> None:

@@ -1,15 +1,19 @@
 """Background jobs: queued work is a row in `jobs`, so nothing is lost when a process stops.
 
-`enqueue()` inserts the row inside the caller's transaction and, once that commits, wakes the backend.
+`enqueue()` inserts the row inside the caller's transaction and, once that commits, wakes the backend
+that the session's factory announces to (`announce_through`, at the wiring): the commit itself does it,
+in a request or not, and a rollback announces nothing.
 A backend claims a row atomically (`queued` → `running`), runs the handler registered for its kind and
 records the outcome (`completed`, or `failed` with a reason). Rows left `running` by a process that died
 are queued again after `LEASE_SECONDS`.
 
-Handlers are `async def handler(context, payload)`, registered with `@job("kind")`: the `JobContext`
-gives the settings, a session factory (each job opens its own short sessions, because it outlives any
-request) and the LLM. A kind may also register `on_failure(context, payload, reason)`, called whenever
-the framework ends one of its jobs `failed` (the handler raised, or the job was abandoned too often), so
-the object the job works on never stays "in progress".
+Handlers are `async def handler(context, payload)`, registered with `register("kind", handler)` where
+the app is wired (backend/app.py, for the server and the worker alike: this package imports no feature).
+The `JobContext` gives the settings, a session factory (each job opens its own short sessions, because
+it outlives any request) and the LLM on a user's behalf (`llm_for`, through the budget gateway the
+wiring hands in). A kind may also register `on_failure(context, payload, reason)`, called whenever the
+framework ends one of its jobs `failed` (the handler raised, or the job was abandoned too often), so the
+object the job works on never stays "in progress".
 
 Both backends run the same code: `inprocess` (a task in the server) and `arq` (worker processes fed
 through Redis, `backend.jobs.arq`).
@@ -18,7 +22,6 @@ through Redis, `backend.jobs.arq`).
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,17 +29,19 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 import structlog
-from quart import current_app, has_app_context, has_request_context
-from sqlalchemy import case, func, literal, or_, select, update
+from sqlalchemy import case, event, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction
 
 from backend.config import Settings
-from backend.db import UTCDateTime, after_commit, utcnow
+from backend.db import UTCDateTime, utcnow
 from backend.integrations.llm import LLM, create_llm
 from backend.metrics import JOB_DURATION
 from backend.models import Job
 
 SessionFactory = async_sessionmaker[AsyncSession]
+# The budget gateway's wrapper, `BudgetedLLM(llm, session_factory, settings, user_id)`, handed in by the wiring.
+UserLLM = Callable[[LLM, SessionFactory, Settings, int], LLM]
 
 LEASE_SECONDS = 15 * 60  # longer than any job may run; a `running` row older than this was abandoned
 MAX_ERROR_CHARS = 2000
@@ -53,6 +58,7 @@ class JobContext:
 
     settings: Settings
     session_factory: SessionFactory
+    user_llm: UserLLM | None = None  # without it no job can ask the LLM for a user (llm_for raises)
     shared_llm: LLM | None = None  # the server's own client, when jobs run inside it
     _own_llm: LLM | None = field(default=None, repr=False)
 
@@ -66,9 +72,9 @@ class JobContext:
 
     def llm_for(self, user_id: int) -> LLM:
         """The LLM on behalf of `user_id`: every call checked against and counted in their daily budget."""
-        from backend.services.llm_gateway import BudgetedLLM  # services import jobs: no cycle at import time
-
-        return BudgetedLLM(self.llm, self.session_factory, self.settings, user_id)
+        if self.user_llm is None:
+            raise RuntimeError("this job context was given no budget gateway (user_llm): see backend/app.py")
+        return self.user_llm(self.llm, self.session_factory, self.settings, user_id)
 
     async def close(self) -> None:
         if self._own_llm is not None:
@@ -100,48 +106,65 @@ class JobsBackend(Protocol):
     async def stop(self) -> None: ...
 
 
-def create_jobs_backend(settings: Settings, session_factory: SessionFactory) -> JobsBackend:
-    _import_job_kinds()
-    context = JobContext(settings=settings, session_factory=session_factory)
+def create_jobs_backend(
+    settings: Settings, session_factory: SessionFactory, *, llm: LLM | None = None, user_llm: UserLLM | None = None
+) -> JobsBackend:
+    """The server's side of the jobs; `llm` is the server's client, shared with the jobs run inside it."""
     if settings.jobs_backend == "inprocess":
         from backend.jobs.inprocess import InProcessJobs
 
+        context = JobContext(settings=settings, session_factory=session_factory, user_llm=user_llm, shared_llm=llm)
         return InProcessJobs(context)
     from backend.jobs.arq_worker import ArqJobs
 
     return ArqJobs(settings)
 
 
-def _import_job_kinds() -> None:
-    """The modules whose `@job` kinds a worker must know, wherever it was started from."""
-    import backend.services.reviews  # noqa: F401
+def register(kind: str, handler: JobHandler, *, on_failure: FailureHandler | None = None) -> None:
+    """The handler of a job kind, and what to do when one of its jobs ends `failed` (from the wiring)."""
+    JOB_HANDLERS[kind] = handler
+    if on_failure is not None:
+        FAILURE_HANDLERS[kind] = on_failure
 
 
-def job(kind: str, *, on_failure: FailureHandler | None = None) -> Callable[[JobHandler], JobHandler]:
-    """Register the handler of a job kind, and what to do when one of its jobs ends `failed`."""
+ANNOUNCE_TO = "codementor_jobs_backend"  # Session.info: the backend that hears of the jobs a session commits
+_PENDING = "codementor_jobs_pending"  # Session.info: ids queued in its open transaction
+_announcing: set[asyncio.Task[None]] = set()
 
-    def register(handler: JobHandler) -> JobHandler:
-        JOB_HANDLERS[kind] = handler
-        if on_failure is not None:
-            FAILURE_HANDLERS[kind] = on_failure
-        return handler
 
-    return register
+def announce_through(session_factory: SessionFactory, backend: JobsBackend) -> None:
+    """Sessions of `session_factory` announce the jobs they commit to `backend` (called by the wiring)."""
+    session_factory.configure(info={ANNOUNCE_TO: backend})
 
 
 async def enqueue(session: AsyncSession, kind: str, payload: dict[str, Any]) -> Job:
-    """Queue a job in the caller's transaction; the backend hears of it only after the commit."""
+    """Queue a job in the caller's transaction; the session's backend (`announce_through`) hears of it
+    once that transaction commits, and never if it rolls back."""
     if kind not in JOB_HANDLERS:
         raise UnknownJobKind(kind)
     row = Job(kind=kind, payload=payload, status="queued")
     session.add(row)
     await session.flush()
-    if has_request_context():
-        backend = current_app.extensions[JOBS_EXTENSION]
-        after_commit(functools.partial(backend.notify, row.id))
-    elif has_app_context():  # e.g. a job queueing a follow-up; the caller commits right after
-        log.debug("jobs.enqueued_outside_request", job_id=row.id)
+    if ANNOUNCE_TO in session.info:  # else a worker finds it by polling (or its sweep, for arq)
+        session.info.setdefault(_PENDING, []).append(row.id)
     return row
+
+
+@event.listens_for(Session, "after_commit")
+def _announce_committed(session: Session) -> None:
+    ids = session.info.pop(_PENDING, ())
+    if ids:
+        backend: JobsBackend = session.info[ANNOUNCE_TO]
+        for job_id in ids:
+            task = asyncio.get_running_loop().create_task(backend.notify(job_id))
+            _announcing.add(task)  # held until done: the loop keeps only a weak reference
+            task.add_done_callback(_announcing.discard)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_rolled_back(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost transaction ended; after a commit the ids are gone already
+        session.info.pop(_PENDING, None)
 
 
 async def claim(session_factory: SessionFactory, job_id: int | None = None) -> Job | None:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from backend import jobs
 from backend.config import Settings
 from backend.db import create_engine, create_session_factory
-from backend.jobs import JobContext
+from backend.jobs import JobContext, UserLLM
 
 QUEUE_NAME = "codementor:jobs"
 MAX_JOBS = 4  # per worker process: reviews wait on GitHub and the LLM, not the CPU
@@ -119,13 +119,15 @@ async def sweep(ctx: dict[str, Any]) -> int:
     return len(ids)
 
 
-def worker_options(settings: Settings) -> dict[str, Any]:
-    """The arq `Worker` arguments: `Worker(**worker_options(settings), burst=True)` in tests."""
+def worker_options(settings: Settings, *, user_llm: UserLLM) -> dict[str, Any]:
+    """The arq `Worker` arguments: `Worker(**worker_options(settings, user_llm=...), burst=True)` in tests.
+    The job kinds are registered by the caller (backend/app.py's `register_job_kinds`)."""
 
     async def startup(ctx: dict[str, Any]) -> None:
         engine = create_engine(settings)
         ctx["engine"] = engine
-        ctx["jobs"] = JobContext(settings=settings, session_factory=create_session_factory(engine))
+        session_factory = create_session_factory(engine)
+        ctx["jobs"] = JobContext(settings=settings, session_factory=session_factory, user_llm=user_llm)
         try:
             announced = await sweep(ctx)
         except (OSError, SQLAlchemyError) as error:  # Redis answered already: this is the database
@@ -139,7 +141,6 @@ def worker_options(settings: Settings) -> dict[str, Any]:
             await ctx["engine"].dispose()
         log.info("jobs.worker_stopped")
 
-    jobs._import_job_kinds()
     return {
         # keep_result=0: no result is kept, so a row queued again later can be announced again
         "functions": [func(run_job, name="run_job", keep_result=0, max_tries=1, timeout=JOB_TIMEOUT_SECONDS)],
@@ -153,11 +154,11 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def run_worker(settings: Settings) -> int:
+def run_worker(settings: Settings, *, user_llm: UserLLM) -> int:
     """`python -m backend worker`: run until SIGINT/SIGTERM (running jobs are given time to finish)."""
 
     async def main() -> None:
-        worker = Worker(**worker_options(settings), job_completion_wait=STOP_GRACE_SECONDS)
+        worker = Worker(**worker_options(settings, user_llm=user_llm), job_completion_wait=STOP_GRACE_SECONDS)
         try:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker.async_run()

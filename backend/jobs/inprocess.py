@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 
 import structlog
-from quart import current_app, has_app_context
 
 from backend import jobs
 from backend.jobs import JobContext
@@ -46,8 +45,6 @@ class InProcessJobs:
         self._running: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        if has_app_context():  # started by the server: share its LLM client rather than open another
-            self._context.shared_llm = current_app.extensions.get("llm")
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(self._concurrency)  # bound to the serving loop
         self._loop_task = asyncio.create_task(self._loop(), name="jobs-inprocess")

@@ -18,12 +18,14 @@ from quart.testing import QuartClient
 from sqlalchemy import select
 
 from backend import jobs
+from backend.app import register_job_kinds
 from backend.config import Settings
 from backend.db import utcnow
 from backend.jobs import JobContext
 from backend.jobs.arq_worker import QUEUE_NAME, message_id, worker_options
 from backend.models import Job, Repository, Review
 from backend.services.achievements import seed_achievements
+from backend.services.llm_gateway import BudgetedLLM
 from backend.services.reviews import SKIP_REASONS
 from tests.api.test_github import (
     GITHUB,
@@ -446,8 +448,11 @@ async def test_review_whose_job_was_abandoned_too_often_ends_failed_with_reason(
 
 
 async def run_arq_worker_burst(settings: Settings) -> None:
-    """`python -m backend worker`'s worker, in this process, until the queue is empty."""
-    worker = Worker(**worker_options(settings), burst=True, handle_signals=False, poll_delay=0.05)
+    """`python -m backend worker`'s worker (its job kinds, its budget gateway), in this process, until the
+    queue is empty."""
+    register_job_kinds()
+    options = worker_options(settings, user_llm=BudgetedLLM)
+    worker = Worker(**options, burst=True, handle_signals=False, poll_delay=0.05)
     try:
         await worker.async_run()
     finally:

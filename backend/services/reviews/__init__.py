@@ -1,4 +1,5 @@
-"""The code review job (kind "review", payload `{review_id}`) and publishing a review on its pull request.
+"""The code review job (kind "review", payload `{review_id}`; `run_review` and `mark_failed` are registered
+where the app is wired, backend/app.py) and publishing a review on its pull request.
 
 The job fetches the pull request's changed files, or the chosen paths at a ref, or (neither given) the
 whole repository's code at a ref, most relevant first; keeps at most `MAX_FILES` and skips what is not
@@ -73,7 +74,6 @@ async def mark_failed(context: JobContext, payload: dict[str, Any], reason: str)
     await _fail(context.session_factory, int(payload["review_id"]), text)
 
 
-@jobs.job(JOB_KIND, on_failure=mark_failed)
 async def run_review(context: JobContext, payload: dict[str, Any]) -> None:
     """Every review ends `completed` (the LLM's, else the static one; with nothing reviewable, a summary
     saying why) unless GitHub itself fails it; the job row then ends `failed` too."""
