@@ -3,19 +3,23 @@
 #
 # `build.sh prepare` runs once per toolchain version, on the toolchain's files only: it precompiles
 # sandbox.hpp (with the standard headers it includes), compiles the harness's JSON (value.cpp, with the
-# conversions and containers sandbox.hpp declares extern) and the child side (child.cpp), and links the
-# parent harness (parent.cpp), into /out. `build.sh` compiles dispatch.cpp (which #includes solution.cpp)
-# against the precompiled header into /out/program, next to a copy of the parent: /out/harness.
-# The flags must be the same in both steps: GCC ignores a precompiled header built with other flags.
+# conversions sandbox.hpp declares extern) and the child side (child.cpp), and links the parent harness
+# (parent.cpp) into /out, two compilers at a time. `build.sh` compiles dispatch.cpp (which #includes
+# solution.cpp) against the precompiled header into /out/program, next to a copy of the parent,
+# /out/harness. The flags must be the same in both steps: GCC ignores a precompiled header built with
+# other flags.
 set -e
 flags="-std=c++17 -O1 -pipe"
 if [ "$1" = prepare ]; then
   cp sandbox.hpp /out/sandbox.hpp
   g++ $flags -x c++-header /out/sandbox.hpp -o /out/sandbox.hpp.gch &
-  g++ $flags -I/out -c value.cpp -o /out/value.o
-  g++ $flags -I/out -c child.cpp -o /out/child.o
-  g++ $flags -I/out -fuse-ld=gold parent.cpp /out/value.o -o /out/harness
-  wait $!
+  header=$!
+  g++ $flags -c value.cpp -o /out/value.o &
+  value=$!
+  g++ $flags -c child.cpp -o /out/child.o
+  wait $value
+  g++ $flags -fuse-ld=gold parent.cpp /out/value.o -o /out/harness
+  wait $header
   exit
 fi
 cp /job/prepared/harness /out/harness

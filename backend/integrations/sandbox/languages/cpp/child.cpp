@@ -1,16 +1,20 @@
 // The child side of the C++ harness: `program call` or `program program`, exec'd by the parent harness
-// (parent.cpp) once per test, linked with the dispatch file and the submission it #includes. A fresh exec:
-// this process holds its own test only, never the parent's job (with every hidden test) nor the channel
-// the results go to.
+// (parent.cpp) once per test, linked after the dispatch file and the submission it #includes. A fresh
+// exec: this process holds its own test only, never the parent's job (with every hidden test) nor the
+// channel the results go to.
 //
+// The submission keeps its own `main` (a real one: falling off its end returns 0); the harness starts from
+// a constructor, which runs after the submission's static initializers (this object is linked last).
 // `call`: reads its test ({"function", "args", "shape"} or {"ops", "shapes", "shape"}) on descriptor 3,
-// calls the submission through the dispatch file, and writes {"value"} or {"error", "exception"} on
-// descriptor 4, after flushing what the submission printed. `program`: runs the submission's main (stdin is
-// the test's); an exception escaping main is written on descriptor 4 as "<type>: <what>".
+// calls the submission through the dispatch file, writes {"value"} or {"error", "exception"} on
+// descriptor 4 after flushing what the submission printed, and exits: main never runs. `program`: returns,
+// and the submission's main runs with the test's stdin; an exception escaping it is written on descriptor 4
+// as "<type>: <what>".
 #include <cxxabi.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <exception>
 
 #include "sandbox.hpp"
 
@@ -87,22 +91,26 @@ sandbox::Value run_test(const sandbox::Object& test) {
   return detail::dispatch_call(static_cast<detail::Shape>(test.at("shape").as_int()), test.at("args").as_array());
 }
 
-}  // namespace
+// An exception escaping the submission's main: say what it was, keep what was printed.
+[[noreturn]] void on_terminate() {
+  std::string error = "terminated";
+  if (std::current_exception()) {
+    try {
+      std::rethrow_exception(std::current_exception());
+    } catch (...) {
+      error = describe_current_exception()["error"].as_string();
+    }
+  }
+  flush_streams();
+  write_all(RESULT_FD, error);
+  std::_Exit(1);
+}
 
-int main(int argc, char** argv) {
+__attribute__((constructor)) void start(int argc, char** argv, char**) {
   using sandbox::Value;
   if (argc > 1 && std::string(argv[1]) == "program") {
-    int code = 1;
-    try {
-      code = sandbox::detail::run_main();
-    } catch (...) {
-      std::string error = describe_current_exception()["error"].as_string();
-      flush_streams();
-      write_all(RESULT_FD, error);
-      std::_Exit(1);
-    }
-    flush_streams();
-    return code;
+    std::set_terminate(on_terminate);
+    return;  // to the submission's main
   }
   sandbox::Object reply;
   try {
@@ -114,5 +122,13 @@ int main(int argc, char** argv) {
   }
   flush_streams();
   write_all(RESULT_FD, Value(std::move(reply)).dump());
-  std::_Exit(0);  // no static destructors of the submission after its result
+  std::_Exit(0);  // no static destructors of the submission after its result, and never its main
+}
+
+}  // namespace
+
+// The main of a program test whose submission has none (the submission's own, a strong symbol, wins).
+__attribute__((weak)) int main() {
+  std::fputs("the program has no main function\n", stderr);
+  return 1;
 }
