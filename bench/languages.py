@@ -83,7 +83,7 @@ async def main() -> None:
     sandbox = RunnerSandbox(runner.start(), timeout_seconds=30, queue_timeout_seconds=120)
     try:
         for language in args.languages:
-            for variant in ("cold", "warm") if language == "typescript" else ("",):
+            for variant in ("cold", "warm") if language in ("typescript", "go", "java", "cpp") else ("",):
                 await measure(language, variant, args.runs, args.concurrency, sandbox)
     finally:
         await sandbox.close()

@@ -201,7 +201,7 @@ class LocalSandbox(Sandbox):
             if uid is not None:
                 os.chown(out, 0, uid)
                 os.chmod(out, 0o770)  # noqa: S103 - group = the slot's uid, which writes the artifact
-            seconds = min(compile.timeout_seconds, MAX_COMPILE_SECONDS)
+            seconds = compile.prepare_timeout_seconds if prepare else min(compile.timeout_seconds, MAX_COMPILE_SECONDS)
             execution = await self._run_confined(
                 uid,
                 job_dir,

@@ -54,6 +54,9 @@ class Compile:
     error: re.Pattern[str]
     identity: tuple[str, ...]  # files whose size and mtime stand for the compiler's version in the cache key
     timeout_seconds: float = 20.0
+    # The prepare step compiles trusted files only, once per runner, and may take longer (C++ precompiles the
+    # standard headers: ~6 s of CPU, several times that on a loaded machine).
+    prepare_timeout_seconds: float = 30.0
     address_space_bytes: int = 2 * GIB
     data_bytes: int | None = None  # RLIMIT_DATA per process, when set
     max_processes: int = 32
@@ -108,6 +111,13 @@ def _go_files() -> dict[str, str]:
     return {**files, "build.sh": (GO_DIR / "build.sh").read_text(), "importcfg": go_importcfg()}
 
 
+CPP_DIR = HERE / "cpp"
+GPP = "/usr/bin/g++"
+# The C++ compiler proper (g++ is its driver): its size and mtime stand for the compiler's version.
+CC1PLUS = next(iter(sorted(Path("/usr/lib/gcc").glob("*/*/cc1plus"), reverse=True)), Path("/usr/lib/gcc/cc1plus"))
+CPP_FILES = ("sandbox.hpp", "value.cpp", "child.cpp", "parent.cpp", "build.sh")
+
+
 TOOLCHAINS: dict[str, Toolchain] = {
     toolchain.name: toolchain
     for toolchain in (
@@ -153,6 +163,30 @@ TOOLCHAINS: dict[str, Toolchain] = {
                 data_bytes=512 * MIB,
             ),
             requires=(str(GO_TOOLS / "compile"), str(GO_TOOLS / "link"), str(GO_ARCHIVES / "fmt.a")),
+        ),
+        Toolchain(
+            # solution.cpp, #included by the dispatch file the Language generates, compiled against the
+            # harness's precompiled header into /job/build/program, run once per test by the prebuilt parent
+            # harness, /job/build/harness (languages/cpp/build.sh, parent.cpp).
+            name="cpp",
+            files={name: (CPP_DIR / name).read_text() for name in CPP_FILES},
+            command=("/job/build/harness",),
+            # Native code maps what it uses: RLIMIT_DATA (the run's per-process memory share) bounds the heap;
+            # the address space adds the stack and the shared libraries.
+            address_space_bytes=512 * MIB,
+            data_share=True,
+            max_processes=8,  # bwrap, the harness, one test's program and what it starts
+            compile=Compile(
+                command=("/bin/sh", "/job/build.sh"),
+                prepare=("/bin/sh", "/job/build.sh", "prepare"),
+                source="solution.cpp",
+                error=re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+):(?:\d+:)? (?P<message>(?:fatal )?error: .*)", re.M),
+                identity=(GPP, str(CC1PLUS)),
+                timeout_seconds=30.0,
+                output_bytes=128 * MIB,  # the precompiled header is ~70 MB
+                prepare_timeout_seconds=120.0,
+            ),
+            requires=(GPP, str(CC1PLUS), "/usr/bin/ld.gold"),
         ),
     )
 }

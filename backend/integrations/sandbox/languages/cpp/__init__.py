@@ -14,11 +14,13 @@ submission run on the same cases compiles once (the runner caches by the files' 
 from __future__ import annotations
 
 import json
-import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from backend.content import neutral
+from backend.integrations.sandbox.languages.language import Language
+from backend.integrations.sandbox.languages.toolchains import GPP
 
 HERE = Path(__file__).parent
 SOURCE = "solution.cpp"
@@ -165,6 +167,20 @@ def plan(cases: list[dict]) -> tuple[list[dict], Shapes, Shapes, dict[str, int]]
     return tests, call_shapes, op_shapes, classes
 
 
+@dataclass(frozen=True)
+class CppLanguage(Language):
+    source_file: str = SOURCE
+
+    def files(self, code: str, cases: list[dict]) -> dict[str, str]:
+        return {SOURCE: code, DISPATCH: dispatch_source(cases)}
+
+    def run_stdin(self, cases: list[dict], *, output_cap: int, test_timeout_ms: int) -> str:
+        return run_stdin(cases, output_cap=output_cap, test_timeout_ms=test_timeout_ms)
+
+
+CPP = CppLanguage("cpp", "C++", "cpp", version_command=(GPP, "-dumpfullversion"))
+
+
 def job_input(case: dict) -> dict:
     if "stdin" in case:
         return {"stdin": case["stdin"]}
@@ -253,24 +269,3 @@ def dispatch_source(cases: list[dict]) -> str:
     lines += ["  }", '  throw sandbox::detail::CallError("the harness was sent an unknown class");', "}"]
     lines.append("")
     return "\n".join(lines)
-
-
-# "solution.cpp:12:5: error: ..." (g++), possibly after "In function ..." lines; paths may be absolute.
-ERROR = re.compile(r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?:\d+:)? (?:fatal )?error: (?P<message>.*)$")
-
-
-def first_error(output: str) -> tuple[int | None, str]:
-    """The first error g++ reported: its line when it is in the submission, its message without paths."""
-    for text in output.splitlines():
-        found = ERROR.match(text.strip())
-        if found is None:
-            continue
-        in_source = Path(found["file"]).name == SOURCE
-        message = strip_paths(found["message"])
-        return (int(found["line"]) if in_source else None), f"error: {message}"
-    lines = [strip_paths(line) for line in output.splitlines() if line.strip()]
-    return None, (lines[0] if lines else "the program did not compile")[:500]
-
-
-def strip_paths(text: str) -> str:
-    return re.sub(r"(?:/[\w.+-]+)+/([\w.+-]+)", r"\1", text)[:500]
