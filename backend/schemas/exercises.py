@@ -10,14 +10,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from backend.content.shapes import CODE_MAX, CallTest, Difficulty, ExerciseType, ProgramTest
 from backend.schemas.common import Page, PageQuery
 
-Difficulty = Literal["easy", "medium", "hard"]
-ExerciseType = Literal["algorithm", "data_structure", "debugging", "practical"]
 UserExerciseStatus = Literal["pending", "in_progress", "completed", "skipped"]
 SubmissionStatus = Literal["queued", "running", "passed", "failed", "error", "timeout"]
 
-CODE_MAX = 50_000  # characters (docs/API.md: a field over its own limit is a 422, not a 413)
+# CODE_MAX (content/shapes.py) bounds code fields: docs/API.md, a field over its own limit is a 422, not a 413.
 TOPIC_MAX, TITLE_MAX, DESCRIPTION_MAX, HINT_MAX, QUESTION_MAX = 60, 200, 20_000, 2_000, 2_000
 
 
@@ -217,23 +216,6 @@ class GenerateRequest(BaseModel):
     language: str | None = Field(
         None, max_length=40, description="A graded language (GET /exercises/languages); python when omitted."
     )
-
-
-class CallTest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=200)
-    setup: str | None = Field(None, max_length=CODE_MAX)
-    call: str = Field(min_length=1, max_length=CODE_MAX)
-    expected: str = Field(max_length=CODE_MAX, description="A Python literal compared with `==`.")
-
-
-class ProgramTest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=200)
-    stdin: str = Field("", max_length=CODE_MAX)
-    expected_stdout: str = Field(max_length=CODE_MAX)
 
 
 class ExerciseWrite(BaseModel):

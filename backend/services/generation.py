@@ -20,13 +20,13 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.content.shapes import CODE_MAX, CallTest, Difficulty, ExerciseType, ProgramTest
 from backend.errors import ServiceUnavailable, UpstreamError, ValidationFailed
 from backend.integrations.llm import LLM, ChatTurn, LLMError, Prompt
 from backend.integrations.sandbox import RunResult, Sandbox, SandboxUnavailable, languages
 from backend.integrations.sandbox.languages import PYTHON_LANGUAGE, Language
 from backend.models import User
 from backend.models.exercises import Exercise
-from backend.schemas.exercises import CallTest, Difficulty, ExerciseType, ProgramTest
 from backend.services import difficulty as difficulty_service
 from backend.services.chat import as_app_error
 from backend.services.submissions import SandboxDown
@@ -110,8 +110,8 @@ class NeutralCall(BaseModel):
 class GeneratedExercise(BaseModel):
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(min_length=1, max_length=20_000)
-    starter_code: str = Field(max_length=50_000)
-    solution: str = Field(min_length=1, max_length=50_000)
+    starter_code: str = Field(max_length=CODE_MAX)
+    solution: str = Field(min_length=1, max_length=CODE_MAX)
     difficulty: Difficulty
     exercise_type: ExerciseType
     topics: list[str] = Field(min_length=1, max_length=6)

@@ -1,0 +1,34 @@
+"""What an exercise is made of, whoever writes it (the catalog, an admin, the LLM): its difficulty and type,
+and its tests in the two formats of docs/API.md ("Exercise tests").
+
+The API's bodies (`schemas/exercises.py`) and the generation service both validate with these, so a test
+an admin may write and a test the LLM may write are the same thing.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Difficulty = Literal["easy", "medium", "hard"]
+ExerciseType = Literal["algorithm", "data_structure", "debugging", "practical"]
+
+CODE_MAX = 50_000  # characters of code, or of one test's field
+
+
+class CallTest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    setup: str | None = Field(None, max_length=CODE_MAX)
+    call: str = Field(min_length=1, max_length=CODE_MAX)
+    expected: str = Field(max_length=CODE_MAX, description="A Python literal compared with `==`.")
+
+
+class ProgramTest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    stdin: str = Field("", max_length=CODE_MAX)
+    expected_stdout: str = Field(max_length=CODE_MAX)
