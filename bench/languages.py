@@ -5,8 +5,8 @@
 
 The catalog's `count-vowels` (7-8 cases), graded as the API grades a submission: through a sandbox runner
 process (`python -m backend sandbox`, started here with SANDBOX_MAX_CONCURRENCY slots) over its Unix socket,
-from `--concurrency` users at once. TypeScript is measured twice: "cold" (every run a new source, so a
-compile job first) and "warm" (the same source again: the compile cache answers, only the run is paid).
+from `--concurrency` users at once. TypeScript and Java are measured twice: "cold" (every run a new source,
+so a compile first) and "warm" (the same source again: the compile cache answers, only the run is paid).
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from backend.content import neutral
 from backend.integrations.sandbox.base import CHILD_OUTPUT_CAP, Report, RunResult, SandboxUnavailable, grade, record
 from backend.integrations.sandbox.languages.cpp import CPP
+from backend.integrations.sandbox.languages.java import JAVA
 from backend.integrations.sandbox.languages.language import Language, tool_version
 from backend.integrations.sandbox.languages.toolchains import NODE, TOOLCHAINS, TYPESCRIPT_DIR
 from backend.integrations.sandbox.protocol import Execution, Job, grade_execution
@@ -70,6 +71,7 @@ LANGUAGES: dict[str, Language] = {
         # Type-checked strictly (ES2022, no implicit any) in a compile job, then run by the JavaScript harness.
         Node("typescript", "TypeScript", "javascript", compile_toolchain="typescript-compile"),
         CPP,  # compiled by the runner in the run's own job (compiled.py)
+        JAVA,  # compiled by the runner in the run's own job (compiled.py)
     )
 }
 

@@ -118,6 +118,29 @@ CC1PLUS = next(iter(sorted(Path("/usr/lib/gcc").glob("*/*/cc1plus"), reverse=Tru
 CPP_FILES = ("sandbox.hpp", "value.cpp", "child.cpp", "parent.cpp", "build.sh")
 
 
+# Debian's openjdk-17-jdk-headless, by its real directory: /usr/bin/java is a link through /etc/alternatives,
+# which the sandbox does not have. The files of its conf/ are links into /etc/java-17-openjdk, bound read-only
+# (the JVM does not start without conf/security/java.security).
+JAVA_HOME = Path(os.path.realpath("/usr/bin/javac")).parent.parent
+JAVA_CONF = Path(os.path.realpath(JAVA_HOME / "conf" / "security" / "java.security")).parent.parent
+# The JVM of the call child and of each program (harness/main.py `--java`): C1 only, one compiler thread and a
+# serial GC (~13 threads); heap, metaspace, class space, code cache and direct memory bounded, and one malloc
+# arena (glibc reserves 64 MiB of address space per thread's arena otherwise), so that it fits
+# `address_space_bytes`. UTF-8 everywhere: the sandbox has no locale.
+JAVA_COMMAND = (
+    "/usr/bin/env", "MALLOC_ARENA_MAX=1", str(JAVA_HOME / "bin" / "java"),
+    "-XX:TieredStopAtLevel=1", "-XX:CICompilerCount=1", "-XX:+UseSerialGC", "-Xmx128m", "-Xss1m",
+    "-XX:MaxMetaspaceSize=64m", "-XX:CompressedClassSpaceSize=32m", "-XX:ReservedCodeCacheSize=16m",
+    "-XX:MaxDirectMemorySize=64m", "-XX:-UsePerfData", "-XX:+DisableAttachMechanism",
+    "-Dfile.encoding=UTF-8", "-Dsun.stdout.encoding=UTF-8", "-Dsun.stderr.encoding=UTF-8",
+    "--add-opens=java.base/java.io=ALL-UNNAMED",  # the call child names its inherited descriptors 3 and 4
+)  # fmt: skip
+
+
+def _java_binds() -> tuple[tuple[str, str], ...]:
+    return () if JAVA_CONF.is_relative_to("/usr") else ((str(JAVA_CONF), str(JAVA_CONF)),)
+
+
 TOOLCHAINS: dict[str, Toolchain] = {
     toolchain.name: toolchain
     for toolchain in (
@@ -187,6 +210,27 @@ TOOLCHAINS: dict[str, Toolchain] = {
                 prepare_timeout_seconds=120.0,
             ),
             requires=(GPP, str(CC1PLUS), "/usr/bin/ld.gold"),
+        ),
+        Toolchain(
+            # The Python harness supervises (it holds the job and is non-dumpable); the JVM runs the
+            # submission: codementor.Main (java/Main.java) for the calls, Solution.main for each program test.
+            # Solution.java is compiled against the JDK alone, the call child's classes once (java/build.sh).
+            name="java",
+            files={"harness.py": HARNESS_SOURCE, **{name: _read(f"java/{name}") for name in ("Main.java", "build.sh")}},
+            command=(PYTHON, "-I", "-S", "/job/harness.py", "--reap-all", "--java", ",".join(JAVA_COMMAND)),
+            address_space_bytes=768 * MIB,
+            # Threads count: the supervisor, the JVM's ~13, a call's thread, and what the submission starts.
+            max_processes=32,
+            ro_binds=_java_binds(),
+            compile=Compile(
+                command=("/bin/sh", "/job/build.sh", str(JAVA_HOME / "bin" / "javac")),
+                prepare=("/bin/sh", "/job/build.sh", str(JAVA_HOME / "bin" / "javac"), "prepare"),
+                source="Solution.java",
+                error=re.compile(r"^(?P<file>[\w.-]+\.java):(?P<line>\d+): (?P<message>error: .*)$", re.M),
+                identity=(str(JAVA_HOME / "bin" / "javac"), str(JAVA_HOME / "lib" / "modules")),
+                address_space_bytes=GIB,
+            ),
+            requires=(str(JAVA_HOME / "bin" / "java"), str(JAVA_HOME / "bin" / "javac"), str(JAVA_CONF)),
         ),
     )
 }

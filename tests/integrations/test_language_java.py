@@ -1,0 +1,435 @@
+"""Exercises in Java, graded for real: javac and the JVM harness in bubblewrap, through the session's runner.
+
+A correct solution passes, a wrong one fails by test name, a compile error gives its line, an endless loop
+times out, containment holds (files, network, environment, processes, threads, memory), the harness is
+never told an expected value, and every catalog exercise's Java reference passes while its starter compiles
+and fails. Under CI=true a missing JDK or bubblewrap fails these tests, never skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from quart import Quart
+from quart.testing import QuartClient
+
+from backend.content.catalog import load_catalog
+from backend.integrations.sandbox import RunnerSandbox, RunResult
+from backend.integrations.sandbox.languages import LANGUAGES, LanguageGrader, graded_tests
+from backend.integrations.sandbox.protocol import MAX_FILES, Job, grade_execution
+from tests.api.test_exercises import EXERCISES, add_exercise, sign_in, submit
+from tests.runners import shared_runner_url
+
+JAVA = LANGUAGES["java"]
+TIMEOUT = 20.0
+TEST_TIMEOUT_MS = 2000
+# Not translated: both teach a Python-only feature (mutable default arguments, operator overloading).
+UNTRANSLATED = {"fix-mutable-default", "vector-class"}
+
+
+def _require_java() -> None:
+    missing = [what for what, ok in (("bwrap", shutil.which("bwrap")), ("javac", JAVA.available)) if not ok]
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must grade Java, but {missing} is not installed")
+        pytest.skip(f"{missing} not installed")
+
+
+@pytest.fixture(scope="module")
+async def runner() -> AsyncIterator[RunnerSandbox]:
+    """The session's real runner process (`python -m backend sandbox`), as the API reaches it."""
+    _require_java()
+    client = RunnerSandbox(shared_runner_url(), timeout_seconds=TIMEOUT, queue_timeout_seconds=300)
+    yield client
+    await client.close()
+
+
+@pytest.fixture(scope="module")
+def sandbox(runner: RunnerSandbox) -> LanguageGrader:
+    return LanguageGrader(runner, timeout_seconds=TIMEOUT, queue_timeout_seconds=300)
+
+
+async def run_java(sandbox: LanguageGrader, code: str, cases: list[dict], user: str | None = None) -> RunResult:
+    # The runner runs one job per user key at a time (fair queueing): concurrent checks use a key each.
+    return await sandbox.grade(JAVA, code, cases, test_timeout_ms=TEST_TIMEOUT_MS, user=user or uuid.uuid4().hex)
+
+
+CHUNK_CASES = [
+    {"name": "pairs", "function": "chunk", "args": "[[1, 2, 3, 4, 5], 2]", "expected": "[[1, 2], [3, 4], [5]]"},
+    {"name": "empty", "function": "chunk", "args": "[[], 3]", "expected": "[]"},
+    {"name": "objects", "function": "chunk", "args": '[[{"a": null}], 1]', "expected": '[[{"a": null}]]'},
+]
+CHUNK = """import java.util.ArrayList;
+import java.util.List;
+
+public class Solution {
+    public static <T> List<List<T>> chunk(List<T> items, int size) {
+        List<List<T>> out = new ArrayList<>();
+        for (int i = 0; i < items.size(); i += size) {
+            out.add(new ArrayList<>(items.subList(i, Math.min(items.size(), i + size))));
+        }
+        System.out.println("chunked " + items.size());
+        return out;
+    }
+}
+"""
+
+
+async def test_correct_solution_passes_and_values_compare_on_the_server(sandbox: LanguageGrader) -> None:
+    result = await run_java(sandbox, CHUNK, CHUNK_CASES)
+    assert result.status == "passed", result.results
+    assert result.tests_passed == 3
+    assert result.results[0].input == "chunk([1, 2, 3, 4, 5], 2)"
+    assert "chunked 5" in result.stdout
+
+
+async def test_wrong_solution_fails_with_the_failing_test_names(sandbox: LanguageGrader) -> None:
+    wrong = CHUNK.replace("i + size)", "i + size + 1)")
+    result = await run_java(sandbox, wrong, CHUNK_CASES)
+    assert result.status == "failed"
+    assert [outcome.name for outcome in result.results if not outcome.passed] == ["pairs"]
+    assert "expected [[1, 2], [3, 4], [5]]" in result.results[0].message
+
+
+async def test_harness_is_never_told_the_expected_values(sandbox: LanguageGrader) -> None:
+    sent = json.loads(JAVA.run_stdin(CHUNK_CASES, output_cap=65536, test_timeout_ms=TEST_TIMEOUT_MS))
+    assert "expected" not in json.dumps(sent)
+    # A submission printing a fake report, or returning a lookalike string, passes nothing.
+    forged = (
+        "public class Solution {\n    public static String chunk(java.util.List<Object> items, int size) {\n"
+        '        System.out.println("{\\"event\\": \\"call\\", \\"index\\": 0}");\n'
+        '        return "[[1, 2], [3, 4], [5]]";\n    }\n}\n'
+    )
+    result = await run_java(sandbox, forged, CHUNK_CASES)
+    assert result.tests_passed == 0
+
+
+async def test_compile_error_reports_its_line_without_sandbox_paths(sandbox: LanguageGrader) -> None:
+    broken = "public class Solution {\n    public static int chunk() {\n        return 1\n    }\n}\n"
+    result = await run_java(sandbox, broken, CHUNK_CASES)
+    assert result.status == "error"
+    assert result.error_line == 3
+    assert "Solution.java:3: error: ';' expected" in result.stderr
+    assert "/job" not in result.stderr and "/out" not in result.stderr
+    # The same broken source again: the failed compile is cached, the answer is the same.
+    again = await run_java(sandbox, broken, CHUNK_CASES)
+    assert (again.status, again.error_line) == ("error", 3)
+
+
+async def test_exceptions_are_the_tests_message_and_only_builtin_names_are_kinds(sandbox: LanguageGrader) -> None:
+    code = """class Secret42Exception extends RuntimeException {}
+
+public class Solution {
+    public static int builtin() {
+        throw new IllegalStateException("nope");
+    }
+
+    public static int own() {
+        throw new Secret42Exception();
+    }
+}
+"""
+    cases = [
+        {"name": "builtin", "function": "builtin", "args": "[]", "expected": "1"},
+        {"name": "own", "function": "own", "args": "[]", "expected": "1"},
+    ]
+    result = await run_java(sandbox, code, cases)
+    assert result.status == "failed"
+    assert result.results[0].message == "IllegalStateException: nope"
+    assert result.results[1].failure == "raised an exception"  # its name could carry a hidden test's data
+
+
+async def test_infinite_loop_times_out_and_the_next_run_is_fine(sandbox: LanguageGrader) -> None:
+    endless = "public class Solution {\n    public static int loops() {\n        while (true) {\n        }\n    }\n}\n"
+    started = time.perf_counter()
+    result = await run_java(sandbox, endless, [{"name": "loops", "function": "loops", "args": "[]", "expected": "1"}])
+    assert result.status == "timeout"
+    assert result.tests_passed == 0
+    assert time.perf_counter() - started < TEST_TIMEOUT_MS / 1000 + 8  # + a compile of the new source
+    assert (await run_java(sandbox, CHUNK, CHUNK_CASES)).status == "passed"
+
+
+CONTAINMENT = """import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+public class Solution {
+    public static boolean hostFiles() {
+        return Files.exists(Path.of("/etc/passwd")) || Files.exists(Path.of("/root")) || Files.exists(Path.of("/work"));
+    }
+
+    public static boolean writeJob() {
+        try {
+            Files.writeString(Path.of("/job/x"), "1");
+            return true;
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    public static boolean network() {
+        try (Socket socket = new Socket()) {
+            socket.connect(new InetSocketAddress("127.0.0.1", 5432), 1000);
+            return true;
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    public static boolean environment() {
+        List<String> expected = List.of("PATH", "HOME", "PWD", "MALLOC_ARENA_MAX");
+        return System.getenv().keySet().stream().anyMatch(key -> !expected.contains(key));
+    }
+}
+"""
+
+
+async def test_containment(sandbox: LanguageGrader) -> None:
+    """No host files, a read-only job dir, no network, no environment (one submission, a test each)."""
+    cases = [
+        {"name": name, "function": function, "args": "[]", "expected": "false"}
+        for name, function in (
+            ("host files are not visible", "host_files"),
+            ("the job dir is read-only", "write_job"),
+            ("no network", "network"),
+            ("no environment", "environment"),
+        )
+    ]
+    result = await run_java(sandbox, CONTAINMENT, cases)
+    assert result.status == "passed", result.results
+
+
+async def test_processes_threads_and_memory_are_bounded(sandbox: LanguageGrader) -> None:
+    """A fork bomb, a thread bomb and memory hoarding (heap and native) fail their own test, no more: the
+    host is fine and the run goes on to its next test."""
+    code = """import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+
+public class Solution {
+    public static String fork() {
+        int started = 0;
+        try {
+            for (int i = 0; i < 500; i++) {
+                new ProcessBuilder("/usr/bin/sleep", "100").start();
+                started++;
+            }
+        } catch (Throwable e) { // IOException, or OutOfMemoryError: ProcessBuilder starts a thread too
+            return "stopped";
+        }
+        return "started " + started;
+    }
+
+    public static String threads() {
+        try {
+            for (int i = 0; i < 10000; i++) {
+                Thread thread = new Thread(() -> {
+                    try { Thread.sleep(100000); } catch (InterruptedException e) { }
+                });
+                thread.start();
+            }
+        } catch (Throwable e) {
+            return "stopped";
+        }
+        return "started them all";
+    }
+
+    public static int heap() {
+        List<long[]> hoard = new ArrayList<>();
+        for (int i = 0; i < 4096; i++) hoard.add(new long[1 << 20]);
+        return hoard.size();
+    }
+
+    public static int offHeap() {
+        List<ByteBuffer> hoard = new ArrayList<>();
+        for (int i = 0; i < 4096; i++) hoard.add(ByteBuffer.allocateDirect(8 << 20));
+        return hoard.size();
+    }
+
+    public static int still() {
+        return 42;
+    }
+}
+"""
+    cases = [
+        {"name": "fork", "function": "fork", "args": "[]", "expected": '"stopped"'},
+        {"name": "threads", "function": "threads", "args": "[]", "expected": '"stopped"'},
+        {"name": "heap", "function": "heap", "args": "[]", "expected": "4096"},
+        {"name": "still alive", "function": "still", "args": "[]", "expected": "42"},
+        # Last: the JVM's retries (GC, back-off) before refusing direct memory may outlast the test's limit.
+        {"name": "off heap", "function": "off_heap", "args": "[]", "expected": "4096"},
+    ]
+    result = await run_java(sandbox, code, cases)
+    outcomes = {outcome.name: outcome for outcome in result.results}
+    assert outcomes["fork"].passed and outcomes["threads"].passed, result.results
+    assert outcomes["heap"].message.startswith("OutOfMemoryError"), outcomes["heap"]
+    assert outcomes["off heap"].message.startswith(("OutOfMemoryError", "timed out")), outcomes["off heap"]
+    assert outcomes["still alive"].passed, result.results
+    assert (await run_java(sandbox, CHUNK, CHUNK_CASES)).status == "passed"
+
+
+PROGRAM = """import java.util.Scanner;
+
+public class Solution {
+    private static int runs = 0;
+
+    public static void main(String[] args) {
+        runs++;
+        Scanner in = new Scanner(System.in);
+        long sum = 0;
+        while (in.hasNextLong()) {
+            sum += in.nextLong();
+        }
+        if (sum < 0) {
+            System.exit(3);
+        }
+        System.out.println(sum + " " + runs);
+        System.exit(0);
+    }
+}
+"""
+
+
+async def test_programs_read_their_stdin_and_exit_is_trapped(sandbox: LanguageGrader) -> None:
+    cases = [
+        {"name": "negative", "stdin": "-5", "expected_stdout": "-5 1\n"},
+        {"name": "sum", "stdin": "3\n4\n", "expected_stdout": "7 1\n"},
+        {"name": "fresh statics", "stdin": "1 2 3", "expected_stdout": "6 1\n"},
+    ]
+    result = await run_java(sandbox, PROGRAM, cases)
+    outcomes = {outcome.name: outcome for outcome in result.results}
+    assert outcomes["sum"].passed and outcomes["fresh statics"].passed, result.results
+    # System.exit(3) ends that program, not the run; a non-zero status fails it.
+    assert not outcomes["negative"].passed and "exited with status 3" in outcomes["negative"].message
+
+
+async def test_classes_are_constructed_and_iterated_by_their_ops(sandbox: LanguageGrader) -> None:
+    code = """import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+
+class Bag implements Iterable<Object> {
+    private final List<Object> items = new ArrayList<>();
+
+    Bag(int first) {
+        items.add(first);
+    }
+
+    void add(Object item) {
+        items.add(item);
+    }
+
+    int count() {
+        return items.size();
+    }
+
+    @Override
+    public Iterator<Object> iterator() {
+        return items.iterator();
+    }
+}
+"""
+    ops = '[["Bag", [1]], ["add", ["x"]], ["add", [{"k": [2.5, null]}]], ["count", []], ["__iter__", []]]'
+    cases = [{"name": "bag", "ops": ops, "expected": '[null, null, null, 3, [1, "x", {"k": [2.5, null]}]]'}]
+    result = await run_java(sandbox, code, cases)
+    assert result.status == "passed", result.results
+    assert result.results[0].input.startswith('o = new Bag(1)\no.add("x")')
+
+
+async def test_a_resubmitted_source_is_not_compiled_again(runner: RunnerSandbox, sandbox: LanguageGrader) -> None:
+    code = CHUNK + f"// {uuid.uuid4().hex}\n"  # a source nobody compiled yet
+    before = int((await runner.status())["artifacts"]["compiles"])
+    first = await run_java(sandbox, code, CHUNK_CASES)
+    middle = int((await runner.status())["artifacts"]["compiles"])
+    second = await run_java(sandbox, code, CHUNK_CASES)
+    after = int((await runner.status())["artifacts"]["compiles"])
+    assert first.status == second.status == "passed"
+    assert middle - before >= 1 and after == middle
+
+
+async def test_java_is_listed_and_submissions_are_graded_through_the_api(app: Quart, client: QuartClient) -> None:
+    """GET /exercises/languages lists Java with its version; a Java submission is graded on its cases, and a
+    hidden case says how it failed, never its input."""
+    _require_java()
+    headers, _ = await sign_in(client)
+    items = {
+        item["name"]: item
+        for item in (await (await client.get(f"{EXERCISES}/languages", headers=headers)).get_json())["items"]
+    }
+    assert items["java"]["version"] == JAVA.version and JAVA.version.split(".")[0].isdigit()
+    exercise = await add_exercise(
+        app,
+        language="java",
+        starter_code=CHUNK.replace(
+            "List<List<T>> out = new ArrayList<>();", "throw new UnsupportedOperationException();"
+        ),
+        solution=CHUNK,
+        examples=CHUNK_CASES[:1],
+        tests=CHUNK_CASES,
+    )
+    passed = (await submit(client, headers, exercise, CHUNK))["submission"]
+    assert passed["status"] == "passed", passed["results"]
+    assert passed["rubric"]["style"] is None  # not scored for Java
+    wrong = (await submit(client, headers, exercise, CHUNK.replace("i += size", "i += size + 1")))["submission"]
+    by_name = {row["name"]: row for row in wrong["results"]}
+    assert not by_name["pairs"]["passed"] and by_name["pairs"]["input"] == "chunk([1, 2, 3, 4, 5], 2)"
+    assert by_name["objects"]["passed"] and by_name["objects"].get("input") is None  # hidden
+
+
+# --- catalog parity ------------------------------------------------------------------------------
+
+
+def java_specs() -> list:
+    return [spec for spec in load_catalog() if "java" in spec.variants]
+
+
+async def test_catalog_parity_java(runner: RunnerSandbox) -> None:
+    """Each Java reference passes its cases and each starter compiles and fails them, in the real sandbox.
+
+    javac costs ~0.5 s of CPU however small the source, so the sources are compiled in batches (the most
+    files a job may hold), each in a package of its own (`p<n>.Solution.java` starting `package p<n>;` on
+    its first line, so line numbers stay), by one javac per batch; every run of a batch then finds its
+    artifact in the runner's cache, and its job names the package it tests."""
+    specs = java_specs()
+    assert {spec.slug for spec in load_catalog()} - {spec.slug for spec in specs} <= UNTRANSLATED
+    sources = [(spec, kind) for spec in specs for kind in ("reference", "starter")]
+    batches = [range(start, min(start + MAX_FILES, len(sources))) for start in range(0, len(sources), MAX_FILES)]
+
+    def code_of(spec, kind: str) -> str:
+        variant = spec.variants["java"]
+        return variant.solution if kind == "reference" else variant.starter_code
+
+    async def check(number: int, files: dict[str, str]) -> str | None:
+        spec, kind = sources[number]
+        tests = spec.variants["java"].tests
+        stdin = {
+            **json.loads(JAVA.run_stdin(tests, output_cap=65536, test_timeout_ms=TEST_TIMEOUT_MS)),
+            "package": f"p{number}",
+        }
+        job = Job("java", files, json.dumps(stdin), TIMEOUT, 300, f"parity:{number}")
+        result = grade_execution(graded_tests(tests, "java"), await runner.execute(job))
+        if result.status == "error":
+            return f"{spec.slug}: the {kind} does not compile or load: {result.stderr[:300]}"
+        if kind == "reference" and result.status != "passed":
+            failing = [(o.name, o.message) for o in result.results if not o.passed]
+            return f"{spec.slug}: reference {result.status} {failing[:3]}"
+        if kind == "starter" and result.status == "passed":
+            return f"{spec.slug}: the starter passes"
+        return None
+
+    checks = []
+    for batch in batches:
+        files = {f"p{number}.Solution.java": f"package p{number}; " + code_of(*sources[number]) for number in batch}
+        checks += [check(number, files) for number in batch]
+    problems = [problem for problem in await asyncio.gather(*checks) if problem]
+    assert not problems, problems
