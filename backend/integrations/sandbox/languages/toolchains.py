@@ -113,8 +113,17 @@ def _go_files() -> dict[str, str]:
 
 CPP_DIR = HERE / "cpp"
 GPP = "/usr/bin/g++"
-# The C++ compiler proper (g++ is its driver): its size and mtime stand for the compiler's version.
-CC1PLUS = next(iter(sorted(Path("/usr/lib/gcc").glob("*/*/cc1plus"), reverse=True)), Path("/usr/lib/gcc/cc1plus"))
+
+
+def _cc1plus() -> Path:
+    """The C++ compiler proper of /usr/bin/g++ (its driver, a link to e.g. x86_64-linux-gnu-g++-12): its size
+    and mtime stand for the compiler's version."""
+    found = re.search(r"-(\d+)$", os.path.realpath(GPP))
+    candidates = sorted(Path("/usr/lib/gcc").glob(f"*/{found.group(1) if found else '*'}/cc1plus"))
+    return candidates[-1] if candidates else Path("/usr/lib/gcc/cc1plus")
+
+
+CC1PLUS = _cc1plus()
 CPP_FILES = ("sandbox.hpp", "value.cpp", "child.cpp", "parent.cpp", "build.sh")
 
 
