@@ -97,7 +97,7 @@ async def get_github_connection() -> GitHubConnection:
     """Whether your GitHub account is connected for repositories (a token with the `repo` scope).
 
     Signing in with GitHub alone does not connect it: that grant has no repository access."""
-    return await github_service.connection(get_session(), current_user())
+    return GitHubConnection.of(await github_service.connected_account(get_session(), current_user()))
 
 
 @bp.get("/connect")
@@ -180,7 +180,7 @@ async def link_repository(data: RepositoryCreate) -> tuple[RepositoryRead, int]:
     Metadata comes from GitHub with your token when connected (private repositories), else anonymously.
     422 for any other URL; 404 when GitHub does not show it to you; 409 if already linked."""
     repository = await github_service.link_repository(
-        get_session(), settings(), github_client(), current_user(), data.repository_url
+        get_session(), settings(), github_client(), current_user(), data.full_name
     )
     return RepositoryRead.model_validate(repository), 201
 
@@ -230,7 +230,15 @@ async def request_review(repository_id: int, data: ReviewCreate) -> tuple[Review
     binary and oversized files are listed in `files_skipped`) with the AI model, or with the static review
     (`model: "static"`) when none is configured, or the model is down or answers nonsense twice. A review
     with nothing to read still completes, its summary saying why; only GitHub failures end it `failed`."""
-    review = await github_service.request_review(get_session(), current_user(), repository_id, data)
+    review = await github_service.request_review(
+        get_session(),
+        current_user(),
+        repository_id,
+        pull_number=data.pull_number,
+        paths=data.paths,
+        ref=data.ref,
+        focus_areas=data.focus_areas,
+    )
     return ReviewRead.model_validate(review), 202
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from backend.models import OAuthAccount
 from backend.schemas.common import Page
 
 MAX_REVIEW_PATHS = 100
@@ -42,6 +43,14 @@ class GitHubConnection(BaseModel):
     scopes: list[str]
     connected_at: datetime | None
 
+    @classmethod
+    def of(cls, account: OAuthAccount | None) -> GitHubConnection:
+        """The connection of a GitHub link connected for repositories; None: not connected."""
+        if account is None:
+            return cls(connected=False, login=None, scopes=[], connected_at=None)
+        scopes = (account.scopes or "").split()
+        return cls(connected=True, login=account.login, scopes=scopes, connected_at=account.updated_at)
+
 
 class RepositoryCreate(BaseModel):
     repository_url: Annotated[str, Field(max_length=300), AfterValidator(_repository_url)] = Field(
@@ -49,6 +58,11 @@ class RepositoryCreate(BaseModel):
         # What the validator enforces, for clients and fuzzers (pydantic's own regex engine has no lookahead).
         json_schema_extra={"pattern": REPOSITORY_URL_PATTERN},
     )
+
+    @property
+    def full_name(self) -> str:
+        """The repository's `owner/name`."""
+        return repository_full_name(self.repository_url)
 
 
 class RepositoryUpdate(BaseModel):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,13 +32,6 @@ from backend.errors import BadRequest, Conflict, NotFound, Unauthorized, Validat
 from backend.integrations.github import GitHubClient, PullInfo
 from backend.integrations.oauth import Identity
 from backend.models import OAuthAccount, Repository, Review, User, WebhookDelivery
-from backend.schemas.github import (
-    GitHubConnection,
-    RepositoryRead,
-    ReviewCreate,
-    ReviewRead,
-    repository_full_name,
-)
 from backend.security import TokenCipher
 from backend.services.oauth import OAuthFailed, store_grant
 
@@ -83,16 +77,10 @@ async def _github_account(session: AsyncSession, user: User) -> OAuthAccount | N
     )
 
 
-async def connection(session: AsyncSession, user: User) -> GitHubConnection:
+async def connected_account(session: AsyncSession, user: User) -> OAuthAccount | None:
+    """The user's GitHub link when it is connected for repositories (a token with `repo`), else None."""
     account = await _github_account(session, user)
-    if account is None or not has_repo_scope(account):
-        return GitHubConnection(connected=False, login=None, scopes=[], connected_at=None)
-    return GitHubConnection(
-        connected=True,
-        login=account.login,
-        scopes=(account.scopes or "").split(),
-        connected_at=account.updated_at,
-    )
+    return account if has_repo_scope(account) else None
 
 
 async def connect(session: AsyncSession, settings: Settings, user: User, identity: Identity) -> bool:
@@ -170,10 +158,9 @@ async def _linked(session: AsyncSession, user: User, full_name: str) -> bool:
 
 
 async def link_repository(
-    session: AsyncSession, settings: Settings, github: GitHubClient, user: User, repository_url: str
+    session: AsyncSession, settings: Settings, github: GitHubClient, user: User, full_name: str
 ) -> Repository:
-    """Link a repository by URL, with its metadata as GitHub shows it to the user (or to anyone)."""
-    full_name = repository_full_name(repository_url)
+    """Link a repository by its `owner/name`, with its metadata as GitHub shows it to the user (or to anyone)."""
     if await _linked(session, user, full_name):
         raise RepositoryAlreadyLinked()
     token = await user_token(session, settings, user)
@@ -230,22 +217,31 @@ async def list_pulls(
 # --- reviews ---------------------------------------------------------------------------------------
 
 
-async def request_review(session: AsyncSession, user: User, repository_id: int, data: ReviewCreate) -> Review:
+async def request_review(
+    session: AsyncSession,
+    user: User,
+    repository_id: int,
+    *,
+    pull_number: int | None,
+    paths: list[str] | None,
+    ref: str | None,
+    focus_areas: Iterable[str],
+) -> Review:
     """A queued review of a pull request, of chosen paths at a ref, or (neither given) of the whole
     repository at `ref`; a ref defaults to the default branch."""
     repository = await get_repository(session, user, repository_id)
-    if data.pull_number is not None and data.paths is not None:
+    if pull_number is not None and paths is not None:
         raise ValidationFailed(errors=[{"field": "paths", "message": "Give pull_number or paths, not both"}])
-    if data.pull_number is not None and data.ref is not None:
+    if pull_number is not None and ref is not None:
         raise ValidationFailed(errors=[{"field": "ref", "message": "ref goes with paths; a pull request has its own"}])
     return await _queue_review(
         session,
         user_id=user.id,
         repository=repository,
-        pull_number=data.pull_number,
-        ref=data.ref,
-        paths=data.paths,
-        focus_areas=list(dict.fromkeys(data.focus_areas)),
+        pull_number=pull_number,
+        ref=ref,
+        paths=paths,
+        focus_areas=list(dict.fromkeys(focus_areas)),
     )
 
 
@@ -385,14 +381,12 @@ async def _auto_review(session: AsyncSession, payload: dict[str, Any]) -> int | 
 
 
 # --- export ----------------------------------------------------------------------------------------
+# The rows as they are: the export schema's sections pick their fields (as the API's reads do).
 
 
-async def export_repositories(session: AsyncSession, user: User) -> list[dict[str, Any]]:
-    return [
-        RepositoryRead.model_validate(row).model_dump(mode="json") for row in await list_repositories(session, user)
-    ]
+async def export_repositories(session: AsyncSession, user: User) -> list[Repository]:
+    return await list_repositories(session, user)
 
 
-async def export_reviews(session: AsyncSession, user: User) -> list[dict[str, Any]]:
-    rows = await session.scalars(select(Review).where(Review.user_id == user.id).order_by(Review.id))
-    return [ReviewRead.model_validate(row).model_dump(mode="json") for row in rows]
+async def export_reviews(session: AsyncSession, user: User) -> list[Review]:
+    return list(await session.scalars(select(Review).where(Review.user_id == user.id).order_by(Review.id)))

@@ -415,6 +415,11 @@ async def test_request_review_queues_it(client: QuartClient, github_api: FakeGit
     assert page["total"] == 2 and [item["id"] for item in page["items"]] == [by_paths["id"], review["id"]]
     listed = await (await client.get(f"{GITHUB}/repositories", headers=headers)).get_json()
     assert listed["items"][0]["last_review_at"] is not None
+    export = await (await client.get("/api/v1/users/me/export", headers=headers)).get_json()
+    assert export["repositories"] == listed["items"]
+    assert [{key: item[key] for key in ("id", "pull_number", "ref", "created_at")} for item in export["reviews"]] == [
+        {key: item[key] for key in ("id", "pull_number", "ref", "created_at")} for item in (review, by_paths)
+    ]
 
 
 @pytest.mark.parametrize(
