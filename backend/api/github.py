@@ -251,12 +251,7 @@ async def list_reviews(repository_id: int, query_args: PageQuery) -> ReviewPage:
     rows, total = await github_service.list_reviews(
         get_session(), current_user(), repository_id, limit=query_args.limit, offset=query_args.offset
     )
-    return ReviewPage(
-        items=[ReviewRead.model_validate(row) for row in rows],
-        total=total,
-        limit=query_args.limit,
-        offset=query_args.offset,
-    )
+    return ReviewPage.of(rows, total, query_args)
 
 
 @bp.get("/reviews/<int:review_id>")

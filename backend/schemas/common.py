@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, Literal, TypeVar
+from collections.abc import Sequence
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -73,6 +74,13 @@ class Page(BaseModel, Generic[T]):
     total: int = Field(description="Items in the whole list.")
     limit: int
     offset: int
+
+    @classmethod
+    def of(cls, items: Sequence[Any], total: int, query: PageQuery) -> Self:
+        """The page `query` asked for (its limit and offset) holding `items` of `total`; each item (an ORM
+        object, a row, a dict, a dataclass) is validated into the item schema."""
+        page = {"items": items, "total": total, "limit": query.limit, "offset": query.offset}
+        return cls.model_validate(page, from_attributes=True)
 
 
 class PageQuery(BaseModel):

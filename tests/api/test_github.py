@@ -413,6 +413,11 @@ async def test_request_review_queues_it(client: QuartClient, github_api: FakeGit
     }
     page = await (await client.get(f"{GITHUB}/repositories/{repository['id']}/reviews", headers=headers)).get_json()
     assert page["total"] == 2 and [item["id"] for item in page["items"]] == [by_paths["id"], review["id"]]
+    assert (page["limit"], page["offset"]) == (20, 0)
+    reviews = f"{GITHUB}/repositories/{repository['id']}/reviews?limit=1&offset=1"
+    second = await (await client.get(reviews, headers=headers)).get_json()
+    assert [item["id"] for item in second["items"]] == [review["id"]]
+    assert (second["total"], second["limit"], second["offset"]) == (2, 1, 1)
     listed = await (await client.get(f"{GITHUB}/repositories", headers=headers)).get_json()
     assert listed["items"][0]["last_review_at"] is not None
     export = await (await client.get("/api/v1/users/me/export", headers=headers)).get_json()
