@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import BindParameter, ColumnElement, Row, Select, and_, bindparam, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -94,68 +94,67 @@ def exercise_context(
 
 
 class Loaded(NamedTuple):
-    conversation: Conversation
     exercise: ExerciseContext | None
     learner_summary: str | None
     also: tuple[Any, ...]  # the values of the caller's `also` columns, in order
 
 
-async def load(
-    session: AsyncSession, user: User, conversation_id: int, *, also: Sequence[ColumnElement[Any]] = ()
-) -> Loaded | None:
-    """None for a conversation that is not the user's; else the conversation, for an exercise
-    conversation its context, and the learner model's summary of the student, in one query. The context:
-    the exercise (if the user may see it), their hint count, and the submission the conversation was
-    started from, else their latest graded one. `also`: scalar columns the caller wants read by the same
-    query (the chat's history and budget: one round trip before the tutor is asked)."""
+def statement(graded_languages: tuple[str, ...], also: Sequence[ColumnElement[Any]] = ()) -> Select[Any]:
+    """The conversation's id if it is the user's, for an exercise conversation its context, and the learner
+    model's summary of the student, in one query: the exercise (if the user may see it), their hint count,
+    and the submission the conversation was started from, else their latest graded one. `also`: scalar
+    columns the caller wants read by the same query (the chat's history and budget: one round trip before
+    the tutor is asked). Values are bind parameters (`user_id`, `conversation_id`, and those of `also`),
+    so a caller builds it once and runs it for everyone (building costs more than running it)."""
+    user_id: BindParameter[int] = bindparam("user_id")
     latest = aliased(Submission)
     latest_id = (
         select(func.max(latest.id))
-        .where(
-            latest.user_id == user.id,
-            latest.exercise_id == Conversation.exercise_id,
-            latest.status.in_(GRADED),
-        )
+        .where(latest.user_id == user_id, latest.exercise_id == Conversation.exercise_id, latest.status.in_(GRADED))
         .correlate(Conversation)
         .scalar_subquery()
     )
-    row = (
-        await session.execute(
-            select(
-                Conversation,
-                Exercise.title,
-                Exercise.description,
-                Exercise.examples,
-                Exercise.hints,
-                UserExercise.hints_used,
-                Submission,
-                LearnerProfile.summary,
-                *also,
-            )
-            .outerjoin(Exercise, and_(Exercise.id == Conversation.exercise_id, exercises_service.visible_to(user)))
-            .outerjoin(
-                UserExercise,
-                and_(UserExercise.exercise_id == Exercise.id, UserExercise.user_id == user.id),
-            )
-            .outerjoin(
-                Submission,
-                and_(
-                    Submission.id == func.coalesce(Conversation.submission_id, latest_id),
-                    Submission.user_id == user.id,
-                    Submission.exercise_id == Exercise.id,
-                ),
-            )
-            .outerjoin(LearnerProfile, LearnerProfile.user_id == Conversation.user_id)
-            .where(Conversation.id == conversation_id, Conversation.user_id == user.id)
+    # exercises.visible_to, with the user's id as a parameter and the graded languages fixed at build time
+    visible = and_(
+        or_(Exercise.visibility == "public", Exercise.author_id == user_id),
+        or_(*(Exercise.language == literal(name) for name in graded_languages)),
+    )
+    return (
+        select(
+            Conversation.id,
+            Exercise.title,
+            Exercise.description,
+            Exercise.examples,
+            Exercise.hints,
+            UserExercise.hints_used,
+            Submission,
+            LearnerProfile.summary,
+            *also,
         )
-    ).first()
+        .outerjoin(Exercise, and_(Exercise.id == Conversation.exercise_id, visible))
+        .outerjoin(UserExercise, and_(UserExercise.exercise_id == Exercise.id, UserExercise.user_id == user_id))
+        .outerjoin(
+            Submission,
+            and_(
+                Submission.id == func.coalesce(Conversation.submission_id, latest_id),
+                Submission.user_id == user_id,
+                Submission.exercise_id == Exercise.id,
+            ),
+        )
+        .outerjoin(LearnerProfile, LearnerProfile.user_id == Conversation.user_id)
+        .where(Conversation.id == bindparam("conversation_id"), Conversation.user_id == user_id)
+    )
+
+
+def loaded(row: Row[Any] | None) -> Loaded | None:
+    """What `statement` found: None for a conversation that is not the user's."""
     if row is None:
         return None
-    conversation, title, description, examples, hints, hints_used, submission, summary, *extra = row
+    _, title, description, examples, hints, hints_used, submission, summary, *extra = tuple(row)
     if title is None:
-        return Loaded(conversation, None, summary or None, tuple(extra))
+        return Loaded(None, summary or None, tuple(extra))
     context = exercise_context(title, description, list(examples or []), list(hints or []), hints_used or 0, submission)
-    return Loaded(conversation, context, summary or None, tuple(extra))
+    return Loaded(context, summary or None, tuple(extra))
 
 
 async def submission_for_conversation(session: AsyncSession, user: User, submission_id: int) -> Submission | None:

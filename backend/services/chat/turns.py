@@ -12,17 +12,19 @@ the LLM request (docs/PERFORMANCE.md, the chat turn).
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import JSON, ColumnElement, CursorResult, func, select, update
+from sqlalchemy import JSON, ColumnElement, CursorResult, Select, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.config import Settings
 from backend.db import utcnow
 from backend.errors import AppError, GatewayTimeout, ServiceUnavailable, UpstreamError
 from backend.integrations.llm import LLM, ChatTurn, LLMError, LLMTimeout, Prompt, Usage
+from backend.integrations.sandbox.languages import graded
 from backend.models import User
 from backend.models.chat import Conversation, LLMUsage, Message
 from backend.services import tutor_context
@@ -94,12 +96,14 @@ class Stored:
     reply: Message | None  # streams only: the assistant row the stream fills in (`partial` until it ends)
 
 
-def _history(dialect: str, conversation_id: int) -> ColumnElement[Any]:
+def _history(dialect: str) -> ColumnElement[Any]:
     """The newest usable messages as one JSON array of `[id, role, content]` (in no particular order), so
     the history comes back in the same row as the conversation."""
     recent = (
         select(Message.id, Message.role, Message.content)
-        .where(Message.conversation_id == conversation_id, Message.status != "failed", Message.content != "")
+        .where(
+            Message.conversation_id == bindparam("conversation_id"), Message.status != "failed", Message.content != ""
+        )
         .order_by(Message.id.desc())
         .limit(HISTORY_MESSAGES)
         .subquery()
@@ -111,12 +115,18 @@ def _history(dialect: str, conversation_id: int) -> ColumnElement[Any]:
     return select(rows).scalar_subquery()
 
 
-def _tokens_today(user_id: int) -> ColumnElement[Any]:
+def _tokens_today() -> ColumnElement[Any]:
     return (
         select(LLMUsage.prompt_tokens + LLMUsage.completion_tokens)
-        .where(LLMUsage.user_id == user_id, LLMUsage.day == usage_day())
+        .where(LLMUsage.user_id == bindparam("user_id"), LLMUsage.day == bindparam("day"))
         .scalar_subquery()
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _turn_statement(dialect: str, graded_languages: tuple[str, ...]) -> Select[Any]:
+    """Built once per process (and set of graded languages): building it cost more than running it."""
+    return tutor_context.statement(graded_languages, also=(_history(dialect), _tokens_today()))
 
 
 async def prepare_turn(
@@ -124,8 +134,9 @@ async def prepare_turn(
 ) -> Prepared:
     """One query: 404 for a conversation that is not the user's, 429 over the daily token budget (nothing
     written either way); else the prompt. `session` only reads, and gives its connection back at once."""
-    history, used = _history(session.get_bind().dialect.name, conversation_id), _tokens_today(user.id)
-    found = await tutor_context.load(session, user, conversation_id, also=(history, used))
+    query = _turn_statement(session.get_bind().dialect.name, tuple(graded()))
+    values = {"user_id": user.id, "conversation_id": conversation_id, "day": usage_day()}
+    found = tutor_context.loaded((await session.execute(query, values)).first())
     await session.commit()  # ends the read: no connection held while the LLM thinks
     if found is None:
         raise ConversationNotFound()
