@@ -551,6 +551,10 @@ async def test_user_message_is_committed_before_the_llm_answers(
 
 
 async def test_eleventh_message_in_a_minute_is_rate_limited(client: QuartClient) -> None:
+    # The limit counts per clock minute: start early in one, so the eleven messages fall in the same window.
+    left = 60 - time.time() % 60
+    if left < 10:
+        await asyncio.sleep(left + 0.05)
     headers = await sign_in(client)
     conversation_id = (await new_conversation(client, headers))["id"]
     for number in range(5):
