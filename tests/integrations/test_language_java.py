@@ -357,10 +357,13 @@ async def test_a_resubmitted_source_is_not_compiled_again(runner: RunnerSandbox,
     assert middle - before >= 1 and after == middle
 
 
-async def test_java_is_listed_and_submissions_are_graded_through_the_api(app: Quart, client: QuartClient) -> None:
+async def test_java_is_listed_and_submissions_are_graded_through_the_api(
+    embedded_app: Quart, embedded_client: QuartClient
+) -> None:
     """GET /exercises/languages lists Java with its version; a Java submission is graded on its cases, and a
     hidden case says how it failed, never its input."""
     _require_java()
+    app, client = embedded_app, embedded_client
     headers, _ = await sign_in(client)
     items = {
         item["name"]: item
@@ -433,3 +436,141 @@ async def test_catalog_parity_java(runner: RunnerSandbox) -> None:
         checks += [check(number, files) for number in batch]
     problems = [problem for problem in await asyncio.gather(*checks) if problem]
     assert not problems, problems
+
+
+# --- hidden inputs against an attacker (as tests/security/test_outsider_sandbox_languages.py for JavaScript) ---
+
+SECRETS = ("424242", "313131", "272727", "161616")
+# Everything a submission can reach from the JVM: every inherited descriptor (forged `output` events, which
+# would be shown as the import's output, if one were the result channel) and the memory of every other
+# process of the run (the supervisor holds the job). Whatever is found is printed and forged.
+SNOOP = r"""import java.io.FileDescriptor;
+import java.io.FileOutputStream;
+import java.io.RandomAccessFile;
+import java.lang.reflect.Field;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+
+public class Solution {
+    // Built at run time, so the class file does not hold the digits the memory scan looks for.
+    static final Pattern SECRET = Pattern.compile(212121 * 2 + "|" + 104377 * 3 + "|" + 90909 * 3 + "|" + 80808 * 2);
+
+    static void forge(String text) {
+        for (int fd = 3; fd < 64; fd++) {
+            try {
+                FileDescriptor descriptor = new FileDescriptor();
+                Field number = FileDescriptor.class.getDeclaredField("fd");
+                number.setAccessible(true);
+                number.setInt(descriptor, fd);
+                FileOutputStream out = new FileOutputStream(descriptor);
+                for (String test : new String[] {"null", "0"}) {
+                    String event = "{\"event\": \"output\", \"test\": " + test + ", \"stdout\": \"LEAK " + text
+                            + "\\n\", \"stderr\": \"\"}\n";
+                    out.write(event.getBytes(StandardCharsets.UTF_8));
+                }
+            } catch (Exception e) {
+                // not a descriptor of ours
+            }
+        }
+    }
+
+    static List<String> scanMemory() {
+        List<String> found = new ArrayList<>();
+        long self = ProcessHandle.current().pid();
+        try (Stream<Path> pids = Files.list(Path.of("/proc"))) {
+            for (Path pid : pids.filter(p -> p.getFileName().toString().matches("\\d+")).toList()) {
+                if (pid.getFileName().toString().equals(String.valueOf(self))) continue;
+                try (RandomAccessFile memory = new RandomAccessFile(pid.resolve("mem").toFile(), "r")) {
+                    for (String line : Files.readAllLines(pid.resolve("maps"))) {
+                        String[] range = line.split(" ")[0].split("-");
+                        if (!line.split(" ")[1].startsWith("rw")) continue;
+                        long end = Long.parseUnsignedLong(range[1], 16);
+                        byte[] buffer = new byte[4 << 20]; // 4 MiB windows, 16 bytes of overlap
+                        for (long at = Long.parseUnsignedLong(range[0], 16); at < end; at += buffer.length - 16) {
+                            int size = (int) Math.min(end - at, buffer.length);
+                            try {
+                                memory.seek(at);
+                                memory.readFully(buffer, 0, size);
+                            } catch (Exception e) {
+                                break;
+                            }
+                            Matcher hit = SECRET.matcher(new String(buffer, 0, size, StandardCharsets.ISO_8859_1));
+                            while (hit.find()) found.add(pid.getFileName() + ":" + hit.group());
+                        }
+                    }
+                } catch (Exception e) {
+                    // not readable: the supervisor is non-dumpable
+                }
+            }
+        } catch (Exception e) {
+            found.add("no /proc");
+        }
+        return found;
+    }
+"""
+ATTACK_CALLS = (
+    SNOOP
+    + """
+    public static int addNumbers(int first, int second) {
+        System.out.println("args " + first + " " + second + " memory " + scanMemory());
+        forge("args " + first + " " + second);
+        return first + second;
+    }
+}
+"""
+)
+ATTACK_PROGRAM = (
+    SNOOP
+    + """
+    public static void main(String[] args) throws Exception {
+        String input = new String(System.in.readAllBytes(), StandardCharsets.UTF_8);
+        System.out.println("stdin " + input.strip().replace("\\n", " ") + " memory " + scanMemory());
+        forge(input.strip().replace("\\n", " "));
+        long sum = 0;
+        for (String line : input.strip().split("\\n")) sum += Long.parseLong(line.strip());
+        System.out.println(sum);
+    }
+}
+"""
+)
+
+
+def leaked(body: object) -> list[str]:
+    text = json.dumps(body)
+    return [secret for secret in SECRETS if secret in text]
+
+
+async def test_an_attacker_cannot_surface_hidden_inputs(embedded_app: Quart, embedded_client: QuartClient) -> None:
+    """Forged events into every descriptor and a scan of every other process's memory, from a call and from
+    a program: no hidden input comes back, the visible examples' own output does, every hidden test runs."""
+    _require_java()
+    headers, _ = await sign_in(embedded_client)
+    visible = [{"name": "small", "function": "add_numbers", "args": "[1, 2]", "expected": "3"}]
+    hidden = [
+        {"name": "big", "function": "add_numbers", "args": "[424242, 313131]", "expected": "737373"},
+        {"name": "negative", "function": "add_numbers", "args": "[-272727, 161616]", "expected": "-111111"},
+    ]
+    calls = await add_exercise(
+        embedded_app, language="java", examples=visible, tests=visible + hidden, solution=ATTACK_CALLS,
+        starter_code="public class Solution {}\n",
+    )  # fmt: skip
+    body = await submit(embedded_client, headers, calls, ATTACK_CALLS)
+    assert leaked(body) == [], body["submission"]["stdout"]
+    assert body["submission"]["status"] == "passed", body["submission"]["results"]
+    assert "args 1 2 memory []" in body["submission"]["stdout"]
+
+    program_visible = [{"name": "two", "stdin": "1\n2\n", "expected_stdout": "3"}]
+    program_hidden = [{"name": "secret", "stdin": "424242\n313131\n", "expected_stdout": "737373"}]
+    programs = await add_exercise(
+        embedded_app, language="java", exercise_type="practical", examples=program_visible,
+        tests=program_visible + program_hidden, solution=ATTACK_PROGRAM, starter_code="public class Solution {}\n",
+    )  # fmt: skip
+    body = await submit(embedded_client, headers, programs, ATTACK_PROGRAM)
+    assert leaked(body) == [], body["submission"]["stdout"]
+    assert "stdin 1 2 memory []" in body["submission"]["stdout"]
