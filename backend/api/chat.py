@@ -122,12 +122,7 @@ async def list_conversations(query_args: PageQuery) -> ConversationList:
     items, total = await chat_service.list_conversations(
         get_session(), current_user(), limit=query_args.limit, offset=query_args.offset
     )
-    return ConversationList(
-        items=[ConversationRead.model_validate(item) for item in items],
-        total=total,
-        limit=query_args.limit,
-        offset=query_args.offset,
-    )
+    return ConversationList.of(items, total, query_args)
 
 
 @bp.get("/conversations/<int:conversation_id>")

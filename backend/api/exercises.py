@@ -80,9 +80,7 @@ async def list_exercises(query_args: ExerciseQuery) -> ExercisePage:
             limit=query_args.limit,
             offset=query_args.offset,
         )
-    return ExercisePage.model_validate(
-        {"items": items, "total": total, "limit": query_args.limit, "offset": query_args.offset}
-    )
+    return ExercisePage.of(items, total, query_args)
 
 
 @bp.get("/languages")
@@ -147,9 +145,7 @@ async def list_exercise_history(query_args: HistoryQuery) -> HistoryPage:
         limit=query_args.limit,
         offset=query_args.offset,
     )
-    return HistoryPage.model_validate(
-        {"items": items, "total": total, "limit": query_args.limit, "offset": query_args.offset}
-    )
+    return HistoryPage.of(items, total, query_args)
 
 
 @bp.get("/difficulty")
@@ -262,9 +258,7 @@ async def list_exercise_submissions(exercise_id: int, query_args: PageQuery) -> 
     items, total = await exercises_service.list_submissions(
         get_session(), current_user(), exercise_id, limit=query_args.limit, offset=query_args.offset
     )
-    return SubmissionPage.model_validate(
-        {"items": items, "total": total, "limit": query_args.limit, "offset": query_args.offset}, from_attributes=True
-    )
+    return SubmissionPage.of(items, total, query_args)
 
 
 @bp.post("/<int:exercise_id>/hint")
