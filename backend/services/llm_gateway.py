@@ -129,17 +129,29 @@ class BudgetedLLM(LLM):
         self.llm, self.session_factory, self.settings, self.user_id = llm, session_factory, settings, user_id
         self.provider, self.model = llm.provider, llm.model
         self._checked = False
+        self._spent = False
 
     def budget_checked(self) -> None:
         """The caller has just read today's tokens itself (the chat, with its message's write) and found
         budget left: the next call skips its own read (three round trips before the first token)."""
         self._checked = True
 
+    async def read_budget(self, session: AsyncSession) -> None:
+        """Read today's tokens in the caller's transaction, one statement instead of a session of its own
+        (a submission, with its write): the next call skips its own read, and is refused if it was spent."""
+        budget = self.settings.llm_daily_token_budget
+        if budget:
+            self._spent = await tokens_used_today(session, self.user_id) >= budget
+            self._checked = True
+
     async def check(self) -> None:
         """Raise `BudgetExceeded` when today's budget is spent."""
         budget = self.settings.llm_daily_token_budget
         if not budget or self._checked:
-            self._checked = False
+            self._checked, spent, self._spent = False, self._spent, False
+            if budget and spent:
+                log.info("llm.budget_exceeded", user_id=self.user_id, budget=budget)
+                raise BudgetExceeded(self.provider)
             return
         async with self.session_factory() as session:
             used = await tokens_used_today(session, self.user_id)

@@ -36,6 +36,7 @@ from backend.services import exercises as exercises_service
 from backend.services import grading
 from backend.services import learner as learner_service
 from backend.services import progress as progress_service
+from backend.services.llm_gateway import BudgetedLLM
 from backend.services.submissions.shown import result_rows, shown_output, visible_first
 
 log = structlog.get_logger(__name__)
@@ -83,7 +84,7 @@ async def submit(
     time_spent_seconds: int | None,
 ) -> SubmitOutcome:
     """The three steps of the module's docstring: store, run and review, record."""
-    exercise, row, submission = await store(session, user, exercise_id, code)
+    exercise, row, submission = await store(session, llm, user, exercise_id, code)
     graded = await run_and_review(session, sandbox, llm, user, exercise, submission)
     return await record(session, user, exercise, row, submission, graded, time_spent_seconds)
 
@@ -92,9 +93,10 @@ async def submit(
 
 
 async def store(
-    session: AsyncSession, user: User, exercise_id: int, code: str
+    session: AsyncSession, llm: LLM | None, user: User, exercise_id: int, code: str
 ) -> tuple[Exercise, UserExercise, Submission]:
-    """The submission as `running`, committed: it outlives a crash or a sandbox failure."""
+    """The submission as `running`, committed: it outlives a crash or a sandbox failure. Today's LLM budget
+    is read with it, so the review's call needs no transaction of its own for that."""
     exercise = await exercises_service.get_visible(session, user, exercise_id)
     row = await exercises_service.user_exercise_for(session, user, exercise, start=True)
     submission = Submission(
@@ -113,6 +115,8 @@ async def store(
     )
     session.add(submission)
     await session.flush()
+    if isinstance(llm, BudgetedLLM) and real_llm(llm) is not None:
+        await llm.read_budget(session)
     await session.commit()
     return exercise, row, submission
 
