@@ -8,7 +8,10 @@ spend tokens the budget does not see.
 
 Checks and records use short sessions of their own and commit at once: callers never hold a
 transaction across an LLM call, and the cost must stick even when the request then fails (a generated
-exercise rejected by the sandbox still cost its tokens).
+exercise rejected by the sandbox still cost its tokens). A caller that has a short transaction of its own
+right before or after the call may fold them into it instead (`read_budget`, `hold_usage`: a graded
+submission reads the budget with its stored row and writes the cost with its grade; if that write fails,
+the cost is written on its own as before).
 """
 
 from __future__ import annotations
@@ -130,6 +133,7 @@ class BudgetedLLM(LLM):
         self.provider, self.model = llm.provider, llm.model
         self._checked = False
         self._spent = False
+        self._held: list[Usage] | None = None
 
     def budget_checked(self) -> None:
         """The caller has just read today's tokens itself (the chat, with its message's write) and found
@@ -160,8 +164,27 @@ class BudgetedLLM(LLM):
             log.info("llm.budget_exceeded", user_id=self.user_id, used=used, budget=budget)
             raise BudgetExceeded(self.provider)
 
+    def hold_usage(self) -> None:
+        """Keep what the next calls cost instead of writing it at once: the caller writes it with its own
+        transaction (`write_held`, one statement instead of a session of its own: a submission's grade),
+        or, when that transaction fails, `release_held` writes it as `record` would have."""
+        self._held = []
+
+    async def write_held(self, session: AsyncSession) -> None:
+        held, self._held = self._held or [], None
+        for usage in held:
+            await record_usage(session, self.user_id, usage)
+
+    async def release_held(self) -> None:
+        held, self._held = self._held or [], None
+        for usage in held:
+            await self.record(usage)
+
     async def record(self, usage: Usage) -> None:
         if not usage.total_tokens:
+            return
+        if self._held is not None:
+            self._held.append(usage)
             return
         try:
             async with self.session_factory() as session:

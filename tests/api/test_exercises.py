@@ -17,6 +17,7 @@ from quart.testing import QuartClient
 from sqlalchemy import select, update
 
 from backend.models import User
+from backend.models.chat import LLMUsage
 from backend.models.exercises import Exercise, Submission, UserExercise
 from backend.services import difficulty as difficulty_service
 from backend.services.achievements import seed_achievements
@@ -607,7 +608,7 @@ async def test_submissions_never_reveal_hidden_tests_or_solution(app: Quart, cli
 async def test_submit_with_llm_takes_quality_and_feedback_from_it(make_app: AppFactory, fake_llm: FakeOpenAI) -> None:
     app = await make_app(**llm_settings(fake_llm))
     client = app.test_client()
-    headers, _ = await sign_in(client)
+    headers, user_id = await sign_in(client)
     exercise_id = await add_exercise(app)
     fake_llm.reply = json.dumps(
         {"quality": 0.5, "feedback": "Clear and short.", "strengths": ["Readable"], "improvements": ["Add a docstring"]}
@@ -618,6 +619,9 @@ async def test_submit_with_llm_takes_quality_and_feedback_from_it(make_app: AppF
     assert submission["feedback"] == "Clear and short."
     assert (submission["strengths"], submission["improvements"]) == (["Readable"], ["Add a docstring"])
     assert fake_llm.last_request.get("response_format") == {"type": "json_object"}
+    async with app.extensions["db_session_factory"]() as session:  # the review's cost, written with the grade
+        usage = await session.scalar(select(LLMUsage).where(LLMUsage.user_id == user_id))
+        assert usage is not None and usage.requests == 1 and usage.prompt_tokens > 0 < usage.completion_tokens
 
     fake_llm.reply = "Nice work!"  # not the JSON asked for: the static measures stand in
     other = await add_exercise(app)

@@ -8,6 +8,8 @@ lock (BEGIN IMMEDIATE):
    baseline) and is reviewed (the LLM, when configured) with no transaction open;
 3. one short transaction writes the result, completes the exercise and calls the progress engine, so the
    completion and everything it earns commit together (the request commits it).
+The LLM budget (services/llm_gateway.py) rides on the two transactions: today's tokens are read in the
+first, what the review cost is written in the third (on its own if the third fails).
 """
 
 from __future__ import annotations
@@ -85,8 +87,16 @@ async def submit(
 ) -> SubmitOutcome:
     """The three steps of the module's docstring: store, run and review, record."""
     exercise, row, submission = await store(session, llm, user, exercise_id, code)
-    graded = await run_and_review(session, sandbox, llm, user, exercise, submission)
-    return await record(session, user, exercise, row, submission, graded, time_spent_seconds)
+    budgeted = llm if isinstance(llm, BudgetedLLM) else None
+    if budgeted is not None:
+        budgeted.hold_usage()  # what the review costs is written with the grade (step 3)
+    try:
+        graded = await run_and_review(session, sandbox, llm, user, exercise, submission)
+        return await record(session, budgeted, user, exercise, row, submission, graded, time_spent_seconds)
+    except BaseException:
+        if budgeted is not None:  # no grade is written: the cost still is, on its own
+            await asyncio.shield(budgeted.release_held())
+        raise
 
 
 # --- 1. store and commit ---------------------------------------------------------------------------
@@ -224,6 +234,7 @@ async def _run(
 
 async def record(
     session: AsyncSession,
+    llm: BudgetedLLM | None,
     user: User,
     exercise: Exercise,
     row: UserExercise,
@@ -244,6 +255,8 @@ async def record(
         session, user, exercise=exercise, row=row, submission_id=submission.id, run=graded.run,
         style_issues=graded.review.issues, completed=completed, grade=graded.review.grade,
     )  # fmt: skip
+    if llm is not None:
+        await llm.write_held(session)
     await session.flush()
     log.info(
         "exercise.submitted",
