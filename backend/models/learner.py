@@ -11,7 +11,7 @@ from backend.db import Base, TimestampedMixin, utcnow
 
 
 class LearnerTopic(TimestampedMixin, Base):
-    """What one student's graded submissions say about one topic (see services/learner.py for mastery)."""
+    """What one student's graded submissions say about one topic (see services/learner/ for mastery)."""
 
     __tablename__ = "learner_topics"
     __table_args__ = (UniqueConstraint("user_id", "topic"),)

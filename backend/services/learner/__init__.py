@@ -128,14 +128,13 @@ async def record_graded(
     counting this submission (and completed, when `completed`); the caller holds the user's row lock."""
     now = utcnow()
     topics = _topics(exercise)
-    existing = {
-        topic.topic: topic
-        for topic in await session.scalars(
-            select(LearnerTopic)
-            .where(LearnerTopic.user_id == user.id, LearnerTopic.topic.in_(topics))
-            .execution_options(populate_existing=True)
+    # Every topic of the student's, read once: the exercise's are updated, all of them make the summary.
+    known = list(
+        await session.scalars(
+            select(LearnerTopic).where(LearnerTopic.user_id == user.id).execution_options(populate_existing=True)
         )
-    } if topics else {}  # fmt: skip
+    )
+    existing = {topic.topic: topic for topic in known}
     for name in topics:
         topic = existing.get(name)
         if topic is None:
@@ -144,6 +143,7 @@ async def record_graded(
                 grade_total=0.0, hints_used=0, time_spent_seconds=0, mastery=0.0,
             )  # fmt: skip
             session.add(topic)
+            known.append(topic)
         topic.attempts += 1
         topic.failures += int(run.status != "passed")
         topic.exercises_attempted += int(row.submissions_count == 1)
@@ -170,9 +170,7 @@ async def record_graded(
     for kind in list(mistakes)[:MAX_MISTAKES_PER_SUBMISSION]:
         counts[kind] = counts.get(kind, 0) + 1
     profile.mistake_counts = counts
-    await session.flush()
-    all_topics = list(await session.scalars(select(LearnerTopic).where(LearnerTopic.user_id == user.id)))
-    profile.summary = build_summary(all_topics, counts)
+    profile.summary = build_summary(known, counts)
     profile.updated_at = now
 
 
