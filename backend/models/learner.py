@@ -1,10 +1,11 @@
-"""The learner model (the tutor's memory of a student): mastery per topic, mistakes, a prompt summary."""
+"""The learner model (the tutor's memory of a student): mastery per topic (and per language), mistakes, a prompt
+summary."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db import Base, TimestampedMixin, utcnow
@@ -28,6 +29,8 @@ class LearnerTopic(TimestampedMixin, Base):
     time_spent_seconds: Mapped[int] = mapped_column(default=0, server_default="0")  # on completed exercises
     mastery: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     last_practiced_at: Mapped[datetime | None]
+    # The same counters per language of the exercises ({"javascript": {"attempts": 3, ...}}), since 0013.
+    languages: Mapped[dict[str, dict[str, float]]] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
 
 
 class LearnerMistake(Base):
@@ -43,6 +46,7 @@ class LearnerMistake(Base):
     kind: Mapped[str] = mapped_column(String(60))  # edge_case_empty, exception:IndexError, style:naming, ...
     detail: Mapped[str] = mapped_column(String(300))  # a test's name or a linter finding; never a hidden input
     topics: Mapped[list[str]] = mapped_column(JSON, default=list)
+    language: Mapped[str] = mapped_column(String(40), default="python", server_default="python")  # the exercise's
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

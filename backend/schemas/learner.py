@@ -17,6 +17,18 @@ class LearnerGoals(BaseModel):
     time_commitment: str | None
 
 
+class TopicLanguage(BaseModel):
+    """A topic in one language: the same counts and mastery, from that language's submissions alone."""
+
+    language: str = Field(description="The exercises' language, as in `GET /exercises/languages`.")
+    mastery: float = Field(ge=0, le=1, description="As the topic's `mastery`, from this language's counts.")
+    attempts: int
+    failures: int
+    exercises_attempted: int
+    exercises_completed: int
+    average_grade: float | None
+
+
 class TopicMastery(BaseModel):
     topic: str
     mastery: float = Field(
@@ -34,6 +46,10 @@ class TopicMastery(BaseModel):
     hints_used: int = Field(description="Hints used on the completed exercises.")
     time_spent_seconds: int = Field(description="Time reported on the completed exercises.")
     last_practiced_at: datetime | None
+    languages: list[TopicLanguage] = Field(
+        description="The topic per language practised, by language (counted since per-language counts began: "
+        "older submissions are in the topic's totals only)."
+    )
 
 
 class RecurringMistake(BaseModel):
@@ -53,6 +69,7 @@ class MistakeRead(BaseModel):
     exercise_id: int | None
     submission_id: int | None
     topics: list[str]
+    language: str = Field(description="The language of the exercise it was seen in.")
     created_at: datetime
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 
 from backend.models.exercises import UserExercise
 from backend.models.learner import LearnerMistake, LearnerProfile, LearnerTopic
-from tests.api.test_exercises import EXERCISES, add_exercise, move_assignments_back, sign_in, submit
+from tests.api.test_exercises import EXERCISES, WRONG, add_exercise, move_assignments_back, sign_in, submit
 from tests.helpers import PASSWORD
 
 PROFILE = "/api/v1/users/me/learning-profile"
@@ -118,3 +118,38 @@ async def test_a_submission_cannot_smuggle_hidden_inputs_out_through_its_excepti
     profile = await profile_of(client, headers)
     assert "Leak" not in str(profile), profile
     assert {mistake["kind"] for mistake in profile["recent_mistakes"]} & {"exception", "edge_case_empty"}
+
+
+JS_TESTS = [
+    {"name": "small", "function": "add_numbers", "args": "[1, 2]", "expected": "3"},
+    {"name": "large", "function": "add_numbers", "args": "[1000, 2345]", "expected": "3345"},
+]
+
+
+async def test_topics_and_mistakes_are_also_counted_per_language(app: Quart, client: QuartClient) -> None:
+    headers, _ = await sign_in(client)
+    python = await add_exercise(app, topics=["Sums"])
+    javascript = await add_exercise(
+        app, language="javascript", topics=["sums"], examples=JS_TESTS[:1], tests=JS_TESTS,
+        starter_code="function addNumbers(first, second) {}\n",
+        solution="function addNumbers(first, second) {\n  return first + second;\n}\n",
+    )  # fmt: skip
+    await submit(client, headers, python, WRONG)
+    passed = await submit(client, headers, javascript, "function addNumbers(a, b) {\n  return a + b;\n}\n")
+    assert passed["submission"]["status"] == "passed"
+
+    profile = await profile_of(client, headers)
+    [topic] = profile["topics"]
+    assert (topic["topic"], topic["attempts"], topic["failures"], topic["exercises_completed"]) == ("sums", 2, 1, 1)
+    by_language = {part["language"]: part for part in topic["languages"]}
+    assert list(by_language) == ["javascript", "python"]
+    js, py = by_language["javascript"], by_language["python"]
+    assert (js["attempts"], js["failures"], js["exercises_completed"], js["average_grade"]) == (1, 0, 1, 100.0)
+    assert js["mastery"] == 1.0 and topic["mastery"] < 1.0  # the Python failure counts in the total only
+    assert (py["attempts"], py["failures"], py["exercises_completed"], py["mastery"]) == (1, 1, 0, 0.0)
+    assert profile["recent_mistakes"] and {m["language"] for m in profile["recent_mistakes"]} == {"python"}
+
+    export = await (await client.get("/api/v1/users/me/export", headers=headers)).get_json()
+    exported = export["learning_profile"]
+    assert [part["language"] for part in exported["topics"][0]["languages"]] == ["javascript", "python"]
+    assert {mistake["language"] for mistake in exported["mistakes"]} == {"python"}

@@ -7,6 +7,10 @@ disagree with the grades. Per topic it keeps counts and a mastery in [0, 1]:
               × (1 − 0.08 × hints per completion) × (1 − min(0.3, 0.1 × failed submissions per exercise))
               × time factor (1 up to 20 min per completion, down to 0.8 for very long ones)
 
+The same counters are kept per language of the exercises (`LearnerTopic.languages`), so a topic shows
+how it goes in each language practised (the mastery per language comes from that language's counts
+alone), and every mistake names its exercise's language.
+
 Mistakes are classified by kind from what the sandbox and the linters saw (edge cases on empty input,
 off-by-one results, wrong types, exceptions by class, timeouts, syntax errors, style findings), judged
 on the server, where the hidden tests are known; what is stored and shown names a test, never its input
@@ -16,7 +20,7 @@ and review prompts read one row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -43,17 +47,28 @@ TOPIC_CHARS = 60
 # --- mastery and the summary -----------------------------------------------------------------------
 
 
-def mastery_of(topic: LearnerTopic) -> float:
-    if not topic.exercises_attempted or not topic.exercises_completed:
+# What a topic counts, in all languages (LearnerTopic's columns) and per language (`LearnerTopic.languages`).
+COUNTERS = (
+    "attempts", "failures", "exercises_attempted", "exercises_completed", "grade_total", "hints_used",
+    "time_spent_seconds",
+)  # fmt: skip
+
+
+def mastery_from(counts: Mapping[str, float]) -> float:
+    attempted, completed = counts.get("exercises_attempted", 0), counts.get("exercises_completed", 0)
+    if not attempted or not completed:
         return 0.0
-    completed = topic.exercises_completed
-    average_grade = topic.grade_total / completed / 100
-    completion_rate = min(1.0, completed / topic.exercises_attempted)
-    hints = 1 - 0.08 * (topic.hints_used / completed)
-    retries = 1 - min(0.3, 0.1 * (topic.failures / topic.exercises_attempted))
-    minutes = topic.time_spent_seconds / completed / 60
+    average_grade = counts.get("grade_total", 0.0) / completed / 100
+    completion_rate = min(1.0, completed / attempted)
+    hints = 1 - 0.08 * (counts.get("hints_used", 0) / completed)
+    retries = 1 - min(0.3, 0.1 * (counts.get("failures", 0) / attempted))
+    minutes = counts.get("time_spent_seconds", 0) / completed / 60
     time_factor = 1.0 if minutes <= 20 else max(0.8, 1 - (minutes - 20) / 200)
     return round(max(0.0, min(1.0, average_grade * completion_rate * hints * retries * time_factor)), 3)
+
+
+def mastery_of(topic: LearnerTopic) -> float:
+    return mastery_from({name: getattr(topic, name) for name in COUNTERS})
 
 
 def strengths(topics: Iterable[LearnerTopic]) -> list[LearnerTopic]:
@@ -104,6 +119,17 @@ def _topics(exercise: Exercise) -> list[str]:
     return list(seen)
 
 
+def _count(topic: LearnerTopic, language: str, counted: Mapping[str, float]) -> None:
+    """Add one graded submission's counts to the topic, in all languages and in `language`."""
+    for name, value in counted.items():
+        setattr(topic, name, getattr(topic, name) + value)
+    topic.mastery = mastery_of(topic)
+    languages = dict(topic.languages or {})  # a new dict: the JSON column sees the change
+    mine = {name: languages.get(language, {}).get(name, 0) + value for name, value in counted.items()}
+    languages[language] = mine
+    topic.languages = languages
+
+
 async def _profile(session: AsyncSession, user_id: int) -> LearnerProfile:
     profile = await session.get(LearnerProfile, user_id, populate_existing=True)
     if profile is None:
@@ -135,25 +161,26 @@ async def record_graded(
         )
     )
     existing = {topic.topic: topic for topic in known}
+    counted = {
+        "attempts": 1,
+        "failures": int(run.status != "passed"),
+        "exercises_attempted": int(row.submissions_count == 1),  # the row is per exercise, in one language
+        "exercises_completed": int(completed),
+        "grade_total": min(max(grade, 0.0), 100.0) if completed else 0.0,
+        "hints_used": row.hints_used if completed else 0,
+        "time_spent_seconds": row.time_spent_seconds if completed else 0,
+    }
     for name in topics:
         topic = existing.get(name)
         if topic is None:
             topic = LearnerTopic(
                 user_id=user.id, topic=name, attempts=0, failures=0, exercises_attempted=0, exercises_completed=0,
-                grade_total=0.0, hints_used=0, time_spent_seconds=0, mastery=0.0,
+                grade_total=0.0, hints_used=0, time_spent_seconds=0, mastery=0.0, languages={},
             )  # fmt: skip
             session.add(topic)
             known.append(topic)
-        topic.attempts += 1
-        topic.failures += int(run.status != "passed")
-        topic.exercises_attempted += int(row.submissions_count == 1)
-        if completed:
-            topic.exercises_completed += 1
-            topic.grade_total += min(max(grade, 0.0), 100.0)
-            topic.hints_used += row.hints_used
-            topic.time_spent_seconds += row.time_spent_seconds
+        _count(topic, exercise.language, counted)
         topic.last_practiced_at = now
-        topic.mastery = mastery_of(topic)
 
     mistakes = run_mistakes(run) if run.status != "passed" else {}
     for kind, detail in style_issues:
@@ -162,7 +189,7 @@ async def record_graded(
         session.add(
             LearnerMistake(
                 user_id=user.id, exercise_id=exercise.id, submission_id=submission_id, kind=kind,
-                detail=detail[:300], topics=topics, created_at=now,
+                detail=detail[:300], topics=topics, language=exercise.language, created_at=now,
             )
         )  # fmt: skip
     profile = await _profile(session, user.id)
@@ -282,6 +309,21 @@ def topic_view(topic: LearnerTopic) -> dict[str, Any]:
         "hints_used": topic.hints_used,
         "time_spent_seconds": topic.time_spent_seconds,
         "last_practiced_at": topic.last_practiced_at,
+        "languages": [language_view(language, counts) for language, counts in sorted((topic.languages or {}).items())],
+    }
+
+
+def language_view(language: str, counts: Mapping[str, float]) -> dict[str, Any]:
+    """One language's part of a topic: the same counts and mastery, from its submissions alone."""
+    completed = int(counts.get("exercises_completed", 0))
+    return {
+        "language": language,
+        "mastery": mastery_from(counts),
+        "attempts": int(counts.get("attempts", 0)),
+        "failures": int(counts.get("failures", 0)),
+        "exercises_attempted": int(counts.get("exercises_attempted", 0)),
+        "exercises_completed": completed,
+        "average_grade": round(counts.get("grade_total", 0.0) / completed, 2) if completed else None,
     }
 
 
@@ -293,6 +335,7 @@ def mistake_view(mistake: LearnerMistake) -> dict[str, Any]:
         "exercise_id": mistake.exercise_id,
         "submission_id": mistake.submission_id,
         "topics": list(mistake.topics or []),
+        "language": mistake.language,
         "created_at": mistake.created_at,
     }
 
