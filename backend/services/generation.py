@@ -62,6 +62,14 @@ NEUTRAL_TESTS = (
 )
 
 
+SCRIPT_SHAPE = "a plain script defining the function, no imports or exports needed; a program reads standard input"
+# What a submission looks like where a plain script is not one (docs/LANGUAGES.md, each language's section).
+CODE_SHAPES = {
+    "java": "one file Solution.java: the function is a public static method of `public class Solution`, a class"
+    " exercise's class a top-level class of that file; a program is Solution's main reading System.in",
+}
+
+
 def system_prompt(language: Language) -> str:
     """The Python prompt as it always was; other languages get their code in that language and tests as
     language-neutral JSON (the same format as the catalog's, see content/neutral.py)."""
@@ -71,8 +79,7 @@ def system_prompt(language: Language) -> str:
     return (
         head.replace("e.g. a function whose body is `pass`", 'e.g. a function that throws "write your solution here"')
         + NEUTRAL_TESTS
-        + f" starter_code and solution are {language.title} (a plain script defining the function, no imports"
-        " or exports needed; a program reads standard input)."
+        + f" starter_code and solution are {language.title} ({CODE_SHAPES.get(language.name, SCRIPT_SHAPE)})."
     )
 
 

@@ -24,7 +24,10 @@ from backend.content.catalog import load_catalog
 from backend.integrations.sandbox import RunnerSandbox, RunResult
 from backend.integrations.sandbox.languages import LANGUAGES, LanguageGrader, graded_tests
 from backend.integrations.sandbox.protocol import MAX_FILES, Job, grade_execution
+from tests.api.test_chat import llm_settings
 from tests.api.test_exercises import EXERCISES, add_exercise, sign_in, submit
+from tests.conftest import AppFactory
+from tests.fakes.llm_servers import FakeOpenAI
 from tests.runners import shared_runner_url
 
 JAVA = LANGUAGES["java"]
@@ -443,6 +446,53 @@ async def test_catalog_parity_java(runner: RunnerSandbox) -> None:
         checks += [check(number, files) for number in batch]
     problems = [problem for problem in await asyncio.gather(*checks) if problem]
     assert not problems, problems
+
+
+@pytest.fixture
+def fake_llm(openai_server: FakeOpenAI) -> FakeOpenAI:
+    openai_server.reset()
+    return openai_server
+
+
+async def test_generated_java_exercises_are_verified_by_running_them(
+    make_app: AppFactory, fake_llm: FakeOpenAI
+) -> None:
+    """POST /exercises/generate in Java: the prompt says what a Java submission looks like, the exercise is
+    accepted only when its own solution passes its cases in the sandbox, and it is graded in Java."""
+    _require_java()
+    app = await make_app(**llm_settings(fake_llm))
+    client = app.test_client()
+    headers, _ = await sign_in(client, programming_language="java")
+    solution = (
+        "public class Solution {\n    public static long multiply(long a, long b) {\n        return a * b;\n    }\n}\n"
+    )
+    exercise = {
+        "title": "Multiply two numbers",
+        "description": "Write `multiply(a, b)`.",
+        "starter_code": solution.replace(
+            "return a * b;", 'throw new UnsupportedOperationException("write your solution here");'
+        ),
+        "solution": solution,
+        "difficulty": "easy",
+        "exercise_type": "algorithm",
+        "topics": ["math"],
+        "hints": ["One operator.", "It is `*`.", "Return a * b."],
+        "tests": [
+            {"name": f"case {n}", "function": "multiply", "args": [n, n + 1], "expected": n * (n + 1)} for n in range(6)
+        ],
+    }
+    fake_llm.reply = json.dumps(exercise)
+    response = await client.post(f"{EXERCISES}/generate", json={"language": "java"}, headers=headers)
+    body = await response.get_json()
+    assert response.status_code == 201, body
+    assert body["language"] == "java" and body["examples"][0] == {"input": "multiply(0, 1)", "expected_output": "0"}
+    assert "public static method of `public class Solution`" in json.dumps(fake_llm.last_request)
+    passed = await submit(client, headers, body["id"], solution)
+    assert passed["submission"]["status"] == "passed", passed["submission"]["results"]
+    # A solution that fails its own cases (or does not compile) is rejected.
+    fake_llm.reply = json.dumps({**exercise, "solution": solution.replace("a * b", "a + b")})
+    rejected = await client.post(f"{EXERCISES}/generate", json={"language": "java"}, headers=headers)
+    assert rejected.status_code == 502
 
 
 # --- hidden inputs against an attacker (as tests/security/test_outsider_sandbox_languages.py for JavaScript) ---
