@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from backend.content import neutral
 from backend.integrations.sandbox.base import CHILD_OUTPUT_CAP, Report, RunResult, SandboxUnavailable, grade, record
 from backend.integrations.sandbox.languages.cpp import CPP
+from backend.integrations.sandbox.languages.go import GO
 from backend.integrations.sandbox.languages.java import JAVA
 from backend.integrations.sandbox.languages.language import Language, tool_version
 from backend.integrations.sandbox.languages.toolchains import NODE, TOOLCHAINS, TYPESCRIPT_DIR
@@ -72,6 +73,7 @@ LANGUAGES: dict[str, Language] = {
         Node("typescript", "TypeScript", "javascript", compile_toolchain="typescript-compile"),
         CPP,  # compiled by the runner in the run's own job (compiled.py)
         JAVA,  # compiled by the runner in the run's own job (compiled.py)
+        GO,  # compiled by the runner in the run's own job (compiled.py)
     )
 }
 

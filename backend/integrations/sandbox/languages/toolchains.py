@@ -92,17 +92,24 @@ GO_ARCHIVES = GOROOT / "pkg" / f"linux_{GO_ARCH}"  # the standard library, preco
 GO_TOOLS = GOROOT / "pkg" / "tool" / f"linux_{GO_ARCH}"
 
 
+# Packages built with cgo in GOROOT's archives: a program linking them starts its threads with glibc, whose
+# 8 MiB thread stacks exceed the run's RLIMIT_DATA (it could not even start). Left out of importcfg, so a
+# submission importing one (or net/http...) fails to compile ("could not import net") instead.
+GO_CGO_PACKAGES = frozenset({"net", "os/user", "plugin", "runtime/cgo"})
+
+
 def go_importcfg() -> str:
-    """The compiler's and linker's map from import path to archive: the whole standard library, and the
-    harness package (compiled by the toolchain's prepare step)."""
+    """The compiler's and linker's map from import path to archive: the standard library (but what needs
+    cgo), and the harness package (compiled by the toolchain's prepare step)."""
     lines = ["packagefile codementor/harness=/job/prepared/harness.a"]
     archives = GO_ARCHIVES
     if archives.is_dir():
         for directory, _, names in os.walk(archives):
             for name in sorted(names):
-                if name.endswith(".a"):
-                    path = Path(directory) / name
-                    lines.append(f"packagefile {path.relative_to(archives).with_suffix('')}={path}")
+                path = Path(directory) / name
+                package = str(path.relative_to(archives).with_suffix(""))
+                if name.endswith(".a") and package not in GO_CGO_PACKAGES:
+                    lines.append(f"packagefile {package}={path}")
     return "\n".join(lines) + "\n"
 
 

@@ -98,6 +98,9 @@ func runOps(functions map[string]any, ops []json.RawMessage) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n := len(made); n > 1 && made[n-1].Type() == errorType && !made[n-1].IsNil() {
+		return nil, callError{cut(made[n-1].Interface().(error).Error(), 300)}
+	}
 	if len(made) == 0 {
 		return nil, callError{constructor + " returns nothing"}
 	}
@@ -173,8 +176,9 @@ func invoke(fn reflect.Value, name string, args []json.RawMessage) ([]reflect.Va
 	return fn.Call(values), nil
 }
 
-// encodeResults: no result is null, one is itself, several are a list; a last result of type error
-// that is not nil is the call's error.
+// encodeResults: no result is null, one is itself, several are a list. A last result of type error that
+// is not nil is the call's error; a last result of type bool after others is "ok" (Go's comma-ok): false
+// is null, true is the other results.
 func encodeResults(results []reflect.Value) (any, error) {
 	budget := maxItems
 	return encodeResultsWith(results, &budget)
@@ -184,6 +188,12 @@ func encodeResultsWith(results []reflect.Value, budget *int) (any, error) {
 	if n := len(results); n > 0 && results[n-1].Type() == errorType {
 		if !results[n-1].IsNil() {
 			return nil, callError{cut(results[n-1].Interface().(error).Error(), 300)}
+		}
+		results = results[:n-1]
+	}
+	if n := len(results); n > 1 && results[n-1].Kind() == reflect.Bool {
+		if !results[n-1].Bool() {
+			return []any{"none"}, nil
 		}
 		results = results[:n-1]
 	}

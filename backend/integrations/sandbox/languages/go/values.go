@@ -3,6 +3,7 @@ package harness
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"reflect"
 	"strconv"
@@ -23,6 +24,9 @@ func (tooLarge) Error() string { return "the returned value is too large to comp
 // decode converts one JSON argument to `target`: encoding/json's rules, except that a number going into
 // an interface (any) becomes an int when it is integral, else a float64.
 func decode(raw json.RawMessage, target reflect.Type) (reflect.Value, error) {
+	if target.Kind() == reflect.Slice && len(raw) > 0 && raw[0] == '"' {
+		return characters(raw, target)
+	}
 	value := reflect.New(target)
 	decoder := json.NewDecoder(bytes.NewReader(raw))
 	decoder.UseNumber()
@@ -31,6 +35,33 @@ func decode(raw json.RawMessage, target reflect.Type) (reflect.Value, error) {
 	}
 	normalize(value.Elem(), 0)
 	return value.Elem(), nil
+}
+
+// characters is a string passed where a slice is expected, as the sequence of its characters (a string is
+// an iterable of characters in Python and JavaScript): one-character strings, runes or bytes.
+func characters(raw json.RawMessage, target reflect.Type) (reflect.Value, error) {
+	var text string
+	if err := json.Unmarshal(raw, &text); err != nil {
+		return reflect.Value{}, err
+	}
+	element := target.Elem()
+	if element.Kind() == reflect.Uint8 {
+		return reflect.ValueOf([]byte(text)).Convert(target), nil
+	}
+	out := reflect.MakeSlice(target, 0, len(text))
+	for _, r := range text {
+		var item reflect.Value
+		switch {
+		case element.Kind() == reflect.Int32:
+			item = reflect.ValueOf(r).Convert(element)
+		case element.Kind() == reflect.String || element.Kind() == reflect.Interface && element.NumMethod() == 0:
+			item = reflect.ValueOf(string(r))
+		default:
+			return reflect.Value{}, fmt.Errorf("cannot use a string as %s", target)
+		}
+		out = reflect.Append(out, item.Convert(element))
+	}
+	return out, nil
 }
 
 func number(n json.Number) any {
