@@ -67,6 +67,9 @@ SCRIPT_SHAPE = "a plain script defining the function, no imports or exports need
 CODE_SHAPES = {
     "java": "one file Solution.java: the function is a public static method of `public class Solution`, a class"
     " exercise's class a top-level class of that file; a program is Solution's main reading System.in",
+    "go": "one file in `package main`: the function is a top-level, non-generic func with the tests' name, a class"
+    " exercise's class a struct made by a func `new<Class>` whose exported methods are the operations (`IsEmpty`"
+    " for is_empty); a program is `func main()` reading os.Stdin; no net package",
 }
 
 

@@ -10,6 +10,7 @@ fails these tests, never skips.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -18,11 +19,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from quart import Quart
+from quart.testing import QuartClient
 
 from backend.content.catalog import load_catalog
 from backend.integrations.sandbox import RunnerSandbox, RunResult
 from backend.integrations.sandbox.languages import LANGUAGES, LanguageGrader, graded
 from backend.integrations.sandbox.languages.toolchains import GO_DIR, GOROOT
+from tests.api.test_chat import llm_settings
+from tests.api.test_exercises import EXERCISES, add_exercise, sign_in, submit
+from tests.conftest import AppFactory
+from tests.fakes.llm_servers import FakeOpenAI
 from tests.runners import shared_runner_url
 
 GO = LANGUAGES["go"]
@@ -407,3 +414,77 @@ def test_catalog_and_harness_are_gofmt_clean(tmp_path: Path) -> None:
         [str(gofmt), "-l", str(tmp_path), str(GO_DIR)], capture_output=True, text=True, check=False
     )
     assert unformatted.returncode == 0 and not unformatted.stdout, unformatted.stdout + unformatted.stderr
+
+
+# --- through the API ---------------------------------------------------------------------------------
+
+VISIBLE = [{"name": "small", "function": "add_numbers", "args": "[1, 2]", "expected": "3"}]
+HIDDEN = [
+    {"name": "large", "function": "add_numbers", "args": "[1000, 2345]", "expected": "3345"},
+    {"name": "negative", "function": "add_numbers", "args": "[-7, 3]", "expected": "-4"},
+]
+GO_ADD = (
+    'package main\n\nimport "fmt"\n\nfunc addNumbers(a, b int) int {\n\tfmt.Println("args", a, b)\n\treturn a + b\n}\n'
+)
+
+
+async def test_go_exercises_through_the_api(app: Quart, client: QuartClient, runner: RunnerSandbox) -> None:
+    """Go is listed with its version; a Go submission is graded on the neutral cases, hidden ones hidden;
+    a Go student's daily exercise is in Go."""
+    headers, _ = await sign_in(client, programming_language="go")
+    languages = (await (await client.get(f"{EXERCISES}/languages", headers=headers)).get_json())["items"]
+    assert {"name": "go", "title": "Go", "version": GO.version} in [
+        {key: item[key] for key in ("name", "title", "version")} for item in languages
+    ]
+    exercise_id = await add_exercise(
+        app,
+        slug="go-add-numbers",
+        family="go-add-numbers",
+        language="go",
+        starter_code='package main\n\nfunc addNumbers(a, b int) int {\n\tpanic("write your solution here")\n}\n',
+        solution=GO_ADD,
+        examples=VISIBLE,
+        tests=VISIBLE + HIDDEN,
+        topics=["go-add-numbers"],
+    )
+    daily = await (await client.get(f"{EXERCISES}/daily", headers=headers)).get_json()
+    assert daily["exercise"]["language"] == "go" and daily["language_note"] is None
+    passed = (await submit(client, headers, exercise_id, GO_ADD))["submission"]
+    assert passed["status"] == "passed", passed["results"]
+    assert passed["rubric"]["style"] is None  # not scored for Go
+    assert "args 1 2" in passed["stdout"] and "2345" not in passed["stdout"]  # hidden tests' output withheld
+    failed = (await submit(client, headers, exercise_id, GO_ADD.replace("a + b", "a - b")))["submission"]
+    by_name = {row["name"]: row for row in failed["results"]}
+    assert failed["status"] == "failed" and not by_name["large"]["passed"]
+    assert "2345" not in json.dumps(failed) and by_name["small"]["input"] == "addNumbers(1, 2)"
+    broken = (await submit(client, headers, exercise_id, GO_ADD.replace("return a + b", "return a +")))["submission"]
+    assert broken["status"] == "error" and "solution.go:8" in broken["stderr"]
+
+
+async def test_generating_in_go_is_verified_by_running_it(
+    make_app: AppFactory, openai_server: FakeOpenAI, runner: RunnerSandbox
+) -> None:
+    openai_server.reset()
+    app = await make_app(**llm_settings(openai_server))
+    client = app.test_client()
+    headers, _ = await sign_in(client)
+    exercise = {
+        "title": "Multiply two numbers",
+        "description": "Write `multiply(a, b int) int`.",
+        "starter_code": 'package main\n\nfunc multiply(a, b int) int {\n\tpanic("write your solution here")\n}\n',
+        "solution": "package main\n\nfunc multiply(a, b int) int {\n\treturn a * b\n}\n",
+        "difficulty": "easy",
+        "exercise_type": "algorithm",
+        "topics": ["math"],
+        "hints": ["One operator.", "It is `*`.", "Return a * b."],
+        "tests": [
+            {"name": f"case {n}", "function": "multiply", "args": [n, n + 1], "expected": n * (n + 1)} for n in range(6)
+        ],
+    }
+    openai_server.reply = json.dumps(exercise)
+    response = await client.post(f"{EXERCISES}/generate", json={"language": "go"}, headers=headers)
+    body = await response.get_json()
+    assert response.status_code == 201, body
+    assert body["language"] == "go" and "package main" in json.dumps(openai_server.last_request)
+    openai_server.reply = json.dumps({**exercise, "solution": exercise["solution"].replace("a * b", "a + b")})
+    assert (await client.post(f"{EXERCISES}/generate", json={"language": "go"}, headers=headers)).status_code == 502
