@@ -22,7 +22,9 @@ from quart.testing import QuartClient
 
 from backend.content.catalog import load_catalog
 from backend.integrations.sandbox import RunnerSandbox, RunResult
+from backend.integrations.sandbox.base import NOT_FINISHED
 from backend.integrations.sandbox.languages import LANGUAGES, LanguageGrader, graded_tests
+from backend.integrations.sandbox.languages.language import job_input
 from backend.integrations.sandbox.protocol import MAX_FILES, Job, grade_execution
 from tests.api.test_chat import llm_settings
 from tests.api.test_exercises import EXERCISES, add_exercise, sign_in, submit
@@ -402,49 +404,72 @@ def java_specs() -> list:
 async def test_catalog_parity_java(runner: RunnerSandbox) -> None:
     """Each Java reference passes its cases and each starter compiles and fails them, in the real sandbox.
 
-    javac costs ~0.5 s of CPU however small the source, so the sources are compiled in batches (the most
-    files a job may hold), each in a package of its own (`p<n>.Solution.java` starting `package p<n>;` on
-    its first line, so line numbers stay), by one javac per batch; every run of a batch then finds its
-    artifact in the runner's cache, and its job names the package it tests."""
+    javac and the JVM cost ~0.5 and ~0.2 s of CPU however small the source, so the check batches both. The
+    sources are compiled 16 to a javac (the most files a job may hold), each in a package of its own
+    (`p<n>.Solution.java` starting `package p<n>;` on its first line, so line numbers stay); each batch's
+    call tests then run in one job against that cached artifact, each test naming its package, and each
+    program source in a job of its own naming it. A starter is run on its first case only: failing it fails
+    the starter; if it passes that one (or does not get to run it), all its cases run alone."""
     specs = java_specs()
     assert {spec.slug for spec in load_catalog()} - {spec.slug for spec in specs} <= UNTRANSLATED
     sources = [(spec, kind) for spec in specs for kind in ("reference", "starter")]
     batches = [range(start, min(start + MAX_FILES, len(sources))) for start in range(0, len(sources), MAX_FILES)]
 
-    def code_of(spec, kind: str) -> str:
-        variant = spec.variants["java"]
-        return variant.solution if kind == "reference" else variant.starter_code
-
-    async def run(number: int, files: dict[str, str], tests: list[dict]) -> RunResult:
-        stdin = {
-            **json.loads(JAVA.run_stdin(tests, output_cap=65536, test_timeout_ms=TEST_TIMEOUT_MS)),
-            "package": f"p{number}",
-        }
-        job = Job("java", files, json.dumps(stdin), TIMEOUT, 300, f"parity:{number}")
-        return grade_execution(graded_tests(tests, "java"), await runner.execute(job))
-
-    async def check(number: int, files: dict[str, str]) -> str | None:
+    def cases_of(number: int, every: bool = False) -> list[dict]:
         spec, kind = sources[number]
-        tests = spec.variants["java"].tests
-        # A starter that fails its first case fails: only when it passes that one are all its cases run (a
-        # program test costs a JVM start of its own).
-        result = await run(number, files, tests[:1] if kind == "starter" else tests)
-        if kind == "starter" and result.status == "passed":
-            result = await run(number, files, tests)
-        if result.status == "error":
-            return f"{spec.slug}: the {kind} does not compile or load: {result.stderr[:300]}"
-        if kind == "reference" and result.status != "passed":
-            failing = [(o.name, o.message) for o in result.results if not o.passed]
-            return f"{spec.slug}: reference {result.status} {failing[:3]}"
-        if kind == "starter" and result.status == "passed":
-            return f"{spec.slug}: the starter passes"
+        cases = spec.variants["java"].tests
+        return cases if kind == "reference" or every else cases[:1]
+
+    async def run(files: dict[str, str], parts: list[tuple[int, list[dict]]], job_package: int | None) -> dict:
+        """Outcomes per source number (or the compile error)."""
+        tests = [{**job_input(case, "java"), "package": f"p{number}"} for number, cases in parts for case in cases]
+        stdin = {"tests": tests, "output_cap": 65536, "test_timeout_ms": TEST_TIMEOUT_MS}
+        if job_package is not None:
+            stdin["package"] = f"p{job_package}"
+        job = Job("java", files, json.dumps(stdin), TIMEOUT, 300, f"parity:{uuid.uuid4().hex}")
+        graded = [test for _, cases in parts for test in graded_tests(cases, "java")]
+        result = grade_execution(graded, await runner.execute(job))
+        if result.status == "error":  # the batch did not compile (or the call child did not start)
+            return {number: result.stderr[:300] for number, _ in parts}
+        outcomes, at = {}, 0
+        for number, cases in parts:
+            outcomes[number], at = result.results[at : at + len(cases)], at + len(cases)
+        return outcomes
+
+    def problem(number: int, found: object) -> str | None:
+        spec, kind = sources[number]
+        if isinstance(found, str):
+            return f"{spec.slug}: the {kind}'s batch does not compile or start: {found}"
+        if kind == "reference" and not all(outcome.passed for outcome in found):
+            return f"{spec.slug}: reference {[(o.name, o.message) for o in found if not o.passed][:3]}"
         return None
 
-    checks = []
-    for batch in batches:
-        files = {f"p{number}.Solution.java": f"package p{number}; " + code_of(*sources[number]) for number in batch}
-        checks += [check(number, files) for number in batch]
-    problems = [problem for problem in await asyncio.gather(*checks) if problem]
+    def starter_failed(found: object) -> bool:
+        return not isinstance(found, str) and any(not o.passed and o.failure != NOT_FINISHED for o in found)
+
+    async def check(batch: range) -> list[str]:
+        files = {f"p{number}.Solution.java": f"package p{number}; " + code_of(number) for number in batch}
+        programs = [number for number in batch if any("stdin" in case for case in cases_of(number))]
+        calls = [number for number in batch if number not in programs]
+        found: dict = {}
+        for outcomes in await asyncio.gather(
+            run(files, [(number, cases_of(number)) for number in calls], None),
+            *(run(files, [(number, cases_of(number))], number) for number in programs),
+        ):
+            found |= outcomes
+        problems = [text for number in batch if (text := problem(number, found[number]))]
+        for number in batch:
+            if sources[number][1] == "starter" and not starter_failed(found[number]):
+                again = (await run(files, [(number, cases_of(number, every=True))], number))[number]
+                if not starter_failed(again):
+                    problems.append(f"{sources[number][0].slug}: the starter passes")
+        return problems
+
+    def code_of(number: int) -> str:
+        spec, kind = sources[number]
+        return spec.variants["java"].solution if kind == "reference" else spec.variants["java"].starter_code
+
+    problems = [problem for found in await asyncio.gather(*map(check, batches)) for problem in found]
     assert not problems, problems
 
 

@@ -3,14 +3,15 @@
 // test it handed over. This process holds descriptors 0-4 only and never the result channel:
 //   java --add-opens java.base/java.io=ALL-UNNAMED ... -cp <harness>:<submission> codementor.Main call
 // Commands on fd 3, each a 4-byte big-endian length and JSON: first {"test_timeout_ms", "package"?}, then one
-// [index, {"function", "args"} | {"ops"}] at a time, the next only after this one answered; EOF = no more.
+// [index, {"function", "args"} | {"ops"}, with "package"?] at a time, the next only after this one answered;
+// EOF = no more.
 // Answers on fd 4, one JSON object per line, in harness.js's shapes:
 //   {"event": "imported"} | {"event": "import_error", "message"}
 //   {"event": "call", "index", "value": <tagged tree> | null, "error": str | null, "exception": str | null, "ms"}
 // What the submission prints goes to fds 1 and 2 (flushed before each answer). Program tests never come
 // here: the supervisor runs `java Solution` for each. Compile errors never either: the runner compiled
 // Solution.java before (build.sh). `package` names the submission's package when the artifact holds several
-// (the catalog checks).
+// (the catalog checks), for the whole job or for one test.
 //
 // What a submission looks like (docs/LANGUAGES.md, "Java"):
 // - a call runs a method of class `Solution` named as the case says (camelCase): static, or an instance
@@ -58,6 +59,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collection;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
@@ -90,7 +92,7 @@ public final class Main {
 
     static InputStream commands;
     static OutputStream answers;
-    static String prefix = ""; // the submission's package, when the job names one
+    static String prefix = ""; // the package of the submission under test, when the job (or the test) names one
     static long timeoutMs = 5000;
 
     private Main() {}
@@ -117,14 +119,16 @@ public final class Main {
             Runtime.getRuntime().halt(0);
         }
         answer(object("event", "imported"));
-        Object[] instance = new Object[1]; // the Solution instance for instance methods, made at first use
+        String jobPrefix = prefix;
+        Map<Class<?>, Object> instances = new HashMap<>(); // a Solution instance for instance methods, made at first use
         for (Object command = receive(); command instanceof List<?> pair; command = receive()) {
             Object index = pair.get(0);
             Map<?, ?> test = (Map<?, ?>) pair.get(1);
+            prefix = test.get("package") instanceof String name && !name.isEmpty() ? name + "." : jobPrefix;
             long started = System.nanoTime();
             Outcome outcome = timed(() -> test.containsKey("ops")
                     ? encode(runOps((List<?>) test.get("ops"), loader))
-                    : encode(callFunction((String) test.get("function"), (List<?>) test.get("args"), loader, instance)));
+                    : encode(callFunction((String) test.get("function"), (List<?>) test.get("args"), loader, instances)));
             double ms = (System.nanoTime() - started) / 1e6;
             String error = outcome.timedOut ? "timed out" : outcome.error;
             String line = object("event", "call", "index", index, "value", error == null ? new Raw((String) outcome.value) : null,
@@ -150,13 +154,14 @@ public final class Main {
 
     // --- calls ------------------------------------------------------------------------------------------
 
-    static Object callFunction(String name, List<?> args, ClassLoader loader, Object[] instance) throws Throwable {
+    static Object callFunction(String name, List<?> args, ClassLoader loader, Map<Class<?>, Object> instances)
+            throws Throwable {
         Class<?> solution = findClass(SOLUTION, loader, true);
         Invocation call = resolve(solution, name, args, false);
         Object target = null;
         if (!Modifier.isStatic(call.executable.getModifiers())) {
-            if (instance[0] == null) instance[0] = construct(solution, List.of());
-            target = instance[0];
+            target = instances.get(solution);
+            if (target == null) instances.put(solution, target = construct(solution, List.of()));
         }
         return invoke(call, target);
     }
