@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, and_, bindparam, func, literal, or_, selec
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from backend.db import utcnow
+from backend.db import ReadStatement, fetch, utcnow
 from backend.errors import Conflict, NotFound
 from backend.integrations.sandbox import languages
 from backend.models import User
@@ -159,7 +159,7 @@ def _open_or_today() -> ColumnElement[bool]:
 
 
 # `_current`'s choice for the read path, built once: the assignment's columns and its exercise's version.
-CURRENT_ASSIGNMENT = (
+CURRENT_ASSIGNMENT = ReadStatement(
     select(
         *UserExercise.__table__.columns,
         Exercise.updated_at.label("exercise_updated_at"),
@@ -175,13 +175,14 @@ CURRENT_ASSIGNMENT = (
 async def current(connection: AsyncConnection, user: User) -> DailyView | None:
     """The assignment `daily` would serve, read without writing anything, or None when it must choose one:
     one query, and the exercise's view from the per-process cache while its row is unchanged."""
-    row = (await connection.execute(CURRENT_ASSIGNMENT, {"user_id": user.id, "day": today(user)})).first()
-    if row is None:
+    rows = await fetch(connection, CURRENT_ASSIGNMENT, {"user_id": user.id, "day": today(user)})
+    if not rows:
         return None
-    exercise = await exercise_reads.cached_public_view(connection, row.exercise_id, row.exercise_updated_at)
+    row = rows[0]
+    exercise = await exercise_reads.cached_public_view(connection, row["exercise_id"], row["exercise_updated_at"])
     _, note = daily_language(user)
-    note = note if note and row.exercise_language == FALLBACK_LANGUAGE else None
-    return DailyView(exercise, exercises_service.user_exercise_view(row), note)
+    note = note if note and row["exercise_language"] == FALLBACK_LANGUAGE else None
+    return DailyView(exercise, {name: row[name] for name in exercises_service.USER_EXERCISE_FIELDS}, note)
 
 
 async def daily(session: AsyncSession, user: User) -> Assignment:

@@ -10,13 +10,14 @@ are built once: building one costs more than running it.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, func, literal, or_, select
+from sqlalchemy import bindparam, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from backend.db import ReadStatement, fetch
 from backend.integrations.sandbox.languages import graded
 from backend.models import User
 from backend.models.exercises import Exercise
@@ -59,7 +60,7 @@ SUMMARIES, PUBLIC_VIEWS = ViewCache(), ViewCache()
 
 
 @functools.lru_cache(maxsize=64)
-def _matching(graded_languages: tuple[str, ...], filters: frozenset[str], paged: bool) -> Select[*tuple[Any, ...]]:
+def _matching(graded_languages: tuple[str, ...], filters: frozenset[str], paged: bool) -> ReadStatement:
     """The ids and versions of the exercises a user may list, with the count of all that match, built once
     per filter combination (building a statement costs more than running it); values are bind parameters."""
     conditions = [
@@ -69,19 +70,19 @@ def _matching(graded_languages: tuple[str, ...], filters: frozenset[str], paged:
     conditions += [getattr(Exercise, name) == bindparam(name) for name in sorted(filters)]
     statement = select(Exercise.id, Exercise.updated_at, func.count().over().label("total")).where(*conditions)
     statement = statement.order_by(Exercise.id)
-    return statement.limit(bindparam("limit")).offset(bindparam("offset")) if paged else statement
+    return ReadStatement(statement.limit(bindparam("limit")).offset(bindparam("offset")) if paged else statement)
 
 
-async def _summaries(connection: AsyncConnection, rows: Sequence[Row[*tuple[Any, ...]]]) -> list[dict[str, Any]]:
+async def _summaries(connection: AsyncConnection, rows: Sequence[Mapping[Any, Any]]) -> list[dict[str, Any]]:
     """The summary of each (id, updated_at) row, in order: cached, the missing ones read in one query."""
-    found = {row.id: view for row in rows if (view := SUMMARIES.get(row.id, row.updated_at)) is not None}
-    missing = [row.id for row in rows if row.id not in found]
+    found = {row["id"]: view for row in rows if (view := SUMMARIES.get(row["id"], row["updated_at"])) is not None}
+    missing = [row["id"] for row in rows if row["id"] not in found]
     if missing:
         statement = select(*SUMMARY_COLUMNS, Exercise.updated_at).where(Exercise.id.in_(missing))
         for row in await connection.execute(statement):
             view = {name: getattr(row, name) for name in SUMMARY_FIELDS}
             found[row.id] = SUMMARIES.put(row.id, row.updated_at, view)
-    return [found[row.id] for row in rows if row.id in found]  # one deleted in between is left out
+    return [found[row["id"]] for row in rows if row["id"] in found]  # one deleted in between is left out
 
 
 async def list_exercises(
@@ -104,15 +105,14 @@ async def list_exercises(
     graded_languages = tuple(graded())
     if topic is None:
         # The page and the total in one query: the window counts every match before LIMIT applies.
-        page = (await connection.execute(_matching(graded_languages, chosen, True), values)).all()
+        page = await fetch(connection, _matching(graded_languages, chosen, True), values)
         if page or offset == 0:
-            return await _summaries(connection, page), page[0].total if page else 0
+            return await _summaries(connection, page), page[0]["total"] if page else 0
         # A page past the end has no row to carry the count.
-        every = (await connection.execute(_matching(graded_languages, chosen, False), values)).all()
-        return [], len(every)
+        return [], len(await fetch(connection, _matching(graded_languages, chosen, False), values))
     # Topics are a short JSON list: filtering here keeps one query shape on SQLite and PostgreSQL.
     wanted = topic.strip().lower()
-    every = (await connection.execute(_matching(graded_languages, chosen, False), values)).all()
+    every = await fetch(connection, _matching(graded_languages, chosen, False), values)
     matching = [view for view in await _summaries(connection, every) if wanted in map(str.lower, view["topics"])]
     return matching[offset : offset + limit], len(matching)
 

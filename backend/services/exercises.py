@@ -174,19 +174,22 @@ async def history(
     return items, total
 
 
+USER_EXERCISE_FIELDS = (
+    "id",
+    "exercise_id",
+    "status",
+    "assigned_for",
+    "hints_used",
+    "submissions_count",
+    "best_grade",
+    "time_spent_seconds",
+    "started_at",
+    "completed_at",
+)
+
+
 def user_exercise_view(row: UserExercise | Row[*tuple[Any, ...]]) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "exercise_id": row.exercise_id,
-        "status": row.status,
-        "assigned_for": row.assigned_for,
-        "hints_used": row.hints_used,
-        "submissions_count": row.submissions_count,
-        "best_grade": row.best_grade,
-        "time_spent_seconds": row.time_spent_seconds,
-        "started_at": row.started_at,
-        "completed_at": row.completed_at,
-    }
+    return {name: getattr(row, name) for name in USER_EXERCISE_FIELDS}
 
 
 async def list_submissions(
