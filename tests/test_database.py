@@ -60,6 +60,25 @@ async def test_read_only_requests_see_a_revoked_session_at_once(client: QuartCli
         assert (await client.get(path, headers=headers)).status_code == 401
 
 
+async def test_read_only_requests_return_their_one_connection(client: QuartClient) -> None:
+    # A read-only request keeps the connection of its authentication for its reads (db.share_read_connection):
+    # whatever the outcome, it is back in the pool when the response is.
+    headers = bearer(await register(client))
+    pool = client.app.extensions["db_engine"].sync_engine.pool
+    for _ in range(100):  # registering's background tasks (the welcome email) finish first
+        if pool.checkedout() == 0:
+            break
+        await asyncio.sleep(0.02)
+    for path, status in [
+        ("/api/v1/users/me/progress", 200),
+        ("/api/v1/exercises/history", 200),
+        ("/api/v1/chat/conversations/999999", 404),
+        ("/api/v1/exercises?limit=0", 422),
+    ]:
+        assert (await client.get(path, headers=headers)).status_code == status
+        assert pool.checkedout() == 0, path
+
+
 async def test_timestamps_come_back_timezone_aware(probe_client: QuartClient) -> None:
     await probe_client.post("/_probe/users/201")
     engine = create_engine(probe_client.app.config["SETTINGS"])

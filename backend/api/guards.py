@@ -7,7 +7,8 @@ function's attributes) and declare the security requirement in the OpenAPI docum
 Authentication is on every request's path, so it is one query outside any transaction (no BEGIN and
 COMMIT round trips on PostgreSQL) and no ORM session. The user it loads joins the request's session
 once the handler asks for both (`current_user()`, `get_session()`), so a handler that changes it saves
-as before, and one that only reads it opens no session.
+as before, and one that only reads it opens no session. For a `@read_only` handler the connection of
+the check stays with the request: its reads use it too (one checkout, not two; db.share_read_connection).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from quart_schema import security_scheme
 from sqlalchemy import inspect
 
 from backend.config import Settings
-from backend.db import read_engine
+from backend.db import is_read_only, read_connection, share_read_connection
 from backend.errors import Forbidden, Unauthorized
 from backend.models import User
 from backend.security import TokenExpired, TokenInvalid, decode_access_token, tokens_match
@@ -88,7 +89,7 @@ def bearer_token() -> str | None:
     return token.strip()
 
 
-async def authenticate_request() -> User:
+async def authenticate_request(*, share_connection: bool = False) -> User:
     token = bearer_token()
     if token is None:
         token = request.cookies.get(ACCESS_COOKIE)
@@ -101,16 +102,21 @@ async def authenticate_request() -> User:
         raise auth_service.AccessTokenExpired() from None
     except TokenInvalid:
         raise Unauthorized("The access token is not valid.") from None
-    user = await auth_service.authenticate(read_engine(), claims)
+    if share_connection:  # only for a verified token: a flood of bad ones checks nothing out
+        await share_read_connection()
+    async with read_connection() as connection:
+        user = await auth_service.authenticate(connection, claims)
     g.user = user
     g.auth_session_id = claims.session_id
     return user
 
 
 def require_user(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    shares_connection = is_read_only(func)  # the check and a read-only handler's reads: one connection
+
     @wraps(func)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        await authenticate_request()
+        await authenticate_request(share_connection=shares_connection)
         return await func(*args, **kwargs)
 
     return security_scheme(SECURITY)(wrapper)

@@ -13,18 +13,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import RowMapping, bindparam, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import make_transient_to_detached
 
-from backend.db import UTCDateTime, utcnow
+from backend.db import ReadStatement, UTCDateTime, fetch, utcnow
 from backend.errors import Unauthorized
 from backend.models import AuthSession, User
 from backend.security import AccessClaims
 from backend.services.auth.errors import AccountDisabled
 
 # The user behind an access token, if its session is alive: one Core statement built once (building a
-# select per request costs more than running it), every column of `users`, no ORM session.
-ALIVE_SESSION_USER = (
+# select per request costs more than running it), every column of `users`, no ORM session; run through
+# the driver on PostgreSQL (db.fetch).
+ALIVE_SESSION_USER = ReadStatement(
     select(*User.__table__.columns)
     .join(AuthSession, AuthSession.user_id == User.id)
     .where(
@@ -36,7 +37,7 @@ ALIVE_SESSION_USER = (
 )
 
 
-def detached_user(row: Mapping[str, Any] | RowMapping) -> User:
+def detached_user(row: Mapping[Any, Any] | RowMapping) -> User:
     """A `User` from a row of every column, as if loaded and then detached: adding it to a session later
     makes it persistent without a query, and changes to it are then flushed as usual."""
     user = User.__mapper__.class_manager.new_instance()
@@ -45,16 +46,15 @@ def detached_user(row: Mapping[str, Any] | RowMapping) -> User:
     return user
 
 
-async def authenticate(engine: AsyncEngine, claims: AccessClaims) -> User:
+async def authenticate(connection: AsyncConnection, claims: AccessClaims) -> User:
     """The user behind a verified access token, if its session is still alive (not revoked, not expired).
 
-    `engine` should not wrap the read in a transaction (AUTOCOMMIT on PostgreSQL): one round trip."""
+    `connection` should not wrap the read in a transaction (`db.read_connection()`): one round trip."""
     values = {"user_id": claims.user_id, "session_id": claims.session_id, "now": utcnow()}
-    async with engine.connect() as connection:
-        row = (await connection.execute(ALIVE_SESSION_USER, values)).mappings().first()
-    if row is None:
+    rows = await fetch(connection, ALIVE_SESSION_USER, values)
+    if not rows:
         raise Unauthorized("The session has ended; sign in again.")
-    user = detached_user(row)
+    user = detached_user(rows[0])
     if not user.is_active:
         raise AccountDisabled()
     return user
