@@ -8,7 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import jwt
@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from quart.testing import QuartClient
 
-from tests.conftest import TEST_SECRET_KEY
+from backend import security
+from tests.conftest import TEST_SECRET_KEY, make_settings
 from tests.helpers import bearer, register
 from tests.security.support import problem_code
 
@@ -103,3 +104,26 @@ async def test_well_signed_tokens_with_odd_claims_are_refused(client: QuartClien
         token = jwt.encode(claims_of(tokens, **changes), TEST_SECRET_KEY, algorithm="HS256")
         response = await client.get("/api/v1/users/me", headers=bearer(token))
         assert response.status_code == 401, name
+
+
+def test_a_remembered_token_still_expires_and_stays_bound_to_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verified tokens are remembered per process (docs/PERFORMANCE.md): a remembered one is refused once it
+    expires (by our clock; PyJWT's real clock would still accept it), and under another key it is refused."""
+    settings = make_settings()
+    issued = datetime.now(UTC) - timedelta(seconds=settings.access_token_ttl_seconds - 60)  # a minute left
+    token = security.create_access_token(settings, 7, 9, now=issued)
+    assert security.decode_access_token(settings, token).session_id == 9
+    assert security.decode_access_token(settings, token).session_id == 9  # remembered
+    with pytest.raises(security.TokenInvalid):
+        security.decode_access_token(make_settings(secret_key=f"another-{TEST_SECRET_KEY}"), token)
+
+    later = datetime.now(UTC) + timedelta(minutes=2)
+
+    class Later(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
+            return later
+
+    monkeypatch.setattr(security, "datetime", Later)
+    with pytest.raises(security.TokenExpired):
+        security.decode_access_token(settings, token)
