@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -87,7 +87,9 @@ async def test_history_has_one_row_per_local_day_with_zeros(seeded: Quart, clien
     timezone = "Pacific/Kiritimati"  # UTC+14: its "today" is often not UTC's
     user_id, headers = await signed_up(client, timezone)
     today = local_today(timezone)
-    await complete(seeded, user_id, grade=90, time_spent_seconds=60)
+    # Local midday: complete()'s default, midday UTC, is already tomorrow there before 10:00 UTC.
+    midday = datetime.combine(today, time(12), ZoneInfo(timezone))
+    await complete(seeded, user_id, at=midday, grade=90, time_spent_seconds=60)
     three_days_ago = datetime.combine(today - timedelta(days=3), datetime.min.time(), ZoneInfo(timezone))
     await complete(seeded, user_id, at=three_days_ago + timedelta(hours=9), grade=50, time_spent_seconds=30)
     await complete(seeded, user_id, at=three_days_ago + timedelta(hours=10), grade=70, time_spent_seconds=30)
