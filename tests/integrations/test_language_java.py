@@ -365,8 +365,8 @@ async def test_a_resubmitted_source_is_not_compiled_again(runner: RunnerSandbox,
 async def test_java_is_listed_and_submissions_are_graded_through_the_api(
     embedded_app: Quart, embedded_client: QuartClient
 ) -> None:
-    """GET /exercises/languages lists Java with its version; a Java submission is graded on its cases, and a
-    hidden case says how it failed, never its input."""
+    """GET /exercises/languages lists Java with its version; a Java student's daily exercise is in Java; a Java
+    submission is graded on its cases, and a hidden case says how it failed, never its input."""
     _require_java()
     app, client = embedded_app, embedded_client
     headers, _ = await sign_in(client)
@@ -375,16 +375,23 @@ async def test_java_is_listed_and_submissions_are_graded_through_the_api(
         for item in (await (await client.get(f"{EXERCISES}/languages", headers=headers)).get_json())["items"]
     }
     assert items["java"]["version"] == JAVA.version and JAVA.version.split(".")[0].isdigit()
+    family = f"chunk-{uuid.uuid4().hex[:8]}"
+    await add_exercise(app, slug=family, family=family, topics=[family])
     exercise = await add_exercise(
         app,
+        slug=f"{family}-java",
+        family=family,
+        topics=[family],
         language="java",
-        starter_code=CHUNK.replace(
-            "List<List<T>> out = new ArrayList<>();", "throw new UnsupportedOperationException();"
-        ),
+        starter_code="public class Solution {\n}\n",
         solution=CHUNK,
         examples=CHUNK_CASES[:1],
         tests=CHUNK_CASES,
     )
+    # A student who picked Java gets the daily exercise in Java.
+    java_headers, _ = await sign_in(client, programming_language="java")
+    daily = await (await client.get(f"{EXERCISES}/daily", headers=java_headers)).get_json()
+    assert (daily["exercise"]["language"], daily["language_note"]) == ("java", None), daily
     passed = (await submit(client, headers, exercise, CHUNK))["submission"]
     assert passed["status"] == "passed", passed["results"]
     assert passed["rubric"]["style"] is None  # not scored for Java
