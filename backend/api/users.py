@@ -18,7 +18,7 @@ from quart_schema import (
 from backend.api.auth import signed_out
 from backend.api.guards import current_user, require_user
 from backend.api.openapi import alternative_content, no_content, problem_responses
-from backend.db import get_session, read_only
+from backend.db import get_session, read_connection, read_only
 from backend.middleware.rate_limit import rate_limit
 from backend.schemas.export import UserExport
 from backend.schemas.learner import LearningProfileRead
@@ -42,6 +42,7 @@ from backend.services import export as export_service
 from backend.services import learner as learner_service
 from backend.services import onboarding as onboarding_service
 from backend.services import progress as progress_service
+from backend.services import progress_reads
 from backend.services import users as users_service
 
 bp = Blueprint("users", __name__)
@@ -160,8 +161,10 @@ async def submit_onboarding(data: OnboardingSubmit) -> UserRead:
 @read_only
 @validate_response(ProgressRead)
 async def get_progress() -> ProgressRead:
-    """Your progress: counters, streaks, grades, difficulty, points and skill level per topic."""
-    return ProgressRead.model_validate(await progress_service.summary(get_session(), current_user()))
+    """Your progress: counters, streaks, grades, difficulty, points, skill level per topic and per language."""
+    async with read_connection() as connection:
+        summary = await progress_reads.summary(connection, current_user())
+    return ProgressRead.model_validate(summary)
 
 
 @bp.get("/me/learning-profile")
@@ -182,7 +185,8 @@ async def get_progress_history(query_args: HistoryQuery) -> History:
 
     One row per calendar day in your time zone, today included; days without activity have zeros
     (and a null `average_grade`), ready for a heat-map."""
-    days = await progress_service.history(get_session(), current_user(), query_args.days)
+    async with read_connection() as connection:
+        days = await progress_reads.history(connection, current_user(), query_args.days)
     return History.model_validate({"items": days})
 
 
@@ -230,14 +234,15 @@ async def export_progress_csv() -> Response:
 
 async def _progress_file(file_format: str) -> Response:
     user = current_user()
-    days = await progress_service.full_history(get_session(), user)
+    async with read_connection() as connection:
+        days = await progress_reads.full_history(connection, user)
     response = _csv(days) if file_format == "csv" else _json(days)
     filename = f"codementor-progress-{progress_service.today(user).isoformat()}.{file_format}"
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 
-def _csv(days: list[progress_service.Day]) -> Response:
+def _csv(days: list[progress_reads.Day]) -> Response:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -245,6 +250,6 @@ def _csv(days: list[progress_service.Day]) -> Response:
     return Response(buffer.getvalue(), content_type="text/csv; charset=utf-8")
 
 
-def _json(days: list[progress_service.Day]) -> Response:
+def _json(days: list[progress_reads.Day]) -> Response:
     body = History.model_validate({"items": [asdict(day) for day in days]}).model_dump_json()
     return Response(body, content_type="application/json")

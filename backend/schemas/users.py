@@ -255,6 +255,14 @@ class TopicSkillRead(BaseModel):
     average_grade: float
 
 
+class LanguageProgressRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built from the services' dataclasses
+
+    language: str = Field(description="As in an exercise's `language`.")
+    exercises_completed: int
+    average_grade: float
+
+
 class ProgressRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)  # built from the services' dataclasses
 
@@ -266,6 +274,9 @@ class ProgressRead(BaseModel):
     current_difficulty: Difficulty
     points: int = Field(description="The sum of the points of unlocked achievements.")
     skill_levels: list[TopicSkillRead]
+    languages: list[LanguageProgressRead] = Field(
+        description="Completed exercises per language of the exercise, most completed first; empty before the first."
+    )
     recent_achievements: list[AchievementRead] = Field(description="The last 5 unlocked, newest first.")
 
 

@@ -17,7 +17,6 @@ from backend.content.achievements import ACHIEVEMENTS
 from backend.models import User
 from backend.models.progress import Achievement, TopicSkill, UserAchievement, UserProgress
 
-RECENT_LIMIT = 5
 # Every counter an achievement of the catalog may watch (its `metric`); see `metric_values`.
 METRICS = frozenset(
     {
@@ -133,24 +132,6 @@ async def list_for_user(session: AsyncSession, user: User) -> list[AchievementSt
         .order_by(Achievement.position, Achievement.id)
     )
     return [_status(achievement, unlocked_at, values) for achievement, unlocked_at in rows]
-
-
-async def recent_with_points(
-    session: AsyncSession, user: User, limit: int = RECENT_LIMIT
-) -> tuple[list[AchievementStatus], int]:
-    """The user's latest unlocked achievements and their points in all, in one query: the sum is a window
-    over every unlocked achievement, computed before the LIMIT (none unlocked: no row, and 0 points)."""
-    rows = (
-        await session.execute(
-            select(Achievement, UserAchievement.unlocked_at, func.sum(Achievement.points).over())
-            .join(UserAchievement, UserAchievement.achievement_id == Achievement.id)
-            .where(UserAchievement.user_id == user.id)
-            .order_by(UserAchievement.unlocked_at.desc(), Achievement.position.desc())
-            .limit(limit)
-        )
-    ).all()
-    points = int(rows[0][2] or 0) if rows else 0
-    return [_status(achievement, unlocked_at, {}) for achievement, unlocked_at, _ in rows], points
 
 
 def _status(achievement: Achievement, unlocked_at: datetime | None, values: dict[str, int]) -> AchievementStatus:

@@ -19,7 +19,7 @@ from backend.models import AuthSession, OAuthAccount, User
 from backend.models.progress import DailyActivity, ExerciseCompletion, TopicSkill
 from backend.services import achievements as achievements_service
 from backend.services import onboarding as onboarding_service
-from backend.services import progress as progress_service
+from backend.services import progress_reads
 from backend.services.chat import export_conversations, export_llm_usage
 from backend.services.exercises import export_exercises, export_submissions
 from backend.services.github import export_repositories, export_reviews
@@ -46,7 +46,7 @@ async def export_achievements(session: AsyncSession, user: User) -> list[dict[st
 
 
 async def export_progress(session: AsyncSession, user: User) -> dict[str, Any]:
-    summary = await progress_service.summary(session, user)
+    summary = await progress_reads.summary(await session.connection(), user)
     completions = await session.scalars(
         select(ExerciseCompletion).where(ExerciseCompletion.user_id == user.id).order_by(ExerciseCompletion.id)
     )

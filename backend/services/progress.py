@@ -8,6 +8,8 @@ serialises writers), which makes read-then-write of the counters exact under con
 Days and streaks are calendar days in the user's IANA time zone: the same day changes nothing, the next
 day adds one, a gap restarts at one, and the longest streak is kept. Working on local `date` values (not
 24-hour spans) makes this correct across DST changes.
+
+What the student reads back (the summary, the days) is services/progress_reads.py.
 """
 
 from __future__ import annotations
@@ -17,13 +19,12 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.models import User
 from backend.models.progress import Achievement, DailyActivity, ExerciseCompletion, TopicSkill, UserProgress
 from backend.services import achievements as achievements_service
-from backend.services.achievements import AchievementStatus
 
 log = structlog.get_logger(__name__)
 
@@ -55,36 +56,6 @@ class CompletionResult:
     longest_streak: int
     extended: bool
     achievements_unlocked: list[Achievement] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class TopicSummary:
-    topic: str
-    level: str
-    exercises_completed: int
-    average_grade: float
-
-
-@dataclass(frozen=True)
-class ProgressSummary:
-    exercises_completed: int
-    current_streak: int
-    longest_streak: int
-    total_time_spent_seconds: int
-    average_grade: float | None
-    current_difficulty: str
-    points: int
-    skill_levels: list[TopicSummary]
-    recent_achievements: list[AchievementStatus]
-
-
-@dataclass(frozen=True)
-class Day:
-    date: date
-    exercises_completed: int
-    submissions: int
-    time_spent_seconds: int
-    average_grade: float | None
 
 
 # --- time ------------------------------------------------------------------------------------------
@@ -318,94 +289,12 @@ async def set_current_difficulty(session: AsyncSession, user: User, difficulty: 
     await session.flush()
 
 
-# --- reads -----------------------------------------------------------------------------------------
+# --- the level the adaptive difficulty works from (services/difficulty.py) ----------------------------
 
 
 async def current_difficulty(session: AsyncSession, user: User) -> str:
-    return _difficulty(user, await session.get(UserProgress, user.id))
-
-
-def _difficulty(user: User, progress: UserProgress | None) -> str:
+    """The stored difficulty, else the one the user's skill level starts at."""
+    progress = await session.get(UserProgress, user.id)
     if progress is not None and progress.current_difficulty is not None:
         return progress.current_difficulty
     return default_difficulty(user.skill_level)
-
-
-async def _progress_and_skills(session: AsyncSession, user: User) -> tuple[UserProgress | None, list[TopicSkill]]:
-    """The user's progress row (None before any) and topic skills, most practised first, in one query:
-    both outer-joined to the user's row, so either may be missing."""
-    rows = (
-        await session.execute(
-            select(UserProgress, TopicSkill)
-            .select_from(User)
-            .outerjoin(UserProgress, UserProgress.user_id == User.id)
-            .outerjoin(TopicSkill, TopicSkill.user_id == User.id)
-            .where(User.id == user.id)
-            .order_by(TopicSkill.exercises_completed.desc(), TopicSkill.topic)
-        )
-    ).all()
-    progress = rows[0][0] if rows else None
-    return progress, [skill for _, skill in rows if skill is not None]
-
-
-async def summary(session: AsyncSession, user: User) -> ProgressSummary:
-    progress, skills = await _progress_and_skills(session, user)
-    recent, points = await achievements_service.recent_with_points(session, user)
-    completed = user.exercises_completed
-    return ProgressSummary(
-        exercises_completed=completed,
-        current_streak=user.streak_today,
-        longest_streak=user.longest_streak,
-        total_time_spent_seconds=progress.total_time_spent_seconds if progress else 0,
-        average_grade=round(progress.grade_total / completed, 2) if progress and completed else None,
-        current_difficulty=_difficulty(user, progress),  # no second lookup when the user has no row yet
-        points=points,
-        skill_levels=[
-            TopicSummary(
-                topic=skill.topic,
-                level=skill.level,
-                exercises_completed=skill.exercises_completed,
-                average_grade=round(skill.grade_total / skill.exercises_completed, 2)
-                if skill.exercises_completed
-                else 0.0,
-            )
-            for skill in skills
-        ],
-        recent_achievements=recent,
-    )
-
-
-async def days(session: AsyncSession, user: User, first: date, last: date) -> list[Day]:
-    """One `Day` per local calendar day from `first` to `last`, oldest first, zeros where nothing happened."""
-    rows = {
-        row.date: row
-        for row in await session.scalars(
-            select(DailyActivity).where(
-                DailyActivity.user_id == user.id, DailyActivity.date >= first, DailyActivity.date <= last
-            )
-        )
-    }
-    result = []
-    for offset in range((last - first).days + 1):
-        day = first + timedelta(days=offset)
-        row = rows.get(day)
-        if row is None:
-            result.append(Day(day, 0, 0, 0, None))
-            continue
-        average = round(row.grade_total / row.exercises_completed, 2) if row.exercises_completed else None
-        result.append(Day(day, row.exercises_completed, row.submissions, row.time_spent_seconds, average))
-    return result
-
-
-async def history(session: AsyncSession, user: User, number_of_days: int) -> list[Day]:
-    """The last `number_of_days` local days, today included."""
-    last = today(user)
-    return await days(session, user, last - timedelta(days=number_of_days - 1), last)
-
-
-async def full_history(session: AsyncSession, user: User) -> list[Day]:
-    """Every day from the first activity (or the account's creation) to today, for the export."""
-    last = today(user)
-    first_active = await session.scalar(select(func.min(DailyActivity.date)).where(DailyActivity.user_id == user.id))
-    first = min(filter(None, (first_active, local_date(user, user.created_at), last)))
-    return await days(session, user, first, last)

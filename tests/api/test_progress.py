@@ -50,6 +50,7 @@ async def test_progress_of_a_new_user_is_empty(seeded: Quart, client: QuartClien
         "current_difficulty": "easy",
         "points": 0,
         "skill_levels": [],
+        "languages": [],
         "recent_achievements": [],
     }
 
@@ -65,9 +66,26 @@ async def test_progress_after_completions(seeded: Quart, client: QuartClient) ->
         {"topic": "loops", "level": "beginner", "exercises_completed": 2, "average_grade": 85.0},
         {"topic": "lists", "level": "beginner", "exercises_completed": 1, "average_grade": 100.0},
     ]
+    assert body["languages"] == [{"language": "python", "exercises_completed": 2, "average_grade": 85.0}]
     slugs = {achievement["slug"] for achievement in body["recent_achievements"]}
     assert slugs == {"first_exercise", "no_hints", "perfect_score"}
     assert body["points"] == 10 + 15 + 15
+
+
+async def test_progress_counts_completions_per_language(seeded: Quart, client: QuartClient) -> None:
+    from tests.api.test_exercises import add_exercise
+
+    user_id, headers = await signed_up(client)
+    javascript = [await add_exercise(seeded, language="javascript") for _ in range(2)]
+    await complete(seeded, user_id, exercise_id=javascript[0], grade=90)
+    await complete(seeded, user_id, exercise_id=javascript[1], grade=60)
+    await complete(seeded, user_id, grade=100)  # the support exercise, in Python
+    body = await (await client.get(f"{USERS}/me/progress", headers=headers)).get_json()
+    assert body["exercises_completed"] == 3
+    assert body["languages"] == [
+        {"language": "javascript", "exercises_completed": 2, "average_grade": 75.0},
+        {"language": "python", "exercises_completed": 1, "average_grade": 100.0},
+    ]
 
 
 async def test_points_count_every_unlocked_achievement_not_only_the_recent_ones(
