@@ -71,13 +71,15 @@ class Probe:
     def round_trip(self, kind: str, what: str) -> None:
         if self.current is not None:
             setattr(self.current, kind, getattr(self.current, kind) + 1)
-            self.trace.append(f"{'after' if self.current.llm_at else 'before'} LLM: {kind} {what}")
+            at = 1000 * (time.perf_counter() - self.current.arrived)
+            self.trace.append(f"{at:7.2f} ms {'after' if self.current.llm_at else 'before'} LLM: {kind} {what}")
 
     def llm_request(self) -> None:
         turn = self.current
         if turn is not None and turn.llm_at is None:
             turn.llm_at = time.perf_counter()
             turn.db_before_llm, turn.redis_before_llm = turn.db, turn.redis
+            self.trace.append(f"{1000 * (turn.llm_at - turn.arrived):7.2f} ms the LLM request leaves")
             if self.before_llm is not None:
                 self.before_llm.disable()
 
