@@ -282,6 +282,17 @@ async def writable_session() -> AsyncSession:
     return get_session()
 
 
+async def end_reads() -> None:
+    """A `@read_only` handler has read what it needs and now waits on something slow (the chat's LLM): its
+    session and the connection it shares with authentication go back to the pool now, not with the
+    response. A later `get_session()` opens a new read-only session (on SQLite, a fresh snapshot)."""
+    session: AsyncSession | None = g.pop("db_session", None)
+    if session is not None:
+        await session.close()
+        g.pop("user_in_session", None)  # guards.current_user() attaches the user to the next session
+    await _close_read_connection()
+
+
 class _ReadOnlySyncSession(Session):
     """The ORM session of a `@read_only` request: its listeners below watch it alone, so the sessions of
     other requests pay nothing for the check."""

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.api.guards import current_user, require_user, settings, user_llm
 from backend.api.openapi import no_content, problem_responses, streams_events
-from backend.db import get_session, read_only
+from backend.db import end_reads, get_session, read_only
 from backend.errors import is_connection_error
 from backend.middleware.rate_limit import rate_limit
 from backend.schemas.chat import (
@@ -169,7 +169,7 @@ async def list_messages(conversation_id: int, query_args: MessagesQuery) -> Mess
 
 @bp.post("/conversations/<int:conversation_id>/messages")
 @require_user
-@read_only  # the turn reads without a transaction and writes in short ones of its own (services/chat/turns.py)
+@read_only  # the turn reads without a transaction and writes in short ones of its own (see `prepare`)
 @rate_limit("chat")
 @validate_request(MessageCreate)
 @validate_response(MessagePair, 201)
@@ -183,9 +183,9 @@ async def post_message(conversation_id: int, data: MessageCreate) -> tuple[Messa
     `stream: true` or `Accept: text/event-stream`, as it always has)."""
     if wants_stream(data):
         return await stream_reply(conversation_id, data)
-    user_message, reply = await chat_service.send(
-        get_session(), session_factory(), settings(), user_llm(), current_user(), conversation_id, data.content
-    )
+    user = current_user()
+    prepared = await prepare(conversation_id, data.content)
+    user_message, reply = await chat_service.send(session_factory(), user_llm(), user.id, prepared)
     return MessagePair(
         user_message=MessageRead.model_validate(user_message), assistant_message=MessageRead.model_validate(reply)
     ), 201
@@ -211,11 +211,18 @@ def session_factory() -> async_sessionmaker[AsyncSession]:
     return current_app.extensions["db_session_factory"]
 
 
+async def prepare(conversation_id: int, content: str) -> chat_service.Prepared:
+    """The turn's one read (404, 429), then its connection back to the pool: none is held while the LLM
+    thinks (the sending routes are `@read_only`; the turn writes in short sessions of its own)."""
+    prepared = await chat_service.prepare_turn(get_session(), settings(), current_user(), conversation_id, content)
+    await end_reads()
+    return prepared
+
+
 async def stream_reply(conversation_id: int, data: MessageCreate) -> Response:
     factory, llm = session_factory(), user_llm()
-    turn = await chat_service.start_stream(
-        get_session(), factory, settings(), llm, current_user(), conversation_id, data.content
-    )
+    prepared = await prepare(conversation_id, data.content)
+    turn = await chat_service.start_stream(factory, llm, current_user().id, prepared)
     return event_stream(chat_service.stream_turn(factory, llm, turn))
 
 
@@ -230,9 +237,13 @@ async def post_chat_message(data: ShortcutMessage) -> ShortcutReply:
     """Ask the tutor in one call, in a given conversation or a new one.
 
     Shares the limits of sending a message; 502/504 when the LLM fails (your message is kept)."""
-    conversation_id, reply = await chat_service.send_shortcut(
-        get_session(), session_factory(), settings(), user_llm(), current_user(), data.conversation_id, data.message
-    )
+    user, factory = current_user(), session_factory()
+    conversation_id = data.conversation_id
+    if conversation_id is None:
+        conversation_id = await chat_service.open_for_shortcut(get_session(), factory, settings(), user)
+        await end_reads()  # the next read must see the new conversation (on SQLite a read keeps its snapshot)
+    prepared = await prepare(conversation_id, data.message)
+    _, reply = await chat_service.send(factory, user_llm(), user.id, prepared)
     return ShortcutReply(
         conversation_id=conversation_id,
         message_id=reply.id,

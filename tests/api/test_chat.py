@@ -547,6 +547,8 @@ async def test_user_message_is_committed_before_the_llm_answers(
         client.patch(f"{CHAT}/conversations/{conversation_id}", json={"title": "Still writable"}, headers=headers), 0.5
     )
     assert renamed.status_code == 200
+    # ...and no pooled connection is held meanwhile (the turn's read gave its own back before the LLM call)
+    assert app.extensions["db_engine"].sync_engine.pool.checkedout() == 0
     assert (await pending).status_code == 201
 
 

@@ -30,10 +30,12 @@ from backend.services.chat.turns import (
     REPLY_NOT_SAVED,
     LLMFailed,
     LLMTimedOut,
+    Prepared,
     ReplyNotSaved,
     as_app_error,
+    open_for_shortcut,
+    prepare_turn,
     send,
-    send_shortcut,
 )
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "Failed",
     "LLMFailed",
     "LLMTimedOut",
+    "Prepared",
     "ReplyNotSaved",
     "Started",
     "StreamEvent",
@@ -57,9 +60,10 @@ __all__ = [
     "get_owned",
     "list_conversations",
     "list_messages",
+    "open_for_shortcut",
+    "prepare_turn",
     "rename_conversation",
     "send",
-    "send_shortcut",
     "start_stream",
     "stream_turn",
     "title_from",

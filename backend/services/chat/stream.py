@@ -19,18 +19,16 @@ from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.config import Settings
 from backend.errors import AppError
 from backend.integrations.llm import LLM, LLMError, Prompt, StreamItem, Usage
 from backend.integrations.llm.tokens import count_prompt_tokens, count_tokens
-from backend.models import User
 from backend.models.chat import Message
 from backend.services.chat.turns import (
     REPLY_NOT_SAVED,
+    Prepared,
     as_app_error,
     budget_read,
     cancel,
-    prepare_turn,
     reply_values,
     store_turn,
 )
@@ -114,25 +112,18 @@ class Turn:
 
 
 async def start_stream(
-    session: AsyncSession,
-    session_factory: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    llm: LLM,
-    user: User,
-    conversation_id: int,
-    content: str,
+    session_factory: async_sessionmaker[AsyncSession], llm: LLM, user_id: int, prepared: Prepared
 ) -> Turn:
-    """Read (404, 429), ask the LLM, and store the message and the reply's row while it starts."""
-    prepared = await prepare_turn(session, settings, user, conversation_id, content)
+    """Ask the LLM, and store the message and the reply's row while it starts (`prepared`: turns.py)."""
     budget_read(llm)
     answer = Ahead(llm.stream(prepared.prompt))
     try:
-        stored = await store_turn(session_factory, prepared, user.id, is_stream=True)
+        stored = await store_turn(session_factory, prepared, user_id, is_stream=True)
     except BaseException:
         await answer.aclose()
         raise
     assert stored.reply is not None
-    return Turn(conversation_id, stored.user_message, stored.reply, prepared.prompt, answer)
+    return Turn(prepared.conversation_id, stored.user_message, stored.reply, prepared.prompt, answer)
 
 
 async def _finish_stream(

@@ -133,11 +133,11 @@ async def prepare_turn(
     session: AsyncSession, settings: Settings, user: User, conversation_id: int, content: str
 ) -> Prepared:
     """One query: 404 for a conversation that is not the user's, 429 over the daily token budget (nothing
-    written either way); else the prompt. `session` only reads, and gives its connection back at once."""
+    written either way); else the prompt. `session` only reads; the caller then gives its connection back
+    (`db.end_reads()`), so none is held while the LLM thinks."""
     query = _turn_statement(session.get_bind().dialect.name, tuple(graded()))
     values = {"user_id": user.id, "conversation_id": conversation_id, "day": usage_day()}
     found = tutor_context.loaded((await session.execute(query, values)).first())
-    await session.commit()  # ends the read: no connection held while the LLM thinks
     if found is None:
         raise ConversationNotFound()
     rows, tokens = found.also
@@ -217,20 +217,13 @@ async def cancel(task: asyncio.Task[Any]) -> None:
 
 
 async def send(
-    session: AsyncSession,
-    session_factory: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    llm: LLM,
-    user: User,
-    conversation_id: int,
-    content: str,
+    session_factory: async_sessionmaker[AsyncSession], llm: LLM, user_id: int, prepared: Prepared
 ) -> tuple[Message, Message]:
     """The student's message and the tutor's reply; 502/504 when the LLM fails (the message is kept)."""
-    prepared = await prepare_turn(session, settings, user, conversation_id, content)
     budget_read(llm)
     answer = asyncio.create_task(llm.complete(prepared.prompt))  # asked now; the message is stored meanwhile
     try:
-        stored = await store_turn(session_factory, prepared, user.id, is_stream=False)
+        stored = await store_turn(session_factory, prepared, user_id, is_stream=False)
     except BaseException:
         await cancel(answer)
         raise
@@ -238,28 +231,19 @@ async def send(
         completion = await answer
     except LLMError as error:
         log.warning("chat.llm_failed", provider=error.provider, reason=error.reason, stream=False)
-        await store_reply(session_factory, conversation_id, reply_values("", None, "failed"))
+        await store_reply(session_factory, prepared.conversation_id, reply_values("", None, "failed"))
         raise as_app_error(error) from error
     reply_row = reply_values(completion.text, completion.usage, "complete")
-    return stored.user_message, await store_reply(session_factory, conversation_id, reply_row)
+    return stored.user_message, await store_reply(session_factory, prepared.conversation_id, reply_row)
 
 
-async def send_shortcut(
-    session: AsyncSession,
-    session_factory: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    llm: LLM,
-    user: User,
-    conversation_id: int | None,
-    content: str,
-) -> tuple[int, Message]:
-    """`POST /chat/message`: into the given conversation, or a new one named after the message (none is
-    created when the budget is spent)."""
-    if conversation_id is None:
-        await check_budget(session, settings, user.id)
-        await session.commit()  # ends that read: on SQLite its snapshot would not see the new conversation
-        async with session_factory() as writer:
-            conversation_id = (await create_conversation(writer, user, title=None, exercise_id=None)).id
-            await writer.commit()
-    _, reply = await send(session, session_factory, settings, llm, user, conversation_id, content)
-    return conversation_id, reply
+async def open_for_shortcut(
+    session: AsyncSession, session_factory: async_sessionmaker[AsyncSession], settings: Settings, user: User
+) -> int:
+    """`POST /chat/message` without a conversation: a new one (named after the message by `store_turn`),
+    committed at once; none is created when the budget is spent."""
+    await check_budget(session, settings, user.id)
+    async with session_factory() as writer:
+        conversation_id = (await create_conversation(writer, user, title=None, exercise_id=None)).id
+        await writer.commit()
+    return conversation_id
