@@ -333,12 +333,26 @@ async def _await(callback: Callable[[], Awaitable[None]]) -> None:
     await callback()
 
 
+# What a request may leave in `g` for the hooks below to finish.
+_REQUEST_STATE = frozenset({"db_session", "after_commit", "keep_changes", "discard_changes", "read_connection"})
+
+
+def _request_state() -> dict[str, Any]:
+    """`g`'s attributes as a dict: one lookup through the context-local proxy, not one per attribute
+    (these hooks run on every request, /health included)."""
+    state: dict[str, Any] = g._get_current_object().__dict__
+    return state
+
+
 def register_session_hooks(app: Quart) -> None:
     @app.after_request
     async def _finish_transaction(response: Response) -> Response:
-        session: AsyncSession | None = g.pop("db_session", None)
-        callbacks: list[Callable[[], Awaitable[None]]] = g.pop("after_commit", [])
-        is_kept, is_discarded = g.pop("keep_changes", False), g.pop("discard_changes", False)
+        state = _request_state()
+        if state.keys().isdisjoint(_REQUEST_STATE):
+            return response  # no database work to finish
+        session: AsyncSession | None = state.pop("db_session", None)
+        callbacks: list[Callable[[], Awaitable[None]]] = state.pop("after_commit", [])
+        is_kept, is_discarded = state.pop("keep_changes", False), state.pop("discard_changes", False)
         should_commit = not is_discarded and (response.status_code < 400 or is_kept)
         if session is not None:
             try:
@@ -351,7 +365,7 @@ def register_session_hooks(app: Quart) -> None:
                 should_commit = False
             finally:
                 await session.close()
-        await _close_read_connection()
+        await _close_read_connection(state)
         if should_commit:
             for callback in callbacks:
                 app.add_background_task(_await, callback)
@@ -360,15 +374,18 @@ def register_session_hooks(app: Quart) -> None:
     @app.teardown_request
     async def _close_abandoned_session(_: BaseException | None) -> None:
         # An exception that escaped every handler skips after_request; never leak the connection.
+        state = _request_state()
+        if state.keys().isdisjoint(_REQUEST_STATE):
+            return
         for name in ("after_commit", "keep_changes", "discard_changes"):
-            g.pop(name, None)
-        session: AsyncSession | None = g.pop("db_session", None)
+            state.pop(name, None)
+        session: AsyncSession | None = state.pop("db_session", None)
         if session is not None:
             await session.close()
-        await _close_read_connection()
+        await _close_read_connection(state)
 
 
-async def _close_read_connection() -> None:
-    connection: AsyncConnection | None = g.pop("read_connection", None)
+async def _close_read_connection(state: dict[str, Any]) -> None:
+    connection: AsyncConnection | None = state.pop("read_connection", None)
     if connection is not None:
         await connection.close()
