@@ -5,7 +5,8 @@
 
 The catalog's `count-vowels` (7-8 cases), graded as the API grades a submission: through a sandbox runner
 process (`python -m backend sandbox`, started here with SANDBOX_MAX_CONCURRENCY slots) over its Unix socket,
-from `--concurrency` users at once. TypeScript and Java are measured twice: "cold" (every run a new source,
+from `--concurrency` users at once; the CPU per run is the runner's with its children (bwrap, the harness, the
+language's child), over the sequential runs. TypeScript and Java are measured twice: "cold" (every run a new source,
 so a compile first) and "warm" (the same source again: the compile cache answers, only the run is paid).
 """
 
@@ -13,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# `--tree PATH` measures another checkout's runner and harnesses (before/after from one script).
+sys.path.insert(0, sys.argv[sys.argv.index("--tree") + 1] if "--tree" in sys.argv else str(Path(__file__).parents[1]))
 
 from backend.config import Settings
 from backend.content.catalog import load_catalog
@@ -29,12 +32,20 @@ from backend.integrations.sandbox.process import RunnerProcess
 SLUG = "count-vowels"
 
 
+def cpu_seconds(pid: int) -> float:
+    """The runner's CPU time with that of its children it has reaped (every run: bwrap, harness, child)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def measure(language: str, variant: str, runs: int, concurrency: int, sandbox: RunnerSandbox) -> None:
+async def measure(
+    language: str, variant: str, runs: int, concurrency: int, sandbox: RunnerSandbox, runner_pid: int
+) -> None:
     spec = next(spec for spec in load_catalog() if spec.slug == SLUG)
     grader = LanguageGrader(sandbox, timeout_seconds=30, queue_timeout_seconds=120)
     counter = iter(range(10**9))
@@ -53,7 +64,9 @@ async def measure(language: str, variant: str, runs: int, concurrency: int, sand
 
     for _ in range(3):
         await one("warm-up")
+    cpu_before = cpu_seconds(runner_pid)
     latencies = [await one("sequential") for _ in range(runs)]
+    cpu_ms = (cpu_seconds(runner_pid) - cpu_before) * 1000 / runs
     started = time.perf_counter()
 
     async def user_loop(index: int, count: int) -> None:
@@ -66,7 +79,7 @@ async def measure(language: str, variant: str, runs: int, concurrency: int, sand
     label = f"{language}{'/' + variant if variant else ''}"
     p50, p99 = statistics.median(latencies) * 1000, percentile(latencies, 0.99) * 1000
     print(
-        f"{label:22} p50 {p50:7.0f} ms  p99 {p99:7.0f} ms"
+        f"{label:22} p50 {p50:7.0f} ms  p99 {p99:7.0f} ms  CPU {cpu_ms:6.1f} ms per run"
         f"  {per_user * concurrency / elapsed:6.1f} graded runs/s at concurrency {concurrency}",
         flush=True,
     )
@@ -78,13 +91,14 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--slots", type=int, default=2, help="the runner's SANDBOX_MAX_CONCURRENCY")
     parser.add_argument("--languages", nargs="*", default=["python", "javascript", "typescript"])
+    parser.add_argument("--tree", type=Path, help="the checkout whose runner and harnesses are measured")
     args = parser.parse_args()
     runner = RunnerProcess(Settings(_env_file=None, sandbox_max_concurrency=args.slots))  # type: ignore[call-arg]
     sandbox = RunnerSandbox(runner.start(), timeout_seconds=30, queue_timeout_seconds=120)
     try:
         for language in args.languages:
             for variant in ("cold", "warm") if language in ("typescript", "go", "java", "cpp") else ("",):
-                await measure(language, variant, args.runs, args.concurrency, sandbox)
+                await measure(language, variant, args.runs, args.concurrency, sandbox, runner.pid or 0)
     finally:
         await sandbox.close()
         runner.stop()

@@ -113,6 +113,17 @@ async def test_thrown_error_is_the_tests_message(sandbox: LanguageGrader) -> Non
     assert result.results[0].message == "RangeError: nope"
 
 
+async def test_the_called_name_is_found_however_it_is_defined(sandbox: LanguageGrader) -> None:
+    """Looked up, given its arguments and called in one timed script: a `const`, an export, or nothing."""
+    body = "(items, size) => items.length ? [items.slice(0, size)].concat(chunk(items.slice(size), size)) : []"
+    exported = body.replace("chunk(", "module.exports.chunk(")
+    for code in (f"const chunk = {body};", f"module.exports.chunk = {exported};"):
+        result = await run_js(sandbox, code, CHUNK_CASES)
+        assert result.status == "passed", (code, result.results)
+    missing = await run_js(sandbox, "const chunked = 1;", CHUNK_CASES)
+    assert missing.results[0].message == "ReferenceError: chunk is not defined as a function"
+
+
 async def test_infinite_loop_times_out(sandbox: LanguageGrader) -> None:
     started = time.perf_counter()
     result = await run_js(sandbox, "function chunk() { for (;;) {} }", CHUNK_CASES)

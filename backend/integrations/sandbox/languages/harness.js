@@ -176,17 +176,12 @@ function main(mode) {
     return;
   }
   send({ event: "imported" });
-  const lookup = (name) => {
-    const found = vm.runInContext(`typeof ${name} === "undefined" ? undefined : ${name}`, context, { timeout });
-    const exported = context.module && context.module.exports;
-    return found !== undefined ? found : exported && typeof exported === "object" ? exported[name] : undefined;
-  };
   for (let command = receive(); command !== null; command = receive()) {
     const [index, test] = command;
     const started = process.hrtime.bigint();
     let event;
     try {
-      const value = "ops" in test ? runOps(test.ops, lookup, context, timeout) : callFunction(test.function, test.args, lookup, context, timeout);
+      const value = "ops" in test ? runOps(test.ops, context, timeout) : callFunction(test.function, test.args, context, timeout);
       event = { event: "call", index, value: encode(value), error: null, exception: null };
     } catch (error) {
       const message = error instanceof TooLarge ? "the returned value is too large to compare"
@@ -202,33 +197,33 @@ function main(mode) {
   }
 }
 
-function callFunction(name, args, lookup, context, timeout) {
-  const fn = lookup(name);
-  if (typeof fn !== "function") throw new ReferenceError(`${name} is not defined as a function`);
-  // Arguments are built inside the context from JSON, so arrays and objects belong to the submission's realm.
+// The expression for a name a test uses: a global of the submission (a declaration, or a `let`, `const` or
+// `class` of its script), else a property of `module.exports`. It is looked up, its arguments built from
+// JSON inside the context (so arrays and objects belong to the submission's realm) and it is called, all in
+// one script with the time limit: node starts a watchdog thread for every timed script (~0.1 ms of CPU).
+function found(name, what) {
+  const missing = JSON.stringify(`${name} is not defined as a ${what}`);
+  return `(() => { const found = typeof ${name} === "undefined" ? (module.exports && typeof module.exports === "object" ? module.exports[${JSON.stringify(name)}] : undefined) : ${name};
+    if (typeof found !== "function") throw new ReferenceError(${missing});
+    return found; })()`;
+}
+
+function callFunction(name, args, context, timeout) {
   context.__args = JSON.stringify(args);
-  const native = vm.runInContext("JSON.parse(__args)", context, { timeout });
-  delete context.__args;
-  context.__fn = fn;
-  context.__argv = native;
   try {
-    return vm.runInContext("__fn(...__argv)", context, { timeout });
+    return vm.runInContext(`${found(name, "function")}(...JSON.parse(__args))`, context, { timeout });
   } finally {
-    delete context.__fn;
-    delete context.__argv;
+    delete context.__args;
   }
 }
 
-function runOps(ops, lookup, context, timeout) {
+function runOps(ops, context, timeout) {
   const [className, ctorArgs] = ops[0];
-  const cls = lookup(className);
-  if (typeof cls !== "function") throw new ReferenceError(`${className} is not defined as a class`);
-  context.__cls = cls;
   context.__json = JSON.stringify(ops.slice(1).map(([name, args]) => [name, args]));
   context.__ctor = JSON.stringify(ctorArgs);
   try {
     return vm.runInContext(
-      `(() => { const o = new __cls(...JSON.parse(__ctor)); const out = [null];
+      `(() => { const o = new (${found(className, "class")})(...JSON.parse(__ctor)); const out = [null];
         for (const [name, args] of JSON.parse(__json)) {
           if (name === "__iter__") { out.push(Array.from(o)); continue; }
           if (typeof o[name] !== "function") throw new TypeError(name + " is not a method");
@@ -239,7 +234,6 @@ function runOps(ops, lookup, context, timeout) {
       { timeout }
     );
   } finally {
-    delete context.__cls;
     delete context.__json;
     delete context.__ctor;
   }
