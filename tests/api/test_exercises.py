@@ -255,11 +255,26 @@ async def test_submissions_left_running_by_a_dead_process_end_as_error_at_start(
     assert statuses == ["error", "failed", "running"]
 
 
+async def test_concurrent_passing_submissions_complete_the_exercise_once(app: Quart, client: QuartClient) -> None:
+    headers, _ = await sign_in(client)
+    exercise_id = await add_exercise(app)
+    bodies = await asyncio.gather(*(submit(client, headers, exercise_id, SOLUTION) for _ in range(3)))
+    assert all(body["submission"]["status"] == "passed" for body in bodies)
+    assert sorted(body["user_exercise"]["submissions_count"] for body in bodies) == [1, 2, 3]
+    assert [body["streak"]["extended"] for body in bodies].count(True) == 1  # one completion earned the day
+    progress = await (await client.get("/api/v1/users/me/progress", headers=headers)).get_json()
+    assert progress["exercises_completed"] == 1
+
+
 async def test_list_submissions_and_history(app: Quart, client: QuartClient) -> None:
     headers, _ = await sign_in(client)
     exercise_id = await add_exercise(app)
     await submit(client, headers, exercise_id, WRONG)
-    await submit(client, headers, exercise_id, SOLUTION)
+    url = f"{EXERCISES}/{exercise_id}/submit"
+    response = await client.post(url, json={"code": SOLUTION, "time_spent_seconds": 90}, headers=headers)
+    counted = (await response.get_json())["user_exercise"]  # the row as the grade's UPDATE ... RETURNING left it
+    assert (counted["status"], counted["submissions_count"], counted["best_grade"]) == ("completed", 2, 100)
+    assert counted["time_spent_seconds"] == 90
     listed = await (await client.get(f"{EXERCISES}/{exercise_id}/submissions?limit=1", headers=headers)).get_json()
     assert listed["total"] == 2 and listed["items"][0]["status"] == "passed"
     history = await (await client.get(f"{EXERCISES}/history?status=completed", headers=headers)).get_json()

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import CursorResult, update
+from sqlalchemy import CursorResult, case, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -287,12 +287,27 @@ def write_result(exercise: Exercise, submission: Submission, graded: Graded) -> 
 async def count_submission(
     session: AsyncSession, user: User, row: UserExercise, grade: float, time_spent_seconds: int | None, now: datetime
 ) -> None:
-    """The exercise's counters and the day's submissions, under the locks that make "complete once" exact."""
-    # Hints or a concurrent submission may have changed the row meanwhile.
-    await session.refresh(row, with_for_update=True)
-    row.submissions_count += 1
-    row.time_spent_seconds += time_spent_seconds or 0
-    row.best_grade = max(row.best_grade or 0.0, grade)
+    """The exercise's counters and the day's submissions, under the locks that make "complete once" exact.
+
+    One UPDATE ... RETURNING counts the submission and reloads the row (hints or a concurrent submission may
+    have changed it meanwhile); the row stays locked until the commit, so a concurrent submission of the
+    same exercise waits and then sees it completed."""
+    best = case(
+        (UserExercise.best_grade.is_(None) | (UserExercise.best_grade < grade), grade), else_=UserExercise.best_grade
+    )
+    counted = await session.scalars(
+        update(UserExercise)
+        .where(UserExercise.id == row.id)
+        .values(
+            submissions_count=UserExercise.submissions_count + 1,
+            time_spent_seconds=UserExercise.time_spent_seconds + (time_spent_seconds or 0),
+            best_grade=best,
+        )
+        .returning(UserExercise),
+        execution_options={"populate_existing": True, "synchronize_session": False},
+    )
+    if counted.one_or_none() is None:  # deleted meanwhile, with the exercise
+        raise exercises_service.ExerciseNotFound()
     await progress_service.record_submission(session, user, at=now)
 
 
