@@ -130,12 +130,24 @@ def _count(topic: LearnerTopic, language: str, counted: Mapping[str, float]) -> 
     topic.languages = languages
 
 
-async def _profile(session: AsyncSession, user_id: int) -> LearnerProfile:
-    profile = await session.get(LearnerProfile, user_id, populate_existing=True)
-    if profile is None:
-        profile = LearnerProfile(user_id=user_id, mistake_counts={}, summary="")
-        session.add(profile)
-    return profile
+async def _profile_and_topics(session: AsyncSession, user_id: int) -> tuple[LearnerProfile, list[LearnerTopic]]:
+    """The student's profile and every topic of theirs, in one statement (the profile repeated on each
+    topic's row): the exercise's topics are updated, all of them make the summary. Both are written
+    together, so a student without a profile has no topics yet (checked anyway, for rows made otherwise)."""
+    rows = (
+        await session.execute(
+            select(LearnerProfile, LearnerTopic)
+            .outerjoin(LearnerTopic, LearnerTopic.user_id == LearnerProfile.user_id)
+            .where(LearnerProfile.user_id == user_id)
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+    if rows:
+        return rows[0][0], [topic for _, topic in rows if topic is not None]
+    profile = LearnerProfile(user_id=user_id, mistake_counts={}, summary="")
+    session.add(profile)
+    topics = await session.scalars(select(LearnerTopic).where(LearnerTopic.user_id == user_id))
+    return profile, list(topics)
 
 
 async def record_graded(
@@ -154,12 +166,7 @@ async def record_graded(
     counting this submission (and completed, when `completed`); the caller holds the user's row lock."""
     now = utcnow()
     topics = _topics(exercise)
-    # Every topic of the student's, read once: the exercise's are updated, all of them make the summary.
-    known = list(
-        await session.scalars(
-            select(LearnerTopic).where(LearnerTopic.user_id == user.id).execution_options(populate_existing=True)
-        )
-    )
+    profile, known = await _profile_and_topics(session, user.id)
     existing = {topic.topic: topic for topic in known}
     counted = {
         "attempts": 1,
@@ -192,7 +199,6 @@ async def record_graded(
                 detail=detail[:300], topics=topics, language=exercise.language, created_at=now,
             )
         )  # fmt: skip
-    profile = await _profile(session, user.id)
     counts = dict(profile.mistake_counts or {})
     for kind in list(mistakes)[:MAX_MISTAKES_PER_SUBMISSION]:
         counts[kind] = counts.get(kind, 0) + 1
