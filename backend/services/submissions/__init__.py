@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import CursorResult, case, update
+from sqlalchemy import CursorResult, and_, case, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -107,8 +107,9 @@ async def store(
 ) -> tuple[Exercise, UserExercise, Submission]:
     """The submission as `running`, committed: it outlives a crash or a sandbox failure. Today's LLM budget
     is read with it, so the review's call needs no transaction of its own for that."""
-    exercise = await exercises_service.get_visible(session, user, exercise_id)
-    row = await exercises_service.user_exercise_for(session, user, exercise, start=True)
+    exercise, row = await _exercise_and_row(session, user, exercise_id)
+    if row is None or row.status == "pending":  # first contact, or a daily assignment not started yet
+        row = await exercises_service.user_exercise_for(session, user, exercise, start=True)
     submission = Submission(
         user_id=user.id,
         exercise_id=exercise.id,
@@ -129,6 +130,24 @@ async def store(
         await llm.read_budget(session)
     await session.commit()
     return exercise, row, submission
+
+
+async def _exercise_and_row(
+    session: AsyncSession, user: User, exercise_id: int
+) -> tuple[Exercise, UserExercise | None]:
+    """The exercise if the user may see it (else 404), with the user's row for it when there is one: one
+    statement instead of two."""
+    found = (
+        await session.execute(
+            select(Exercise, UserExercise)
+            .outerjoin(UserExercise, and_(UserExercise.exercise_id == Exercise.id, UserExercise.user_id == user.id))
+            .where(Exercise.id == exercise_id, exercises_service.visible_to(user))
+            .execution_options(populate_existing=True)
+        )
+    ).one_or_none()
+    if found is None:
+        raise exercises_service.ExerciseNotFound()
+    return found[0], found[1]
 
 
 # --- 2. run and review, no transaction open --------------------------------------------------------
