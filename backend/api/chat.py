@@ -97,15 +97,16 @@ async def encoded(events: AsyncGenerator[chat_service.StreamEvent, None]) -> Asy
 
 @bp.post("/conversations")
 @require_user
+@rate_limit("conversation")
 @validate_request(ConversationCreate)
 @validate_response(ConversationRead, 201)
-@problem_responses(404)
+@problem_responses(404, 429)
 async def create_conversation(data: ConversationCreate) -> tuple[ConversationRead, int]:
     """Start a conversation with the tutor.
 
     Without a title it is named after its first message. `exercise_id` makes it an exercise conversation;
     `submission_id` starts one about that submission ("why did this fail?"). 404 for an exercise or a
-    submission that is not yours to see."""
+    submission that is not yours to see. 429 `rate_limited` beyond 20 a minute or 300 a day."""
     conversation = await chat_service.create_conversation(
         get_session(), current_user(), title=data.title, exercise_id=data.exercise_id, submission_id=data.submission_id
     )

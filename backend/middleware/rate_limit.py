@@ -46,6 +46,7 @@ RATE_LIMITS: dict[str, tuple[Limit, ...]] = {
     "account_delete": (Limit(5, HOUR, per="user"),),  # it checks a password: no guessing through it
     "password_change": (Limit(5, HOUR, per="user"),),  # so does this (a stolen access token must not find it)
     "chat": (Limit(10, MINUTE, per="user"), Limit(200, DAY, per="user")),
+    "conversation": (Limit(20, MINUTE, per="user"), Limit(300, DAY, per="user")),  # each one is a stored row
     "generate": (Limit(3, HOUR, per="user"),),
     "submit": (Limit(30, MINUTE, per="user"),),  # each one runs code in the sandbox
     "github": (Limit(30, MINUTE, per="user"),),  # each one calls the GitHub API with the user's token

@@ -552,6 +552,23 @@ async def test_user_message_is_committed_before_the_llm_answers(
     assert (await pending).status_code == 201
 
 
+async def test_starting_conversations_is_rate_limited(client: QuartClient) -> None:
+    """Each conversation is a stored row: a script must not create them without end (100 took 2.3 s)."""
+    left = 60 - time.time() % 60  # the limit counts per clock minute: the 21 requests share one window
+    if left < 10:
+        await asyncio.sleep(left + 0.05)
+    headers = await sign_in(client)
+    for _ in range(20):
+        assert (await new_conversation(client, headers))["id"]
+    response = await client.post(f"{CHAT}/conversations", json={}, headers=headers)
+    assert response.status_code == 429 and (await response.get_json())["code"] == "rate_limited"
+    assert int(response.headers["Retry-After"]) > 0
+    listed = await client.get(f"{CHAT}/conversations", headers=headers)
+    assert (await listed.get_json())["total"] == 20
+    other = await sign_in(client)  # per user
+    assert (await client.post(f"{CHAT}/conversations", json={}, headers=other)).status_code == 201
+
+
 async def test_eleventh_message_in_a_minute_is_rate_limited(client: QuartClient) -> None:
     # The limit counts per clock minute: start early in one, so the eleven messages fall in the same window.
     left = 60 - time.time() % 60
