@@ -290,7 +290,7 @@ async def end_reads() -> None:
     if session is not None:
         await session.close()
         g.pop("user_in_session", None)  # guards.current_user() attaches the user to the next session
-    await _close_read_connection()
+    await _close_read_connection(_request_state())
 
 
 class _ReadOnlySyncSession(Session):
