@@ -27,9 +27,12 @@ class JSONRequest(Request):
     """A request whose JSON body is required to be JSON: a form or text body is a 415, not a 422.
 
     It also leaves the route template it matched in the ASGI scope, where the request middleware reads
-    it for the metrics' labels (no hook runs per request for that)."""
+    it for the metrics' labels (no hook runs per request for that), and works out the matched route's
+    blueprints once: Quart asks for them three times per request, deriving them from the endpoint's
+    name each time."""
 
     _url_rule: QuartRule | None = None
+    _blueprints: list[str] | None = None
 
     @property
     def url_rule(self) -> QuartRule | None:
@@ -37,9 +40,15 @@ class JSONRequest(Request):
 
     @url_rule.setter
     def url_rule(self, rule: QuartRule | None) -> None:
-        self._url_rule = rule
+        self._url_rule, self._blueprints = rule, None
         if rule is not None:
             cast("MutableMapping[str, Any]", self.scope)[ROUTE_KEY] = rule.rule  # an ASGI extension key
+
+    @property
+    def blueprints(self) -> list[str]:
+        if self._blueprints is None:
+            self._blueprints = super().blueprints
+        return list(self._blueprints)
 
     async def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
         if not (force or self.is_json):
