@@ -19,6 +19,9 @@ def serialize_models_directly(app: Quart) -> None:
     if app.config.get("QUART_SCHEMA_CONVERT_CASING"):
         return  # quart-schema rewrites the keys then; leave it to do so
     inner = app.make_response
+    # Quart's own, without quart-schema's conversion around it: the body built here is a Response already,
+    # which that conversion would only inspect (two model_dump calls, four config lookups) and pass on.
+    plain = Quart.make_response.__get__(app)
     options = app.config.get("QUART_SCHEMA_PYDANTIC_DUMP_OPTIONS") or {}
     response_class = app.response_class
 
@@ -28,6 +31,9 @@ def serialize_models_directly(app: Quart) -> None:
             return await inner(result)
         body = value.__pydantic_serializer__.to_json(value, **options) + b"\n"
         response = response_class(body, mimetype="application/json")
-        return await inner((response, *result[1:]) if isinstance(result, tuple) else response)
+        if not isinstance(result, tuple):
+            return await plain(response)
+        rest = result[1:]  # a status, headers: a headers model still needs quart-schema's conversion
+        return await (inner if any(isinstance(part, BaseModel) for part in rest) else plain)((response, *rest))
 
     app.make_response = make_response  # type: ignore[method-assign]
