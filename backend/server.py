@@ -163,7 +163,10 @@ class Launcher:
             del self.processes[process]
             self._forget_metrics(process)
             if self.stopping_since is not None:
-                self.exit_code = self.exit_code or process.exitcode
+                # A worker still starting when the stop came (importing, before Hypercorn's handlers)
+                # dies of the signal itself: it had taken no request, so that is a clean stop too.
+                if process.exitcode != -signal.SIGTERM:
+                    self.exit_code = self.exit_code or process.exitcode
                 continue
             log.error("server.worker_exited pid=%s exit_code=%s", process.pid, process.exitcode)
             if time.monotonic() - started < CRASH_ON_START_SECONDS:

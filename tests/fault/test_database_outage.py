@@ -82,7 +82,10 @@ async def test_database_lost_mid_stream_ends_it_with_an_error_event(
     `error` event, instead of being cut; the student's message was committed before the LLM was called."""
     openai_server.reset()
     openai_server.chunk_delay = 0.05
-    settings = make_settings(database_url=through_proxy(clean_postgres, postgres_proxy), **llm_settings(openai_server))
+    # Not a timeout test: the LLM gets seconds (llm_settings' 0.5 s ended this stream with `llm_timeout`
+    # once, on a loaded CI machine, before its first chunk).
+    llm = llm_settings(openai_server) | {"llm_timeout_seconds": 10.0}
+    settings = make_settings(database_url=through_proxy(clean_postgres, postgres_proxy), **llm)
     app = create_app(settings)
     async with app.test_app():
         client = app.test_client()

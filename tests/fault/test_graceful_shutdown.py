@@ -45,7 +45,8 @@ class Server:
         self.process: asyncio.subprocess.Process | None = None
         self.log = cwd / "server.log"
 
-    async def start(self) -> None:
+    async def launch(self) -> None:
+        """Start the process, without waiting for it to serve."""
         with self.log.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -58,6 +59,10 @@ class Server:
                 stderr=log,
                 start_new_session=True,  # its own process group, as a service manager starts it
             )
+
+    async def start(self) -> None:
+        await self.launch()
+        assert self.process is not None
         async with httpx.AsyncClient() as client:
             for _ in range(START_SECONDS * 10):
                 assert self.process.returncode is None, self.log.read_text()
@@ -68,6 +73,14 @@ class Server:
                     pass
                 await asyncio.sleep(0.1)
         raise AssertionError(f"server did not start:\n{self.log.read_text()}")
+
+    async def wait_for_log(self, text: str, count: int = 1) -> None:
+        """Until the server's log holds `text` `count` times (every worker logs its own start)."""
+        for _ in range(START_SECONDS * 10):
+            if self.log.read_text().count(text) >= count:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{text!r} not logged {count} times:\n{self.log.read_text()}")
 
     async def terminate(self, *, whole_group: bool = False) -> int:
         """SIGTERM to the server process, or to its whole process group (what systemd sends by default)."""
@@ -184,6 +197,7 @@ async def test_two_workers_finish_every_in_flight_request_and_stream_on_sigterm(
 ) -> None:
     server.env.update(WORKERS="2", LOG_LEVEL="INFO")
     await server.start()
+    await server.wait_for_log("app.started", 2)  # /health answers as soon as one of them serves
     async with httpx.AsyncClient(base_url=server.url, timeout=EXIT_SECONDS) as client:
         headers = await sign_in(client)
         conversation = (await client.post("/api/v1/chat/conversations", json={}, headers=headers)).json()
@@ -217,3 +231,15 @@ async def test_two_workers_finish_every_in_flight_request_and_stream_on_sigterm(
         assert status == 201 and body["assistant_message"]["content"] == openai_server.reply, body
     for status, text in stream_results:
         assert status == 200 and sse_events(text)[-1] == "done", text
+
+
+async def test_a_server_stopped_while_its_workers_start_exits_cleanly(server: Server) -> None:
+    """systemd stopping a service it has just started: the SIGTERM reaches the workers while they still
+    import (before Hypercorn installs its handlers), so they die of it; they had taken no request, and the
+    launcher reports a clean stop (it answered 241, i.e. -SIGTERM, and systemd marked the unit failed)."""
+    server.env.update(WORKERS="2", LOG_LEVEL="INFO")
+    await server.launch()
+    await server.wait_for_log("CodeMentor API on")  # the launcher is up; its workers have just been spawned
+    await asyncio.sleep(0.3)
+    assert "app.started" not in server.log.read_text()  # still starting: the case under test
+    assert await server.terminate(whole_group=True) == 0, server.log.read_text()
