@@ -158,18 +158,23 @@ _READ_OPTIONS: dict[str, dict[str, Any]] = {"postgresql": {"isolation_level": "A
 
 
 @asynccontextmanager
-async def read_connection(app: Quart | None = None) -> AsyncIterator[AsyncConnection]:
+async def read_connection(app: Quart | None = None, *, fetch_only: bool = False) -> AsyncIterator[AsyncConnection]:
     """A pooled connection for reads outside any transaction, as `read_engine` gives, for prebuilt Core
     statements; after `share_read_connection()`, the request's one. Switched per connection rather than
     through an engine with execution options: such an engine joins its event dispatch to the pool's on
-    every checkout, ~20% of a one-row read's CPU."""
+    every checkout, ~20% of a one-row read's CPU.
+
+    `fetch_only`: the caller only runs `fetch()`, which on asyncpg goes to the driver outside SQLAlchemy's
+    transaction handling, so the AUTOCOMMIT switch (~7% of `GET /auth/me`) is skipped; `fetch`'s fallback
+    through SQLAlchemy then reads in a transaction that the pool's reset rolls back."""
     shared = g.get("read_connection") if app is None and has_app_context() else None
     if shared is not None:
         yield shared
         return
     engine: AsyncEngine = (app or current_app).extensions["db_engine"]
     async with engine.connect() as connection:
-        await connection.execution_options(**_READ_OPTIONS.get(engine.dialect.name, {READ_ONLY: True}))
+        if not (fetch_only and engine.dialect.driver == "asyncpg"):
+            await connection.execution_options(**_READ_OPTIONS.get(engine.dialect.name, {READ_ONLY: True}))
         yield connection
 
 

@@ -104,7 +104,7 @@ async def authenticate_request(*, share_connection: bool = False) -> User:
         raise Unauthorized("The access token is not valid.") from None
     if share_connection:  # only for a verified token: a flood of bad ones checks nothing out
         await share_read_connection()
-    async with read_connection() as connection:
+    async with read_connection(fetch_only=True) as connection:  # authenticate() reads through db.fetch
         user = await auth_service.authenticate(connection, claims)
     g.user = user
     g.auth_session_id = claims.session_id
