@@ -517,13 +517,13 @@ async def test_unverified_password_account_is_linked_and_its_password_dropped(
     assert (await fetch_user(oauth_app, "grace@example.com")).password_hash is None
 
 
+# PostgreSQL only: SQLite does not enforce the column's length, so nothing fails there.
+@pytest.mark.parametrize("stack_settings", ["production"], indirect=True)
 async def test_sign_in_failing_after_it_wrote_ends_on_the_login_page_and_keeps_nothing(
-    oauth_app: Quart, oauth_settings: Settings, browser: QuartClient, google: FakeGoogle, events: list[dict[str, Any]]
+    oauth_app: Quart, browser: QuartClient, google: FakeGoogle, events: list[dict[str, Any]]
 ) -> None:
     """The new user's row is written, then the database refuses the account link: the browser still gets
     the login page (not a 500), and the half-made account is rolled back although a redirect is a success."""
-    if not oauth_settings.database_url.startswith("postgresql"):
-        pytest.skip("SQLite does not enforce the column's length: nothing fails there")
     google.account = GoogleAccount(sub="9" * 300, email="half@example.com")  # provider_user_id is 255 at most
     response = await sign_in(browser, "google")
     assert response.status_code == 302 and response.headers["Location"] == FAILED
