@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
+from importlib.util import MAGIC_NUMBER
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,8 @@ from backend.integrations.sandbox import (
     SandboxUnavailable,
     create_sandbox,
 )
+from backend.integrations.sandbox.base import Report, build_job, grade
+from backend.integrations.sandbox.commands import PYTHON, harness_files
 from tests.conftest import make_settings
 from tests.fakes.piston import FakePiston
 
@@ -250,6 +254,75 @@ async def test_run_detached_grandchild_is_gone_after_the_run(sandbox: LocalSandb
     await asyncio.sleep(1.0)
     assert not (shared_dir / "marker").exists()
     await assert_no_sandbox_processes(sandbox)
+
+
+async def test_run_child_runs_the_precompiled_program(sandbox: LocalSandbox) -> None:
+    """The submission runs in an interpreter started on the runner's child.pyc (no source to compile at every
+    run, none on its command line), in a job dir holding the precompiled harness, never its source."""
+    code = (
+        "import os\n"
+        "def argv():\n"
+        "    args = open('/proc/self/cmdline', 'rb').read().decode().split('\\0')[1:-1]\n"
+        "    return [os.path.basename(arg) for arg in args]\n"
+        "def files():\n    return sorted(os.listdir('.'))\n"
+        "if __name__ == '__main__':\n    print(argv())\n"
+    )
+    tests = [
+        {"name": "argv", "call": "argv()", "expected": "['-I', '-S', 'child.pyc', 'call']"},
+        {"name": "files", "call": "files()", "expected": "['child.pyc', 'harness.pyc', 'main.py']"},
+        {"name": "program", "stdin": "", "expected_stdout": "['-I', '-S', 'child.pyc', 'program']"},
+    ]
+    result = await sandbox.run(code, tests)
+    assert result.status == "passed", result.results
+
+
+def test_harness_is_precompiled_by_the_sandbox_interpreter() -> None:
+    """A runner on another Python than the sandbox's still grades: the .pyc files are compiled by the
+    sandbox's interpreter (its magic number, not the runner's), which runs them."""
+    python = other_python()
+    if python is None:
+        pytest.skip("no Python of another minor version installed")
+    harness = harness_files(python)
+    magic = subprocess.run(
+        [python, "-c", "import importlib.util, sys; sys.stdout.buffer.write(importlib.util.MAGIC_NUMBER)"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert harness.main == "harness.pyc" and harness.python == python
+    tests = [*ADD_TESTS, {"name": "as a program", "stdin": "", "expected_stdout": ""}]  # both kinds of child
+    assert harness.files["harness.pyc"][:4] == harness.files["child.pyc"][:4] == magic != MAGIC_NUMBER
+    with tempfile.TemporaryDirectory() as directory:
+        for name, content in harness.files.items():
+            assert isinstance(content, bytes)
+            (Path(directory) / name).write_bytes(content)
+        done = subprocess.run(
+            [python, "-I", "-S", str(Path(directory) / "harness.pyc")],
+            input=build_job(ADD, tests).encode(),
+            capture_output=True,
+            timeout=30,
+        )
+    result = grade(tests, Report.parse(done.stdout.splitlines()), duration_ms=0.0, is_timeout=False)
+    assert result.status == "passed", (result.results, done.stderr[-500:])
+
+
+def other_python() -> str | None:
+    """An installed interpreter (3.10 on, as the harness needs) of another minor version than the sandbox's:
+    its real path, not a shim."""
+    sandbox_version = subprocess.run([PYTHON, "-c", "import sys; print(sys.version_info[1])"], capture_output=True)
+    candidates = [shutil.which(f"python3.{minor}") for minor in range(10, 15)]
+    candidates += sorted(str(path) for path in Path.home().glob(".pyenv/versions/3.1[0-9]*/bin/python3"))
+    for candidate in candidates:
+        if candidate is None:
+            continue
+        found = subprocess.run(
+            [candidate, "-c", "import sys; print(sys.version_info[1]); print(sys.executable)"],
+            capture_output=True,
+            text=True,
+        )
+        lines = found.stdout.split()
+        if found.returncode == 0 and len(lines) == 2 and lines[0] != sandbox_version.stdout.decode().strip():
+            return lines[1]
+    return None
 
 
 async def test_run_never_sees_the_server_environment(sandbox: LocalSandbox, monkeypatch: pytest.MonkeyPatch) -> None:

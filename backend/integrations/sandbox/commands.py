@@ -4,17 +4,27 @@ The command line is prlimit, setpriv, then bubblewrap and the toolchain's comman
 the one confinement every toolchain runs under (docs/SECURITY.md): the Python harness, another language's
 harness (languages/toolchains.py) and a compile step (compiled.py) differ only in their command, read-only
 binds, environment and limits.
+
+The Python harness (which also supervises JavaScript and Java) goes into each job dir precompiled
+(`harness_files`): harness.pyc and the child's program, child.pyc, compiled once per runner by the sandbox's
+own interpreter. Run from source, each run compiled both again (~11 ms of CPU: a main script never gets a
+.pyc of its own).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import marshal
 import os
+import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import structlog
 
 from backend.integrations.sandbox.base import HARNESS_SOURCE
 from backend.integrations.sandbox.confinement import (
@@ -24,39 +34,83 @@ from backend.integrations.sandbox.confinement import (
     switch_uid,
     system_links,
 )
+from backend.integrations.sandbox.harness.main import CHILD_PYC
+from backend.integrations.sandbox.harness.supervise import child_program
 from backend.integrations.sandbox.languages.toolchains import TOOLCHAINS as LANGUAGE_TOOLCHAINS
 from backend.integrations.sandbox.protocol import Job
+
+log = structlog.get_logger(__name__)
 
 PYTHON = "/usr/bin/python3"  # the system interpreter: it lives under /usr, the only tree the sandbox sees
 MAX_REPORT_BYTES = 8 * 1024 * 1024
 MAX_DIAGNOSTIC_BYTES = 16 * 1024
-# Toolchain → the harness file the runner writes into the job dir and runs with the system Python.
-TOOLCHAINS = {"python": ("harness.py", HARNESS_SOURCE)}
+TOOLCHAINS = ("python",)  # run by the Python harness alone (languages/toolchains.py has the others)
+PRECOMPILE_TIMEOUT_SECONDS = 30.0
+# Run by the sandbox's interpreter: (name, source) pairs in, their .pyc files out, both as marshal data. The
+# header is the interpreter's magic number, flags 0 and a zero mtime and size: Python checks only the magic
+# of a .pyc it is asked to run as a script.
+PRECOMPILE = """import importlib.util, marshal, sys
+header = importlib.util.MAGIC_NUMBER + bytes(12)
+sources = marshal.loads(sys.stdin.buffer.read())
+codes = [header + marshal.dumps(compile(text, name, "exec", dont_inherit=True)) for name, text in sources]
+sys.stdout.buffer.write(marshal.dumps(codes))
+"""
+
+
+@dataclass(frozen=True)
+class HarnessFiles:
+    """The Python harness as the runner writes it into a job dir: its files, the one `python` runs."""
+
+    files: dict[str, str | bytes]
+    main: str
+    python: str = PYTHON  # the sandbox's interpreter, which runs the harness and its children
+
+
+@functools.cache
+def harness_files(python: str = PYTHON) -> HarnessFiles:
+    """harness.pyc and child.pyc, compiled once (per process) by `python` itself, so that their bytecode is
+    that interpreter's whatever Python runs the runner; the source where that fails (the harness then
+    compiles itself and its child at every run, as on Piston)."""
+    sources = [("harness.py", HARNESS_SOURCE), ("child.py", child_program(HARNESS_SOURCE))]
+    try:
+        done = subprocess.run(  # noqa: S603 - our own interpreter and program
+            [python, "-I", "-S", "-c", PRECOMPILE],
+            input=marshal.dumps(sources),
+            capture_output=True,
+            env={},
+            timeout=PRECOMPILE_TIMEOUT_SECONDS,
+            check=True,
+        )
+        harness, child = marshal.loads(done.stdout)  # noqa: S302 - written by our own interpreter
+    except (OSError, subprocess.SubprocessError, ValueError, EOFError, TypeError) as error:
+        log.warning("sandbox.harness_not_precompiled", python=python, detail=str(error)[:200])
+        return HarnessFiles({"harness.py": HARNESS_SOURCE}, "harness.py", python)
+    return HarnessFiles({"harness.pyc": harness, CHILD_PYC: child}, "harness.pyc", python)
 
 
 @dataclass(frozen=True)
 class Commands:
     bwrap: str | None  # None: the unisolated fallback (Python only)
     limits: RunLimits
-    harness_files: dict[str, str]  # the Python toolchains' harness file, by toolchain name
+    harness: HarnessFiles  # what the Python harness's runs start (precompiled or not)
 
     def command(
         self, job_dir: Path, toolchain: str, results_fd: int, uid: int | None, seconds: float, filter_fd: int | None
     ) -> list[str]:
         if toolchain in LANGUAGE_TOOLCHAINS:
             return self.language_command(job_dir, toolchain, results_fd, uid, seconds, filter_fd)
-        harness_file = self.harness_files[toolchain]
+        harness_file = self.harness.main
         harness_args = ["--results-fd", str(results_fd)]
         if uid is not None or (self.bwrap is not None):
             # A uid of our own, or a PID namespace: kill(-1) from the harness reaches only this run.
             harness_args.append("--reap-all")
         wrappers = self.limits.prlimit(seconds) + (switch_uid(uid) if uid is not None else [])
         if not (self.bwrap is not None):
-            return [*wrappers, PYTHON, "-I", "-S", str(job_dir / harness_file), *harness_args]
+            return [*wrappers, self.harness.python, "-I", "-S", str(job_dir / harness_file), *harness_args]
         return [
             *wrappers,
             *self.confine(job_dir, filter_fd),
-            PYTHON,
+            self.harness.python,
             "-I",
             "-S",
             f"/job/{harness_file}",
@@ -98,6 +152,8 @@ class Commands:
                 limits.insert(1, f"--data={self.limits.process_bytes}")
             environment += [arg for key, value in toolchain.environment for arg in ("--setenv", key, value)]
             command = [*toolchain.command, "--results-fd", str(results_fd)]
+            if toolchain.supervised:  # `command` holds the Python harness's arguments
+                command[:0] = [self.harness.python, "-I", "-S", f"/job/{self.harness.main}"]
         wrappers = limits + (switch_uid(uid) if uid is not None else [])
         confinement = self.confine(job_dir, filter_fd, environment=environment, binds=binds)
         return [*wrappers, *confinement, *command]
@@ -177,16 +233,20 @@ async def exchange(
     return bool(results[1])
 
 
-def prepare_job_dir(job: Job, uid: int | None) -> Path:
+def prepare_job_dir(job: Job, uid: int | None, harness: HarnessFiles) -> Path:
     """The job's files and its harness, readable by the run's own uid (group) and nobody else's."""
     job_dir = Path(tempfile.mkdtemp(prefix="codementor-sandbox-"))
-    if job.toolchain in LANGUAGE_TOOLCHAINS:
-        files = {**job.files, **LANGUAGE_TOOLCHAINS[job.toolchain].files}
-    else:
-        harness_file, harness_source = TOOLCHAINS[job.toolchain]
-        files = {**job.files, harness_file: harness_source}
-    for name, text in files.items():
-        (job_dir / name).write_text(text, errors="surrogatepass")
+    files: dict[str, str | bytes] = dict(job.files)
+    toolchain = LANGUAGE_TOOLCHAINS.get(job.toolchain)
+    if toolchain is not None:
+        files.update(toolchain.files)
+    if toolchain is None or toolchain.supervised:
+        files.update(harness.files)
+    for name, content in files.items():
+        if isinstance(content, bytes):
+            (job_dir / name).write_bytes(content)
+        else:
+            (job_dir / name).write_text(content, errors="surrogatepass")
         if uid is not None:
             os.chown(job_dir / name, 0, uid)
             (job_dir / name).chmod(0o640)

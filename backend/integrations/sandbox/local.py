@@ -42,9 +42,11 @@ from backend.integrations.sandbox.base import (
     slot,
 )
 from backend.integrations.sandbox.commands import (
+    PYTHON,
     TOOLCHAINS,
     Commands,
     exchange,
+    harness_files,
     prepare_job_dir,
     seccomp_pipe,
     subdirectory,
@@ -93,8 +95,10 @@ class LocalSandbox(Sandbox):
         use_isolation: bool | None = None,
         bwrap: str = "bwrap",
         artifact_cache_bytes: int = DEFAULT_ARTIFACT_BYTES,
+        python: str = PYTHON,
     ) -> None:
-        """`use_isolation`: None = bubblewrap when installed; False = never (the fallback); True = required."""
+        """`use_isolation`: None = bubblewrap when installed; False = never (the fallback); True = required.
+        `python`: the interpreter that runs the Python harness (under bubblewrap it must live in /usr)."""
         self.timeout_seconds = timeout_seconds
         self.limits = RunLimits(memory_mb * 1024 * 1024)
         self.bwrap = shutil.which(bwrap) if use_isolation is not False else None
@@ -109,6 +113,7 @@ class LocalSandbox(Sandbox):
         self.uids = UidPool(max_concurrency, can_switch_uid=self.can_switch_uid)
         self._artifacts: ArtifactCache | None = None
         self.artifact_cache_bytes = artifact_cache_bytes
+        self.harness = harness_files(python)  # precompiled once per process, by that interpreter itself
 
     async def run(
         self, code: str, tests: list[dict], *, timeout_seconds: float | None = None, user: str | None = None
@@ -140,7 +145,7 @@ class LocalSandbox(Sandbox):
     @property
     def commands(self) -> Commands:
         """The command lines of this sandbox's runs (bubblewrap's path as it is now: tests break it)."""
-        return Commands(self.bwrap, self.limits, {name: file for name, (file, _) in TOOLCHAINS.items()})
+        return Commands(self.bwrap, self.limits, self.harness)
 
     @property
     def claimed_uids(self) -> frozenset[int]:
@@ -194,7 +199,7 @@ class LocalSandbox(Sandbox):
         """One compile under the run's confinement, with the compile's limits; `out` becomes /out."""
         compile = LANGUAGE_TOOLCHAINS[job.toolchain].compile
         assert compile is not None
-        job_dir = prepare_job_dir(job, uid)
+        job_dir = prepare_job_dir(job, uid, self.harness)
         try:
             if prepared is not None:
                 self.artifacts.link_into(prepared, subdirectory(job_dir, "prepared", uid))
@@ -227,7 +232,7 @@ class LocalSandbox(Sandbox):
     async def _execute_as(self, uid: int | None, job: Job, artifact: Artifact | None = None) -> Execution:
         # Synchronous on purpose: a few small files, well under a millisecond, and no await between making
         # the directory and the try/finally that removes it (a cancellation there would leak it).
-        job_dir = prepare_job_dir(job, uid)
+        job_dir = prepare_job_dir(job, uid, self.harness)
         try:
             if artifact is not None:
                 self.artifacts.link_into(artifact, subdirectory(job_dir, "build", uid))

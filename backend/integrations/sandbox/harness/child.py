@@ -1,18 +1,20 @@
 """The grading harness: the trusted program that runs *inside* the sandbox (not imported by the server).
 
-It is copied next to the submission and started as `python3 -I -S harness.py [--results-fd N] [--reap-all]`
-with the job on stdin: `{"code": str, "tests": [{"setup", "call"} | {"stdin"}], "output_cap": int}`. The
-job never contains an expected value: the server compares outputs with expectations itself.
+It is copied next to the submission and started as `python3 -I -S harness.pyc [--results-fd N] [--reap-all]`
+(precompiled by the runner, with the child's part as child.pyc beside it; as harness.py, its source, where
+nothing precompiled it: Piston) with the job on stdin: `{"code": str, "tests": [{"setup", "call"} |
+{"stdin"}], "output_cap": int}`. The job never contains an expected value: the server compares outputs with
+expectations itself.
 
 The harness never runs user code in its own process, nor in a fork of it (a fork would inherit the job:
-walking `sys._getframe()` up would find every test). It makes itself non-dumpable (processes of the same
-uid cannot ptrace it, read its memory or open `/proc/<pid>/fd/*`) and a child subreaper, closes every
-descriptor but stdio and the result channel, and compiles the submission (a syntax error is reported with
-its line). User code then runs in a freshly exec'd interpreter, `python3 -I -S -c <the child's part of this
-file> call|program`, which holds descriptors 0-2 (stdin, and pipes for stdout and stderr) and, for call
-tests, 3 (commands in) and 4 (values out); nothing else, no job, no result channel. One child runs all call
-tests: it gets the compiled submission, imports it once, then receives one test at a time, each only after
-the previous one reported, so it never holds a test it is not running. Each program test gets a child of
+walking `sys._getframe()` up would find every test). It makes itself non-dumpable (processes of the same uid
+cannot ptrace it, read its memory or open `/proc/<pid>/fd/*`) and a child subreaper, closes every descriptor
+but stdio and the result channel, and compiles the submission (a syntax error is reported with its line). User
+code then runs in a freshly exec'd interpreter, `python3 -I -S child.pyc call|program` (from source: `-c <the
+child's part of this file>`), which holds descriptors 0-2 (stdin, and pipes for stdout and stderr) and, for
+call tests, 3 (commands in) and 4 (values out); nothing else, no job, no result channel. One child runs all
+call tests: it gets the compiled submission, imports it once, then receives one test at a time, each only
+after the previous one reported, so it never holds a test it is not running. Each program test gets a child of
 its own. After a child exits, everything else it left running is killed and reaped (`kill(-1)` when the
 harness has a uid of its own or a PID namespace, else the child's process group), so a detached grandchild
 cannot outlive its test. Under bubblewrap the harness is the PID namespace's init (`--as-pid-1`), which

@@ -13,6 +13,8 @@ import os
 import sys
 import time
 
+CHILD_PYC = "child.pyc"  # the child's program, precompiled by the runner next to harness.pyc
+
 if __package__:  # in the repository; in the sandbox the parts are one file and these are defined above
     from backend.integrations.sandbox.harness.child import OUTPUT_LIMIT, VALUE_TOO_LARGE, describe
     from backend.integrations.sandbox.harness.supervise import (
@@ -65,7 +67,10 @@ class Harness(Supervisor):
                 self.emit(event="syntax_error", line=line, message=describe(error))
                 self.emit(event="done")
                 return
-            self.child_program = child_source(self.path)
+            if self.path.endswith(".pyc"):  # the runner precompiled us, and the child's program beside us
+                self.child_file = os.path.join(os.path.dirname(self.path), CHILD_PYC)
+            else:
+                self.child_program = child_source(self.path)
         self.emit(event="started")
         tests = job["tests"]
         calls = [(index, test) for index, test in enumerate(tests) if self.is_call(test)]

@@ -1,8 +1,8 @@
 # --- the harness: trusted, never runs user code --------------------------------------------------------
 """The harness's side of a child interpreter: starting it on fresh descriptors, serving its pipes (commands
 out, values and output in, every stream capped), output attributed to the running test, leftovers killed.
-Part of the harness (see child.py's docstring); a child is given the source above this module's first
-line (`child_source`), never the harness's."""
+Part of the harness (see child.py's docstring); a child is given the part above this module's first line
+(`child_program`: precompiled by the runner as child.pyc, else as source), never the harness's."""
 
 import marshal
 import os
@@ -52,10 +52,14 @@ def max_fd():
 
 
 def child_source(path):
-    """The child's program: the harness's file up to its own part (child.py's source, a third of the
-    whole: less to compile at every start, and nothing of the harness's code in the child)."""
+    """The child's program, from the harness's file (when the harness runs from source)."""
     with open(path, encoding="utf-8") as file:
-        source = file.read()
+        return child_program(file.read())
+
+
+def child_program(source):
+    """The child's program: the harness's source up to its own part (child.py's source, a third of the
+    whole: less to load at every start, and nothing of the harness's code in the child), then its call."""
     return source[source.index("import builtins") : source.index("# " + "--- the harness")] + (
         "\nchild_main(sys.argv[1])\n"
     )
@@ -165,14 +169,19 @@ class Supervisor:
         self.results_fd = results_fd
         self.reap_all = reap_all
         self.path = path
+        self.child_file = None  # the child's precompiled program, when there is one (else child_program)
+        self.child_program = None
         self.loads = make_loads()
         self.current = None  # the test user code is running; None while the submission is imported
         self.output = {"stdout": [], "stderr": []}  # decoded, not reported yet
         self.output_size = 0
 
     def child_argv(self, mode):
-        """A fresh interpreter of ours running the child's part of this file (main.py's Harness may run
-        another language's child instead)."""
+        """A fresh interpreter of ours running the child's part of this file: the runner's precompiled
+        child.pyc next to a precompiled harness, else its source (main.py's Harness may run another
+        language's child instead)."""
+        if self.child_file is not None:
+            return [sys.executable, "-I", "-S", self.child_file, mode]
         return [sys.executable, "-I", "-S", "-c", self.child_program, mode]
 
     def emit(self, **event):

@@ -24,11 +24,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backend.integrations.sandbox.base import HARNESS_SOURCE
-
 HERE = Path(__file__).parent
 NODE = "/usr/bin/node"
-PYTHON = "/usr/bin/python3"
 GIB = 1024 * 1024 * 1024
 MIB = 1024 * 1024
 # One V8 worker thread and no GC threads (4 threads instead of ~10); 128 MiB of heap; a deeper stack.
@@ -77,6 +74,9 @@ class Toolchain:
     data_share: bool = False
     compile: Compile | None = None
     requires: tuple[str, ...] = field(default=())  # host paths without which it is not installed
+    # Run by the Python harness (harness/main.py), which the runner writes into the job dir (precompiled:
+    # commands.harness_files) and starts with the system Python: `command` is then the harness's arguments.
+    supervised: bool = False
 
     @property
     def installed(self) -> bool:
@@ -165,8 +165,9 @@ TOOLCHAINS: dict[str, Toolchain] = {
             # harness.js for the calls, main.js itself for each program test (harness/main.py, `--node`).
             # Always under bubblewrap, so `--reap-all` (kill(-1) after each child) reaches this run alone.
             name="javascript",
-            files={"harness.py": HARNESS_SOURCE, "harness.js": _read("harness.js")},
-            command=(PYTHON, "-I", "-S", "/job/harness.py", "--reap-all", "--node", ",".join((NODE, *NODE_FLAGS))),
+            files={"harness.js": _read("harness.js")},
+            command=("--reap-all", "--node", ",".join((NODE, *NODE_FLAGS))),
+            supervised=True,
             address_space_bytes=GIB,
             max_processes=12,
             requires=(NODE,),
@@ -232,8 +233,9 @@ TOOLCHAINS: dict[str, Toolchain] = {
             # submission: codementor.Main (java/Main.java) for the calls, Solution.main for each program test.
             # Solution.java is compiled against the JDK alone, the call child's classes once (java/build.sh).
             name="java",
-            files={"harness.py": HARNESS_SOURCE, **{name: _read(f"java/{name}") for name in ("Main.java", "build.sh")}},
-            command=(PYTHON, "-I", "-S", "/job/harness.py", "--reap-all", "--java", ",".join(JAVA_COMMAND)),
+            files={name: _read(f"java/{name}") for name in ("Main.java", "build.sh")},
+            command=("--reap-all", "--java", ",".join(JAVA_COMMAND)),
+            supervised=True,
             address_space_bytes=768 * MIB,
             # Threads count: the supervisor, the JVM's ~13, a call's thread, and what the submission starts.
             max_processes=32,
