@@ -5,9 +5,10 @@
 
 The catalog's `count-vowels` (7-8 cases), graded as the API grades a submission: through a sandbox runner
 process (`python -m backend sandbox`, started here with SANDBOX_MAX_CONCURRENCY slots) over its Unix socket,
-from `--concurrency` users at once; the CPU per run is the runner's with its children (bwrap, the harness, the
-language's child), over the sequential runs. TypeScript and Java are measured twice: "cold" (every run a new source,
-so a compile first) and "warm" (the same source again: the compile cache answers, only the run is paid).
+from `--concurrency` users at once; the CPU per run is the runner's with its children (prlimit, setpriv, bwrap,
+the harness, the language's child), over the sequential runs, and in brackets the runner's own share.
+TypeScript and Java are measured twice: "cold" (every run a new source, so a compile first) and "warm" (the
+same source again: the compile cache answers, only the run is paid).
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ from backend.integrations.sandbox.process import RunnerProcess
 SLUG = "count-vowels"
 
 
-def cpu_seconds(pid: int) -> float:
-    """The runner's CPU time with that of its children it has reaped (every run: bwrap, harness, child)."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """The runner's own CPU time, and that of its children it has reaped (every run: prlimit, setpriv, bwrap,
+    the harness and its children)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    own, children = (int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14]))
+    return own / os.sysconf("SC_CLK_TCK"), children / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -66,7 +69,8 @@ async def measure(
         await one("warm-up")
     cpu_before = cpu_seconds(runner_pid)
     latencies = [await one("sequential") for _ in range(runs)]
-    cpu_ms = (cpu_seconds(runner_pid) - cpu_before) * 1000 / runs
+    cpu_after = cpu_seconds(runner_pid)
+    own_ms, children_ms = ((after - before) * 1000 / runs for after, before in zip(cpu_after, cpu_before, strict=True))
     started = time.perf_counter()
 
     async def user_loop(index: int, count: int) -> None:
@@ -79,7 +83,8 @@ async def measure(
     label = f"{language}{'/' + variant if variant else ''}"
     p50, p99 = statistics.median(latencies) * 1000, percentile(latencies, 0.99) * 1000
     print(
-        f"{label:22} p50 {p50:7.0f} ms  p99 {p99:7.0f} ms  CPU {cpu_ms:6.1f} ms per run"
+        f"{label:22} p50 {p50:7.0f} ms  p99 {p99:7.0f} ms  CPU {own_ms + children_ms:6.1f} ms per run"
+        f" (runner {own_ms:5.1f})"
         f"  {per_user * concurrency / elapsed:6.1f} graded runs/s at concurrency {concurrency}",
         flush=True,
     )
