@@ -32,10 +32,10 @@ async def test_cancelled_run_closes_its_descriptors_and_stops_its_process(steps:
     await asyncio.sleep(0.01 * steps)
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await run
+        await asyncio.wait_for(run, 30)  # a hang is this test failing, not a CI run that never ends
     finished = await asyncio.wait_for(sandbox.run("def add(a, b):\n    return a + b\n", TESTS), 30)
     assert finished.status == "passed"  # the slot and its uid came back in working order
-    await sandbox.close()  # releases the uid locks it holds for its lifetime
+    await asyncio.wait_for(sandbox.close(), 30)  # releases the uid locks it holds for its lifetime
     # A leak leaves more open than before; fewer is fine: the suite shares this process and its event loop,
     # and another test's connection may be closed meanwhile (seen once: 21 after, 22 before).
     assert open_descriptors() <= before
