@@ -28,6 +28,60 @@ STARTUP_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 25.0  # the server's graceful timeout is 20 s
 
 
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+# ----------------------------------------------------------------------------- database, fake LLM
+
+
+async def fresh_database(name: str, redis_url: str | None = None) -> str:
+    """Drop and re-create the PostgreSQL database `name` (never the tests' one) and flush `redis_url`'s
+    database when given; the new database's SQLAlchemy URL."""
+    import asyncpg
+    import redis.asyncio as redis
+
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    if redis_url is not None:
+        client = redis.from_url(redis_url)
+        await client.flushdb()
+        await client.aclose()
+    return f"postgresql+asyncpg://postgres@{HOST}:5432/{name}"
+
+
+def migrate_and_seed(env: dict[str, str], tree: Path = REPO) -> None:
+    """`python -m backend migrate`, then `seed` (the catalog), with the server's environment, from the
+    checkout `tree`."""
+    for command in ("migrate", "seed"):
+        done = subprocess.run(
+            [sys.executable, "-m", "backend", command], cwd=tree, env=env, capture_output=True, text=True, timeout=300
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"python -m backend {command} failed:\n{done.stderr[-3000:]}")
+
+
+def start_fake_llm(*options: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """bench/fake_llm.py in a process (and session) of its own, with its command-line `options`; the
+    settings it prints for pointing the API at it."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.fake_llm", *options],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        raise RuntimeError("the fake LLM server did not start")
+    return process, json.loads(line)
+
+
 # ----------------------------------------------------------------------------------------- wrk
 
 

@@ -41,7 +41,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+from bench.harness import fresh_database, migrate_and_seed
+
 DATABASE_NAME = "codementor_inprocess"
 DATABASE_URL = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{DATABASE_NAME}"
 REDIS_URL = "redis://127.0.0.1:6379/6"
@@ -173,30 +174,6 @@ class Client:
 # ---------------------------------------------------------------------------------------- seeding
 
 
-async def fresh_database() -> None:
-    import asyncpg
-    import redis.asyncio as redis
-
-    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE_NAME}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-    finally:
-        await admin.close()
-    client = redis.from_url(REDIS_URL)
-    await client.flushdb()
-    await client.aclose()
-
-
-def migrate_and_seed_catalog() -> None:
-    for command in ("migrate", "seed"):
-        done = subprocess.run(
-            [sys.executable, "-m", "backend", command], env=os.environ.copy(), capture_output=True, text=True
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"python -m backend {command} failed:\n{done.stderr[-3000:]}")
-
-
 async def seed_users(app: Any, client: Client) -> dict[str, Any]:
     """Three onboarded students with a daily assignment and a conversation: `first` with five completed
     exercises (so progress has skills and achievements to show), `short` and `long` with 10 and 10,000
@@ -318,8 +295,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from backend.app import create_app
 
     if not args.reuse:
-        await fresh_database()
-        migrate_and_seed_catalog()
+        await fresh_database(DATABASE_NAME, REDIS_URL)
+        migrate_and_seed(os.environ.copy())
     app = create_app()
     await app.startup()
     try:

@@ -40,18 +40,20 @@ from bench.harness import (
     RESULTS_DIR,
     Server,
     free_port,
+    fresh_database,
     hotspots,
     loadavg,
     machine,
+    migrate_and_seed,
     py_spy_record,
     run_wrk,
+    start_fake_llm,
     venv_tool,
     versions,
     wrk_command,
     wrk_lua,
 )
 
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DATABASE_NAME = "codementor_bench"  # created afresh by every run; never the tests' database
 REDIS_URL = "redis://127.0.0.1:6379/6"  # flushed by every run
 PASSWORD = "Bench-password-2026!"  # noqa: S105 (throw-away accounts on a throw-away database)
@@ -231,48 +233,6 @@ def _fernet_key() -> str:
 
 
 TOKEN_KEY = _fernet_key()
-
-
-async def _fresh_database_and_cache() -> str:
-    import asyncpg
-    import redis.asyncio as redis
-
-    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE_NAME}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-    finally:
-        await admin.close()
-    client = redis.from_url(REDIS_URL)
-    await client.flushdb()
-    await client.aclose()
-    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{DATABASE_NAME}"
-
-
-def prepare_database(env: dict[str, str]) -> None:
-    for command in ("migrate", "seed"):
-        done = subprocess.run(
-            [sys.executable, "-m", "backend", command], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"python -m backend {command} failed:\n{done.stderr[-3000:]}")
-
-
-def start_fake_llm(args: argparse.Namespace) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    hold = str(args.hold_seconds)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.fake_llm", "--chunk-delay", str(args.chunk_delay), "--hold-seconds", hold],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        raise RuntimeError("the fake LLM server did not start")
-    return proc, json.loads(line)
 
 
 # ---------------------------------------------------------------------------------------- seeding
@@ -880,12 +840,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     load = loadavg()
     print(f"scenarios {args.scenarios} on {args.server_names}; load average {load}", flush=True)
-    database_url = args.database_url = asyncio.run(_fresh_database_and_cache())
-    fake, llm = start_fake_llm(args)
+    database_url = args.database_url = asyncio.run(fresh_database(DATABASE_NAME, REDIS_URL))
+    chunks = ["--chunk-delay", str(args.chunk_delay), "--hold-seconds", str(args.hold_seconds)]
+    fake, llm = start_fake_llm(*chunks)
     rows: list[Row] = []
     profiles: dict[str, Any] = {}
     try:
-        prepare_database(server_env(database_url, llm, SERVER_KINDS["hypercorn-1"], free_port()))
+        migrate_and_seed(server_env(database_url, llm, SERVER_KINDS["hypercorn-1"], free_port()))
         seed = None
         print("\n" + HEADER + "\n" + "-" * len(HEADER), flush=True)
         for name in args.server_names:

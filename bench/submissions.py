@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import collections
 import cProfile
-import json
 import os
 import pstats
 import secrets
@@ -40,8 +39,11 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # this checkout's bench helpers, whichever `--tree` is measured
+
+from bench.harness import fresh_database, migrate_and_seed, start_fake_llm  # noqa: E402
+
 DATABASE_NAME = "codementor_bench_submit"
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/7"
 SLUG = "count-vowels"
 PASSWORD = "Bench-password-123"  # noqa: S105 (throwaway accounts of a local run)
@@ -64,8 +66,6 @@ def parse_args() -> argparse.Namespace:
 ARGS = parse_args()
 sys.path.insert(0, str(ARGS.tree.resolve()))
 
-import asyncpg  # noqa: E402
-import redis.asyncio as redis  # noqa: E402
 
 from backend.app import create_app  # noqa: E402
 from backend.config import Settings  # noqa: E402
@@ -105,32 +105,6 @@ class RoundTrips:
             counting(connection.Connection, name, query)
 
 
-async def fresh_database() -> str:
-    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE_NAME}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-    finally:
-        await admin.close()
-    client = redis.from_url(REDIS_URL)
-    await client.flushdb()
-    await client.aclose()
-    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{DATABASE_NAME}"
-
-
-def start_fake_llm() -> tuple[subprocess.Popen[str], dict[str, str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.fake_llm", "--chunk-delay", "0"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-    assert process.stdout is not None
-    return process, json.loads(process.stdout.readline())
-
-
 def settings_for(database_url: str, llm: dict[str, str], sandbox_url: str) -> dict[str, str]:
     from cryptography.fernet import Fernet
 
@@ -156,21 +130,6 @@ def settings_for(database_url: str, llm: dict[str, str], sandbox_url: str) -> di
         "LLM_API_KEY": llm["api_key"],
         "SANDBOX_URL": sandbox_url,
     }
-
-
-def prepare_database(env: dict[str, str]) -> None:
-    for command in ("migrate", "seed"):
-        done = subprocess.run(
-            [sys.executable, "-m", "backend", command],
-            cwd=ARGS.tree,
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"python -m backend {command} failed:\n{done.stderr[-3000:]}")
 
 
 def callgrind(switch: str) -> None:
@@ -250,12 +209,12 @@ async def measure(env: dict[str, str]) -> None:
 
 
 async def main() -> None:
-    database_url = await fresh_database()
-    llm_process, llm = start_fake_llm()
+    database_url = await fresh_database(DATABASE_NAME, REDIS_URL)
+    llm_process, llm = start_fake_llm("--chunk-delay", "0")
     runner = RunnerProcess(Settings(_env_file=None, sandbox_max_concurrency=2))  # type: ignore[call-arg]
     try:
         env = settings_for(database_url, llm, runner.start())
-        prepare_database(env)
+        migrate_and_seed({**os.environ, **env}, Path(ARGS.tree))
         await measure(env)
     finally:
         runner.stop()
