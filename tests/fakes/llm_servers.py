@@ -64,6 +64,7 @@ class FakeLLMServer(FakeServer):
         super().reset()
         self.requests: list[dict[str, Any]] = []
         self.auth_headers: list[str] = []
+        self.client_ports: list[int] = []  # the connection each request came on
         self.reply = DEFAULT_REPLY
         self.usage = (42, 17)  # prompt, completion tokens reported
         self.status: int | None = None
@@ -80,6 +81,7 @@ class FakeLLMServer(FakeServer):
         failure, error status or delay answers here."""
         body = g.body = await request.get_json(force=True)
         self.requests.append(body)
+        self.client_ports.append(request.scope["client"][1])
         key = request.headers.get("x-api-key") or request.headers.get("Authorization", "").removeprefix("Bearer ")
         self.auth_headers.append(key)
         if self.delay_seconds:

@@ -110,6 +110,17 @@ async def test_stream_yields_deltas_then_usage(fake: FakeLLMServer) -> None:
         assert fake.last_request["stream_options"] == {"include_usage": True}
 
 
+async def test_streams_one_after_another_reuse_one_connection(fake: FakeLLMServer) -> None:
+    """A new connection per message would cost every chat reply a TCP and TLS handshake with the provider
+    before its first word (the OpenAI SDK's own stream stops reading at `[DONE]` and drops its connection)."""
+    llm = provider_for(fake)
+    for _ in range(3):
+        deltas, usage = await collect(llm)
+        assert "".join(deltas) == DEFAULT_REPLY and usage is not None
+    await llm.close()
+    assert len(fake.client_ports) == 3 and len(set(fake.client_ports)) == 1
+
+
 async def test_json_mode_asks_for_one_json_object(fake: FakeLLMServer) -> None:
     fake.reply = '{"title": "Two sum"}'
     llm = provider_for(fake)

@@ -7,17 +7,21 @@ server understands it.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from contextlib import AbstractContextManager
 from typing import Any
 
+import httpx
 import openai
 from openai import AsyncOpenAI
 
 from backend.integrations.llm.base import (
     LLM,
     Completion,
+    LLMError,
     LLMUnavailable,
     Prompt,
     StreamItem,
@@ -31,6 +35,7 @@ from backend.integrations.llm.tokens import count_prompt_tokens, count_tokens
 DEFAULT_MODEL = "gpt-4o-mini"
 # Local servers (Ollama, vLLM) need no key, but the SDK refuses to start without one.
 NO_API_KEY = "not-needed"
+DRAIN_SECONDS = 1.0
 
 
 def mapped_errors(provider: str, *, observe: bool = True) -> AbstractContextManager[None]:
@@ -48,27 +53,24 @@ class OpenAIProvider(LLM):
         # within `deadline`, so the effective timeout is what LLM_TIMEOUT_SECONDS says.
         self.deadline, self.retries = timeout, max_retries
         self._client = AsyncOpenAI(api_key=api_key or NO_API_KEY, base_url=base_url, timeout=timeout, max_retries=0)
-        # The SDK imports its resources on first use (0.3-2 s here): at start-up, not in the first
-        # request's LLM_TIMEOUT_SECONDS.
-        self._client.chat.completions  # noqa: B018
 
-    def _request(self, prompt: Prompt) -> dict[str, Any]:
+    def _body(self, prompt: Prompt) -> dict[str, Any]:
         messages = [{"role": "system", "content": prompt.system}]
         messages += [{"role": turn.role, "content": turn.content} for turn in prompt.messages]
-        # The messages travel in `extra_body`, which the SDK sends as given (documented: it takes
-        # precedence over the arguments). As `messages=` they would first pass through the SDK's
-        # per-field transform: ~0.5 ms of CPU per message, 20 ms for a 40-turn history, all of it
-        # before the request leaves (docs/PERFORMANCE.md, the chat turn).
-        return {
-            "model": self.model,
-            "messages": [],
-            "max_tokens": prompt.max_tokens,
-            "extra_body": {"messages": messages},
-        }
+        return {"model": self.model, "messages": messages, "max_tokens": prompt.max_tokens}
+
+    def _post(self, body: dict[str, Any], timeout: float, *, stream: bool) -> Awaitable[httpx.Response]:
+        """`POST /chat/completions` through the SDK's client (its base URL, key, headers and typed errors for
+        a refused request), answered as the raw `httpx.Response`: `.create()` first runs its per-field
+        transform over the body (1-2 ms of CPU per chat message, all of it before the request leaves) and
+        builds a pydantic object of every streamed chunk (docs/PERFORMANCE.md, the chat turn)."""
+        return self._client.post(
+            "/chat/completions", cast_to=httpx.Response, body=body, options={"timeout": timeout}, stream=stream
+        )
 
     def _usage(self, prompt: Prompt, text: str, model: str | None, reported: Any, started: float) -> Usage:
-        if reported is not None:  # some compatible servers omit usage; estimate rather than record zero
-            prompt_tokens, completion_tokens = int(reported.prompt_tokens), int(reported.completion_tokens)
+        if reported:  # some compatible servers omit usage; estimate rather than record zero
+            prompt_tokens, completion_tokens = int(reported["prompt_tokens"]), int(reported["completion_tokens"])
         else:
             prompt_tokens = count_prompt_tokens(prompt.system, prompt.messages)
             completion_tokens = count_tokens(text)
@@ -76,48 +78,90 @@ class OpenAIProvider(LLM):
 
     async def complete(self, prompt: Prompt, *, json_mode: bool = False) -> Completion:
         started = time.perf_counter()
-        request = self._request(prompt)
+        body = self._body(prompt)
         if json_mode:
-            request["response_format"] = {"type": "json_object"}
+            body["response_format"] = {"type": "json_object"}
         response = await first_answer(
-            lambda timeout: self._client.chat.completions.create(**request, timeout=timeout),
+            lambda timeout: self._post(body, timeout, stream=False),
             lambda: mapped_errors(self.provider),
             seconds=self.deadline,
             retries=self.retries,
         )
         with mapped_errors(self.provider, observe=False):
-            if not response.choices:
+            answer = response.json()
+            if not answer.get("choices"):
                 raise ValueError("no choices")
-            text = response.choices[0].message.content or ""
-            return Completion(text, self._usage(prompt, text, response.model, response.usage, started))
+            text = answer["choices"][0]["message"].get("content") or ""
+            if not isinstance(text, str):
+                raise TypeError("content is not text")
+            return Completion(text, self._usage(prompt, text, answer.get("model"), answer.get("usage"), started))
 
     async def stream(self, prompt: Prompt) -> AsyncGenerator[StreamItem, None]:
         started = time.perf_counter()
         parts: list[str] = []
         model, reported, is_finished = None, None, False
-        stream = await first_answer(  # until the answer starts; each chunk then has the SDK's own timeout
-            lambda timeout: self._client.chat.completions.create(
-                **self._request(prompt), stream=True, stream_options={"include_usage": True}, timeout=timeout
-            ),
+        body = self._body(prompt) | {"stream": True, "stream_options": {"include_usage": True}}
+        response = await first_answer(  # until the answer starts; each chunk then has the client's own timeout
+            lambda timeout: self._post(body, timeout, stream=True),
             lambda: mapped_errors(self.provider),
             seconds=self.deadline,
             retries=self.retries,
         )
         with mapped_errors(self.provider, observe=False):
+            events = server_sent_data(response)
             try:
-                async for chunk in stream:
-                    model = chunk.model or model
-                    reported = chunk.usage or reported  # the last chunk, with `choices: []`
-                    for choice in chunk.choices:
-                        is_finished = is_finished or choice.finish_reason is not None
-                        if choice.delta is not None and choice.delta.content:
-                            parts.append(choice.delta.content)
-                            yield choice.delta.content
+                async for data in events:
+                    if data == "[DONE]":
+                        break
+                    chunk = json.loads(data)
+                    if chunk.get("error"):  # the provider failed after the answer started
+                        raise LLMError("bad_response", provider=self.provider)
+                    model = chunk.get("model") or model
+                    reported = chunk.get("usage") or reported  # the last chunk, with `choices: []`
+                    for choice in chunk.get("choices") or ():
+                        is_finished = is_finished or choice.get("finish_reason") is not None
+                        content = (choice.get("delta") or {}).get("content")
+                        if content:
+                            if not isinstance(content, str):
+                                raise TypeError("content is not text")
+                            parts.append(content)
+                            yield content
+                if is_finished:
+                    await drained(events)
             finally:
-                await stream.close()  # also when our caller stops early: release the upstream connection
-            if not is_finished:  # the connection ended cleanly but the answer did not
+                await events.aclose()
+                await response.aclose()  # also when our caller stops early: release the upstream connection
+            if not is_finished:  # the connection ended cleanly (or said [DONE]) but the answer did not
                 raise LLMUnavailable("stream_incomplete", provider=self.provider)
         yield self._usage(prompt, "".join(parts), model, reported, started)
 
     async def close(self) -> None:
         await self._client.close()
+
+
+async def server_sent_data(response: httpx.Response) -> AsyncGenerator[str, None]:
+    """The `data` of each server-sent event of `response` (several `data:` lines joined by newlines, as
+    the SSE format says). Comments and the `event`, `id` and `retry` fields are of no use here."""
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if not line:
+            if data:
+                yield "\n".join(data)
+                data = []
+        elif line.startswith("data:"):
+            data.append(line[6:] if line.startswith("data: ") else line[5:])
+    if data:
+        yield "\n".join(data)
+
+
+async def drained(events: AsyncGenerator[str, None]) -> None:
+    """Read what follows `[DONE]` (the end of the chunked body), so the connection goes back to the pool:
+    the SDK's own stream stops reading at `[DONE]`, which closes the connection, and the next message then
+    opens a new one (a TLS handshake with a real provider). Bounded: a server that keeps the body open
+    after `[DONE]` costs its connection, not the student's time."""
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for _ in events:
+                pass
+    except (TimeoutError, httpx.HTTPError):
+        pass  # the answer is complete; `aclose()` drops this connection
