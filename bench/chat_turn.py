@@ -48,6 +48,7 @@ class Turn:
     db_before_llm: int | None = None
     redis_before_llm: int | None = None
     first_delta_at: float | None = None
+    marks: dict[str, float] = field(default_factory=dict)  # ms after arrival: the first time each happened
 
 
 @dataclass
@@ -74,6 +75,12 @@ class Probe:
             at = 1000 * (time.perf_counter() - self.current.arrived)
             self.trace.append(f"{at:7.2f} ms {'after' if self.current.llm_at else 'before'} LLM: {kind} {what}")
 
+    def mark(self, what: str) -> None:
+        turn = self.current
+        if turn is not None and what not in turn.marks:
+            turn.marks[what] = 1000 * (time.perf_counter() - turn.arrived)
+            self.trace.append(f"{turn.marks[what]:7.2f} ms {what}")
+
     def llm_request(self) -> None:
         turn = self.current
         if turn is not None and turn.llm_at is None:
@@ -93,7 +100,10 @@ def counted(kind: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., A
         if len(args) > 1 and isinstance(args[1], (str, bytes)):
             what += f" {args[1][:70]!r}"
         PROBE.round_trip(kind, what)
-        return await method(*args, **kwargs)
+        result = await method(*args, **kwargs)
+        if kind == "db" and "'COMMIT" in what:
+            PROBE.mark("COMMIT answered")
+        return result
 
     return wrapper
 
@@ -119,9 +129,21 @@ def instrument() -> None:
     async def send_llm(self: httpx.AsyncClient, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         if request.url.path.endswith("/chat/completions"):
             PROBE.llm_request()
+            response = await send(self, request, **kwargs)
+            PROBE.mark("the LLM's response headers arrive")
+            return response
         return await send(self, request, **kwargs)
 
     httpx.AsyncClient.send = send_llm  # type: ignore[method-assign]
+    aiter_bytes = httpx.Response.aiter_bytes
+
+    async def aiter_llm_bytes(self: httpx.Response, chunk_size: int | None = None) -> Any:
+        async for chunk in aiter_bytes(self, chunk_size):
+            if self.request.url.path.endswith("/chat/completions") and b'"content": "Good' in chunk:
+                PROBE.mark("the LLM's first text arrives")
+            yield chunk
+
+    httpx.Response.aiter_bytes = aiter_llm_bytes  # type: ignore[method-assign]
 
 
 def watch(app: Any) -> Any:
@@ -134,8 +156,13 @@ def watch(app: Any) -> Any:
         turn = PROBE.start()
 
         async def send_watched(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                PROBE.mark("response headers sent")
+            elif b"event: start" in message.get("body", b""):
+                PROBE.mark("`start` frame sent")
             if turn.first_delta_at is None and b"event: delta" in message.get("body", b""):
                 turn.first_delta_at = time.perf_counter()
+                PROBE.mark("first `delta` frame sent")
             await send(message)
 
         await app(scope, receive, send_watched)
@@ -295,6 +322,10 @@ async def measure(args: argparse.Namespace, llm: dict[str, str]) -> dict[str, An
         "client_first_delta_p50_ms": ours["ours"]["p50_ms"],
         "fake_alone_first_delta_p50_ms": direct["direct"]["p50_ms"],
         "cpu_us_per_turn": round(1e6 * cpu / (args.turns + 2)),
+        "marks_ms_p50": {
+            what: median([t.marks[what] for t in measured if what in t.marks])
+            for what in sorted({what for t in measured for what in t.marks}, key=lambda w: measured[-1].marks.get(w, 0))
+        },
     }
     if result["client_first_delta_p50_ms"] is not None and result["fake_alone_first_delta_p50_ms"] is not None:
         result["overhead_p50_ms"] = round(
