@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
+from functools import wraps
+from typing import ParamSpec, TypeVar
 
 import structlog
 from pydantic import BaseModel
-from quart import Blueprint, Response, current_app, request
+from quart import Blueprint, Response, current_app, g, request
 from quart_schema import tag_blueprint, validate_querystring, validate_request, validate_response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.api.guards import current_user, require_user, settings, user_llm
 from backend.api.openapi import no_content, problem_responses, streams_events
-from backend.db import end_reads, get_session, read_only
+from backend.db import end_reads, get_session, read_connection, read_only
 from backend.errors import is_connection_error
-from backend.middleware.rate_limit import rate_limit
+from backend.middleware.rate_limit import RATE_LIMITS, enforce, rate_limit
 from backend.schemas.chat import (
     ChatStreamEvent,
     ConversationCreate,
@@ -39,12 +42,45 @@ from backend.services import chat as chat_service
 
 log = structlog.get_logger(__name__)
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 bp = Blueprint("chat", __name__)
 tag_blueprint(bp, ["chat"])
 
 EVENT_STREAM = "text/event-stream"
 # A stream is bounded by the LLM's own timeouts between chunks; this caps a pathological one overall.
 STREAM_MAX_SECONDS = 600
+
+
+def rate_limit_alongside(name: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """`@rate_limit(name)`, counted while the handler does its first read: the Redis round trip runs
+    alongside the turn's query instead of before it. The handler awaits `limits_passed()` before it
+    writes anything or asks the LLM; a 429 still wins over whatever else the handler raised meanwhile."""
+    limits = RATE_LIMITS[name]
+
+    def decorator(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @wraps(func)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            if not current_app.config["RATE_LIMITS_ENABLED"]:
+                return await func(*args, **kwargs)
+            check = g.rate_limit_check = asyncio.create_task(enforce(name, limits))
+            try:
+                return await func(*args, **kwargs)
+            finally:
+                g.pop("rate_limit_check", None)
+                await check  # counted whatever happened; over the limit is the answer, as when it ran first
+
+        return wrapper
+
+    return decorator
+
+
+async def limits_passed() -> None:
+    """Raise the 429 of `rate_limit_alongside` now (the handler is about to write or ask the LLM)."""
+    check = g.get("rate_limit_check")
+    if check is not None:
+        await check
 
 
 def wants_stream(data: MessageCreate) -> bool:
@@ -171,7 +207,7 @@ async def list_messages(conversation_id: int, query_args: MessagesQuery) -> Mess
 @bp.post("/conversations/<int:conversation_id>/messages")
 @require_user
 @read_only  # the turn reads without a transaction and writes in short ones of its own (see `prepare`)
-@rate_limit("chat")
+@rate_limit_alongside("chat")
 @validate_request(MessageCreate)
 @validate_response(MessagePair, 201)
 @problem_responses(429, 502, 504)
@@ -195,7 +231,7 @@ async def post_message(conversation_id: int, data: MessageCreate) -> tuple[Messa
 @bp.post("/conversations/<int:conversation_id>/messages/stream")
 @require_user
 @read_only
-@rate_limit("chat")
+@rate_limit_alongside("chat")
 @validate_request(MessageCreate)
 @streams_events(ChatStreamEvent, "The reply as Server-Sent Events: `start`, `delta`s, then `done` or `error`.")
 @problem_responses(429)
@@ -215,22 +251,37 @@ def session_factory() -> async_sessionmaker[AsyncSession]:
 async def prepare(conversation_id: int, content: str) -> chat_service.Prepared:
     """The turn's one read (404, 429), then its connection back to the pool: none is held while the LLM
     thinks (the sending routes are `@read_only`; the turn writes in short sessions of its own)."""
-    prepared = await chat_service.prepare_turn(get_session(), settings(), current_user(), conversation_id, content)
+    prepared = await read_turn(conversation_id, content)
     await end_reads()
     return prepared
 
 
+async def read_turn(conversation_id: int, content: str) -> chat_service.Prepared:
+    """`prepare_turn` while the rate limits are counted; their 429 comes before its 404 or quota 429."""
+    try:
+        prepared = await chat_service.prepare_turn(get_session(), settings(), current_user(), conversation_id, content)
+    finally:
+        await limits_passed()
+    return prepared
+
+
 async def stream_reply(conversation_id: int, data: MessageCreate) -> Response:
-    factory, llm = session_factory(), user_llm()
-    prepared = await prepare(conversation_id, data.content)
-    turn = await chat_service.start_stream(factory, llm, current_user().id, prepared)
+    """The turn's read, then its write on the same connection (on PostgreSQL one statement, while the LLM
+    request starts), which then goes back to the pool before the reply is relayed."""
+    factory, llm, user = session_factory(), user_llm(), current_user()
+    try:
+        prepared = await read_turn(conversation_id, data.content)
+        async with read_connection() as connection:
+            turn = await chat_service.start_stream(factory, llm, user.id, prepared, connection=connection)
+    finally:
+        await end_reads()
     return event_stream(chat_service.stream_turn(factory, llm, turn))
 
 
 @bp.post("/message")
 @require_user
 @read_only
-@rate_limit("chat")
+@rate_limit_alongside("chat")
 @validate_request(ShortcutMessage)
 @validate_response(ShortcutReply)
 @problem_responses(404, 429, 502, 504)
@@ -241,6 +292,7 @@ async def post_chat_message(data: ShortcutMessage) -> ShortcutReply:
     user, factory = current_user(), session_factory()
     conversation_id = data.conversation_id
     if conversation_id is None:
+        await limits_passed()  # before a conversation is created
         conversation_id = await chat_service.open_for_shortcut(get_session(), factory, settings(), user)
         await end_reads()  # the next read must see the new conversation (on SQLite a read keeps its snapshot)
     prepared = await prepare(conversation_id, data.message)

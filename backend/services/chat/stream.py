@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from backend.errors import AppError
 from backend.integrations.llm import LLM, LLMError, Prompt, StreamItem, Usage
@@ -112,13 +112,20 @@ class Turn:
 
 
 async def start_stream(
-    session_factory: async_sessionmaker[AsyncSession], llm: LLM, user_id: int, prepared: Prepared
+    session_factory: async_sessionmaker[AsyncSession],
+    llm: LLM,
+    user_id: int,
+    prepared: Prepared,
+    *,
+    connection: AsyncConnection | None = None,
 ) -> Turn:
-    """Ask the LLM, and store the message and the reply's row while it starts (`prepared`: turns.py)."""
+    """Ask the LLM, and store the message and the reply's row while it starts (`prepared`, `connection`:
+    turns.py)."""
     budget_read(llm)
     answer = Ahead(llm.stream(prepared.prompt))
     try:
-        stored = await store_turn(session_factory, prepared, user_id, is_stream=True)
+        await asyncio.sleep(0)  # the LLM request is built and on its way before the store's work starts
+        stored = await store_turn(session_factory, prepared, user_id, is_stream=True, connection=connection)
     except BaseException:
         await answer.aclose()
         raise

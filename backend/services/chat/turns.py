@@ -17,11 +17,11 @@ from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import JSON, ColumnElement, CursorResult, Select, bindparam, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import JSON, ColumnElement, CursorResult, Select, bindparam, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from backend.config import Settings
-from backend.db import utcnow
+from backend.db import UTCDateTime, utcnow
 from backend.errors import AppError, GatewayTimeout, ServiceUnavailable, UpstreamError
 from backend.integrations.llm import LLM, ChatTurn, LLMError, LLMTimeout, Prompt, Usage
 from backend.integrations.sandbox.languages import graded
@@ -167,12 +167,63 @@ async def _count_messages(
     return cast(CursorResult[Any], await session.execute(statement)).rowcount > 0
 
 
+# PostgreSQL: the conversation counted (still the user's; the UPDATE locks its row) and the message, with a
+# stream also the reply's row, inserted by one statement that commits on its own (the connection is in
+# AUTOCOMMIT): one round trip instead of BEGIN, UPDATE, INSERT, COMMIT. The ids are drawn in the order of
+# the VALUES rows, so the student's message always comes before its reply.
+_STORE_SQL = """
+WITH counted AS (
+    UPDATE conversations
+    SET message_count = message_count + {added}, last_message_at = :now, updated_at = :now,
+        title = coalesce(title, :title)
+    WHERE id = :conversation_id AND user_id = :user_id
+    RETURNING id
+)
+INSERT INTO messages (id, conversation_id, role, content, status, prompt_tokens, completion_tokens, tokens_used,
+                      created_at)
+SELECT new.id, counted.id, new.role, new.content, new.status, 0, 0, 0, :now
+FROM counted CROSS JOIN (VALUES {rows}) AS new (id, role, content, status)
+RETURNING id, conversation_id, role, content, status, model, prompt_tokens, completion_tokens, tokens_used,
+          latency_ms, created_at
+"""
+_NEXT_ID = "nextval(pg_get_serial_sequence('messages', 'id'))"
+_STORE_STATEMENTS = {
+    is_stream: text(
+        _STORE_SQL.format(
+            added=2 if is_stream else 1,
+            rows=f"({_NEXT_ID}, 'user', CAST(:content AS TEXT), 'complete')"
+            + (f", ({_NEXT_ID}, 'assistant', '', 'partial')" if is_stream else ""),
+        )
+    ).bindparams(bindparam("now", type_=UTCDateTime()))
+    for is_stream in (False, True)
+}
+
+
 async def store_turn(
-    session_factory: async_sessionmaker[AsyncSession], prepared: Prepared, user_id: int, *, is_stream: bool
+    session_factory: async_sessionmaker[AsyncSession],
+    prepared: Prepared,
+    user_id: int,
+    *,
+    is_stream: bool,
+    connection: AsyncConnection | None = None,
 ) -> Stored:
     """The student's message (with a stream, also the reply's row) and the conversation's count, committed
     in a transaction of its own. The conversation row is updated first, still the user's (it locks the
-    row): one deleted since `prepare_turn` read it is a 404."""
+    row): one deleted since `prepare_turn` read it is a 404. `connection`: one outside any transaction
+    (the request's reads'), for PostgreSQL's one statement; elsewhere a session of `session_factory`."""
+    if connection is not None and connection.dialect.name == "postgresql":
+        values = {
+            "now": utcnow(),
+            "title": title_from(prepared.content),
+            "conversation_id": prepared.conversation_id,
+            "user_id": user_id,
+            "content": prepared.content,
+        }
+        rows = sorted((await connection.execute(_STORE_STATEMENTS[is_stream], values)).mappings(), key=_by_id)
+        if not rows:
+            raise ConversationNotFound()
+        stored = [Message(**row) for row in rows]
+        return Stored(stored[0], stored[1] if is_stream else None)
     async with session_factory() as session:
         is_counted = await _count_messages(
             session, prepared.conversation_id, 2 if is_stream else 1, title=title_from(prepared.content), owner=user_id
@@ -189,6 +240,10 @@ async def store_turn(
             session.add(reply)
         await session.commit()
     return Stored(user_message, reply)
+
+
+def _by_id(row: Any) -> int:
+    return int(row["id"])
 
 
 async def store_reply(
