@@ -35,8 +35,8 @@ from tests.runners import shared_runner_url
 JAVA = LANGUAGES["java"]
 TIMEOUT = 20.0
 TEST_TIMEOUT_MS = 2000
-# Not translated: both teach a Python-only feature (mutable default arguments, operator overloading).
-UNTRANSLATED = {"fix-mutable-default", "vector-class"}
+# Not translated yet.
+UNTRANSLATED = {"vector-class"}
 
 
 def _require_java() -> None:
