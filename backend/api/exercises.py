@@ -255,9 +255,10 @@ async def submit_solution(exercise_id: int, data: SubmissionCreate) -> SubmitRes
 @validate_response(SubmissionPage)
 async def list_exercise_submissions(exercise_id: int, query_args: PageQuery) -> SubmissionPage:
     """Your submissions for one exercise, newest first."""
-    items, total = await exercises_service.list_submissions(
-        get_session(), current_user(), exercise_id, limit=query_args.limit, offset=query_args.offset
-    )
+    async with read_connection() as connection:
+        items, total = await exercise_reads.submission_page(
+            connection, current_user(), exercise_id, limit=query_args.limit, offset=query_args.offset
+        )
     return SubmissionPage.of(items, total, query_args)
 
 

@@ -14,14 +14,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, literal, or_, select
+from sqlalchemy import and_, bindparam, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.db import ReadStatement, fetch
 from backend.integrations.sandbox.languages import graded
 from backend.models import User
-from backend.models.exercises import Exercise
-from backend.services.exercises import public_view
+from backend.models.exercises import Exercise, Submission
+from backend.services.exercises import ExerciseNotFound, public_view
 
 # What a page of the catalog shows (`ExerciseSummary`): descriptions, tests and solutions stay unread.
 SUMMARY_COLUMNS = (
@@ -124,3 +124,72 @@ async def cached_public_view(connection: AsyncConnection, exercise_id: int, upda
         row = (await connection.execute(select(Exercise.__table__).where(Exercise.id == exercise_id))).one()
         view = PUBLIC_VIEWS.put(exercise_id, row.updated_at, public_view(row))
     return view
+
+
+# What a submission shows (`SubmissionRead`); its results were stored as the student may see them
+# (services/submissions/shown.py), and the code is not part of the view.
+SUBMISSION_COLUMNS = (
+    Submission.id,
+    Submission.status,
+    Submission.grade,
+    Submission.tests_passed,
+    Submission.tests_total,
+    Submission.results,
+    Submission.stdout,
+    Submission.stderr,
+    Submission.feedback,
+    Submission.strengths,
+    Submission.improvements,
+    Submission.rubric,
+    Submission.created_at,
+)
+
+
+def _visible(graded_languages: tuple[str, ...]) -> Any:
+    return and_(
+        Exercise.id == bindparam("exercise_id"),
+        or_(Exercise.visibility == "public", Exercise.author_id == bindparam("user_id")),
+        or_(*(Exercise.language == literal(name) for name in graded_languages)),
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _submission_statements(graded_languages: tuple[str, ...]) -> tuple[ReadStatement, ReadStatement]:
+    """The page, and the count alone (for a page past the end), of the user's submissions of an exercise
+    they may see. Outer-joined from the exercise: an exercise without submissions still gives a row (with
+    no submission and a count of 0), one they may not see gives none. Built once per set of graded languages."""
+    mine = and_(Submission.exercise_id == Exercise.id, Submission.user_id == bindparam("user_id"))
+    page = (
+        select(*SUBMISSION_COLUMNS, func.count(Submission.id).over().label("total"))
+        .select_from(Exercise)
+        .outerjoin(Submission, mine)
+        .where(_visible(graded_languages))
+        .order_by(Submission.id.desc())
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+    count = (
+        select(Exercise.id, func.count(Submission.id).label("total"))
+        .select_from(Exercise)
+        .outerjoin(Submission, mine)
+        .where(_visible(graded_languages))
+        .group_by(Exercise.id)
+    )
+    return ReadStatement(page), ReadStatement(count)
+
+
+async def submission_page(
+    connection: AsyncConnection, user: User, exercise_id: int, *, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """The user's submissions of an exercise, newest first (dicts of `SubmissionRead`'s fields), and how many
+    there are; 404 for an exercise that is not theirs to see. One query, two for a page past the end."""
+    page, count = _submission_statements(tuple(graded()))
+    values = {"user_id": user.id, "exercise_id": exercise_id, "limit": limit, "offset": offset}
+    rows = await fetch(connection, page, values)
+    if not rows:  # not visible, or past the end: the count tells which
+        found = await fetch(connection, count, values)
+        if not found:
+            raise ExerciseNotFound()
+        return [], found[0]["total"]
+    items = [dict(row) for row in rows if row["id"] is not None]
+    return items, rows[0]["total"]

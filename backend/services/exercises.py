@@ -192,18 +192,6 @@ def user_exercise_view(row: UserExercise | Row[*tuple[Any, ...]]) -> dict[str, A
     return {name: getattr(row, name) for name in USER_EXERCISE_FIELDS}
 
 
-async def list_submissions(
-    session: AsyncSession, user: User, exercise_id: int, *, limit: int, offset: int
-) -> tuple[list[Submission], int]:
-    exercise = await get_visible(session, user, exercise_id)
-    mine = and_(Submission.user_id == user.id, Submission.exercise_id == exercise.id)
-    total = await session.scalar(select(func.count()).select_from(Submission).where(mine)) or 0
-    rows = await session.scalars(
-        select(Submission).where(mine).order_by(Submission.id.desc()).limit(limit).offset(offset)
-    )
-    return list(rows), total
-
-
 # --- catalog seed and admin writes -----------------------------------------------------------------
 
 

@@ -287,6 +287,37 @@ async def test_list_submissions_and_history(app: Quart, client: QuartClient) -> 
     assert len(export["submissions"]) == 2 and export["exercises"][0]["status"] == "completed"
 
 
+async def test_submission_list_pages_only_your_own_and_hides_exercises_you_cannot_see(
+    app: Quart, client: QuartClient
+) -> None:
+    headers, _ = await sign_in(client)
+    other_headers, other_id = await sign_in(client)
+    exercise_id = await add_exercise(app)
+    url = f"{EXERCISES}/{exercise_id}/submissions"
+    assert await (await client.get(url, headers=headers)).get_json() == {
+        "items": [],
+        "total": 0,
+        "limit": 20,
+        "offset": 0,
+    }
+    first = (await submit(client, headers, exercise_id, WRONG))["submission"]
+    second = (await submit(client, headers, exercise_id, SOLUTION))["submission"]
+    await submit(client, other_headers, exercise_id, SOLUTION)  # someone else's: never listed
+
+    page = await (await client.get(url, headers=headers)).get_json()
+    assert page["total"] == 2 and page["items"] == [second, first]  # newest first, as the submit showed it
+    later = await (await client.get(f"{url}?limit=1&offset=1", headers=headers)).get_json()
+    assert later["items"] == [first] and later["total"] == 2
+    past_the_end = await (await client.get(f"{url}?offset=5", headers=headers)).get_json()
+    assert past_the_end["items"] == [] and past_the_end["total"] == 2
+
+    private = await add_exercise(app, author_id=other_id, visibility="private", generated_by_ai=True)
+    for target in (f"{EXERCISES}/{private}/submissions", f"{EXERCISES}/{private}/submissions?offset=5"):
+        response = await client.get(target, headers=headers)
+        assert response.status_code == 404 and (await response.get_json())["code"] == "not_found"
+    assert (await client.get(f"{EXERCISES}/999999/submissions", headers=headers)).status_code == 404
+
+
 # --- daily -----------------------------------------------------------------------------------------
 
 
