@@ -136,15 +136,16 @@ async def get_daily_exercise() -> Daily:
 @validate_response(HistoryPage)
 async def list_exercise_history(query_args: HistoryQuery) -> HistoryPage:
     """Your exercises (assigned, started, completed, skipped), most recent first."""
-    items, total = await exercises_service.history(
-        get_session(),
-        current_user(),
-        status=query_args.status,
-        difficulty=query_args.difficulty,
-        language=query_args.language,
-        limit=query_args.limit,
-        offset=query_args.offset,
-    )
+    async with read_connection() as connection:
+        items, total = await exercise_reads.history(
+            connection,
+            current_user(),
+            status=query_args.status,
+            difficulty=query_args.difficulty,
+            language=query_args.language,
+            limit=query_args.limit,
+            offset=query_args.offset,
+        )
     return HistoryPage.of(items, total, query_args)
 
 

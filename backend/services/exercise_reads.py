@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from backend.db import ReadStatement, fetch
 from backend.integrations.sandbox.languages import graded
 from backend.models import User
-from backend.models.exercises import Exercise, Submission
-from backend.services.exercises import ExerciseNotFound, public_view
+from backend.models.exercises import Exercise, Submission, UserExercise
+from backend.services.exercises import USER_EXERCISE_FIELDS, ExerciseNotFound, public_view
 
 # What a page of the catalog shows (`ExerciseSummary`): descriptions, tests and solutions stay unread.
 SUMMARY_COLUMNS = (
@@ -193,3 +193,50 @@ async def submission_page(
         return [], found[0]["total"]
     items = [dict(row) for row in rows if row["id"] is not None]
     return items, rows[0]["total"]
+
+
+HISTORY_COLUMNS = (
+    *(getattr(UserExercise, name) for name in USER_EXERCISE_FIELDS),
+    Exercise.title,
+    Exercise.difficulty,
+    Exercise.language,
+)
+# Filters of the history: on the user's row (status) or on the exercise's (difficulty, language).
+HISTORY_FILTERS = {"status": UserExercise.status, "difficulty": Exercise.difficulty, "language": Exercise.language}
+
+
+@functools.lru_cache(maxsize=16)
+def _history_statement(filters: frozenset[str], paged: bool) -> ReadStatement:
+    """The user's exercises with their titles, most recent first, with the count of all that match; built
+    once per filter combination (values are bind parameters)."""
+    conditions = [UserExercise.user_id == bindparam("user_id")]
+    conditions += [HISTORY_FILTERS[name] == bindparam(name) for name in sorted(filters)]
+    statement = (
+        select(*HISTORY_COLUMNS, func.count().over().label("total"))
+        .join(Exercise, Exercise.id == UserExercise.exercise_id)
+        .where(*conditions)
+        .order_by(func.coalesce(UserExercise.started_at, UserExercise.created_at).desc(), UserExercise.id.desc())
+    )
+    return ReadStatement(statement.limit(bindparam("limit")).offset(bindparam("offset")) if paged else statement)
+
+
+async def history(
+    connection: AsyncConnection,
+    user: User,
+    *,
+    status: str | None,
+    difficulty: str | None,
+    language: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of the user's exercises (dicts of `HistoryItem`'s fields) and how many match: one query, two
+    for a page past the end."""
+    filters = {"status": status, "difficulty": difficulty, "language": language.lower() if language else None}
+    chosen = frozenset(name for name, value in filters.items() if value is not None)
+    values: dict[str, Any] = {"user_id": user.id, "limit": limit, "offset": offset}
+    values |= {name: filters[name] for name in chosen}
+    rows = await fetch(connection, _history_statement(chosen, True), values)
+    if not rows and offset:  # a page past the end has no row to carry the count
+        return [], len(await fetch(connection, _history_statement(chosen, False), values))
+    return [dict(row) for row in rows], rows[0]["total"] if rows else 0

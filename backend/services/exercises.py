@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, Row, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, Row, and_, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -138,40 +138,6 @@ async def user_exercise_for(session: AsyncSession, user: User, exercise: Exercis
         row.status, row.started_at = "in_progress", utcnow()
     await session.flush()
     return row
-
-
-async def history(
-    session: AsyncSession,
-    user: User,
-    *,
-    status: str | None,
-    difficulty: str | None,
-    language: str | None,
-    limit: int,
-    offset: int,
-) -> tuple[list[dict[str, Any]], int]:
-    conditions = [UserExercise.user_id == user.id]
-    if status is not None:
-        conditions.append(UserExercise.status == status)
-    if difficulty is not None:
-        conditions.append(Exercise.difficulty == difficulty)
-    if language is not None:
-        conditions.append(Exercise.language == language.lower())
-    joined = and_(*conditions)
-    total = await session.scalar(select(func.count()).select_from(UserExercise).join(Exercise).where(joined)) or 0
-    rows = await session.execute(
-        select(UserExercise, Exercise.title, Exercise.difficulty, Exercise.language)
-        .join(Exercise)
-        .where(joined)
-        .order_by(func.coalesce(UserExercise.started_at, UserExercise.created_at).desc(), UserExercise.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    items = [
-        user_exercise_view(row) | {"title": title, "difficulty": level, "language": lang}
-        for row, title, level, lang in rows
-    ]
-    return items, total
 
 
 USER_EXERCISE_FIELDS = (

@@ -318,6 +318,32 @@ async def test_submission_list_pages_only_your_own_and_hides_exercises_you_canno
     assert (await client.get(f"{EXERCISES}/999999/submissions", headers=headers)).status_code == 404
 
 
+async def test_history_lists_your_exercises_newest_first_filtered_and_paged(app: Quart, client: QuartClient) -> None:
+    headers, _ = await sign_in(client)
+    other_headers, _ = await sign_in(client)
+    easy = await add_exercise(app)
+    hard = await add_exercise(app, difficulty="hard", title="Add them, hard")
+    await submit(client, headers, easy, SOLUTION)
+    await submit(client, headers, hard, WRONG)
+    await submit(client, other_headers, easy, SOLUTION)  # someone else's: never listed
+    url = f"{EXERCISES}/history"
+
+    page = await (await client.get(url, headers=headers)).get_json()
+    assert page["total"] == 2 and [item["exercise_id"] for item in page["items"]] == [hard, easy]
+    newest = page["items"][0]
+    assert (newest["title"], newest["difficulty"], newest["language"]) == ("Add them, hard", "hard", "python")
+    assert (newest["status"], newest["submissions_count"], newest["best_grade"]) == ("in_progress", 1, 0)
+    hard_only = await (await client.get(f"{url}?difficulty=hard", headers=headers)).get_json()
+    assert hard_only["total"] == 1 and hard_only["items"][0]["exercise_id"] == hard
+    completed = await (await client.get(f"{url}?status=completed&language=PYTHON", headers=headers)).get_json()
+    assert completed["total"] == 1 and completed["items"][0]["exercise_id"] == easy
+    assert (await (await client.get(f"{url}?language=go", headers=headers)).get_json())["total"] == 0
+    second = await (await client.get(f"{url}?limit=1&offset=1", headers=headers)).get_json()
+    assert [item["exercise_id"] for item in second["items"]] == [easy] and second["total"] == 2
+    past_the_end = await (await client.get(f"{url}?offset=9", headers=headers)).get_json()
+    assert past_the_end["items"] == [] and past_the_end["total"] == 2
+
+
 # --- daily -----------------------------------------------------------------------------------------
 
 
