@@ -2,8 +2,9 @@
 
 grade = round(100 × c × (0.40 + 0.30·quality + 0.15·efficiency + 0.15·style)), c = share of tests passed:
 failing every test scores 0 however tidy the code, and a perfect solution scores 100.
-- style: pyflakes findings (in-process, in a thread: it parses and walks the code); other languages have no
-  offline linter here, so their style is not scored (None) and its weight goes to the scored parts;
+- style: pyflakes findings (in-process, in a thread: it parses and walks the code) for Python; for Go,
+  what gofmt would change (checked in the sandbox's compile step, `style_findings`); the other languages
+  have no offline linter here, so their style is not scored (None) and its weight goes to the scored parts;
 - efficiency: the run time against the reference solution's in the same sandbox;
 - quality: the LLM's judgement when one is configured, else static measures (function length, nesting
   depth, naming) for Python, and not scored for other languages.
@@ -270,16 +271,18 @@ async def review(
     title: str,
     description: str,
     language: str = "python",
+    style_findings: list[str] | None = None,
 ) -> Review:
+    """`style_findings`: what the sandbox's formatter check found in a language it checks (Go), else None."""
     correctness = tests_passed / tests_total if tests_total else 0.0
     is_python = language == "python"
     if is_python:
         findings, quality = await asyncio.to_thread(lambda: (lint(code), static_quality(code)))
     else:
-        # No offline linter or static measure for this language here: style is not scored, nor quality
-        # unless an LLM judges it; their weight goes to the scored parts (grade_of).
-        findings, quality = [], StaticQuality(0.0, [], [], [])
-    style = style_score(findings) if is_python else None
+        # No static measure of quality for this language here: not scored unless an LLM judges it, and style
+        # only where the sandbox checked it; an unscored part's weight goes to the scored ones (grade_of).
+        findings, quality = list(style_findings or []), StaticQuality(0.0, [], [], [])
+    style = style_score(findings) if is_python or style_findings is not None else None
     efficiency = efficiency_score(duration_ms, reference_ms) if status in ("passed", "failed") else 0.0
     feedback, strengths, improvements = offline_feedback(
         status=status,

@@ -447,7 +447,15 @@ async def test_go_exercises_through_the_api(app: Quart, client: QuartClient, run
     assert daily["exercise"]["language"] == "go" and daily["language_note"] is None
     passed = (await submit(client, headers, exercise_id, GO_ADD))["submission"]
     assert passed["status"] == "passed", passed["results"]
-    assert passed["rubric"]["style"] is None  # not scored for Go
+    assert passed["rubric"]["style"] == 1.0 and passed["grade"] == 100  # gofmt-clean
+    # Style is gofmt's: the same code laid out by hand passes every test, and loses style points for where
+    # gofmt would change it (checked in the sandbox's compile step).
+    untidy = GO_ADD.replace("\treturn a + b", "  return a+b").replace(
+        "func addNumbers(a, b int) int {", "func addNumbers(a,b int) int{"
+    )
+    sloppy = (await submit(client, headers, exercise_id, untidy))["submission"]
+    assert sloppy["status"] == "passed" and sloppy["rubric"]["style"] < 1.0 and sloppy["grade"] < 100
+    assert "line 5: gofmt lays this out differently" in json.dumps(sloppy["improvements"] + [sloppy["feedback"]])
     assert "args 1 2" in passed["stdout"] and "2345" not in passed["stdout"]  # hidden tests' output withheld
     failed = (await submit(client, headers, exercise_id, GO_ADD.replace("a + b", "a - b")))["submission"]
     by_name = {row["name"]: row for row in failed["results"]}

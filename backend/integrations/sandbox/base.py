@@ -28,6 +28,7 @@ VALUE_TOO_LARGE = "the returned value is too large to compare"  # as the harness
 OUTPUT_CAP = 10 * 1024  # characters of stdout / stderr kept in a RunResult
 CHILD_OUTPUT_CAP = 64 * 1024  # bytes one test's output may reach before the harness stops it
 ACTUAL_CAP = 1000  # characters of an actual value or stdout shown with a test outcome
+MAX_STYLE_FINDINGS = 50  # of a `style` event (compiled.py writes at most as many)
 MAX_DECODE_DEPTH = 70
 MAX_DECODE_ITEMS = 200_000
 DEFAULT_QUEUE_TIMEOUT_SECONDS = 30.0  # SANDBOX_QUEUE_TIMEOUT_SECONDS
@@ -73,6 +74,9 @@ class RunResult:
     # a syntax error's message is there too): (stdout, stderr), each capped.
     output: dict[int | None, tuple[str, str]] = field(default_factory=dict)
     order: tuple[int, ...] = ()  # test indexes in the order the code was given them
+    # What the language's formatter would change (`line N: ...`), when the runner checked it (Go: gofmt,
+    # compiled.py); None when nothing was checked.
+    style: list[str] | None = None
 
     def output_of(self, shown: Collection[int]) -> tuple[str, str]:
         """stdout and stderr printed while importing the submission and by the tests in `shown`."""
@@ -146,6 +150,7 @@ class Report:
     stderr: str = ""
     output: dict[int | None, tuple[str, str]] = field(default_factory=dict)  # RunResult.output
     order: list[int] = field(default_factory=list)
+    style: list[str] | None = None  # RunResult.style: the first `style` event (the runner writes it first)
     is_started: bool = False
     is_done: bool = False
 
@@ -170,6 +175,8 @@ class Report:
                 report.add_output(event)
             elif kind == "begin" and type(event.get("index")) is int and event["index"] not in report.order:
                 report.order.append(event["index"])
+            elif kind == "style" and report.style is None and isinstance(event.get("findings"), list):
+                report.style = [str(finding)[:300] for finding in event["findings"][:MAX_STYLE_FINDINGS]]
             elif kind == "started":
                 report.is_started = True
             elif kind == "done":
@@ -227,7 +234,7 @@ def grade(
         status = "passed" if passed == len(tests) else "failed"
     return RunResult(
         status, passed, len(tests), outcomes, stdout, stderr, duration_ms, output=report.output,
-        order=tuple(report.order),
+        order=tuple(report.order), style=report.style,
     )  # fmt: skip
 
 

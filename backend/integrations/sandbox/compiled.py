@@ -35,13 +35,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from backend.integrations.sandbox.base import SandboxUnavailable
+from backend.integrations.sandbox.base import MAX_STYLE_FINDINGS, SandboxUnavailable
 from backend.integrations.sandbox.languages.toolchains import Compile, Toolchain
 
 DEFAULT_MAX_ENTRIES = 1024
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 MAX_ARTIFACT_FILES = 4096
 MAX_MESSAGE_CHARS = 2000
+STYLE_FILE = "style.diff"  # a compile that checks style leaves the formatter's diff of the submission here
+MAX_STYLE_BYTES = 256 * 1024
+HUNK = re.compile(r"^@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@")
 SANDBOX_DIRS = re.compile(r"(?<![\w./])(?:/job/|/out/|/tmp/|\./)")
 
 
@@ -262,3 +265,32 @@ def strip_dirs(text: str) -> str:
 def report_of(event: dict[str, Any]) -> str:
     """A runner report holding one event, as a harness would have written it, then done."""
     return json.dumps(event) + '\n{"event": "done"}\n'
+
+
+def style_event(compile: Compile, artifact: Artifact) -> dict[str, Any] | None:
+    """The `style` event of a compiled artifact, when its compile checked the style (`Compile.formatter`):
+    one finding per place the formatter would change, as `line N: ...` of the submission (none: a clean
+    file). Read by the runner from its own cache, so the run's code cannot write it."""
+    if compile.formatter is None or artifact.path is None:
+        return None
+    try:
+        with (artifact.path / STYLE_FILE).open("rb") as file:
+            diff = file.read(MAX_STYLE_BYTES).decode("utf-8", "replace")
+    except OSError:  # the formatter could not run: no style, rather than a wrong one
+        return None
+    return {"event": "style", "findings": formatter_findings(compile.formatter, diff)}
+
+
+def formatter_findings(formatter: str, diff: str) -> list[str]:
+    """`line N: ...` for the first changed line of each hunk of a unified diff of the submission."""
+    findings: list[str] = []
+    line: int | None = None
+    for text in diff.splitlines():
+        if found := HUNK.match(text):
+            line = int(found.group(1))
+        elif line is not None and text.startswith(("-", "+")):
+            findings.append(f"line {line}: {formatter} lays this out differently (run {formatter} on your file)")
+            line = None  # one finding per hunk
+        elif line is not None and text.startswith(" "):
+            line += 1
+    return findings[:MAX_STYLE_FINDINGS]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -60,6 +61,7 @@ from backend.integrations.sandbox.compiled import (
     cache_key,
     compile_error,
     report_of,
+    style_event,
 )
 from backend.integrations.sandbox.confinement import RunLimits, switch_uid
 from backend.integrations.sandbox.languages.toolchains import TOOLCHAINS as LANGUAGE_TOOLCHAINS
@@ -191,7 +193,10 @@ class LocalSandbox(Sandbox):
         if artifact.path is None:
             assert artifact.error is not None
             return Execution(False, False, True, None, report_of(artifact.error), "", 0.0, compile_ms)
-        return replace(await self._execute_as(uid, job, artifact), compile_ms=compile_ms)
+        execution = await self._execute_as(uid, job, artifact)
+        style = style_event(compile, artifact)  # first: the run's own events cannot come before it
+        report = execution.report if style is None else json.dumps(style) + "\n" + execution.report
+        return replace(execution, report=report, compile_ms=compile_ms)
 
     async def _compile(
         self, uid: int | None, job: Job, key: str, prepared: Artifact | None, out: Path, *, prepare: bool = False

@@ -26,6 +26,7 @@ MISTAKE_LABELS = {
     "style:unused_code": "unused imports or variables",
     "style:undefined_name": "undefined names",
     "style:lint": "linter findings",
+    "style:formatting": "code not laid out as the language's formatter lays it out",
     "style:long_function": "long functions",
     "style:deep_nesting": "deeply nested code",
     "style:naming": "unclear names",
@@ -114,6 +115,7 @@ def style_issues(
         kind = (
             "style:undefined_name" if "undefined name" in finding
             else "style:unused_code" if "unused" in finding or "never used" in finding
+            else "style:formatting" if "lays this out differently" in finding
             else "style:lint"
         )  # fmt: skip
         issues.setdefault(kind, finding[:300])

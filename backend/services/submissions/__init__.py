@@ -185,8 +185,15 @@ async def run_and_review(
         title=exercise.title,
         description=exercise.description,
         language=exercise.language,
+        style_findings=run.style if _checks_style(exercise.language) else None,
     )
     return Graded(run, reference_ms, results, stdout, stderr, review)
+
+
+def _checks_style(language: str) -> bool:
+    """Whether the sandbox checks this language's style (its `style` event is then the runner's own)."""
+    found = languages.graded().get(language)
+    return found is not None and found.formatter is not None
 
 
 async def _run_or_fail(

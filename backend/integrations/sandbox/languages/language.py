@@ -50,6 +50,13 @@ class Language:
         return self.version is not None
 
     @property
+    def formatter(self) -> str | None:
+        """The formatter the runner checks a submission with in its compile step (Go: gofmt): the style part
+        of the grade (RunResult.style). None: style is not checked in this language."""
+        toolchain = TOOLCHAINS.get(self.toolchain) if self.toolchain is not None else None
+        return toolchain.compile.formatter if toolchain is not None and toolchain.compile is not None else None
+
+    @property
     def compiled(self) -> bool:
         """Whether the API compiles it first, in a job of its own (TypeScript)."""
         return self.compile_toolchain is not None

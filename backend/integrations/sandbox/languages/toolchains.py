@@ -58,6 +58,9 @@ class Compile:
     data_bytes: int | None = None  # RLIMIT_DATA per process, when set
     max_processes: int = 32
     output_bytes: int = 64 * MIB  # RLIMIT_FSIZE in the compile, and what one artifact may hold in all
+    # The formatter whose unified diff of the submission the compile leaves in /out/style.diff (the style part
+    # of the grade, compiled.py `style_event`); None: style is not checked in this language.
+    formatter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -199,8 +202,9 @@ TOOLCHAINS: dict[str, Toolchain] = {
                 prepare=("/bin/sh", "/job/build.sh", str(GO_TOOLS), "prepare"),
                 source="solution.go",
                 error=re.compile(r"^(?:\./)?(?P<file>[\w.-]+\.go):(?P<line>\d+)(?::\d+)?: (?P<message>.*)$", re.M),
-                identity=(str(GO_TOOLS / "compile"), str(GO_TOOLS / "link")),
+                identity=(str(GO_TOOLS / "compile"), str(GO_TOOLS / "link"), str(GOROOT / "bin" / "gofmt")),
                 data_bytes=512 * MIB,
+                formatter="gofmt",
             ),
             requires=(str(GO_TOOLS / "compile"), str(GO_TOOLS / "link"), str(GO_ARCHIVES / "fmt.a")),
         ),
