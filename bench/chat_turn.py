@@ -31,9 +31,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import HOST, REPO, free_port
+from bench.harness import HOST, REPO, free_port, fresh_database, start_fake_llm
 
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DATABASE_NAME = "codementor_chat_turn"
 CHAT_PATH_MARK = "/messages"
 PASSWORD = "Bench-password-2026!"  # noqa: S105 (a throw-away account on a throw-away database)
@@ -100,10 +99,7 @@ def counted(kind: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., A
         if len(args) > 1 and isinstance(args[1], (str, bytes)):
             what += f" {args[1][:70]!r}"
         PROBE.round_trip(kind, what)
-        result = await method(*args, **kwargs)
-        if kind == "db" and "'COMMIT" in what:
-            PROBE.mark("COMMIT answered")
-        return result
+        return await method(*args, **kwargs)
 
     return wrapper
 
@@ -135,6 +131,16 @@ def instrument() -> None:
         return await send(self, request, **kwargs)
 
     httpx.AsyncClient.send = send_llm  # type: ignore[method-assign]
+    from backend.services.chat import stream
+
+    store_turn = stream.store_turn
+
+    async def store_turn_marked(*args: Any, **kwargs: Any) -> Any:
+        stored = await store_turn(*args, **kwargs)
+        PROBE.mark("the message and the reply's row stored")
+        return stored
+
+    stream.store_turn = store_turn_marked  # type: ignore[assignment]
     aiter_bytes = httpx.Response.aiter_bytes
 
     async def aiter_llm_bytes(self: httpx.Response, chunk_size: int | None = None) -> Any:
@@ -168,42 +174,6 @@ def watch(app: Any) -> Any:
         await app(scope, receive, send_watched)
 
     return asgi
-
-
-async def fresh_database() -> str:
-    import asyncpg
-
-    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE_NAME}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-    finally:
-        await admin.close()
-    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{DATABASE_NAME}"
-
-
-async def flush_redis(url: str) -> None:
-    import redis.asyncio as redis
-
-    client = redis.from_url(url)
-    await client.flushdb()
-    await client.aclose()
-
-
-def start_fake_llm(chunk_delay: float) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.fake_llm", "--chunk-delay", str(chunk_delay)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        raise RuntimeError("the fake LLM server did not start")
-    return proc, json.loads(line)
 
 
 async def loadgen(spec: dict[str, Any]) -> dict[str, Any]:
@@ -254,7 +224,6 @@ async def measure(args: argparse.Namespace, llm: dict[str, str]) -> dict[str, An
         llm_base_url=llm["base_url"],
         llm_api_key=llm["api_key"],
     )
-    await flush_redis(args.redis_url)
     app = create_app(settings)
     instrument()
     config = Config()
@@ -353,10 +322,10 @@ def main() -> int:
     parser.add_argument("--trace", action="store_true", help="list the last turn's round trips (on stderr)")
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop, as `python -m backend serve` does")
     args = parser.parse_args()
-    args.database_url = asyncio.run(fresh_database())
+    args.database_url = asyncio.run(fresh_database(DATABASE_NAME, args.redis_url))
     env = os.environ | {"DATABASE_URL": args.database_url}
     subprocess.run([sys.executable, "-m", "backend", "migrate"], cwd=REPO, env=env, check=True, capture_output=True)
-    fake, llm = start_fake_llm(args.chunk_delay)
+    fake, llm = start_fake_llm("--chunk-delay", str(args.chunk_delay))
     try:
         if args.uvloop:
             import uvloop
