@@ -38,9 +38,10 @@ RUN mkdir -p /usr/share/man/man1 \
     && apt-get update \
     && apt-get install -y --no-install-recommends openjdk-17-jdk-headless \
     && rm -rf /var/lib/apt/lists/*
-# g++ grades the C++ exercises (it compiles in the sandbox, linking with binutils' gold).
+# g++ grades the C++ exercises (it compiles in the sandbox, linking with binutils' gold); clang-format
+# checks their style (the style part of the grade; without it C++ style is not scored).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends g++ binutils \
+    && apt-get install -y --no-install-recommends g++ binutils clang-format \
     && rm -rf /var/lib/apt/lists/*
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONUNBUFFERED=1 \

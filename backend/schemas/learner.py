@@ -56,7 +56,7 @@ class RecurringMistake(BaseModel):
     kind: str = Field(
         description="`edge_case_empty`, `off_by_one`, `wrong_type`, `wrong_result`, `timeout`, `syntax_error`, "
         "`exception:<Class>` (e.g. `exception:IndexError`), or a static check: `style:unused_code`, "
-        "`style:undefined_name`, `style:lint`, `style:formatting` (Go: gofmt), `style:long_function`, "
+        "`style:undefined_name`, `style:lint`, `style:formatting` (gofmt, clang-format), `style:long_function`, "
         "`style:deep_nesting`, `style:naming`."
     )
     label: str = Field(description="The kind in words.")

@@ -13,14 +13,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from quart.testing import QuartClient
 
+import backend.integrations.sandbox.languages
 from backend.content.catalog import load_catalog
 from backend.integrations.sandbox import RunnerSandbox, RunResult
 from backend.integrations.sandbox.languages import LANGUAGES, LanguageGrader, graded
@@ -87,6 +91,44 @@ async def test_correct_solution_passes_and_values_compare_on_the_server(sandbox:
     assert result.tests_passed == 3
     assert result.results[0].input == "chunk([1, 2, 3, 4, 5], 2)"
     assert result.output[0] == ("chunked 5\n", "")  # each test's output is its own
+
+
+async def test_style_is_clang_formats_with_the_line_it_would_change(sandbox: LanguageGrader) -> None:
+    """The style part of the grade: what clang-format (the catalog's style) would change in the submission,
+    found in the sandbox's compile step; a clang-format-clean file has no finding."""
+    if CPP.formatter is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must score C++ style, but clang-format is not installed")
+        pytest.skip("clang-format not installed")
+    assert (await run(sandbox, CHUNK, CHUNK_CASES)).style == []
+    untidy = CHUNK.replace("    std::vector<std::vector<T>> out;", "  std::vector<std::vector<T> >   out ;")
+    result = await run(sandbox, untidy, CHUNK_CASES)
+    assert result.status == "passed" and result.style is not None and len(result.style) == 1
+    assert result.style[0].startswith("line 6: clang-format lays this out differently")
+
+
+def test_catalog_is_clang_format_clean() -> None:
+    """Every C++ starter and reference as the style check wants it: a student who keeps the starter's layout
+    loses nothing."""
+    if CPP.formatter is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must score C++ style, but clang-format is not installed")
+        pytest.skip("clang-format not installed")
+    build = (Path(backend.integrations.sandbox.languages.__file__).parent / "cpp" / "build.sh").read_text()
+    style = re.search(r"^style='(.*)'$", build, re.M)
+    assert style is not None
+    unformatted = []
+    for spec in load_catalog():
+        variant = spec.variants.get("cpp")
+        parts = {"solution": variant.solution, "starter": variant.starter_code} if variant else {}
+        for part, code in parts.items():
+            formatted = subprocess.run(
+                ["clang-format", f"--style={style.group(1)}", "--assume-filename=solution.cpp"],
+                input=code, capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+            if formatted != code:
+                unformatted.append(f"{spec.slug} {part}")
+    assert not unformatted
 
 
 async def test_wrong_solution_fails_with_the_failing_test_names(sandbox: LanguageGrader) -> None:

@@ -273,12 +273,13 @@ def style_event(compile: Compile, artifact: Artifact) -> dict[str, Any] | None:
     file). Read by the runner from its own cache, so the run's code cannot write it."""
     if compile.formatter is None or artifact.path is None:
         return None
+    name = compile.formatter[0]
     try:
         with (artifact.path / STYLE_FILE).open("rb") as file:
             diff = file.read(MAX_STYLE_BYTES).decode("utf-8", "replace")
     except OSError:  # the formatter could not run: no style, rather than a wrong one
         return None
-    return {"event": "style", "findings": formatter_findings(compile.formatter, diff)}
+    return {"event": "style", "findings": formatter_findings(name, diff)}
 
 
 def formatter_findings(formatter: str, diff: str) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import platform
 import re
 import subprocess
@@ -49,12 +50,14 @@ class Language:
     def available(self) -> bool:
         return self.version is not None
 
-    @property
+    @functools.cached_property
     def formatter(self) -> str | None:
-        """The formatter the runner checks a submission with in its compile step (Go: gofmt): the style part
-        of the grade (RunResult.style). None: style is not checked in this language."""
+        """The formatter the runner checks a submission with in its compile step (Go: gofmt, C++:
+        clang-format): the style part of the grade (RunResult.style). None: style is not checked in this
+        language, or its formatter is not installed here."""
         toolchain = TOOLCHAINS.get(self.toolchain) if self.toolchain is not None else None
-        return toolchain.compile.formatter if toolchain is not None and toolchain.compile is not None else None
+        found = toolchain.compile.formatter if toolchain is not None and toolchain.compile is not None else None
+        return found[0] if found is not None and os.path.exists(found[1]) else None
 
     @property
     def compiled(self) -> bool:

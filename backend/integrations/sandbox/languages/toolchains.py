@@ -58,9 +58,9 @@ class Compile:
     data_bytes: int | None = None  # RLIMIT_DATA per process, when set
     max_processes: int = 32
     output_bytes: int = 64 * MIB  # RLIMIT_FSIZE in the compile, and what one artifact may hold in all
-    # The formatter whose unified diff of the submission the compile leaves in /out/style.diff (the style part
-    # of the grade, compiled.py `style_event`); None: style is not checked in this language.
-    formatter: str | None = None
+    # The formatter (its name and binary) whose unified diff of the submission the compile leaves in
+    # /out/style.diff: the style part of the grade (compiled.py `style_event`). None: style is not checked.
+    formatter: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,7 @@ def _go_files() -> dict[str, str]:
 
 CPP_DIR = HERE / "cpp"
 GPP = "/usr/bin/g++"
+CLANG_FORMAT = "/usr/bin/clang-format"  # optional: without it C++ style is not scored (languages/cpp/build.sh)
 
 
 def _cc1plus() -> Path:
@@ -204,7 +205,7 @@ TOOLCHAINS: dict[str, Toolchain] = {
                 error=re.compile(r"^(?:\./)?(?P<file>[\w.-]+\.go):(?P<line>\d+)(?::\d+)?: (?P<message>.*)$", re.M),
                 identity=(str(GO_TOOLS / "compile"), str(GO_TOOLS / "link"), str(GOROOT / "bin" / "gofmt")),
                 data_bytes=512 * MIB,
-                formatter="gofmt",
+                formatter=("gofmt", str(GOROOT / "bin" / "gofmt")),
             ),
             requires=(str(GO_TOOLS / "compile"), str(GO_TOOLS / "link"), str(GO_ARCHIVES / "fmt.a")),
         ),
@@ -225,7 +226,8 @@ TOOLCHAINS: dict[str, Toolchain] = {
                 prepare=("/bin/sh", "/job/build.sh", "prepare"),
                 source="solution.cpp",
                 error=re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+):(?:\d+:)? (?P<message>(?:fatal )?error: .*)", re.M),
-                identity=(GPP, str(CC1PLUS)),
+                identity=(GPP, str(CC1PLUS), CLANG_FORMAT),
+                formatter=("clang-format", CLANG_FORMAT),
                 timeout_seconds=30.0,
                 output_bytes=128 * MIB,  # the precompiled header is ~70 MB
                 prepare_timeout_seconds=120.0,

@@ -24,5 +24,16 @@ if [ "$1" = prepare ]; then
 fi
 cp /job/prepared/harness /out/harness
 # <sandbox.hpp> in dispatch.cpp, not "sandbox.hpp": the copy next to its precompiled form, not the one in /job.
-exec g++ $flags -fuse-ld=gold -I/job/prepared -fdiagnostics-color=never -fno-diagnostics-show-caret \
+g++ $flags -fuse-ld=gold -I/job/prepared -fdiagnostics-color=never -fno-diagnostics-show-caret \
   dispatch.cpp /job/prepared/child.o /job/prepared/value.o -o /out/program
+# The style part of the grade: clang-format's diff of the submission, in the catalog's style (Google's, with
+# 4-space indents and 120 columns: docs/LANGUAGES.md). An empty diff is a clean file; none at all (no
+# clang-format on this host) is style not checked.
+style='{BasedOnStyle: Google, IndentWidth: 4, ColumnLimit: 120, AccessModifierOffset: -4, AllowShortIfStatementsOnASingleLine: WithoutElse, AllowShortLoopsOnASingleLine: true, AllowShortFunctionsOnASingleLine: Inline}'
+if [ -x /usr/bin/clang-format ] && /usr/bin/clang-format "--style=$style" solution.cpp > /tmp/formatted.cpp; then
+  status=0
+  diff -u solution.cpp /tmp/formatted.cpp > /tmp/style.diff || status=$?
+  if [ "$status" -le 1 ]; then
+    cp /tmp/style.diff /out/style.diff
+  fi
+fi

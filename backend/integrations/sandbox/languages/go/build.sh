@@ -13,5 +13,8 @@ fi
 "$tools/compile" -p main -complete -importcfg importcfg -o /tmp/main.a solution.go dispatch.go
 "$tools/link" -importcfg importcfg -s -w -o /out/prog /tmp/main.a
 # The style part of the grade: how gofmt would reformat the submission (the runner reads the diff's hunks,
-# compiled.py). Only a program that compiled gets here, so gofmt can parse it; no diff is a clean file.
-"$tools/../../../bin/gofmt" -d solution.go > /out/style.diff || true
+# compiled.py). Only a program that compiled gets here, so gofmt can parse it; an empty diff is a clean
+# file, and no diff at all (gofmt failed) is style not checked.
+if "$tools/../../../bin/gofmt" -d solution.go > /tmp/style.diff; then
+  cp /tmp/style.diff /out/style.diff
+fi
