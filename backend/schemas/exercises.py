@@ -128,7 +128,7 @@ class Rubric(BaseModel):
     correctness: float
     quality: float | None  # None: not scored for this language (no LLM, no static measure)
     efficiency: float
-    style: float | None  # None: not checked in this language (Python: pyflakes, Go, C++: formatters); weight to others
+    style: float | None  # None: not checked in this language (docs/LANGUAGES.md, "Style, per language")
 
 
 class SubmissionRead(BaseModel):

@@ -98,7 +98,16 @@ async def test_submissions_are_graded_in_the_exercises_language(app: Quart, clie
     solution = JS_SOLUTION if language == "javascript" else TS_SOLUTION
     passed = await submit(client, headers, ids[language], solution)
     assert passed["submission"]["status"] == "passed", passed["submission"]["results"]
-    assert passed["submission"]["rubric"]["style"] is None  # no offline linter: not scored
+    if language == "javascript":
+        assert passed["submission"]["rubric"]["style"] is None  # no offline linter: not scored
+    else:  # the compiler's own unused-code check
+        assert passed["submission"]["rubric"]["style"] == 1.0 and passed["submission"]["grade"] == 100
+        unused = TS_SOLUTION.replace("  if (Array", "  const spare = 1;\n  if (Array")
+        untidy = (await submit(client, headers, ids[language], unused))["submission"]
+        assert untidy["status"] == "passed" and untidy["rubric"]["style"] < 1.0
+        assert "line 2: 'spare' is declared but its value is never read." in json.dumps(
+            untidy["improvements"] + [untidy["feedback"]]
+        )
     assert passed["submission"]["grade"] >= 75
     assert passed["user_exercise"]["status"] == "completed"
 

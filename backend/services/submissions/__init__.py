@@ -193,7 +193,7 @@ async def run_and_review(
 def _checks_style(language: str) -> bool:
     """Whether the sandbox checks this language's style (its `style` event is then the runner's own)."""
     found = languages.graded().get(language)
-    return found is not None and found.formatter is not None
+    return found is not None and found.checks_style
 
 
 async def _run_or_fail(

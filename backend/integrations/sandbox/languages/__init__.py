@@ -28,7 +28,7 @@ import hashlib
 import json
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from backend.content import neutral
@@ -88,6 +88,7 @@ class Compiled:
     output: str | None  # what the compile step made (for TypeScript, JavaScript); None on an error
     line: int | None  # the first error's line in the submission
     message: str | None
+    style: list[str] | None = None  # the compiler's unused-code findings (`line N: ...`), RunResult.style
 
 
 class LanguageGrader:
@@ -118,7 +119,11 @@ class LanguageGrader:
             if compiled.output is None:
                 report = Report(syntax_error={"line": compiled.line, "message": compiled.message})
                 return record("local", grade(tests, report, duration_ms=0.0, is_timeout=False))
-            code = compiled.output
+            result = await self.run(
+                language, compiled.output, cases, user=user, test_timeout_ms=test_timeout_ms,
+                timeout_seconds=timeout_seconds,
+            )  # fmt: skip
+            return replace(result, style=compiled.style)  # the compile job's, never the run's own events
         return await self.run(
             language, code, cases, user=user, test_timeout_ms=test_timeout_ms, timeout_seconds=timeout_seconds
         )
@@ -222,7 +227,9 @@ def parse_compiled(report: str, keys: set[str]) -> dict[str, Compiled]:
         if not isinstance(event, dict) or event.get("key") not in keys or event["key"] in found:
             continue
         if event.get("event") == "compiled":
-            found[event["key"]] = Compiled(str(event.get("output") or ""), None, None)
+            style = event.get("style")
+            findings = [str(item)[:300] for item in style[:50]] if isinstance(style, list) else None
+            found[event["key"]] = Compiled(str(event.get("output") or ""), None, None, findings)
         elif event.get("event") == "compile_error":
             line_number = event.get("line")
             found[event["key"]] = Compiled(

@@ -1,10 +1,12 @@
 // The compile run of a TypeScript job, inside the sandbox: type-check each source strictly with the pinned
 // compiler (bound read-only at /opt/typescript) and report, per source key, either the emitted JavaScript
 // or the first errors with their lines. Nothing of the submissions runs here (the compiler only reads them),
-// so the server may cache what this reports by source hash.
+// so the server may cache what this reports by source hash. The style part of the grade comes from the same
+// check: the compiler's unused-code diagnostics (noUnusedLocals, noUnusedParameters) are not errors here but
+// the `style` findings of a compiled source.
 // stdin: {"sources": {key: code}}. Events on the results fd (`--results-fd N`, default 3), one per line:
-//   {"event": "started"} {"event": "compiled", "key", "output"} {"event": "compile_error", "key", "line", "message"}
-//   {"event": "done"}
+//   {"event": "started"} {"event": "compiled", "key", "output", "style"}
+//   {"event": "compile_error", "key", "line", "message"} {"event": "done"}
 "use strict";
 const fs = require("fs");
 const ts = require("/opt/typescript/lib/typescript.js");
@@ -17,10 +19,14 @@ const OPTIONS = {
   lib: ["lib.es2022.d.ts"],
   types: [],
   skipLibCheck: true,
-  noEmitOnError: true,
+  noUnusedLocals: true,
+  noUnusedParameters: true,
   outDir: "/tmp/out",
 };
+// What noUnusedLocals and noUnusedParameters add: "'x' is declared but its value is never read." and kin.
+const UNUSED = new Set([6133, 6138, 6192, 6196, 6198, 6199, 6205]);
 const MAX_REPORTED = 5;
+const MAX_STYLE = 50;
 const SOURCE = "/tmp/src/main.ts";
 
 function emit(event) {
@@ -45,7 +51,8 @@ function main() {
     fs.writeFileSync(SOURCE, code);
     const program = ts.createProgram([SOURCE, "/job/sandbox.d.ts"], OPTIONS, host, oldProgram);
     oldProgram = program;
-    const errors = ts.getPreEmitDiagnostics(program).filter((d) => d.category === ts.DiagnosticCategory.Error);
+    const diagnostics = ts.getPreEmitDiagnostics(program).filter((d) => d.category === ts.DiagnosticCategory.Error);
+    const errors = diagnostics.filter((d) => !UNUSED.has(d.code));
     if (errors.length) {
       let line = null;
       const lines = errors.slice(0, MAX_REPORTED).map((d) => {
@@ -64,7 +71,14 @@ function main() {
     program.emit(program.getSourceFile(SOURCE), (name, text) => {
       if (name.endsWith(".js")) output = text;
     });
-    emit({ event: "compiled", key, output });
+    const style = diagnostics
+      .filter((d) => UNUSED.has(d.code) && d.file && d.file.fileName === SOURCE)
+      .slice(0, MAX_STYLE)
+      .map((d) => {
+        const at = d.file.getLineAndCharacterOfPosition(d.start || 0).line + 1;
+        return `line ${at}: ${ts.flattenDiagnosticMessageText(d.messageText, " ")}`;
+      });
+    emit({ event: "compiled", key, output, style });
   }
   emit({ event: "done" });
 }

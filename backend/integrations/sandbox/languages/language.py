@@ -60,6 +60,13 @@ class Language:
         return found[0] if found is not None and os.path.exists(found[1]) else None
 
     @property
+    def checks_style(self) -> bool:
+        """Whether the style part of its grade is scored (RunResult.style): by a formatter in the runner's
+        compile step (Go, C++), or by the API's own compile job (TypeScript: the compiler's unused-code
+        diagnostics, compile_ts.js)."""
+        return self.formatter is not None or self.compiled
+
+    @property
     def compiled(self) -> bool:
         """Whether the API compiles it first, in a job of its own (TypeScript)."""
         return self.compile_toolchain is not None
