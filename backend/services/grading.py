@@ -4,8 +4,8 @@ grade = round(100 × c × (0.40 + 0.30·quality + 0.15·efficiency + 0.15·style
 failing every test scores 0 however tidy the code, and a perfect solution scores 100.
 - style: pyflakes findings (in-process, in a thread: it parses and walks the code) for Python; for Go,
   what gofmt would change, for C++ what clang-format would (both checked in the sandbox's compile step,
-  `style_findings`), for TypeScript the compiler's unused-code diagnostics; JavaScript and Java style is
-  not scored (None: docs/LANGUAGES.md says why) and its weight goes to the scored parts;
+  `style_findings`), for Java javac's lint, for TypeScript the compiler's unused-code diagnostics;
+  JavaScript style is not scored (None: docs/LANGUAGES.md says why) and its weight goes to the scored parts;
 - efficiency: the run time against the reference solution's in the same sandbox;
 - quality: the LLM's judgement when one is configured, else static measures (function length, nesting
   depth, naming) for Python, and not scored for other languages.
@@ -274,7 +274,7 @@ async def review(
     language: str = "python",
     style_findings: list[str] | None = None,
 ) -> Review:
-    """`style_findings`: what the sandbox's formatter check found in a language it checks (Go), else None."""
+    """`style_findings`: what the sandbox's style check found in a language it checks (RunResult.style)."""
     correctness = tests_passed / tests_total if tests_total else 0.0
     is_python = language == "python"
     if is_python:

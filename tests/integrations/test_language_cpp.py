@@ -96,7 +96,7 @@ async def test_correct_solution_passes_and_values_compare_on_the_server(sandbox:
 async def test_style_is_clang_formats_with_the_line_it_would_change(sandbox: LanguageGrader) -> None:
     """The style part of the grade: what clang-format (the catalog's style) would change in the submission,
     found in the sandbox's compile step; a clang-format-clean file has no finding."""
-    if CPP.formatter is None:
+    if CPP.style_check is None:
         if os.environ.get("CI") == "true":
             pytest.fail("CI must score C++ style, but clang-format is not installed")
         pytest.skip("clang-format not installed")
@@ -110,7 +110,7 @@ async def test_style_is_clang_formats_with_the_line_it_would_change(sandbox: Lan
 def test_catalog_is_clang_format_clean() -> None:
     """Every C++ starter and reference as the style check wants it: a student who keeps the starter's layout
     loses nothing."""
-    if CPP.formatter is None:
+    if CPP.style_check is None:
         if os.environ.get("CI") == "true":
             pytest.fail("CI must score C++ style, but clang-format is not installed")
         pytest.skip("clang-format not installed")

@@ -392,7 +392,12 @@ async def test_java_is_listed_and_submissions_are_graded_through_the_api(
     assert (daily["exercise"]["language"], daily["language_note"]) == ("java", None), daily
     passed = (await submit(client, headers, exercise, CHUNK))["submission"]
     assert passed["status"] == "passed", passed["results"]
-    assert passed["rubric"]["style"] is None  # not scored for Java
+    assert passed["rubric"]["style"] == 1.0  # javac's lint finds nothing
+    # Style is javac's lint: a raw type passes every test and costs style points, with its line named.
+    raw = CHUNK.replace("List<List<T>> out = new ArrayList<>();", "List<List<T>> out = new ArrayList();")
+    linted = (await submit(client, headers, exercise, raw))["submission"]
+    assert linted["status"] == "passed" and linted["rubric"]["style"] < 1.0
+    assert "line 6: [unchecked]" in json.dumps(linted["improvements"] + [linted["feedback"]])
     wrong = (await submit(client, headers, exercise, CHUNK.replace("i += size", "i += size + 1")))["submission"]
     by_name = {row["name"]: row for row in wrong["results"]}
     assert not by_name["pairs"]["passed"] and by_name["pairs"]["input"] == "chunk([1, 2, 3, 4, 5], 2)"

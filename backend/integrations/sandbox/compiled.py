@@ -42,7 +42,7 @@ DEFAULT_MAX_ENTRIES = 1024
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 MAX_ARTIFACT_FILES = 4096
 MAX_MESSAGE_CHARS = 2000
-STYLE_FILE = "style.diff"  # a compile that checks style leaves the formatter's diff of the submission here
+STYLE_FILE = "style.out"  # what a compile that checks style leaves (`StyleCheck`)
 MAX_STYLE_BYTES = 256 * 1024
 HUNK = re.compile(r"^@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@")
 SANDBOX_DIRS = re.compile(r"(?<![\w./])(?:/job/|/out/|/tmp/|\./)")
@@ -268,18 +268,21 @@ def report_of(event: dict[str, Any]) -> str:
 
 
 def style_event(compile: Compile, artifact: Artifact) -> dict[str, Any] | None:
-    """The `style` event of a compiled artifact, when its compile checked the style (`Compile.formatter`):
-    one finding per place the formatter would change, as `line N: ...` of the submission (none: a clean
-    file). Read by the runner from its own cache, so the run's code cannot write it."""
-    if compile.formatter is None or artifact.path is None:
+    """The `style` event of a compiled artifact, when its compile checked the style (`Compile.style`): one
+    finding per place to change, as `line N: ...` of the submission (none: clean). Read by the runner from
+    its own cache, so the run's code cannot write it; None when the check did not run."""
+    if compile.style is None or artifact.path is None:
         return None
-    name = compile.formatter[0]
     try:
         with (artifact.path / STYLE_FILE).open("rb") as file:
-            diff = file.read(MAX_STYLE_BYTES).decode("utf-8", "replace")
-    except OSError:  # the formatter could not run: no style, rather than a wrong one
+            text = file.read(MAX_STYLE_BYTES).decode("utf-8", "replace")
+    except OSError:  # the check could not run (its binary is missing here): no style, rather than a wrong one
         return None
-    return {"event": "style", "findings": formatter_findings(name, diff)}
+    if compile.style.output == "diff":
+        findings = formatter_findings(compile.style.name, text)
+    else:
+        findings = warning_findings(compile.source, text)
+    return {"event": "style", "findings": findings[:MAX_STYLE_FINDINGS]}
 
 
 def formatter_findings(formatter: str, diff: str) -> list[str]:
@@ -294,4 +297,12 @@ def formatter_findings(formatter: str, diff: str) -> list[str]:
             line = None  # one finding per hunk
         elif line is not None and text.startswith(" "):
             line += 1
-    return findings[:MAX_STYLE_FINDINGS]
+    return findings
+
+
+def warning_findings(source: str, text: str) -> list[str]:
+    """`line N: [kind] message` for each `<source>:<N>: warning: ...` line of a compiler's output."""
+    return [
+        f"line {found.group(1)}: {found.group(2).strip()}"
+        for found in re.finditer(rf"^{re.escape(source)}:(\d+): warning: (.*)$", text, re.M)
+    ]

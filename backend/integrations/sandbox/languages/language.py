@@ -51,20 +51,20 @@ class Language:
         return self.version is not None
 
     @functools.cached_property
-    def formatter(self) -> str | None:
-        """The formatter the runner checks a submission with in its compile step (Go: gofmt, C++:
-        clang-format): the style part of the grade (RunResult.style). None: style is not checked in this
-        language, or its formatter is not installed here."""
+    def style_check(self) -> str | None:
+        """What checks a submission's style in the runner's compile step (Go: gofmt, C++: clang-format, Java:
+        javac's lint): the style part of the grade (RunResult.style). None: not checked in this language,
+        or its tool is not installed here."""
         toolchain = TOOLCHAINS.get(self.toolchain) if self.toolchain is not None else None
-        found = toolchain.compile.formatter if toolchain is not None and toolchain.compile is not None else None
-        return found[0] if found is not None and os.path.exists(found[1]) else None
+        found = toolchain.compile.style if toolchain is not None and toolchain.compile is not None else None
+        return found.name if found is not None and os.path.exists(found.binary) else None
 
     @property
     def checks_style(self) -> bool:
-        """Whether the style part of its grade is scored (RunResult.style): by a formatter in the runner's
-        compile step (Go, C++), or by the API's own compile job (TypeScript: the compiler's unused-code
+        """Whether the style part of its grade is scored (RunResult.style): by a check in the runner's
+        compile step (Go, C++, Java), or by the API's own compile job (TypeScript: the compiler's unused-code
         diagnostics, compile_ts.js)."""
-        return self.formatter is not None or self.compiled
+        return self.style_check is not None or self.compiled
 
     @property
     def compiled(self) -> bool:

@@ -23,6 +23,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 HERE = Path(__file__).parent
 NODE = "/usr/bin/node"
@@ -35,6 +36,17 @@ TYPESCRIPT_DIR = HERE / "typescript" / "node_modules" / "typescript"
 # Debian's golang-go: GOROOT with the standard library precompiled (pkg/<os>_<arch>/*.a, up to Go 1.19).
 GOROOT = Path(os.path.realpath("/usr/lib/go"))
 GO_DIR = HERE / "go"
+
+
+@dataclass(frozen=True)
+class StyleCheck:
+    """A compile step's check of the submission's style: `binary`'s output in /out/style.out, either a unified
+    diff of the submission against a formatter's layout of it (`diff`: gofmt, clang-format) or a compiler's
+    `<file>:<line>: warning: ...` lines (`warnings`: javac's lint)."""
+
+    name: str
+    binary: str  # without it on the host, style is not checked (and the compile writes no style.out)
+    output: Literal["diff", "warnings"]
 
 
 @dataclass(frozen=True)
@@ -58,9 +70,9 @@ class Compile:
     data_bytes: int | None = None  # RLIMIT_DATA per process, when set
     max_processes: int = 32
     output_bytes: int = 64 * MIB  # RLIMIT_FSIZE in the compile, and what one artifact may hold in all
-    # The formatter (its name and binary) whose unified diff of the submission the compile leaves in
-    # /out/style.diff: the style part of the grade (compiled.py `style_event`). None: style is not checked.
-    formatter: tuple[str, str] | None = None
+    # What the compile leaves in /out/style.out for the style part of the grade (compiled.py `style_event`).
+    # None: style is not checked in this language.
+    style: StyleCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -205,7 +217,7 @@ TOOLCHAINS: dict[str, Toolchain] = {
                 error=re.compile(r"^(?:\./)?(?P<file>[\w.-]+\.go):(?P<line>\d+)(?::\d+)?: (?P<message>.*)$", re.M),
                 identity=(str(GO_TOOLS / "compile"), str(GO_TOOLS / "link"), str(GOROOT / "bin" / "gofmt")),
                 data_bytes=512 * MIB,
-                formatter=("gofmt", str(GOROOT / "bin" / "gofmt")),
+                style=StyleCheck("gofmt", str(GOROOT / "bin" / "gofmt"), "diff"),
             ),
             requires=(str(GO_TOOLS / "compile"), str(GO_TOOLS / "link"), str(GO_ARCHIVES / "fmt.a")),
         ),
@@ -227,7 +239,7 @@ TOOLCHAINS: dict[str, Toolchain] = {
                 source="solution.cpp",
                 error=re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+):(?:\d+:)? (?P<message>(?:fatal )?error: .*)", re.M),
                 identity=(GPP, str(CC1PLUS), CLANG_FORMAT),
-                formatter=("clang-format", CLANG_FORMAT),
+                style=StyleCheck("clang-format", CLANG_FORMAT, "diff"),
                 timeout_seconds=30.0,
                 output_bytes=128 * MIB,  # the precompiled header is ~70 MB
                 prepare_timeout_seconds=120.0,
@@ -253,6 +265,7 @@ TOOLCHAINS: dict[str, Toolchain] = {
                 error=re.compile(r"^(?P<file>[\w.-]+\.java):(?P<line>\d+): (?P<message>error: .*)$", re.M),
                 identity=(str(JAVA_HOME / "bin" / "javac"), str(JAVA_HOME / "lib" / "modules")),
                 address_space_bytes=GIB,
+                style=StyleCheck("javac -Xlint", str(JAVA_HOME / "bin" / "javac"), "warnings"),
             ),
             requires=(str(JAVA_HOME / "bin" / "java"), str(JAVA_HOME / "bin" / "javac"), str(JAVA_CONF)),
         ),

@@ -34,6 +34,6 @@ if [ -x /usr/bin/clang-format ] && /usr/bin/clang-format "--style=$style" soluti
   status=0
   diff -u solution.cpp /tmp/formatted.cpp > /tmp/style.diff || status=$?
   if [ "$status" -le 1 ]; then
-    cp /tmp/style.diff /out/style.diff
+    cp /tmp/style.diff /out/style.out
   fi
 fi

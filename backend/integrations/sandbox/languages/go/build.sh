@@ -2,7 +2,7 @@
 # prepare` compiles the harness (package codementor/harness) into /out once per runner; `build.sh TOOLS`
 # compiles the submission and dispatch.go as package main (dispatch.go last: its init runs after the
 # submission's own) against that harness (in /job/prepared), links /out/prog and writes gofmt's diff of
-# the submission to /out/style.diff. The go command is not
+# the submission to /out/style.out. The go command is not
 # used: it needs a writable GOCACHE and checks the whole standard library for staleness on every build;
 # GOROOT's precompiled archives are named in importcfg. No submission code runs here.
 set -e
@@ -16,5 +16,5 @@ fi
 # compiled.py). Only a program that compiled gets here, so gofmt can parse it; an empty diff is a clean
 # file, and no diff at all (gofmt failed) is style not checked.
 if "$tools/../../../bin/gofmt" -d solution.go > /tmp/style.diff; then
-  cp /tmp/style.diff /out/style.diff
+  cp /tmp/style.diff /out/style.out
 fi

@@ -16,20 +16,29 @@ mode="$2"
 export MALLOC_ARENA_MAX=1  # glibc reserves 64 MiB of address space per thread's arena otherwise
 set -- -J-XX:TieredStopAtLevel=1 -J-XX:CICompilerCount=1 -J-XX:+UseSerialGC -J-Xmx256m \
   -J-XX:MaxMetaspaceSize=128m -J-XX:CompressedClassSpaceSize=64m -J-XX:ReservedCodeCacheSize=32m \
-  -J-XX:-UsePerfData -encoding UTF-8 -proc:none -implicit:none -nowarn -Xlint:none -Xmaxerrs 1
+  -J-XX:-UsePerfData -encoding UTF-8 -proc:none -implicit:none -Xmaxerrs 1
+quiet="-nowarn -Xlint:none"
+# The style part of a submission's grade: javac's own lint of it (warnings never stop the compile), kept in
+# /out/style.out for the runner (compiled.py).
+lint="-Xlint:rawtypes,unchecked,cast,empty,fallthrough,divzero,finally,static -Xmaxwarns 50"
 if [ "$mode" = prepare ]; then
-  exec "$javac" -J-XX:ArchiveClassesAtExit=/out/javac.jsa "$@" -d /out/harness Main.java
+  exec "$javac" -J-XX:ArchiveClassesAtExit=/out/javac.jsa "$@" $quiet -d /out/harness Main.java
 fi
 if [ -r /job/prepared/javac.jsa ]; then
   set -- -J-XX:SharedArchiveFile=/job/prepared/javac.jsa -J-Xshare:auto "$@"
 fi
 if [ -e Solution.java ]; then
-  "$javac" "$@" -d /out/solution Solution.java
+  if "$javac" "$@" $lint -d /out/solution Solution.java 2> /tmp/javac.out; then
+    cp /tmp/javac.out /out/style.out
+  else
+    cat /tmp/javac.out >&2
+    exit 1
+  fi
 else
   for file in *.Solution.java; do
     mkdir -p "/tmp/src/${file%.Solution.java}"
     cp "$file" "/tmp/src/${file%.Solution.java}/Solution.java"
   done
-  "$javac" "$@" -d /out/solution /tmp/src/*/Solution.java
+  "$javac" "$@" $quiet -d /out/solution /tmp/src/*/Solution.java
 fi
 exec cp -R /job/prepared/harness /out/harness
