@@ -361,8 +361,9 @@ async def test_llm_timeout_with_retries_is_what_the_setting_says(
     make_app: AppFactory, fakes: tuple[FakeOpenAI, FakeAnthropic]
 ) -> None:
     primary, _ = fakes
-    primary.delay_seconds = TIMEOUT * 6  # would be two attempts of TIMEOUT plus a backoff without a deadline
-    app = await make_app(**llm_settings(primary))
+    timeout = 2.0  # not TIMEOUT: the bound below leaves room for a loaded machine only with seconds to spare
+    primary.delay_seconds = timeout * 6  # would be two attempts of `timeout` plus a backoff without a deadline
+    app = await make_app(**(llm_settings(primary) | {"llm_timeout_seconds": timeout}))
     client = app.test_client()
     headers = await sign_in(client)
     conversation_id = (await new_conversation(client, headers))["id"]
@@ -370,7 +371,7 @@ async def test_llm_timeout_with_retries_is_what_the_setting_says(
     response = await send(client, headers, conversation_id, "Anyone?")
     elapsed = time.perf_counter() - started
     assert response.status_code == 504 and (await response.get_json())["code"] == "llm_timeout"
-    assert elapsed < TIMEOUT * 1.8, elapsed
+    assert elapsed < timeout * 1.8, elapsed
 
 
 @pytest.mark.parametrize(("failure", "status", "code"), [("status", 502, "llm_error"), ("timeout", 504, "llm_timeout")])
