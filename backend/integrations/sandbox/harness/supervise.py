@@ -27,8 +27,8 @@ def protect_self():
     """PR_SET_DUMPABLE=0: other processes of our uid (the user's code) can no longer ptrace us, read our
     memory or reopen our file descriptors through /proc. PR_SET_CHILD_SUBREAPER: orphaned grandchildren
     become ours, so we can reap them and the uid's process count drops before the next run.
-    Through `_ctypes`, the C module under ctypes: `import ctypes` itself (struct, its dozens of types) cost
-    ~4 ms of CPU of every start; ctypes is the fallback. Best effort where neither is available."""
+    Through `_ctypes`, the C module under ctypes: `import ctypes` and CDLL(None) cost ~4-5 ms of CPU of every
+    start; ctypes is the fallback (a C library other than glibc). Best effort where neither is available."""
     try:
         prctl = c_function("prctl")
     except Exception:
@@ -43,7 +43,10 @@ def protect_self():
 
 
 def c_function(name):
-    """The C library's function `name`, taking and returning C ints, as ctypes.CDLL(None) would give it."""
+    """glibc's function `name`, taking and returning C ints. Found in libc.so.6, which is loaded already
+    (RTLD_NOLOAD: nothing is searched for, the sandbox has no ld.so.cache), not through dlopen(NULL) as
+    ctypes.CDLL(None) does: _ctypes always adds RTLD_NOW, which for the interpreter itself binds every
+    one of its lazy symbols (~2 ms)."""
     import _ctypes
 
     class Int(_ctypes._SimpleCData):
@@ -53,7 +56,7 @@ def c_function(name):
         _flags_ = _ctypes.FUNCFLAG_CDECL
         _restype_ = Int
 
-    return Function(_ctypes.dlsym(_ctypes.dlopen(None, os.RTLD_NOW), name))
+    return Function(_ctypes.dlsym(_ctypes.dlopen("libc.so.6", os.RTLD_NOW | os.RTLD_NOLOAD), name))
 
 
 def read_all(fd):
