@@ -276,6 +276,25 @@ async def test_run_child_runs_the_precompiled_program(sandbox: LocalSandbox) -> 
     assert result.status == "passed", result.results
 
 
+async def test_run_cannot_reach_the_harness_through_proc(sandbox: LocalSandbox) -> None:
+    """The harness, the child's parent, holds every test: it makes itself non-dumpable, so the submission,
+    though it runs as the same uid, can read neither its memory, its environment nor its descriptors."""
+    code = (
+        "import os\n"
+        "def peek(name):\n"
+        "    path = f'/proc/{os.getppid()}/{name}'\n"
+        "    try:\n"
+        "        os.listdir(path) if name == 'fd' else open(path, 'rb').read(1)\n"
+        "    except OSError as error:\n"
+        "        return type(error).__name__\n"
+        "    return 'read'\n"
+    )
+    names = ("mem", "environ", "fd")
+    tests = [{"name": name, "call": f"peek({name!r})", "expected": "'PermissionError'"} for name in names]
+    result = await sandbox.run(code, tests)
+    assert result.status == "passed", result.results
+
+
 def test_harness_is_precompiled_by_the_sandbox_interpreter() -> None:
     """A runner on another Python than the sandbox's still grades: the .pyc files are compiled by the
     sandbox's interpreter (its magic number, not the runner's), which runs them."""
