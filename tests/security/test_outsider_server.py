@@ -156,3 +156,52 @@ def test_the_access_log_keeps_each_request_on_one_json_line(server: Server) -> N
     events = [json.loads(line) for line in lines]  # every line is one JSON object
     assert not any(event.get("event") == "forged" for event in events)
     assert any("forged" in str(event.get("path")) for event in events)
+
+
+def sign_up(server: Server, name: str) -> dict[str, str]:
+    response = httpx.post(
+        f"{server.base}/api/v1/auth/register", json={"email": unique_email(), "password": PASSWORD, "name": name}
+    )
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def test_lists_read_through_core_queries_show_only_your_own_and_refuse_odd_input(server: Server) -> None:
+    """The submission list and the exercise history are prebuilt Core queries with bind parameters
+    (services/exercise_reads.py): another student's rows never appear, an exercise id or a filter an outsider
+    makes up is a 404 or 422 problem, never a 500 or somebody else's data."""
+    victim, outsider = sign_up(server, "Vic"), sign_up(server, "Eve")
+    listed = httpx.get(f"{server.base}/api/v1/exercises?limit=1&language=python", headers=victim).json()
+    exercise = listed["items"][0]["id"]
+    submitted = httpx.post(
+        f"{server.base}/api/v1/exercises/{exercise}/submit", json={"code": "x = 1\n"}, headers=victim, timeout=60
+    )
+    assert submitted.status_code == 200, submitted.text
+    mine = httpx.get(f"{server.base}/api/v1/exercises/{exercise}/submissions", headers=victim).json()
+    assert mine["total"] == 1
+    assert httpx.get(f"{server.base}/api/v1/exercises/{exercise}/submissions", headers=outsider).json() == {
+        "items": [], "total": 0, "limit": 20, "offset": 0,
+    }  # fmt: skip
+    assert httpx.get(f"{server.base}/api/v1/exercises/history", headers=outsider).json()["total"] == 0
+    assert httpx.get(f"{server.base}/api/v1/exercises/history", headers=victim).json()["total"] == 1
+
+    for made_up in ("0", "-1", "99999999", "99999999999999999999", "1%20OR%201=1"):
+        response = httpx.get(f"{server.base}/api/v1/exercises/{made_up}/submissions", headers=outsider)
+        assert response.status_code == 404, (made_up, response.text)
+        assert response.headers["Content-Type"] == "application/problem+json"
+    for query in (
+        "language=python'%20OR%20'1'%3D'1",
+        "language=%00",
+        "status=completed'%20--",
+        "difficulty=easy;DROP%20TABLE%20users",
+        "limit=100000",
+        "offset=-1",
+        "offset=99999999999999999999",
+    ):
+        response = httpx.get(f"{server.base}/api/v1/exercises/history?{query}", headers=outsider)
+        assert response.status_code in (200, 422), (query, response.text)
+        if response.status_code == 200:
+            assert response.json()["total"] == 0, query
+        else:
+            assert response.headers["Content-Type"] == "application/problem+json", query
+    assert "Traceback" not in server.log.read_text()
