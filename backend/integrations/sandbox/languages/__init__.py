@@ -114,19 +114,18 @@ class LanguageGrader:
         if language.toolchain is None:
             raise ValueError("Python is graded by the sandbox's own harness (Sandbox.run)")
         tests = graded_tests(cases, language.name)
+        compiled = None
         if language.compiled:
             compiled = (await self.compile(language, [code], user=user))[0]
             if compiled.output is None:
                 report = Report(syntax_error={"line": compiled.line, "message": compiled.message})
                 return record("local", grade(tests, report, duration_ms=0.0, is_timeout=False))
-            result = await self.run(
-                language, compiled.output, cases, user=user, test_timeout_ms=test_timeout_ms,
-                timeout_seconds=timeout_seconds,
-            )  # fmt: skip
-            return replace(result, style=compiled.style)  # the compile job's, never the run's own events
-        return await self.run(
+            code = compiled.output
+        result = await self.run(
             language, code, cases, user=user, test_timeout_ms=test_timeout_ms, timeout_seconds=timeout_seconds
         )
+        # A language compiled here takes its style from the compile job, never from the run's own events.
+        return result if compiled is None else replace(result, style=compiled.style)
 
     async def run(
         self,
