@@ -215,3 +215,29 @@ def test_the_runner_cache_size_is_configurable() -> None:
 
     assert parse_args(["--artifact-cache-mb", "64"]).artifact_cache_mb == 64
     assert parse_args([]).artifact_cache_mb == 256
+
+
+async def test_artifact_directories_are_readable_by_the_run_whatever_the_umask(tmp_path: Path) -> None:
+    """`python -m backend` runs under umask 077: the directories of an artifact (Java's harness/codementor/)
+    and of its hard-linked copy in a job dir must still be open to the run's uid, or every Java compile ends
+    `cp: cannot access 'prepared/harness': Permission denied`."""
+
+    async def nested(staging: Path) -> Artifact:
+        (staging / "harness" / "codementor").mkdir(parents=True)
+        (staging / "harness" / "codementor" / "Main.class").write_bytes(b"class")
+        return Artifact("", staging, None, compile_ms=1.0)
+
+    previous = os.umask(0o077)
+    try:
+        cache = ArtifactCache(tmp_path / "cache")
+        artifact, _ = await cache.obtain("nested", nested, max_bytes=100)
+        assert artifact.path is not None
+        job = tmp_path / "job"
+        job.mkdir()
+        cache.link_into(artifact, job)
+    finally:
+        os.umask(previous)
+    for directory in (artifact.path / "harness", artifact.path / "harness" / "codementor", job / "harness"):
+        assert directory.stat().st_mode & 0o777 == 0o755, directory
+    assert (job / "harness" / "codementor").stat().st_mode & 0o777 == 0o755
+    cache.close()

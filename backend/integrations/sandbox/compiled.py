@@ -135,11 +135,15 @@ class ArtifactCache:
         files = collected_files(staging, max_bytes)
         target = self.root / key
         shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(mode=0o755)
+        target.mkdir()
+        target.chmod(0o755)  # explicitly: `python -m backend` runs under umask 077
         size = 0
         for relative, path in files:
             destination = target / relative
-            destination.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            for directory in reversed(destination.relative_to(target).parents[:-1]):
+                if not (target / directory).is_dir():
+                    (target / directory).mkdir()
+                    (target / directory).chmod(0o755)
             os.rename(path, destination)
             if os.geteuid() == 0:
                 os.chown(destination, 0, 0, follow_symlinks=False)  # written by the slot's uid: ours now
@@ -168,7 +172,8 @@ class ArtifactCache:
         for source in sorted(artifact.path.rglob("*")):
             destination = directory / source.relative_to(artifact.path)
             if source.is_dir():
-                destination.mkdir(mode=0o755, exist_ok=True)
+                destination.mkdir(exist_ok=True)
+                destination.chmod(0o755)  # not left to the umask (077 under `python -m backend`): the run reads it
                 continue
             try:
                 os.link(source, destination)
