@@ -38,6 +38,10 @@ SHORT_NAMES_OK = frozenset({"i", "j", "k", "n", "m", "x", "y", "z", "a", "b", "c
 SNAKE = re.compile(r"^_{0,2}[a-z][a-z0-9_]*_{0,2}$")
 CAPWORDS = re.compile(r"^_?[A-Z][A-Za-z0-9]*$")
 MAX_LISTED = 4  # findings per list in the feedback
+# Code nested deeper than the parser or the walks over its tree can go (RecursionError, or the parser's
+# MemoryError "too many nested parentheses"): it may still run and pass, but it is not tidy by any measure.
+TOO_DEEP = "line 1: the code is nested too deeply to be checked"
+UNANALYSABLE = (RecursionError, MemoryError)
 LLM_QUALITY_MAX_TOKENS = 600
 
 
@@ -69,11 +73,14 @@ def lint(code: str) -> list[str]:
         def syntaxError(self, *_: Any) -> None:
             return None
 
-        def unexpectedError(self, *_: Any) -> None:
-            return None
+        def unexpectedError(self, *_: Any) -> None:  # the parser gave up on it, but not as a syntax error
+            self.found.append(TOO_DEEP)
 
     collector = Collect()
-    pyflakes_api.check(code, "solution.py", collector)
+    try:
+        pyflakes_api.check(code, "solution.py", collector)
+    except UNANALYSABLE:
+        return [TOO_DEEP]
     return collector.found
 
 
@@ -105,11 +112,15 @@ class StaticQuality:
 
 
 def static_quality(code: str) -> StaticQuality:
-    """Function length, nesting depth and naming, each a third of the score."""
+    """Function length, nesting depth and naming, each a third of the score (0 when the code cannot be
+    parsed or walked: a syntax error, or nesting deeper than the parser or `_depth` can go)."""
     try:
-        tree = ast.parse(code)
-    except SyntaxError:
+        return _static_quality(ast.parse(code))
+    except (SyntaxError, ValueError, *UNANALYSABLE):
         return StaticQuality(0.0, [], [], [])
+
+
+def _static_quality(tree: ast.Module) -> StaticQuality:
     functions = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)]
     long_functions = [f.name for f in functions if (f.end_lineno or f.lineno) - f.lineno + 1 > LONG_FUNCTION_LINES]
     deep_functions = [f.name for f in functions if _depth(f) >= DEEP_NESTING]

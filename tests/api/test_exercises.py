@@ -718,3 +718,25 @@ async def test_delete_account_erases_submissions_and_generated_exercises(app: Qu
         assert list(await session.scalars(select(UserExercise).where(UserExercise.user_id == user_id))) == []
         assert await session.get(Exercise, generated_id) is None
         assert await session.get(Exercise, exercise_id) is not None
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "def add_numbers(first, second):\n    return " + "1 + " * 12000 + "1\n",  # too deep for the AST's walk
+        "def add_numbers(first, second):\n    return " + "-" * 20000 + "1\n",  # too deep for the parser
+    ],
+    ids=["deep-expression", "deep-unary"],
+)
+async def test_submit_code_too_deep_to_analyse_is_graded_not_a_server_error(
+    app: Quart, client: QuartClient, code: str
+) -> None:
+    """Code the static measures cannot walk (RecursionError, or the parser's MemoryError) is still graded by its
+    run: never a 500 that leaves the submission `running`."""
+    headers, user_id = await sign_in(client)
+    exercise_id = await add_exercise(app)
+    submission = (await submit(client, headers, exercise_id, code))["submission"]
+    assert submission["status"] in ("passed", "failed", "error")
+    async with app.extensions["db_session_factory"]() as session:
+        statuses = set(await session.scalars(select(Submission.status).where(Submission.user_id == user_id)))
+    assert "running" not in statuses

@@ -44,6 +44,17 @@ def test_static_quality_measures_length_nesting_and_names() -> None:
     assert grading.static_quality("def broken(:\n").score == 0.0
 
 
+def test_code_nested_too_deeply_to_check_costs_style_and_quality_but_raises_nothing() -> None:
+    """Deeper than the parser (MemoryError), its tree's construction or our own walk (RecursionError) can
+    go: never an exception out of grading (that was a 500 leaving the submission `running`), and no free
+    marks for being impossible to check."""
+    deep_function = "def f(x):\n    return " + "(" * 90 + "x" + ")" * 90 + " + " + "-" * 3000 + "x\n"
+    for code in ("x = " + "1 + " * 12000 + "1\n", "x = " + "-" * 20000 + "1\n", deep_function):
+        assert grading.lint(code) == [grading.TOO_DEEP]
+        assert grading.style_score(grading.lint(code)) < 1.0
+        assert grading.static_quality(code).score == 0.0
+
+
 def test_efficiency_compares_with_reference_and_tolerates_start_up() -> None:
     assert grading.efficiency_score(40, 30) == 1.0
     assert grading.efficiency_score(110, 30) == 1.0  # within 2x + 50 ms
