@@ -295,6 +295,54 @@ async def test_run_cannot_reach_the_harness_through_proc(sandbox: LocalSandbox) 
     assert result.status == "passed", result.results
 
 
+CREDENTIALS = """
+def credentials():
+    status = dict(line.split(':', 1) for line in open('/proc/self/status').read().splitlines() if ':' in line)
+    fields = ('Uid', 'Gid', 'Groups', 'CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'NoNewPrivs')
+    found = {name: status[name].split() for name in fields}
+    limits = {}
+    for line in open('/proc/self/limits').read().splitlines()[1:]:
+        name, soft, hard = line[:26].strip(), line[26:47].strip(), line[47:68].strip()
+        limits[name] = (soft, hard)
+    found['limits'] = limits
+    return found
+"""
+
+
+@requires_root
+async def test_run_code_holds_its_slots_uid_no_group_and_no_capability(sandbox: LocalSandbox) -> None:
+    """What the uid switch in front of every run (confinement.switch_uid) must give the submitted code: the
+    slot's own uid as real, effective, saved and filesystem uid, the same gid, no supplementary group, no
+    capability at all, and the run's rlimits, soft and hard (nothing can raise them again). Under bubblewrap
+    also an empty bounding set and no_new_privs (bwrap's --cap-drop ALL and its seccomp filter)."""
+    groups = os.getgroups()
+    os.setgroups([4242])  # a supplementary group of the runner's own, which the run must not inherit
+    try:
+        result = await sandbox.run(CREDENTIALS, [{"name": "credentials", "call": "credentials()", "expected": "0"}])
+    finally:
+        os.setgroups(groups)
+    found = ast.literal_eval(result.results[0].actual or "")
+    uids = {int(value) for value in found["Uid"]}
+    assert len(uids) == 1 and uids <= sandbox.claimed_uids, found["Uid"]
+    assert [int(value) for value in found["Gid"]] == [*uids] * 4
+    assert found["Groups"] == []
+    for name in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+        assert int(found[name][0], 16) == 0, (name, found[name])
+    if sandbox.is_isolated:
+        assert int(found["CapBnd"][0], 16) == 0 and found["NoNewPrivs"] == ["1"]
+    limits, expected = found["limits"], sandbox.limits
+    for name, value in (
+        ("Max address space", expected.process_bytes),
+        ("Max processes", 6),
+        ("Max file size", 8 * 1024 * 1024),
+        ("Max open files", 64),
+        ("Max core file size", 0),
+        ("Max msgqueue size", 0),
+    ):
+        assert limits[name] == (str(value), str(value)), (name, limits[name])
+    assert limits["Max cpu time"][0] == limits["Max cpu time"][1] != "unlimited"
+
+
 def test_harness_is_precompiled_by_the_sandbox_interpreter() -> None:
     """A runner on another Python than the sandbox's still grades: the .pyc files are compiled by the
     sandbox's interpreter (its magic number, not the runner's), which runs them."""
