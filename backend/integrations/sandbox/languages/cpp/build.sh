@@ -30,9 +30,13 @@ g++ $flags -fuse-ld=gold -I/job/prepared -fdiagnostics-color=never -fno-diagnost
 # 4-space indents and 120 columns: docs/LANGUAGES.md). An empty diff is a clean file; none at all (no
 # clang-format on this host) is style not checked.
 style='{BasedOnStyle: Google, IndentWidth: 4, ColumnLimit: 120, AccessModifierOffset: -4, AllowShortIfStatementsOnASingleLine: WithoutElse, AllowShortLoopsOnASingleLine: true, AllowShortFunctionsOnASingleLine: Inline}'
-if [ -x /usr/bin/clang-format ] && /usr/bin/clang-format "--style=$style" solution.cpp > /tmp/formatted.cpp; then
+# clang-format obeys `// clang-format off` (and `/* clang-format off */`) in the file it formats: the check
+# runs on a copy where those comments say something else (same lines, so the findings' lines stay true), or
+# a submission could declare any layout clean (docs/SECURITY.md).
+if [ -x /usr/bin/clang-format ] && sed 's/clang-format o/clang-format_o/g' solution.cpp > /tmp/checked.cpp &&
+  /usr/bin/clang-format "--style=$style" /tmp/checked.cpp > /tmp/formatted.cpp; then
   status=0
-  diff -u solution.cpp /tmp/formatted.cpp > /tmp/style.diff || status=$?
+  diff -u /tmp/checked.cpp /tmp/formatted.cpp > /tmp/style.diff || status=$?
   if [ "$status" -le 1 ]; then
     cp /tmp/style.diff /out/style.out
   fi
