@@ -156,9 +156,10 @@ async def create_conversation(data: ConversationCreate) -> tuple[ConversationRea
 @validate_response(ConversationList)
 async def list_conversations(query_args: PageQuery) -> ConversationList:
     """Your conversations, most recent activity first."""
-    items, total = await chat_service.list_conversations(
-        get_session(), current_user(), limit=query_args.limit, offset=query_args.offset
-    )
+    async with read_connection() as connection:
+        items, total = await chat_service.conversation_page(
+            connection, current_user(), limit=query_args.limit, offset=query_args.offset
+        )
     return ConversationList.of(items, total, query_args)
 
 
@@ -198,9 +199,10 @@ async def delete_conversation(conversation_id: int) -> tuple[str, int]:
 @validate_response(MessageList)
 async def list_messages(conversation_id: int, query_args: MessagesQuery) -> MessageList:
     """A page of messages: the newest `limit` older than `before_id`, listed oldest first."""
-    items, has_more = await chat_service.list_messages(
-        get_session(), current_user(), conversation_id, limit=query_args.limit, before_id=query_args.before_id
-    )
+    async with read_connection() as connection:
+        items, has_more = await chat_service.message_page(
+            connection, current_user(), conversation_id, limit=query_args.limit, before_id=query_args.before_id
+        )
     return MessageList(items=[MessageRead.model_validate(item) for item in items], has_more=has_more)
 
 

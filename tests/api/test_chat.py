@@ -135,7 +135,9 @@ async def test_conversation_lifecycle_create_list_get_rename_delete(app: Quart, 
     assert page["total"] == 3 and page["limit"] == 2 and page["offset"] == 0
     assert [item["id"] for item in page["items"]] == [untitled["id"], exercise["id"]]  # latest activity first
     rest = await (await client.get(f"{CHAT}/conversations?limit=2&offset=2", headers=headers)).get_json()
-    assert [item["id"] for item in rest["items"]] == [named["id"]]
+    assert [item["id"] for item in rest["items"]] == [named["id"]] and rest["items"][0] == named
+    past = await (await client.get(f"{CHAT}/conversations?offset=7", headers=headers)).get_json()
+    assert past["items"] == [] and past["total"] == 3
 
     renamed = await client.patch(f"{CHAT}/conversations/{named['id']}", json={"title": "Trees"}, headers=headers)
     assert renamed.status_code == 200 and (await renamed.get_json())["title"] == "Trees"
@@ -186,9 +188,18 @@ async def test_other_users_conversation_is_not_found_on_every_route(client: Quar
 async def test_messages_page_backwards_with_before_id(client: QuartClient) -> None:
     headers = await sign_in(client)
     conversation_id = (await new_conversation(client, headers))["id"]
-    for number in range(5):
-        assert (await send(client, headers, conversation_id, f"question {number}")).status_code == 201
     url = f"{CHAT}/conversations/{conversation_id}/messages"
+    empty = await client.get(url, headers=headers)
+    assert empty.status_code == 200 and await empty.get_json() == {"items": [], "has_more": False}
+    pairs = []
+    for number in range(5):
+        response = await send(client, headers, conversation_id, f"question {number}")
+        assert response.status_code == 201
+        pairs.append(await response.get_json())
+    listed = await (await client.get(url, headers=headers)).get_json()
+    assert listed["items"] == [message for pair in pairs for message in pair.values()]  # as sent, field by field
+    before_all = await (await client.get(f"{url}?before_id={listed['items'][0]['id']}", headers=headers)).get_json()
+    assert before_all == {"items": [], "has_more": False}
     newest = await (await client.get(f"{url}?limit=4", headers=headers)).get_json()
     assert newest["has_more"] is True
     assert [m["role"] for m in newest["items"]] == ["user", "assistant", "user", "assistant"]

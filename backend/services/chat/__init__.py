@@ -1,6 +1,6 @@
 """Conversations with the AI tutor: ownership, history, sending messages, usage and the daily budget.
 
-`conversations` is the CRUD of conversations and their messages; `turns` sends a message (the
+`conversations` is the CRUD of conversations; `reads` lists them and their messages; `turns` sends a message (the
 student's message stored, the LLM asked, the reply stored); `stream` relays a reply as it is written;
 `export` is the user's data export.
 
@@ -19,12 +19,11 @@ from backend.services.chat.conversations import (
     create_conversation,
     delete_conversation,
     get_owned,
-    list_conversations,
-    list_messages,
     rename_conversation,
     title_from,
 )
 from backend.services.chat.export import export_conversations, export_llm_usage
+from backend.services.chat.reads import conversation_page, message_page
 from backend.services.chat.stream import Delta, Done, Failed, Started, StreamEvent, Turn, start_stream, stream_turn
 from backend.services.chat.turns import (
     REPLY_NOT_SAVED,
@@ -53,13 +52,13 @@ __all__ = [
     "SubmissionNotFound",
     "Turn",
     "as_app_error",
+    "conversation_page",
     "create_conversation",
     "delete_conversation",
     "export_conversations",
     "export_llm_usage",
     "get_owned",
-    "list_conversations",
-    "list_messages",
+    "message_page",
     "open_for_shortcut",
     "prepare_turn",
     "rename_conversation",

@@ -1,13 +1,13 @@
-"""Conversations and their messages: create, list, read, rename, delete; someone else's is a 404."""
+"""Conversations: create, read, rename, delete (their lists are in reads.py); someone else's is a 404."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.errors import NotFound, ValidationFailed
 from backend.models import User
-from backend.models.chat import Conversation, Message
+from backend.models.chat import Conversation
 from backend.services import exercises as exercises_service
 from backend.services import tutor_context
 from backend.text import strip_html
@@ -67,21 +67,6 @@ async def create_conversation(
     return conversation
 
 
-async def list_conversations(
-    session: AsyncSession, user: User, *, limit: int, offset: int
-) -> tuple[list[Conversation], int]:
-    """Most recent activity first: the last message, else the creation."""
-    total = await session.scalar(select(func.count()).where(Conversation.user_id == user.id)) or 0
-    rows = await session.scalars(
-        select(Conversation)
-        .where(Conversation.user_id == user.id)
-        .order_by(func.coalesce(Conversation.last_message_at, Conversation.created_at).desc(), Conversation.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    return list(rows), total
-
-
 async def get_owned(session: AsyncSession, user: User, conversation_id: int) -> Conversation:
     """A conversation of `user`; someone else's is indistinguishable from a missing one."""
     conversation = await session.scalar(
@@ -103,16 +88,3 @@ async def delete_conversation(session: AsyncSession, user: User, conversation_id
     conversation = await get_owned(session, user, conversation_id)
     # The messages go with it (ON DELETE CASCADE), without loading them.
     await session.execute(delete(Conversation).where(Conversation.id == conversation.id))
-
-
-async def list_messages(
-    session: AsyncSession, user: User, conversation_id: int, *, limit: int, before_id: int | None
-) -> tuple[list[Message], bool]:
-    """The newest `limit` messages older than `before_id` (or the newest overall), oldest first."""
-    conversation = await get_owned(session, user, conversation_id)
-    query = select(Message).where(Message.conversation_id == conversation.id)
-    if before_id is not None:
-        query = query.where(Message.id < before_id)
-    rows = list(await session.scalars(query.order_by(Message.id.desc()).limit(limit + 1)))
-    has_more = len(rows) > limit
-    return rows[:limit][::-1], has_more
