@@ -23,6 +23,7 @@ program (needs PATH for `ld`); Go's compile and link ~0.5 s (docs/LANGUAGES.md).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -161,6 +162,14 @@ class LanguageGrader:
             execution = await self.executor.execute(job)
             found = parse_compiled(execution.report, set(missing))
             if set(found) != set(missing):
+                if len(missing) == 1 and compiler_started(execution.report):
+                    # It started and died on the one source it was given (its heap or stack, or its time, gone
+                    # on a type that recurses without end): that source's compile error, not an unavailable
+                    # sandbox. Not cached: the same source may compile on a less loaded machine.
+                    [key] = missing
+                    why = "in time" if execution.timed_out else "within its memory"
+                    message = f"the {language.name} compiler could not finish this program {why}"
+                    return [Compiled(None, None, message) if item == key else self._compiled[item] for item in keys]
                 raise SandboxUnavailable(
                     f"the {language.name} compiler did not finish ({execution.diagnostics[:200] or 'no diagnostics'})"
                 )
@@ -235,6 +244,15 @@ def parse_compiled(report: str, keys: set[str]) -> dict[str, Compiled]:
                 None, line_number if isinstance(line_number, int) else None, str(event.get("message") or "")
             )
     return found
+
+
+def compiler_started(report: str) -> bool:
+    """Whether a compile job's compiler read its job (its `started` event)."""
+    for line in report.splitlines():
+        with contextlib.suppress(ValueError):
+            if json.loads(line) == {"event": "started"}:
+                return True
+    return False
 
 
 def compile_key(language: Language, source: str) -> str:
