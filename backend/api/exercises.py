@@ -21,6 +21,7 @@ from backend.schemas.exercises import (
     ExercisePage,
     ExerciseQuery,
     ExerciseRead,
+    ExerciseSummary,
     ExerciseWrite,
     GenerateRequest,
     HintRead,
@@ -29,10 +30,12 @@ from backend.schemas.exercises import (
     HistoryQuery,
     LanguageList,
     LanguageQuery,
+    LanguageRead,
     SkipResult,
     SubmissionCreate,
     SubmissionPage,
     SubmitResult,
+    UserExerciseRead,
 )
 from backend.services import daily as daily_service
 from backend.services import difficulty as difficulty_service
@@ -55,8 +58,10 @@ def configured_llm() -> LLM | None:
     return submissions_service.real_llm(user_llm())
 
 
-def exercise_read(exercise: object) -> ExerciseRead:
-    return ExerciseRead.model_validate(exercises_service.public_view(exercise))  # type: ignore[arg-type]
+# The read schemas of exercises, each built once per version of its row in this process: the read paths
+# of the catalog and the daily exercise take them from here (services/exercise_reads.py).
+SUMMARIES = exercise_reads.ViewCache(ExerciseSummary.model_validate)
+EXERCISES = exercise_reads.ViewCache(ExerciseRead.model_validate)
 
 
 # --- the catalog -----------------------------------------------------------------------------------
@@ -73,6 +78,7 @@ async def list_exercises(query_args: ExerciseQuery) -> ExercisePage:
         items, total = await exercise_reads.list_exercises(
             connection,
             current_user(),
+            SUMMARIES,
             language=query_args.language,
             difficulty=query_args.difficulty,
             topic=query_args.topic,
@@ -92,9 +98,7 @@ async def list_exercise_languages() -> LanguageList:
 
     A language whose toolchain is not installed is not listed, and none of its exercises is offered."""
     offered = languages.offered(current_sandbox())
-    return LanguageList.model_validate(
-        {"items": [{"name": name, "title": lang.title, "version": lang.version} for name, lang in offered.items()]}
-    )
+    return LanguageList(items=[LanguageRead.model_validate(language) for language in offered.values()])
 
 
 @bp.get("/daily")
@@ -107,26 +111,10 @@ async def get_daily_exercise() -> Daily:
 
     Chosen by your language, your adaptive difficulty and the topics you have not done yet."""
     async with read_connection() as connection:
-        found = await daily_service.current(connection, current_user())
-    if found is not None:
-        return Daily.model_validate(
-            {
-                "exercise": found.exercise,
-                "user_exercise": found.user_exercise,
-                "is_new": False,
-                "language_note": found.language_note,
-            }
-        )
-    # The day's first request chooses and assigns, in a transaction.
-    assignment = await daily_service.daily(await writable_session(), current_user())
-    return Daily.model_validate(
-        {
-            "exercise": exercises_service.public_view(assignment.exercise),
-            "user_exercise": exercises_service.user_exercise_view(assignment.user_exercise),
-            "is_new": assignment.is_new,
-            "language_note": assignment.language_note,
-        }
-    )
+        found = await daily_service.current(connection, current_user(), EXERCISES)
+    if found is None:  # the day's first request chooses and assigns, in a transaction
+        return Daily.model_validate(await daily_service.daily(await writable_session(), current_user()))
+    return Daily.model_validate(found)
 
 
 @bp.get("/history")
@@ -191,7 +179,7 @@ async def generate_exercise(data: GenerateRequest) -> tuple[ExerciseRead, int]:
         exercise_type=data.exercise_type,
         language=data.language,
     )
-    return exercise_read(exercise), 201
+    return ExerciseRead.model_validate(exercise), 201
 
 
 @bp.get("/<int:exercise_id>")
@@ -207,7 +195,7 @@ async def get_exercise(exercise_id: int, query_args: LanguageQuery) -> ExerciseR
     exercise = await exercises_service.get_visible(session, user, exercise_id)
     if query_args.language:
         exercise = await exercises_service.in_language(session, user, exercise, query_args.language)
-    return exercise_read(exercise)
+    return ExerciseRead.model_validate(exercise)
 
 
 # --- working on an exercise ------------------------------------------------------------------------
@@ -234,19 +222,7 @@ async def submit_solution(exercise_id: int, data: SubmissionCreate) -> SubmitRes
         data.code,
         data.time_spent_seconds,
     )
-    change = outcome.difficulty_change
-    return SubmitResult.model_validate(
-        {
-            "submission": outcome.submission,
-            "user_exercise": exercises_service.user_exercise_view(outcome.user_exercise),
-            "achievements_unlocked": [
-                {"slug": a.slug, "title": a.title, "points": a.points} for a in outcome.achievements_unlocked
-            ],
-            "streak": outcome.streak,
-            "difficulty_change": {"from": change.from_, "to": change.to, "message": change.message} if change else None,
-        },
-        from_attributes=True,
-    )
+    return SubmitResult.model_validate(outcome)
 
 
 @bp.get("/<int:exercise_id>/submissions")
@@ -290,9 +266,7 @@ async def request_exercise_hint(exercise_id: int, data: HintRequest) -> HintRead
 async def skip_exercise(exercise_id: int) -> SkipResult:
     """Skip an exercise you have open: 2 per 7 days, then 409 `conflict` (also on a completed one)."""
     row, remaining = await daily_service.skip(get_session(), current_user(), exercise_id)
-    return SkipResult.model_validate(
-        {"user_exercise": exercises_service.user_exercise_view(row), "skips_remaining_this_week": remaining}
-    )
+    return SkipResult(user_exercise=UserExerciseRead.model_validate(row), skips_remaining_this_week=remaining)
 
 
 # --- admin -----------------------------------------------------------------------------------------
@@ -305,7 +279,7 @@ async def skip_exercise(exercise_id: int) -> SkipResult:
 @problem_responses(409)
 async def create_exercise(data: ExerciseWrite) -> tuple[ExerciseRead, int]:
     """Add an exercise to the catalog (admins only; anyone else 403 `forbidden`)."""
-    return exercise_read(await exercises_service.create_exercise(get_session(), data.stored())), 201
+    return ExerciseRead.model_validate(await exercises_service.create_exercise(get_session(), data.stored())), 201
 
 
 @bp.put("/<int:exercise_id>")
@@ -315,7 +289,8 @@ async def create_exercise(data: ExerciseWrite) -> tuple[ExerciseRead, int]:
 @problem_responses(409)
 async def replace_exercise(exercise_id: int, data: ExerciseWrite) -> ExerciseRead:
     """Replace an exercise (admins only; anyone else 403 `forbidden`)."""
-    return exercise_read(await exercises_service.update_exercise(get_session(), exercise_id, data.stored()))
+    exercise = await exercises_service.update_exercise(get_session(), exercise_id, data.stored())
+    return ExerciseRead.model_validate(exercise)
 
 
 @bp.delete("/<int:exercise_id>")

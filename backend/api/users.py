@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import asdict
 
 from quart import Blueprint, Response
 from quart_schema import (
@@ -121,10 +120,7 @@ async def get_onboarding_questions() -> OnboardingQuestions:
 @validate_response(OnboardingState)
 async def get_onboarding() -> OnboardingState:
     """Your onboarding answers saved so far, to resume on any device."""
-    user = current_user()
-    return OnboardingState.model_validate(
-        {"completed": user.onboarding_completed, "answers": onboarding_service.answers(user)}
-    )
+    return OnboardingState.model_validate(onboarding_service.state(current_user()))
 
 
 @bp.put("/onboarding")
@@ -136,9 +132,9 @@ async def save_onboarding_draft(data: OnboardingDraft) -> OnboardingState:
 
     The answers sent are merged into the saved ones (`null` removes one); the profile is not changed
     until the answers are submitted."""
-    user = current_user()
-    answers = await onboarding_service.save_draft(get_session(), user, data.changes())
-    return OnboardingState.model_validate({"completed": user.onboarding_completed, "answers": answers})
+    return OnboardingState.model_validate(
+        await onboarding_service.save_draft(get_session(), current_user(), data.changes())
+    )
 
 
 @bp.post("/onboarding")
@@ -187,7 +183,7 @@ async def get_progress_history(query_args: HistoryQuery) -> History:
     (and a null `average_grade`), ready for a heat-map."""
     async with read_connection() as connection:
         days = await progress_reads.history(connection, current_user(), query_args.days)
-    return History.model_validate({"items": days})
+    return History.of(days)
 
 
 @bp.get("/me/achievements")
@@ -196,16 +192,7 @@ async def get_progress_history(query_args: HistoryQuery) -> History:
 @validate_response(AchievementList)
 async def list_achievements() -> AchievementList:
     """Every achievement, with your progress towards it and whether and when you unlocked it."""
-    items = await achievements_service.list_for_user(get_session(), current_user())
-    unlocked = [item for item in items if item.unlocked]
-    return AchievementList.model_validate(
-        {
-            "items": items,
-            "total_points": sum(item.points for item in unlocked),
-            "unlocked_count": len(unlocked),
-            "total_count": len(items),
-        }
-    )
+    return AchievementList.of(await achievements_service.list_for_user(get_session(), current_user()))
 
 
 @bp.get("/me/progress/export")
@@ -251,5 +238,5 @@ def _csv(days: list[progress_reads.Day]) -> Response:
 
 
 def _json(days: list[progress_reads.Day]) -> Response:
-    body = History.model_validate({"items": [asdict(day) for day in days]}).model_dump_json()
+    body = History.of(days).model_dump_json()
     return Response(body, content_type="application/json")

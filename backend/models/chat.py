@@ -31,7 +31,11 @@ class Conversation(TimestampedMixin, Base):
     last_message_at: Mapped[datetime | None]
 
     messages: Mapped[list[Message]] = relationship(
-        lazy="raise", cascade="all, delete-orphan", passive_deletes=True, back_populates="conversation"
+        lazy="raise",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        back_populates="conversation",
+        order_by="Message.id",  # oldest first, when loaded (the account export)
     )
 
 

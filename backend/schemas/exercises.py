@@ -8,9 +8,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from backend.content.shapes import CODE_MAX, CallTest, Difficulty, ExerciseType, ProgramTest
+from backend.content.shapes import CODE_MAX, CallTest, Difficulty, ExerciseType, ProgramTest, visible_example
 from backend.schemas.common import Page, PageQuery
 
 UserExerciseStatus = Literal["pending", "in_progress", "completed", "skipped"]
@@ -48,6 +48,21 @@ class ExerciseRead(ExerciseSummary):
     examples: list[Example]
     hints_available: int
     created_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_exercise(cls, data: Any) -> Any:
+        """An `Exercise` (or a row of its table) as students see it: its own fields, its visible examples
+        read in its language, how many hints it has. Its solution and hidden tests have no field to go to."""
+        if isinstance(data, dict):
+            return data
+        shown = {name: getattr(data, name) for name in cls.model_fields.keys() - DERIVED_FIELDS}
+        examples = [visible_example(test, data.language)._asdict() for test in data.examples]
+        return shown | {"examples": examples, "hints_available": len(data.hints)}
+
+
+# ExerciseRead's fields that are not the exercise's own columns.
+DERIVED_FIELDS = frozenset({"examples", "hints_available"})
 
 
 class ExerciseQuery(PageQuery):
@@ -87,7 +102,7 @@ class HistoryQuery(PageQuery):
 
 
 class Daily(BaseModel):
-    model_config = ConfigDict(title="DailyExercise")
+    model_config = ConfigDict(title="DailyExercise", from_attributes=True)
 
     exercise: ExerciseRead
     user_exercise: UserExerciseRead
@@ -97,6 +112,8 @@ class Daily(BaseModel):
 
 
 class LanguageRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     name: str  # as in `language` of an exercise and `?language=`
     title: str
     version: str  # of the toolchain that grades it here
@@ -150,12 +167,16 @@ class SubmissionRead(BaseModel):
 
 
 class AchievementUnlocked(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     slug: str
     title: str
     points: int
 
 
 class Streak(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     current: int
     longest: int
     extended: bool
@@ -166,10 +187,12 @@ class DifficultyChange(BaseModel):
     to: Difficulty
     message: str
 
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True, from_attributes=True)
 
 
 class SubmitResult(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     submission: SubmissionRead
     user_exercise: UserExerciseRead
     achievements_unlocked: list[AchievementUnlocked]

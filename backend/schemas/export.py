@@ -1,7 +1,8 @@
 """`GET /users/me/export`: the account export, section by section.
 
-Every section allows extra fields: a feature that stores more about the user adds it to its section (or a
-new section) and it is exported, never silently dropped; the document still types what is known.
+Each section is built from the rows the export service returns (`services/export.py`): the schema picks
+the fields, so a secret column is never exported, and a feature that stores more about the user names the
+new field here (or adds a section) to export it. Sections still allow extra fields in what they read.
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from backend.schemas.exercises import UserExerciseRead
 from backend.schemas.github import RepositoryRead, ReviewRead
+from backend.schemas.learner import MistakeRead, TopicMastery
 from backend.schemas.users import OnboardingState, UserRead
 
-OPEN = ConfigDict(extra="allow")
+OPEN = ConfigDict(extra="allow", from_attributes=True)
 
 
 class ExportedProfile(UserRead):
@@ -66,6 +68,7 @@ class ExportedConversation(BaseModel):
     title: str | None
     context_type: str
     exercise_id: int | None
+    submission_id: int | None
     created_at: datetime
     messages: list[ExportedMessage]
 
@@ -139,6 +142,14 @@ class ExportedLinkedAccount(BaseModel):
     email: str | None
     linked_at: datetime | None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_account(cls, data: Any) -> Any:
+        """An `OAuthAccount`: linked when its row was made (its tokens are never read)."""
+        if isinstance(data, dict):
+            return data
+        return {"provider": data.provider, "login": data.login, "email": data.email, "linked_at": data.created_at}
+
 
 class ExportedLLMUsage(BaseModel):
     model_config = OPEN
@@ -147,6 +158,15 @@ class ExportedLLMUsage(BaseModel):
     requests: int
     prompt_tokens: int
     completion_tokens: int
+
+
+class ExportedLearningProfile(BaseModel):
+    model_config = OPEN
+
+    topics: list[TopicMastery]
+    mistakes: list[MistakeRead]
+    mistake_counts: dict[str, int]
+    summary: str
 
 
 class UserExport(BaseModel):
@@ -166,3 +186,4 @@ class UserExport(BaseModel):
     sessions: list[ExportedSession]
     linked_accounts: list[ExportedLinkedAccount]
     llm_usage: list[ExportedLLMUsage]
+    learning_profile: ExportedLearningProfile

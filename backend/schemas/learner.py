@@ -1,14 +1,24 @@
-"""The learner model as the student sees it: `GET /users/me/learning-profile`."""
+"""The learner model as the student sees it: `GET /users/me/learning-profile`, built from the learner
+service's rows (`LearnerTopic`, `LearnerMistake`): the counts it stores become the averages and the
+per-language masteries shown here.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from backend.services.learner import mastery_from
+from backend.services.learner.mistakes import mistake_label
 
 
 class LearnerGoals(BaseModel):
     """What the student said they want (their onboarding answers)."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     programming_language: str | None
     skill_level: str | None
@@ -28,8 +38,28 @@ class TopicLanguage(BaseModel):
     exercises_completed: int
     average_grade: float | None
 
+    @classmethod
+    def of(cls, language: str, counts: Mapping[str, float]) -> TopicLanguage:
+        """One language's part of a topic (`LearnerTopic.languages`): its counts and their mastery."""
+        completed = int(counts.get("exercises_completed", 0))
+        return cls(
+            language=language,
+            mastery=mastery_from(counts),
+            attempts=int(counts.get("attempts", 0)),
+            failures=int(counts.get("failures", 0)),
+            exercises_attempted=int(counts.get("exercises_attempted", 0)),
+            exercises_completed=completed,
+            average_grade=average_grade(counts.get("grade_total", 0.0), completed),
+        )
+
+
+def average_grade(grade_total: float, completed: int) -> float | None:
+    return round(grade_total / completed, 2) if completed else None
+
 
 class TopicMastery(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     topic: str
     mastery: float = Field(
         ge=0,
@@ -51,8 +81,23 @@ class TopicMastery(BaseModel):
         "older submissions are in the topic's totals only)."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_topic(cls, data: Any) -> Any:
+        """A `LearnerTopic`: its counts, their average grade, and the topic in each language practised."""
+        if isinstance(data, dict):
+            return data
+        shown = {name: getattr(data, name) for name in cls.model_fields.keys() - {"average_grade", "languages"}}
+        languages = sorted((data.languages or {}).items())
+        return shown | {
+            "average_grade": average_grade(data.grade_total, data.exercises_completed),
+            "languages": [TopicLanguage.of(language, counts) for language, counts in languages],
+        }
+
 
 class RecurringMistake(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     kind: str = Field(
         description="`edge_case_empty`, `off_by_one`, `wrong_type`, `wrong_result`, `timeout`, `syntax_error`, "
         "`exception:<Class>` (e.g. `exception:IndexError`), or a static check: `style:unused_code`, "
@@ -62,8 +107,18 @@ class RecurringMistake(BaseModel):
     label: str = Field(description="The kind in words.")
     count: int = Field(description="Submissions it was seen in (recurring: 2 or more).")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _labelled(cls, data: Any) -> Any:
+        """A recurring kind (`learner.Recurring`), with the kind in words."""
+        if isinstance(data, dict):
+            return data
+        return {"kind": data.kind, "label": mistake_label(data.kind), "count": data.count}
+
 
 class MistakeRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     kind: str
     label: str
     detail: str = Field(description="Where it was seen: a test's name or a linter finding (never a hidden input).")
@@ -73,11 +128,24 @@ class MistakeRead(BaseModel):
     language: str = Field(description="The language of the exercise it was seen in.")
     created_at: datetime
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_mistake(cls, data: Any) -> Any:
+        """A `LearnerMistake`, with its kind in words."""
+        if isinstance(data, dict):
+            return data
+        return {name: getattr(data, name) for name in cls.model_fields.keys() - {"label"}} | {
+            "label": mistake_label(data.kind),
+            "topics": list(data.topics or []),
+        }
+
 
 class LearningProfileRead(BaseModel):
     """What the tutor remembers about you, updated each time a submission is graded. It shapes the tutor's
     chat and hints (`summary`), code reviews (your recurring mistakes are checked first) and the daily
     exercise (a weak topic at your difficulty is preferred; never one topic three days running)."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     goals: LearnerGoals
     topics: list[TopicMastery] = Field(description="Every topic practised, by name.")

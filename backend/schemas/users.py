@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date as CalendarDate  # `date` is also a field name below
 from datetime import datetime
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
@@ -194,6 +195,8 @@ class OnboardingAnswers(BaseModel):
 
 
 class OnboardingState(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     completed: bool
     answers: OnboardingAnswers
 
@@ -244,6 +247,19 @@ class AchievementList(BaseModel):
     total_points: int
     unlocked_count: int
     total_count: int
+
+    @classmethod
+    def of(cls, items: Sequence[Any]) -> Self:
+        """The whole catalog (`achievements.AchievementStatus`es) with the user's totals."""
+        unlocked = [item for item in items if item.unlocked]
+        return cls.model_validate(
+            {
+                "items": items,
+                "total_points": sum(item.points for item in unlocked),
+                "unlocked_count": len(unlocked),
+                "total_count": len(items),
+            }
+        )
 
 
 class TopicSkillRead(BaseModel):
@@ -298,6 +314,11 @@ class History(BaseModel):
     model_config = ConfigDict(title="ProgressHistory")
 
     items: list[DayRead]
+
+    @classmethod
+    def of(cls, days: Sequence[Any]) -> Self:
+        """The days (`progress_reads.Day`s), oldest first."""
+        return cls.model_validate({"items": days})
 
 
 class ProgressExportQuery(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Generic
 
 import structlog
 from sqlalchemy import ColumnElement, and_, bindparam, func, literal, or_, select
@@ -25,6 +25,7 @@ from backend.services import difficulty as difficulty_service
 from backend.services import exercise_reads
 from backend.services import exercises as exercises_service
 from backend.services import learner as learner_service
+from backend.services.exercise_reads import View, ViewCache
 from backend.services.progress import today
 
 log = structlog.get_logger(__name__)
@@ -143,12 +144,13 @@ async def _current(session: AsyncSession, user: User, day: date) -> tuple[UserEx
 
 
 @dataclass(frozen=True)
-class DailyView:
-    """An assignment that exists, as `GET /exercises/daily` shows it."""
+class DailyView(Generic[View]):
+    """An assignment that exists, read without a transaction: its exercise's cached view and its own row."""
 
-    exercise: dict[str, Any]  # exercises.public_view
-    user_exercise: dict[str, Any]  # exercises.user_exercise_view
+    exercise: View
+    user_exercise: dict[str, Any]  # the row of `user_exercises`
     language_note: str | None
+    is_new: bool = False
 
 
 def _open_or_today() -> ColumnElement[bool]:
@@ -172,17 +174,17 @@ CURRENT_ASSIGNMENT = ReadStatement(
 )
 
 
-async def current(connection: AsyncConnection, user: User) -> DailyView | None:
+async def current(connection: AsyncConnection, user: User, views: ViewCache[View]) -> DailyView[View] | None:
     """The assignment `daily` would serve, read without writing anything, or None when it must choose one:
-    one query, and the exercise's view from the per-process cache while its row is unchanged."""
+    one query, and the exercise's view from `views` while its row is unchanged."""
     rows = await fetch(connection, CURRENT_ASSIGNMENT, {"user_id": user.id, "day": today(user)})
     if not rows:
         return None
     row = rows[0]
-    exercise = await exercise_reads.cached_public_view(connection, row["exercise_id"], row["exercise_updated_at"])
+    exercise = await exercise_reads.cached_view(connection, views, row["exercise_id"], row["exercise_updated_at"])
     _, note = daily_language(user)
     note = note if note and row["exercise_language"] == FALLBACK_LANGUAGE else None
-    return DailyView(exercise, {name: row[name] for name in exercises_service.USER_EXERCISE_FIELDS}, note)
+    return DailyView(exercise, dict(row), note)
 
 
 async def daily(session: AsyncSession, user: User) -> Assignment:

@@ -1,18 +1,19 @@
-"""The catalog as the read paths show it: a page of summaries, and exercises' public views.
+"""The catalog as the read paths show it: a page of summaries, and exercises as students see them.
 
 Catalog rows change only through writes that move `updated_at` (admin edits, the catalog seed). A read
 asks the database which exercises match and at which `updated_at` (so it still decides what a user sees
 and whether a view is current) and takes each one's view from a per-process cache keyed by both,
-sparing the decoding and shaping of the same rows on every request (docs/PERFORMANCE.md). Statements
-are built once: building one costs more than running it.
+sparing the decoding and shaping of the same rows on every request (docs/PERFORMANCE.md). The views are
+the API's read schemas: a `ViewCache` is given the schema that shapes a row, and keeps what it built.
+Statements are built once: building one costs more than running it.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import and_, bindparam, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -21,7 +22,17 @@ from backend.db import ReadStatement, fetch
 from backend.integrations.sandbox.languages import graded
 from backend.models import User
 from backend.models.exercises import Exercise, Submission, UserExercise
-from backend.services.exercises import USER_EXERCISE_FIELDS, ExerciseNotFound, public_view
+from backend.services.exercises import ExerciseNotFound
+
+
+class ExerciseView(Protocol):
+    """What the read path needs of a view: its topics (`?topic=` filters on them)."""
+
+    @property
+    def topics(self) -> list[str]: ...
+
+
+View = TypeVar("View", bound=ExerciseView)
 
 # What a page of the catalog shows (`ExerciseSummary`): descriptions, tests and solutions stay unread.
 SUMMARY_COLUMNS = (
@@ -34,29 +45,28 @@ SUMMARY_COLUMNS = (
     Exercise.topics,
     Exercise.generated_by_ai,
 )
-SUMMARY_FIELDS = tuple(column.key for column in SUMMARY_COLUMNS)
 
 
-class ViewCache:
-    """Views of exercises built from their rows, kept while the row's `updated_at` is the one they were
-    built from. Bounded: generated exercises are unbounded, the catalog is not."""
+class ViewCache(Generic[View]):
+    """Views of exercises, each built by `shape` from the exercise's row (a read schema's `model_validate`:
+    the API layer owns the schemas) and kept while the row's `updated_at` is the one it was built from.
+    Bounded: generated exercises are unbounded, the catalog is not."""
 
-    def __init__(self, limit: int = 4096) -> None:
-        self.limit = limit
-        self._views: dict[int, tuple[datetime, dict[str, Any]]] = {}
+    def __init__(self, shape: Callable[[Any], View], limit: int = 4096) -> None:
+        self.shape, self.limit = shape, limit
+        self._views: dict[int, tuple[datetime, View]] = {}
 
-    def get(self, exercise_id: int, updated_at: datetime) -> dict[str, Any] | None:
+    def get(self, exercise_id: int, updated_at: datetime) -> View | None:
         found = self._views.get(exercise_id)
         return found[1] if found is not None and found[0] == updated_at else None
 
-    def put(self, exercise_id: int, updated_at: datetime, view: dict[str, Any]) -> dict[str, Any]:
+    def put(self, row: Any) -> View:
+        """The view of `row` (with its `id` and `updated_at`), shaped and kept."""
         if len(self._views) >= self.limit:
             self._views.clear()
-        self._views[exercise_id] = (updated_at, view)
+        view = self.shape(row)
+        self._views[row.id] = (row.updated_at, view)
         return view
-
-
-SUMMARIES, PUBLIC_VIEWS = ViewCache(), ViewCache()
 
 
 @functools.lru_cache(maxsize=64)
@@ -73,21 +83,23 @@ def _matching(graded_languages: tuple[str, ...], filters: frozenset[str], paged:
     return ReadStatement(statement.limit(bindparam("limit")).offset(bindparam("offset")) if paged else statement)
 
 
-async def _summaries(connection: AsyncConnection, rows: Sequence[Mapping[Any, Any]]) -> list[dict[str, Any]]:
+async def _summaries(
+    connection: AsyncConnection, summaries: ViewCache[View], rows: Sequence[Mapping[Any, Any]]
+) -> list[View]:
     """The summary of each (id, updated_at) row, in order: cached, the missing ones read in one query."""
-    found = {row["id"]: view for row in rows if (view := SUMMARIES.get(row["id"], row["updated_at"])) is not None}
+    found = {row["id"]: view for row in rows if (view := summaries.get(row["id"], row["updated_at"])) is not None}
     missing = [row["id"] for row in rows if row["id"] not in found]
     if missing:
         statement = select(*SUMMARY_COLUMNS, Exercise.updated_at).where(Exercise.id.in_(missing))
         for row in await connection.execute(statement):
-            view = {name: getattr(row, name) for name in SUMMARY_FIELDS}
-            found[row.id] = SUMMARIES.put(row.id, row.updated_at, view)
+            found[row.id] = summaries.put(row)
     return [found[row["id"]] for row in rows if row["id"] in found]  # one deleted in between is left out
 
 
 async def list_exercises(
     connection: AsyncConnection,
     user: User,
+    summaries: ViewCache[View],
     *,
     language: str | None,
     difficulty: str | None,
@@ -95,8 +107,8 @@ async def list_exercises(
     exercise_type: str | None,
     limit: int,
     offset: int,
-) -> tuple[list[dict[str, Any]], int]:
-    """A page of summaries (dicts of the summary's fields) and the total that match."""
+) -> tuple[list[View], int]:
+    """A page of summaries (`summaries`' views of the catalog's rows) and the total that match."""
     values: dict[str, Any] = {"user_id": user.id, "limit": limit, "offset": offset}
     filters = {"language": language.lower() if language else None, "difficulty": difficulty}
     filters["exercise_type"] = exercise_type
@@ -107,22 +119,24 @@ async def list_exercises(
         # The page and the total in one query: the window counts every match before LIMIT applies.
         page = await fetch(connection, _matching(graded_languages, chosen, True), values)
         if page or offset == 0:
-            return await _summaries(connection, page), page[0]["total"] if page else 0
+            return await _summaries(connection, summaries, page), page[0]["total"] if page else 0
         # A page past the end has no row to carry the count.
         return [], len(await fetch(connection, _matching(graded_languages, chosen, False), values))
     # Topics are a short JSON list: filtering here keeps one query shape on SQLite and PostgreSQL.
     wanted = topic.strip().lower()
     every = await fetch(connection, _matching(graded_languages, chosen, False), values)
-    matching = [view for view in await _summaries(connection, every) if wanted in map(str.lower, view["topics"])]
+    views = await _summaries(connection, summaries, every)
+    matching = [view for view in views if wanted in map(str.lower, view.topics)]
     return matching[offset : offset + limit], len(matching)
 
 
-async def cached_public_view(connection: AsyncConnection, exercise_id: int, updated_at: datetime) -> dict[str, Any]:
-    """`public_view` of the exercise whose row has this `updated_at`, read and shaped once per process."""
-    view = PUBLIC_VIEWS.get(exercise_id, updated_at)
+async def cached_view(
+    connection: AsyncConnection, views: ViewCache[View], exercise_id: int, updated_at: datetime
+) -> View:
+    """The view of the exercise whose row has this `updated_at`, read and shaped once per process."""
+    view = views.get(exercise_id, updated_at)
     if view is None:
-        row = (await connection.execute(select(Exercise.__table__).where(Exercise.id == exercise_id))).one()
-        view = PUBLIC_VIEWS.put(exercise_id, row.updated_at, public_view(row))
+        view = views.put((await connection.execute(select(Exercise.__table__).where(Exercise.id == exercise_id))).one())
     return view
 
 
@@ -195,8 +209,18 @@ async def submission_page(
     return items, rows[0]["total"]
 
 
+# What a history item shows (`HistoryItem`): the user's row and a few of its exercise's columns.
 HISTORY_COLUMNS = (
-    *(getattr(UserExercise, name) for name in USER_EXERCISE_FIELDS),
+    UserExercise.id,
+    UserExercise.exercise_id,
+    UserExercise.status,
+    UserExercise.assigned_for,
+    UserExercise.hints_used,
+    UserExercise.submissions_count,
+    UserExercise.best_grade,
+    UserExercise.time_spent_seconds,
+    UserExercise.started_at,
+    UserExercise.completed_at,
     Exercise.title,
     Exercise.difficulty,
     Exercise.language,

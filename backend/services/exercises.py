@@ -7,7 +7,7 @@ built from the read schemas, which have no such fields.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -15,7 +15,6 @@ from sqlalchemy import ColumnElement, Row, and_, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.content import neutral
 from backend.db import utcnow
 from backend.errors import Conflict, NotFound
 from backend.integrations.sandbox.languages import graded
@@ -64,39 +63,6 @@ async def in_language(session: AsyncSession, user: User, exercise: Exercise, lan
     return other
 
 
-def example_view(test: dict[str, Any], language: str = "python") -> dict[str, str]:
-    """A visible test as the student sees it: `{input, expected_output}` (docs/API.md, "Exercise tests"); a
-    language-neutral case (`args`/`ops`) reads in the exercise's language."""
-    if "input" in test and "expected_output" in test:
-        return {"input": str(test["input"]), "expected_output": str(test["expected_output"])}
-    if "args" in test or "ops" in test:
-        return {"input": neutral.display_call(test, language), "expected_output": str(test.get("expected", ""))}
-    if "call" in test:
-        setup = test.get("setup")
-        call = f"{setup}\n{test['call']}" if setup else test["call"]
-        return {"input": call, "expected_output": str(test.get("expected", ""))}
-    return {"input": str(test.get("stdin", "")), "expected_output": str(test.get("expected_stdout", ""))}
-
-
-def public_view(exercise: Exercise | Row[*tuple[Any, ...]]) -> dict[str, Any]:
-    """An `Exercise` (or a row of its table) as students see it: no solution, no hidden tests."""
-    return {
-        "id": exercise.id,
-        "slug": exercise.slug,
-        "title": exercise.title,
-        "description": exercise.description,
-        "starter_code": exercise.starter_code,
-        "language": exercise.language,
-        "difficulty": exercise.difficulty,
-        "exercise_type": exercise.exercise_type,
-        "topics": list(exercise.topics),
-        "examples": [example_view(test, exercise.language) for test in exercise.examples],
-        "hints_available": len(exercise.hints),
-        "generated_by_ai": exercise.generated_by_ai,
-        "created_at": exercise.created_at,
-    }
-
-
 async def get_visible(session: AsyncSession, user: User, exercise_id: int) -> Exercise:
     exercise = await session.scalar(select(Exercise).where(Exercise.id == exercise_id, visible_to(user)))
     if exercise is None:
@@ -138,24 +104,6 @@ async def user_exercise_for(session: AsyncSession, user: User, exercise: Exercis
         row.status, row.started_at = "in_progress", utcnow()
     await session.flush()
     return row
-
-
-USER_EXERCISE_FIELDS = (
-    "id",
-    "exercise_id",
-    "status",
-    "assigned_for",
-    "hints_used",
-    "submissions_count",
-    "best_grade",
-    "time_spent_seconds",
-    "started_at",
-    "completed_at",
-)
-
-
-def user_exercise_view(row: UserExercise | Row[*tuple[Any, ...]]) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in USER_EXERCISE_FIELDS}
 
 
 # --- catalog seed and admin writes -----------------------------------------------------------------
@@ -257,38 +205,17 @@ async def delete_exercise(session: AsyncSession, exercise_id: int) -> None:
 # --- export ----------------------------------------------------------------------------------------
 
 
-def _iso(value: datetime | Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value
-
-
-async def export_exercises(session: AsyncSession, user: User) -> list[dict[str, Any]]:
+async def export_exercises(session: AsyncSession, user: User) -> Sequence[Row[*tuple[Any, ...]]]:
+    """The user's exercise rows with each exercise's slug and title (the export's `ExportedExercise`)."""
     rows = await session.execute(
-        select(UserExercise, Exercise.slug, Exercise.title)
-        .join(Exercise)
+        select(*UserExercise.__table__.columns, Exercise.slug, Exercise.title)
+        .join(Exercise, Exercise.id == UserExercise.exercise_id)
         .where(UserExercise.user_id == user.id)
         .order_by(UserExercise.id)
     )
-    return [
-        {key: _iso(value) for key, value in user_exercise_view(row).items()} | {"slug": slug, "title": title}
-        for row, slug, title in rows
-    ]
+    return rows.all()
 
 
-async def export_submissions(session: AsyncSession, user: User) -> list[dict[str, Any]]:
+async def export_submissions(session: AsyncSession, user: User) -> Sequence[Submission]:
     rows = await session.scalars(select(Submission).where(Submission.user_id == user.id).order_by(Submission.id))
-    return [
-        {
-            "id": row.id,
-            "exercise_id": row.exercise_id,
-            "code": row.code,
-            "status": row.status,
-            "grade": row.grade,
-            "tests_passed": row.tests_passed,
-            "tests_total": row.tests_total,
-            "feedback": row.feedback,
-            "rubric": row.rubric,
-            "duration_ms": row.duration_ms,
-            "created_at": _iso(row.created_at),
-        }
-        for row in rows
-    ]
+    return rows.all()

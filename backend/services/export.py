@@ -1,15 +1,15 @@
 """`GET /users/me/export`: everything stored about a user, as one JSON document.
 
-Each top-level key is a section produced by a function registered in `EXPORT_SECTIONS`. Features that
-store user data register theirs (e.g. `EXPORT_SECTIONS["conversations"] = export_conversations` in the
-chat service); a section still unregistered exports as an empty list. The API validates the whole through
-its export schema (`UserExport`). Never export secrets: no password or token hashes, no encrypted OAuth
-tokens.
+Each top-level key is a section produced by a function registered in `EXPORT_SECTIONS`: the rows the
+feature stores about the user (ORM objects, or a dataclass of them). The API shapes the whole through its
+export schema (`UserExport`), which picks each section's fields: never secrets (no password or token
+hashes, no encrypted OAuth tokens), and a field a feature adds is exported once the schema names it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -33,19 +33,28 @@ async def export_profile(session: AsyncSession, user: User) -> User:
     return user
 
 
-async def export_onboarding(session: AsyncSession, user: User) -> dict[str, Any]:
-    return {"completed": user.onboarding_completed, "answers": onboarding_service.answers(user)}
+async def export_onboarding(session: AsyncSession, user: User) -> onboarding_service.Progress:
+    return onboarding_service.state(user)
 
 
-async def export_achievements(session: AsyncSession, user: User) -> list[dict[str, Any]]:
-    return [
-        {"slug": status.slug, "title": status.title, "points": status.points, "unlocked_at": _iso(status.unlocked_at)}
-        for status in await achievements_service.list_for_user(session, user)
-        if status.unlocked
-    ]
+async def export_achievements(session: AsyncSession, user: User) -> list[achievements_service.AchievementStatus]:
+    return [status for status in await achievements_service.list_for_user(session, user) if status.unlocked]
 
 
-async def export_progress(session: AsyncSession, user: User) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ProgressExport:
+    """The progress summary's totals and every row progress keeps about the user."""
+
+    total_time_spent_seconds: int
+    average_grade: float | None
+    current_difficulty: str | None
+    points: int
+    skill_levels: Sequence[TopicSkill]
+    daily_activity: Sequence[DailyActivity]
+    completions: Sequence[ExerciseCompletion]
+
+
+async def export_progress(session: AsyncSession, user: User) -> ProgressExport:
     summary = await progress_reads.summary(await session.connection(), user)
     completions = await session.scalars(
         select(ExerciseCompletion).where(ExerciseCompletion.user_id == user.id).order_by(ExerciseCompletion.id)
@@ -54,63 +63,25 @@ async def export_progress(session: AsyncSession, user: User) -> dict[str, Any]:
     days = await session.scalars(
         select(DailyActivity).where(DailyActivity.user_id == user.id).order_by(DailyActivity.date)
     )
-    return {
-        "total_time_spent_seconds": summary.total_time_spent_seconds,
-        "average_grade": summary.average_grade,
-        "current_difficulty": summary.current_difficulty,
-        "points": summary.points,
-        "skill_levels": [
-            {"topic": s.topic, "level": s.level, "exercises_completed": s.exercises_completed} for s in skills
-        ],
-        "daily_activity": [
-            {
-                "date": d.date.isoformat(),
-                "exercises_completed": d.exercises_completed,
-                "submissions": d.submissions,
-                "time_spent_seconds": d.time_spent_seconds,
-            }
-            for d in days
-        ],
-        "completions": [
-            {
-                "exercise_id": c.exercise_id,
-                "topics": c.topics,
-                "difficulty": c.difficulty,
-                "grade": c.grade,
-                "hints_used": c.hints_used,
-                "time_spent_seconds": c.time_spent_seconds,
-                "completed_at": _iso(c.completed_at),
-            }
-            for c in completions
-        ],
-    }
+    return ProgressExport(
+        total_time_spent_seconds=summary.total_time_spent_seconds,
+        average_grade=summary.average_grade,
+        current_difficulty=summary.current_difficulty,
+        points=summary.points,
+        skill_levels=skills.all(),
+        daily_activity=days.all(),
+        completions=completions.all(),
+    )
 
 
-async def export_sessions(session: AsyncSession, user: User) -> list[dict[str, Any]]:
+async def export_sessions(session: AsyncSession, user: User) -> Sequence[AuthSession]:
     rows = await session.scalars(select(AuthSession).where(AuthSession.user_id == user.id).order_by(AuthSession.id))
-    return [
-        {
-            "id": row.id,
-            "user_agent": row.user_agent,
-            "ip": row.ip,
-            "created_at": _iso(row.created_at),
-            "last_used_at": _iso(row.last_used_at),
-            "revoked_at": _iso(row.revoked_at),
-        }
-        for row in rows
-    ]
+    return rows.all()
 
 
-async def export_linked_accounts(session: AsyncSession, user: User) -> list[dict[str, Any]]:
+async def export_linked_accounts(session: AsyncSession, user: User) -> Sequence[OAuthAccount]:
     rows = await session.scalars(select(OAuthAccount).where(OAuthAccount.user_id == user.id).order_by(OAuthAccount.id))
-    return [
-        {"provider": row.provider, "login": row.login, "email": row.email, "linked_at": _iso(row.created_at)}
-        for row in rows
-    ]
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
+    return rows.all()
 
 
 # The order is the document's order: the sections docs/API.md lists first, then what else we store.

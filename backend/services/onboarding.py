@@ -3,6 +3,7 @@ applies the answers to the profile. Resubmitting later updates the profile the s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -89,13 +90,25 @@ def answers(user: User) -> dict[str, Any]:
     return {field: saved[field] for field in FIELDS if saved.get(field) is not None}
 
 
-async def save_draft(session: AsyncSession, user: User, changes: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Progress:
+    """Where the user's onboarding stands: submitted or not, and the answers saved so far."""
+
+    completed: bool
+    answers: dict[str, Any]
+
+
+def state(user: User) -> Progress:
+    return Progress(user.onboarding_completed, answers(user))
+
+
+async def save_draft(session: AsyncSession, user: User, changes: dict[str, Any]) -> Progress:
     """Merge `changes` into the saved answers (`None` removes one). The profile is not touched."""
     merged = {**answers(user), **changes}
     # A new dict, not an in-place edit: the JSON column only notices assignment.
     user.onboarding_answers = {field: value for field, value in merged.items() if value is not None}
     await session.flush()
-    return answers(user)
+    return state(user)
 
 
 async def submit(session: AsyncSession, user: User, submitted: dict[str, Any]) -> User:

@@ -18,11 +18,11 @@ from sqlalchemy import BindParameter, ColumnElement, Row, Select, and_, bindpara
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from backend.content.shapes import visible_example
 from backend.models import User
 from backend.models.chat import Conversation
 from backend.models.exercises import Exercise, Submission, UserExercise
 from backend.models.learner import LearnerProfile
-from backend.services import exercises as exercises_service
 from backend.services.prompts import ExerciseContext, FailedTest, SubmissionContext
 
 GRADED = ("passed", "failed", "error", "timeout")
@@ -86,7 +86,7 @@ def exercise_context(
     return ExerciseContext(
         title=title,
         description=description,
-        examples=tuple(exercises_service.example_view(example) for example in examples),
+        examples=tuple(visible_example(example)._asdict() for example in examples),
         hints_given=tuple(usable[:given]),
         next_hint=usable[given] if given < len(usable) else None,
         submission=submission_context(submission) if submission is not None else None,

@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from backend.models import User
 from backend.models.chat import LLMUsage
 from backend.models.exercises import Exercise, Submission, UserExercise
+from backend.schemas.exercises import ExerciseRead
 from backend.services import difficulty as difficulty_service
 from backend.services.achievements import seed_achievements
 from tests.api.test_chat import llm_settings
@@ -104,6 +105,21 @@ def assert_no_secrets(body: Any) -> None:
     assert "return first + second" not in text
     for call in HIDDEN_CALLS:
         assert call not in text
+
+
+def test_exercise_read_built_from_an_exercise_has_no_solution_hints_or_hidden_tests() -> None:
+    """The rule holds in the schema itself: every read path (fresh or cached) shapes exercises through it."""
+    exercise = Exercise(
+        id=1, slug="add", title="Add", description="Add.", starter_code=STARTER, language="python",
+        difficulty="easy", exercise_type="algorithm", topics=["math"], examples=HIDDEN[:1], tests=HIDDEN,
+        hints=HINTS, solution=SOLUTION, generated_by_ai=False, created_at=datetime.now(UTC),
+    )  # fmt: skip
+    read = ExerciseRead.model_validate(exercise)
+    assert {"solution", "tests", "hints"}.isdisjoint(ExerciseRead.model_fields)
+    assert read.hints_available == 3 and read.examples[0].input == HIDDEN[0]["call"]
+    body = read.model_dump_json()
+    assert SOLUTION.splitlines()[1].strip() not in body and not any(hint in body for hint in HINTS)
+    assert not any(call in body for call in HIDDEN_CALLS[1:])
 
 
 # --- browsing --------------------------------------------------------------------------------------
@@ -356,6 +372,9 @@ async def test_daily_is_stable_within_a_day_and_new_the_next_day(app: Quart, cli
     assert_no_secrets(first)
     second = await (await client.get(f"{EXERCISES}/daily", headers=headers)).get_json()
     assert second["is_new"] is False and second["exercise"]["id"] == first["exercise"]["id"]
+    # Read without a transaction, the exercise from the per-process cache: the same view, nothing more.
+    assert second["exercise"] == first["exercise"] and second["user_exercise"] == first["user_exercise"]
+    assert_no_secrets(second)
 
     # Completed today: today's assignment stays the same one; the next local day brings a new one.
     await submit(client, headers, first["exercise"]["id"], SOLUTION)

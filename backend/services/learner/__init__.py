@@ -21,8 +21,8 @@ and review prompts read one row.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -210,18 +210,28 @@ async def record_graded(
 # --- reads -----------------------------------------------------------------------------------------
 
 
-def goals_of(user: User) -> dict[str, str | None]:
-    """What the student said they want, in onboarding."""
-    return {
-        "programming_language": user.programming_language,
-        "skill_level": user.skill_level,
-        "career_goals": user.career_goals,
-        "learning_style": user.learning_style,
-        "time_commitment": user.time_commitment,
-    }
+@dataclass(frozen=True)
+class Recurring:
+    kind: str
+    count: int  # submissions it was seen in
 
 
-async def learning_profile(session: AsyncSession, user: User) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LearningProfile:
+    """What `GET /users/me/learning-profile` shows, as rows: the learner schema shapes them."""
+
+    goals: User  # what the student said they want, in onboarding
+    topics: list[LearnerTopic]
+    strengths: list[LearnerTopic]
+    weaknesses: list[LearnerTopic]
+    recurring_mistakes: list[Recurring]
+    recent_mistakes: list[LearnerMistake]
+    suggested_next_topics: list[str]
+    summary: str
+    updated_at: datetime | None
+
+
+async def learning_profile(session: AsyncSession, user: User) -> LearningProfile:
     """`GET /users/me/learning-profile`. Suggested next: the weak topics, weakest first, then topics of
     exercises the student may see and has not tried yet."""
     topics = list(
@@ -248,19 +258,17 @@ async def learning_profile(session: AsyncSession, user: User) -> dict[str, Any]:
     for name in sorted(catalog_topics - tried):
         if name:
             suggested.append(name)
-    return {
-        "goals": goals_of(user),
-        "topics": [topic_view(topic) for topic in topics],
-        "strengths": [topic_view(topic) for topic in strengths(topics)],
-        "weaknesses": [topic_view(topic) for topic in weak],
-        "recurring_mistakes": [
-            {"kind": kind, "label": mistake_label(kind), "count": count} for kind, count in recurring(counts)
-        ],
-        "recent_mistakes": [mistake_view(mistake) for mistake in recent],
-        "suggested_next_topics": suggested[:SUGGESTED_TOPICS],
-        "summary": profile.summary if profile else "",
-        "updated_at": profile.updated_at if profile else None,
-    }
+    return LearningProfile(
+        goals=user,
+        topics=topics,
+        strengths=strengths(topics),
+        weaknesses=weak,
+        recurring_mistakes=[Recurring(kind, count) for kind, count in recurring(counts)],
+        recent_mistakes=recent,
+        suggested_next_topics=suggested[:SUGGESTED_TOPICS],
+        summary=profile.summary if profile else "",
+        updated_at=profile.updated_at if profile else None,
+    )
 
 
 async def summary_of(session: AsyncSession, user_id: int) -> str | None:
@@ -302,51 +310,17 @@ async def blocked_topics(session: AsyncSession, user_id: int, day: date) -> set[
     return first & second
 
 
-def topic_view(topic: LearnerTopic) -> dict[str, Any]:
-    completed = topic.exercises_completed
-    return {
-        "topic": topic.topic,
-        "mastery": topic.mastery,
-        "attempts": topic.attempts,
-        "failures": topic.failures,
-        "exercises_attempted": topic.exercises_attempted,
-        "exercises_completed": completed,
-        "average_grade": round(topic.grade_total / completed, 2) if completed else None,
-        "hints_used": topic.hints_used,
-        "time_spent_seconds": topic.time_spent_seconds,
-        "last_practiced_at": topic.last_practiced_at,
-        "languages": [language_view(language, counts) for language, counts in sorted((topic.languages or {}).items())],
-    }
+@dataclass(frozen=True)
+class LearnerExport:
+    """Everything the learner model holds about a user (the export's `learning_profile`), as rows."""
+
+    topics: list[LearnerTopic]
+    mistakes: list[LearnerMistake]
+    mistake_counts: dict[str, int]
+    summary: str
 
 
-def language_view(language: str, counts: Mapping[str, float]) -> dict[str, Any]:
-    """One language's part of a topic: the same counts and mastery, from its submissions alone."""
-    completed = int(counts.get("exercises_completed", 0))
-    return {
-        "language": language,
-        "mastery": mastery_from(counts),
-        "attempts": int(counts.get("attempts", 0)),
-        "failures": int(counts.get("failures", 0)),
-        "exercises_attempted": int(counts.get("exercises_attempted", 0)),
-        "exercises_completed": completed,
-        "average_grade": round(counts.get("grade_total", 0.0) / completed, 2) if completed else None,
-    }
-
-
-def mistake_view(mistake: LearnerMistake) -> dict[str, Any]:
-    return {
-        "kind": mistake.kind,
-        "label": mistake_label(mistake.kind),
-        "detail": mistake.detail,
-        "exercise_id": mistake.exercise_id,
-        "submission_id": mistake.submission_id,
-        "topics": list(mistake.topics or []),
-        "language": mistake.language,
-        "created_at": mistake.created_at,
-    }
-
-
-async def export_learning_profile(session: AsyncSession, user: User) -> dict[str, Any]:
+async def export_learning_profile(session: AsyncSession, user: User) -> LearnerExport:
     """Everything the learner model holds about `user` (GET /users/me/export, key `learning_profile`)."""
     topics = await session.scalars(
         select(LearnerTopic).where(LearnerTopic.user_id == user.id).order_by(LearnerTopic.topic)
@@ -355,13 +329,9 @@ async def export_learning_profile(session: AsyncSession, user: User) -> dict[str
         select(LearnerMistake).where(LearnerMistake.user_id == user.id).order_by(LearnerMistake.id)
     )
     profile = await session.get(LearnerProfile, user.id)
-
-    def iso(view: dict[str, Any]) -> dict[str, Any]:
-        return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in view.items()}
-
-    return {
-        "topics": [iso(topic_view(topic)) for topic in topics],
-        "mistakes": [iso(mistake_view(mistake)) for mistake in mistakes],
-        "mistake_counts": dict(profile.mistake_counts or {}) if profile else {},
-        "summary": profile.summary if profile else "",
-    }
+    return LearnerExport(
+        topics=list(topics),
+        mistakes=list(mistakes),
+        mistake_counts=dict(profile.mistake_counts or {}) if profile else {},
+        summary=profile.summary if profile else "",
+    )

@@ -63,11 +63,18 @@ class RunFailed(AppError):
 
 
 @dataclass(frozen=True)
+class Streak:
+    current: int
+    longest: int
+    extended: bool  # by this submission
+
+
+@dataclass(frozen=True)
 class SubmitOutcome:
     submission: Submission
     user_exercise: UserExercise
     achievements_unlocked: list[Achievement]
-    streak: dict[str, Any]
+    streak: Streak
     difficulty_change: difficulty_service.Change | None
 
 
@@ -274,7 +281,7 @@ async def record(
     completed = graded.run.status == "passed" and row.status != "completed"
     unlocked: list[Achievement] = []
     change = None
-    streak = {"current": user.streak_today, "longest": user.longest_streak, "extended": False}
+    streak = Streak(user.streak_today, user.longest_streak, extended=False)
     if completed:
         unlocked, streak, change = await complete(session, user, exercise, row, submission, graded.review.grade, now)
     await learner_service.record_graded(
@@ -345,7 +352,7 @@ async def complete(
     submission: Submission,
     grade: float,
     now: datetime,
-) -> tuple[list[Achievement], dict[str, Any], difficulty_service.Change | None]:
+) -> tuple[list[Achievement], Streak, difficulty_service.Change | None]:
     """The first passing run completes the exercise: what that earns (achievements, the streak) and the
     difficulty that follows."""
     row.status, row.completed_at = "completed", now
@@ -361,7 +368,7 @@ async def complete(
         time_spent_seconds=row.time_spent_seconds,
         at=now,
     )
-    streak = {"current": completion.streak_after, "longest": completion.longest_streak, "extended": completion.extended}
+    streak = Streak(completion.streak_after, completion.longest_streak, completion.extended)
     outcome = difficulty_service.outcome_of(completed=True, grade=grade, hints_used=row.hints_used)
     change = await difficulty_service.record_outcome(session, user, row, outcome)
     return completion.achievements_unlocked, streak, change
