@@ -113,8 +113,8 @@ async def get_daily_exercise() -> Daily:
     async with read_connection() as connection:
         found = await daily_service.current(connection, current_user(), EXERCISES)
     if found is None:  # the day's first request chooses and assigns, in a transaction
-        return Daily.model_validate(await daily_service.daily(await writable_session(), current_user()))
-    return Daily.model_validate(found)
+        return Daily.of(await daily_service.daily(await writable_session(), current_user()))
+    return Daily.of(found)
 
 
 @bp.get("/history")

@@ -143,7 +143,7 @@ async def _current(session: AsyncSession, user: User, day: date) -> tuple[UserEx
     return (row[0], row[1]) if row is not None else None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass sets each field through a call, on the hottest read
 class DailyView(Generic[View]):
     """An assignment that exists, read without a transaction: its exercise's cached view and its own row."""
 
