@@ -104,7 +104,7 @@ def event_stream(events: AsyncGenerator[chat_service.StreamEvent, None]) -> Resp
             log.exception("chat.stream_failed", exc_info=error)
             code = "service_unavailable" if is_connection_error(error) else "internal_error"
             detail = "The reply could not be finished; try again."
-            yield sse("error", StreamError.model_validate({"code": code, "detail": detail}))
+            yield sse("error", StreamError.model_validate(chat_service.Failed(code, detail), from_attributes=True))
 
     response = Response(body(), status=200, content_type=f"{EVENT_STREAM}; charset=utf-8")
     response.headers["Cache-Control"] = "no-cache"
@@ -128,7 +128,7 @@ async def encoded(events: AsyncGenerator[chat_service.StreamEvent, None]) -> Asy
                 case chat_service.Done():
                     yield sse("done", StreamDone(assistant_message=MessageRead.model_validate(event.assistant_message)))
                 case chat_service.Failed():
-                    yield sse("error", StreamError.model_validate({"code": event.code, "detail": event.detail}))
+                    yield sse("error", StreamError.model_validate(event, from_attributes=True))
 
 
 @bp.post("/conversations")

@@ -22,7 +22,6 @@ from backend.middleware.rate_limit import rate_limit
 from backend.schemas.export import UserExport
 from backend.schemas.learner import LearningProfileRead
 from backend.schemas.users import (
-    CAREER_GOALS_MAX,
     AccountDeleteRequest,
     AchievementList,
     History,
@@ -48,8 +47,6 @@ bp = Blueprint("users", __name__)
 tag_blueprint(bp, ["users"])
 
 CSV_COLUMNS = ("date", "exercises_completed", "submissions", "time_spent_seconds", "average_grade")
-# A text answer's limit is the request body's, stated with its question.
-ANSWER_MAX_LENGTHS = {"career_goals": CAREER_GOALS_MAX}
 
 
 # --- profile ---------------------------------------------------------------------------------------
@@ -108,11 +105,7 @@ async def export_account() -> UserExport:
 @validate_response(OnboardingQuestions)
 async def get_onboarding_questions() -> OnboardingQuestions:
     """The onboarding questions, with the options of each."""
-    questions = [
-        question | {"max_length": ANSWER_MAX_LENGTHS.get(question["field"])}
-        for question in onboarding_service.questions()
-    ]
-    return OnboardingQuestions.model_validate({"questions": questions, "total_questions": len(questions)})
+    return OnboardingQuestions.of(onboarding_service.questions())
 
 
 @bp.get("/onboarding")

@@ -62,6 +62,8 @@ STRIP_HTML = BeforeValidator(strip_html)
 DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX, pattern=r"\S"), STRIP_HTML]
 Bio = Annotated[str, StringConstraints(max_length=BIO_MAX), STRIP_HTML]
 CareerGoals = Annotated[str, StringConstraints(min_length=1, max_length=CAREER_GOALS_MAX, pattern=r"\S"), STRIP_HTML]
+# The limit of each text answer of onboarding (its field in OnboardingSubmit), stated with its question.
+ANSWER_MAX_LENGTHS = {"career_goals": CAREER_GOALS_MAX}
 # A host name, an optional port, then anything without whitespace: documented and enforced alike.
 HTTPS_URL_PATTERN = r"^https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#]\S*)?$"
 AvatarUrl = Annotated[str, Field(max_length=URL_MAX, pattern=HTTPS_URL_PATTERN), AfterValidator(_https_url)]
@@ -202,6 +204,8 @@ class OnboardingState(BaseModel):
 
 
 class QuestionOption(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     value: str
     label: str
     description: str
@@ -211,6 +215,8 @@ OnboardingField = Literal["programming_language", "skill_level", "career_goals",
 
 
 class OnboardingQuestion(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     field: OnboardingField
     type: Literal["select", "text"]
@@ -219,10 +225,23 @@ class OnboardingQuestion(BaseModel):
     required: bool
     max_length: int | None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _with_limit(cls, data: Any) -> Any:
+        """A question of the onboarding service, with the length limit `OnboardingSubmit` sets its answer."""
+        if isinstance(data, dict):
+            return data
+        shown = {name: getattr(data, name) for name in cls.model_fields.keys() - {"max_length"}}
+        return shown | {"max_length": ANSWER_MAX_LENGTHS.get(data.field)}
+
 
 class OnboardingQuestions(BaseModel):
     questions: list[OnboardingQuestion]
     total_questions: int
+
+    @classmethod
+    def of(cls, questions: Sequence[Any]) -> Self:
+        return cls.model_validate({"questions": questions, "total_questions": len(questions)})
 
 
 # --- progress and achievements ---------------------------------------------------------------------

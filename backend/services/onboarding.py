@@ -66,21 +66,33 @@ QUESTIONS: list[dict[str, Any]] = [
 ]
 
 
-def questions() -> list[dict[str, Any]]:
-    """The questions in order, each with its options (none for a text answer, whose length limit is the
-    request body's: the API states it)."""
+@dataclass(frozen=True)
+class Option:
+    value: str  # what the request body sends
+    label: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Question:
+    id: int  # its place, from 1
+    field: str
+    type: str  # select (one of `options`) or text
+    question: str
+    options: list[Option]  # none for a text answer, whose length limit is the request body's
+    required: bool = True
+
+
+def questions() -> list[Question]:
+    """The questions in order, each with its options."""
     return [
-        {
-            "id": number,
-            "field": question["field"],
-            "type": question["type"],
-            "question": question["question"],
-            "options": [
-                {"value": value, "label": label, "description": description}
-                for value, (label, description) in OPTIONS.get(question["field"], {}).items()
-            ],
-            "required": True,
-        }
+        Question(
+            number,
+            question["field"],
+            question["type"],
+            question["question"],
+            [Option(value, *shown) for value, shown in OPTIONS.get(question["field"], {}).items()],
+        )
         for number, question in enumerate(QUESTIONS, start=1)
     ]
 
