@@ -250,6 +250,9 @@ async def test_every_json_body_is_a_named_component(embedded_client: QuartClient
     assert schemas["ExercisePage"]["properties"]["items"]["items"] == {"$ref": "#/components/schemas/ExerciseSummary"}
     export = schemas["UserExport"]["properties"]
     assert export["reviews"]["items"] == {"$ref": "#/components/schemas/Review"}
+    for section, schema in export.items():  # a typed account export: every section is a named type
+        assert "$ref" in schema or "$ref" in schema.get("items", {}), section
+    assert export["learning_profile"] == {"$ref": "#/components/schemas/ExportedLearningProfile"}
 
 
 async def test_optional_query_parameters_are_left_out_not_null(embedded_client: QuartClient) -> None:
