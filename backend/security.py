@@ -34,6 +34,7 @@ JWT_AUDIENCE = "codementor-api"
 # it is not a secret (rotating SECRET_KEY must not invalidate every password).
 PASSWORD_PREHASH_KEY = b"codementor/password/v1"
 OPAQUE_TOKEN_BYTES = 32
+CSRF_NONCE_BYTES = 18
 PASSWORD_THREAD_NICENESS = 10
 
 
@@ -198,8 +199,25 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def new_csrf_token() -> str:
-    return secrets.token_urlsafe(24)
+def new_csrf_token(settings: Settings, session_id: int) -> str:
+    """A CSRF token bound to its session (a signed double submit): a nonce and its MAC with the session's id.
+    Comparing the header with the cookie alone lets whoever can plant a cookie for our host choose both."""
+    nonce = secrets.token_urlsafe(CSRF_NONCE_BYTES)
+    return f"{nonce}.{_csrf_mac(settings, session_id, nonce)}"
+
+
+def csrf_token_is_for(settings: Settings, session_id: int, token: str | None) -> bool:
+    """Whether `token` was issued (by `new_csrf_token`) for the session `session_id`."""
+    nonce, _, mac = (token or "").partition(".")
+    if not nonce or not mac:
+        return False
+    return hmac.compare_digest(mac.encode("utf-8"), _csrf_mac(settings, session_id, nonce).encode("utf-8"))
+
+
+def _csrf_mac(settings: Settings, session_id: int, nonce: str) -> str:
+    message = f"csrf\0{session_id}\0{nonce}".encode("utf-8", "surrogatepass")
+    digest = hmac.new(_signing_key(settings).encode("utf-8"), message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def tokens_match(expected: str | None, presented: str | None) -> bool:

@@ -25,7 +25,7 @@ from backend.config import Settings
 from backend.db import is_read_only, read_connection, share_read_connection
 from backend.errors import Forbidden, Unauthorized
 from backend.models import User
-from backend.security import TokenExpired, TokenInvalid, decode_access_token, tokens_match
+from backend.security import TokenExpired, TokenInvalid, csrf_token_is_for, decode_access_token, tokens_match
 from backend.services import auth as auth_service
 from backend.services.llm_gateway import BudgetedLLM
 
@@ -91,6 +91,7 @@ def bearer_token() -> str | None:
 
 async def authenticate_request(*, share_connection: bool = False) -> User:
     token = bearer_token()
+    by_cookie = token is None
     if token is None:
         token = request.cookies.get(ACCESS_COOKIE)
         if not token:
@@ -102,6 +103,12 @@ async def authenticate_request(*, share_connection: bool = False) -> User:
         raise auth_service.AccessTokenExpired() from None
     except TokenInvalid:
         raise Unauthorized("The access token is not valid.") from None
+    if (
+        by_cookie
+        and request.method not in SAFE_METHODS
+        and not csrf_token_is_for(settings(), claims.session_id, request.headers.get(CSRF_HEADER))
+    ):
+        raise CSRFFailed()  # header and cookie agree, but on a token this session was never given
     if share_connection:  # only for a verified token: a flood of bad ones checks nothing out
         await share_read_connection()
     async with read_connection(fetch_only=True) as connection:  # authenticate() reads through db.fetch

@@ -158,3 +158,25 @@ async def test_production_cookies_are_secure_httponly_and_cleared_at_logout(sqli
         cleared = logout.headers.getlist("Set-Cookie")
         assert {value.split("=", 1)[0] for value in cleared} >= {"access_token", "refresh_token"}
         assert all("Max-Age=0" in value or "Expires=Thu, 01 Jan 1970" in value for value in cleared)
+
+
+async def test_a_csrf_token_must_be_one_issued_for_the_session(app: Quart) -> None:
+    """Double submit alone compares the header with the cookie: whoever can plant a cookie for the API's host
+    (a sibling subdomain, a network attacker on plain http to a sibling) chooses both. The token is bound to
+    its session, so a made-up value, or a valid token of the attacker's own session, is refused."""
+    client = app.test_client(use_cookies=False)
+    victim, attacker = [
+        await (await client.post("/api/v1/auth/register", json=body)).get_json()
+        for body in ({"email": unique_email(), "password": PASSWORD, "name": name} for name in ("Vic", "Eve"))
+    ]
+
+    async def logout(csrf: str) -> int:
+        cookie = f"access_token={victim['access_token']}; csrf_token={csrf}"
+        response = await client.post("/api/v1/auth/logout", headers={"Cookie": cookie, "X-CSRF-Token": csrf})
+        if response.status_code != 204:
+            assert problem_code(await response.get_json()) == "csrf_failed"
+        return response.status_code
+
+    for planted in ("abc", "x" * 32, attacker["csrf_token"], victim["csrf_token"] + "x", "." + victim["csrf_token"]):
+        assert await logout(planted) == 403, planted
+    assert await logout(victim["csrf_token"]) == 204

@@ -66,7 +66,7 @@ async def issue_tokens(
     return IssuedTokens(
         access_token=create_access_token(settings, user.id, auth_session.id),
         refresh_token=refresh_token,
-        csrf_token=new_csrf_token(),
+        csrf_token=new_csrf_token(settings, auth_session.id),
         expires_in=settings.access_token_ttl_seconds,
         session_id=auth_session.id,
     )
