@@ -251,7 +251,7 @@ TOOLCHAINS: dict[str, Toolchain] = {
             # submission: codementor.Main (java/Main.java) for the calls, Solution.main for each program test.
             # Solution.java is compiled against the JDK alone, the call child's classes once (java/build.sh).
             name="java",
-            files={name: _read(f"java/{name}") for name in ("Main.java", "build.sh")},
+            files={name: _read(f"java/{name}") for name in ("Main.java", "build.sh", "lint_copy.py")},
             command=("--reap-all", "--java", ",".join(JAVA_COMMAND)),
             supervised=True,
             address_space_bytes=768 * MIB,

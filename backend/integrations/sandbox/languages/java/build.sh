@@ -27,13 +27,38 @@ fi
 if [ -r /job/prepared/javac.jsa ]; then
   set -- -J-XX:SharedArchiveFile=/job/prepared/javac.jsa -J-Xshare:auto "$@"
 fi
-if [ -e Solution.java ]; then
+if [ -e Solution.java ] && ! grep -q -e SuppressWarnings -e '\\u' Solution.java; then
   if "$javac" "$@" $lint -d /out/solution Solution.java 2> /tmp/javac.out; then
     cp /tmp/javac.out /out/style.out
   else
     cat /tmp/javac.out >&2
     exit 1
   fi
+elif [ -e Solution.java ]; then
+  # javac obeys `@SuppressWarnings` in the file it lints: a submission could declare its own lint clean
+  # (docs/SECURITY.md). The classes come from the submission as written; the lint's findings come from a copy
+  # (same lines) where the annotation, however written, names one of ours that javac does not obey
+  # (lint_copy.py), except the `[unchecked]` ones: Java's generics need that suppression (a generic array
+  # cannot be made without it), so those are the submission's own compile's. A copy that does not compile (a
+  # class of that very name) cannot be vouched for: it scores as badly as style can.
+  "$javac" "$@" $lint -d /out/solution Solution.java 2> /tmp/own.out || { cat /tmp/own.out >&2; exit 1; }
+  mkdir -p /tmp/lint/classes
+  /usr/bin/python3 -I -S lint_copy.py Solution.java /tmp/lint/Solution.java
+  echo '@interface CodementorLintKept { String[] value(); }' >> /tmp/lint/Solution.java
+  cd /tmp/lint
+  warning='^Solution\.java:[0-9]*: warning: '
+  if "$javac" "$@" $lint -d /tmp/lint/classes Solution.java 2> /tmp/copy.out; then
+    { grep "$warning\[unchecked\]" /tmp/own.out || true; grep "$warning" /tmp/copy.out | grep -v "$warning\[unchecked\]" || true; } |
+      sort -t: -k2,2n -s > /tmp/javac.out
+  else
+    sed -n 's/^Solution\.java:\([0-9]*\): error: \(.*\)$/Solution.java:\1: warning: [lint] \2/p' /tmp/copy.out > /tmp/errors.out
+    for _ in 1 2 3 4 5; do
+      echo "Solution.java:1: warning: [lint] this file cannot be linted with its @SuppressWarnings set aside" >> /tmp/errors.out
+    done
+    head -n 5 /tmp/errors.out > /tmp/javac.out
+  fi
+  cp /tmp/javac.out /out/style.out
+  cd /job
 else
   for file in *.Solution.java; do
     mkdir -p "/tmp/src/${file%.Solution.java}"
