@@ -2,7 +2,8 @@
 
 grade = round(100 × c × (0.40 + 0.30·quality + 0.15·efficiency + 0.15·style)), c = share of tests passed:
 failing every test scores 0 however tidy the code, and a perfect solution scores 100.
-- style: pyflakes findings (in-process, in a thread: it parses and walks the code) for Python; for Go,
+- style: pyflakes findings for Python (the sandbox runner's, sent with the run: the API does not parse submitted
+  code; computed here, in a thread, only for a sandbox that is not our runner: Piston); for Go,
   what gofmt would change, for C++ what clang-format would (both checked in the sandbox's compile step,
   `style_findings`), for Java javac's lint, for TypeScript the compiler's unused-code diagnostics;
   JavaScript style is not scored (None: docs/LANGUAGES.md says why) and its weight goes to the scored parts;
@@ -13,35 +14,24 @@ failing every test scores 0 however tidy the code, and a perfect solution scores
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from pyflakes import api as pyflakes_api
-from pyflakes import reporter as pyflakes_reporter
 
 from backend.integrations.llm import LLM, ChatTurn, LLMError, Prompt
+from backend.integrations.sandbox.analysis import StaticQuality, lint, static_quality
 from backend.services.learner import mistakes as learner_mistakes
 
 log = structlog.get_logger(__name__)
 
 WEIGHTS = {"base": 0.40, "quality": 0.30, "efficiency": 0.15, "style": 0.15}
 STYLE_PENALTY = 0.2  # per pyflakes finding
-LONG_FUNCTION_LINES, DEEP_NESTING = 30, 4
 # Run times include starting an interpreter: anything within 2× the reference (+50 ms) is full marks.
 EFFICIENCY_SLACK, EFFICIENCY_FLOOR_MS = 2.0, 50
-SHORT_NAMES_OK = frozenset({"i", "j", "k", "n", "m", "x", "y", "z", "a", "b", "c", "s", "_", "f", "e", "ch"})
-SNAKE = re.compile(r"^_{0,2}[a-z][a-z0-9_]*_{0,2}$")
-CAPWORDS = re.compile(r"^_?[A-Z][A-Za-z0-9]*$")
 MAX_LISTED = 4  # findings per list in the feedback
-# Code nested deeper than the parser or the walks over its tree can go (RecursionError, or the parser's
-# MemoryError "too many nested parentheses"): it may still run and pass, but it is not tidy by any measure.
-TOO_DEEP = "line 1: the code is nested too deeply to be checked"
-UNANALYSABLE = (RecursionError, MemoryError)
 LLM_QUALITY_MAX_TOKENS = 600
 
 
@@ -60,30 +50,6 @@ class Review:
 # --- the measures ----------------------------------------------------------------------------------
 
 
-def lint(code: str) -> list[str]:
-    """pyflakes findings as `line N: message` (an unparsable file gives none: the run reports it)."""
-
-    class Collect(pyflakes_reporter.Reporter):
-        def __init__(self) -> None:
-            self.found: list[str] = []
-
-        def flake(self, message: Any) -> None:
-            self.found.append(f"line {message.lineno}: {message.message % message.message_args}")
-
-        def syntaxError(self, *_: Any) -> None:
-            return None
-
-        def unexpectedError(self, *_: Any) -> None:  # the parser gave up on it, but not as a syntax error
-            self.found.append(TOO_DEEP)
-
-    collector = Collect()
-    try:
-        pyflakes_api.check(code, "solution.py", collector)
-    except UNANALYSABLE:
-        return [TOO_DEEP]
-    return collector.found
-
-
 def style_score(findings: list[str]) -> float:
     return max(0.0, 1.0 - STYLE_PENALTY * len(findings))
 
@@ -93,61 +59,6 @@ def efficiency_score(duration_ms: int | None, reference_ms: int | None) -> float
         return 1.0  # nothing to compare against: do not punish the student for it
     allowed = EFFICIENCY_SLACK * reference_ms + EFFICIENCY_FLOOR_MS
     return round(min(1.0, allowed / duration_ms), 3)
-
-
-def _depth(node: ast.AST, level: int = 0) -> int:
-    nested = (ast.If, ast.For, ast.While, ast.With, ast.Try, ast.AsyncFor, ast.AsyncWith, ast.Match)
-    deepest = level
-    for child in ast.iter_child_nodes(node):
-        deepest = max(deepest, _depth(child, level + isinstance(child, nested)))
-    return deepest
-
-
-@dataclass(frozen=True)
-class StaticQuality:
-    score: float
-    long_functions: list[str]
-    deep_functions: list[str]
-    poor_names: list[str]
-
-
-def static_quality(code: str) -> StaticQuality:
-    """Function length, nesting depth and naming, each a third of the score (0 when the code cannot be
-    parsed or walked: a syntax error, or nesting deeper than the parser or `_depth` can go)."""
-    try:
-        return _static_quality(ast.parse(code))
-    except (SyntaxError, ValueError, *UNANALYSABLE):
-        return StaticQuality(0.0, [], [], [])
-
-
-def _static_quality(tree: ast.Module) -> StaticQuality:
-    functions = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)]
-    long_functions = [f.name for f in functions if (f.end_lineno or f.lineno) - f.lineno + 1 > LONG_FUNCTION_LINES]
-    deep_functions = [f.name for f in functions if _depth(f) >= DEEP_NESTING]
-    names: list[tuple[str, bool]] = []  # (name, is a class)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            names.append((node.name, False))
-            names += [(arg.arg, False) for arg in node.args.args if arg.arg not in {"self", "cls"}]
-        elif isinstance(node, ast.ClassDef):
-            names.append((node.name, True))
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.append((node.id, False))
-    poor = sorted(
-        {
-            name
-            for name, is_class in names
-            if (not (CAPWORDS if is_class else SNAKE).match(name) and not name.isupper())  # CONSTANTS are fine
-            or (not is_class and len(name) == 1 and name not in SHORT_NAMES_OK)
-        }
-    )
-    unique_names = {name for name, _ in names}
-    parts = [
-        1.0 - len(long_functions) / len(functions) if functions else 1.0,
-        1.0 - len(deep_functions) / len(functions) if functions else 1.0,
-        1.0 - len(poor) / len(unique_names) if unique_names else 1.0,
-    ]
-    return StaticQuality(round(sum(parts) / 3, 3), long_functions, deep_functions, poor)
 
 
 def grade_of(correctness: float, quality: float | None, efficiency: float, style: float | None) -> float:
@@ -269,6 +180,12 @@ async def llm_review(llm: LLM, *, title: str, description: str, code: str, summa
 # --- the whole review ------------------------------------------------------------------------------
 
 
+async def analyse_here(code: str) -> tuple[list[str], StaticQuality]:
+    """pyflakes and the static measures in this process, in a thread: only for a sandbox whose report is not
+    trusted for them (Piston). Our runner sends both with the run (sandbox/analysis.py)."""
+    return await asyncio.to_thread(lambda: (lint(code), static_quality(code)))
+
+
 async def review(
     *,
     code: str,
@@ -284,12 +201,16 @@ async def review(
     description: str,
     language: str = "python",
     style_findings: list[str] | None = None,
+    static: StaticQuality | None = None,
 ) -> Review:
-    """`style_findings`: what the sandbox's style check found in a language it checks (RunResult.style)."""
+    """`style_findings`: what the sandbox's style check found in a language it checks (RunResult.style); for
+    Python, with `static`, the runner's pyflakes findings and static measures (RunResult.quality)."""
     correctness = tests_passed / tests_total if tests_total else 0.0
     is_python = language == "python"
-    if is_python:
-        findings, quality = await asyncio.to_thread(lambda: (lint(code), static_quality(code)))
+    if is_python and style_findings is not None and static is not None:
+        findings, quality = list(style_findings), static
+    elif is_python:
+        findings, quality = await analyse_here(code)
     else:
         # No static measure of quality for this language here: not scored unless an LLM judges it, and style
         # only where the sandbox checked it; an unscored part's weight goes to the scored ones (grade_of).

@@ -21,6 +21,7 @@ from backend.models.chat import LLMUsage
 from backend.models.exercises import Exercise, Submission, UserExercise
 from backend.schemas.exercises import ExerciseRead
 from backend.services import difficulty as difficulty_service
+from backend.services import grading
 from backend.services.achievements import seed_achievements
 from tests.api.test_chat import llm_settings
 from tests.conftest import AppFactory
@@ -759,3 +760,22 @@ async def test_submit_code_too_deep_to_analyse_is_graded_not_a_server_error(
     async with app.extensions["db_session_factory"]() as session:
         statuses = set(await session.scalars(select(Submission.status).where(Submission.user_id == user_id)))
     assert "running" not in statuses
+
+
+async def test_python_style_comes_from_the_runner_the_api_never_parses_the_code(
+    app: Quart, client: QuartClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The style part of a Python grade and the static measures are the runner's (sandbox/analysis.py):
+    the API process does not parse submitted code, and what the submission prints cannot stand in for them."""
+
+    async def refuse(code: str) -> None:
+        raise AssertionError("the API parsed a submission")
+
+    monkeypatch.setattr(grading, "analyse_here", refuse)
+    headers, _ = await sign_in(client)
+    exercise_id = await add_exercise(app)
+    forged = 'print(\'{"event": "style", "findings": []}\')\n'
+    submission = (await submit(client, headers, exercise_id, "import os\n" + SOLUTION + forged))["submission"]
+    assert submission["status"] == "passed"
+    assert submission["rubric"]["style"] == 0.8 and submission["rubric"]["quality"] == 1.0
+    assert "Tidy up line 1: 'os' imported but unused." in submission["improvements"]

@@ -30,6 +30,7 @@ from backend.integrations.sandbox import (
     SandboxUnavailable,
     create_sandbox,
 )
+from backend.integrations.sandbox.analysis import TOO_DEEP
 from backend.integrations.sandbox.base import Report, build_job, grade
 from backend.integrations.sandbox.commands import PYTHON, harness_files
 from tests.conftest import make_settings
@@ -293,6 +294,23 @@ async def test_run_cannot_reach_the_harness_through_proc(sandbox: LocalSandbox) 
     tests = [{"name": name, "call": f"peek({name!r})", "expected": "'PermissionError'"} for name in names]
     result = await sandbox.run(code, tests)
     assert result.status == "passed", result.results
+
+
+async def test_run_python_style_is_the_runners_own_and_leads_the_report(sandbox: LocalSandbox) -> None:
+    """pyflakes and the static measures of a Python submission are computed by the runner (analysis.py)
+    and sent before anything the run writes, so the first `style` event, the one graded, is never the
+    submission's: printing one, or one per test, changes nothing. A resubmitted source is not parsed again."""
+    forged = "import json\nprint(json.dumps({'event': 'style', 'findings': [], 'quality': {'score': 1}}))\n"
+    code = "import os\n" + forged + "def add(a, b):\n    Total = a + b\n    return Total\n"
+    result = await sandbox.run(code, ADD_TESTS)
+    assert result.status == "passed", result
+    assert result.style == ["line 1: 'os' imported but unused"]
+    assert result.quality == {"score": 0.917, "long_functions": [], "deep_functions": [], "poor_names": ["Total"]}
+    cached = len(sandbox.styles._events)
+    again = await sandbox.run(code, ADD_TESTS)
+    assert (again.style, again.quality, len(sandbox.styles._events)) == (result.style, result.quality, cached)
+    deep = await sandbox.run("def add(a, b):\n    return " + "1 + " * 12000 + "a + b\n", ADD_TESTS)
+    assert deep.style == [TOO_DEEP] and deep.quality is not None and deep.quality["score"] == 0.0
 
 
 CREDENTIALS = """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from backend.integrations.sandbox.analysis import TOO_DEEP
 from backend.services import grading
 
 TIDY = "def total_price(items):\n    return sum(item.price for item in items)\n"
@@ -50,7 +51,7 @@ def test_code_nested_too_deeply_to_check_costs_style_and_quality_but_raises_noth
     marks for being impossible to check."""
     deep_function = "def f(x):\n    return " + "(" * 90 + "x" + ")" * 90 + " + " + "-" * 3000 + "x\n"
     for code in ("x = " + "1 + " * 12000 + "1\n", "x = " + "-" * 20000 + "1\n", deep_function):
-        assert grading.lint(code) == [grading.TOO_DEEP]
+        assert grading.lint(code) == [TOO_DEEP]
         assert grading.style_score(grading.lint(code)) < 1.0
         assert grading.static_quality(code).score == 0.0
 

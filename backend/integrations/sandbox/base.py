@@ -75,8 +75,10 @@ class RunResult:
     output: dict[int | None, tuple[str, str]] = field(default_factory=dict)
     order: tuple[int, ...] = ()  # test indexes in the order the code was given them
     # What the language's formatter would change (`line N: ...`), when the runner checked it (Go: gofmt,
-    # compiled.py); None when nothing was checked.
+    # compiled.py; Python: pyflakes, analysis.py); None when nothing was checked.
     style: list[str] | None = None
+    # Python's static measures from the same `style` event (analysis.style_event), unchecked: see quality_of.
+    quality: dict[str, Any] | None = None
 
     def output_of(self, shown: Collection[int]) -> tuple[str, str]:
         """stdout and stderr printed while importing the submission and by the tests in `shown`."""
@@ -151,6 +153,7 @@ class Report:
     output: dict[int | None, tuple[str, str]] = field(default_factory=dict)  # RunResult.output
     order: list[int] = field(default_factory=list)
     style: list[str] | None = None  # RunResult.style: the first `style` event (the runner writes it first)
+    quality: dict[str, Any] | None = None  # RunResult.quality: that event's static measures (Python)
     is_started: bool = False
     is_done: bool = False
 
@@ -177,6 +180,7 @@ class Report:
                 report.order.append(event["index"])
             elif kind == "style" and report.style is None and isinstance(event.get("findings"), list):
                 report.style = [str(finding)[:300] for finding in event["findings"][:MAX_STYLE_FINDINGS]]
+                report.quality = event["quality"] if isinstance(event.get("quality"), dict) else None
             elif kind == "started":
                 report.is_started = True
             elif kind == "done":
@@ -208,6 +212,7 @@ def grade(
         return RunResult(
             "error", 0, len(tests), outcomes, stdout, message, duration_ms,
             error_line=line if isinstance(line, int) else None, output={None: ("", message)},
+            style=report.style, quality=report.quality,
         )  # fmt: skip
     outcomes = []
     for index, test in enumerate(tests):
@@ -234,7 +239,7 @@ def grade(
         status = "passed" if passed == len(tests) else "failed"
     return RunResult(
         status, passed, len(tests), outcomes, stdout, stderr, duration_ms, output=report.output,
-        order=tuple(report.order), style=report.style,
+        order=tuple(report.order), style=report.style, quality=report.quality,
     )  # fmt: skip
 
 

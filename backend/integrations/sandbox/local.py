@@ -32,6 +32,7 @@ from pathlib import Path
 
 import structlog
 
+from backend.integrations.sandbox.analysis import StyleCache
 from backend.integrations.sandbox.base import (
     DEFAULT_QUEUE_TIMEOUT_SECONDS,
     RunResult,
@@ -78,6 +79,7 @@ from backend.integrations.sandbox.uids import BASE_UID, UidPool
 log = structlog.get_logger(__name__)
 
 KILL = "/usr/bin/kill"
+PYTHON_SOURCE = "main.py"  # the submission's file in a Python job (python_job)
 STOP_TIMEOUT_SECONDS = 5.0
 DONE_LINE = b'\n{"event": "done"}\n'  # the harness's last line, exactly as it writes it
 
@@ -116,6 +118,7 @@ class LocalSandbox(Sandbox):
         self._artifacts: ArtifactCache | None = None
         self.artifact_cache_bytes = artifact_cache_bytes
         self.harness = harness_files(python)  # precompiled once per process, by that interpreter itself
+        self.styles = StyleCache()  # Python's style events by source (analysis.py)
 
     async def run(
         self, code: str, tests: list[dict], *, timeout_seconds: float | None = None, user: str | None = None
@@ -138,6 +141,8 @@ class LocalSandbox(Sandbox):
             toolchain = LANGUAGE_TOOLCHAINS.get(job.toolchain)
             if toolchain is not None and toolchain.compile is not None:
                 execution = await self._compile_and_run(uid, job, toolchain)
+            elif job.toolchain == DEFAULT_TOOLCHAIN:
+                execution = await self._execute_python(uid, job)
             else:
                 execution = await self._execute_as(uid, job)
         finally:
@@ -197,6 +202,17 @@ class LocalSandbox(Sandbox):
         style = style_event(compile, artifact)  # first: the run's own events cannot come before it
         report = execution.report if style is None else json.dumps(style) + "\n" + execution.report
         return replace(execution, report=report, compile_ms=compile_ms)
+
+    async def _execute_python(self, uid: int | None, job: Job) -> Execution:
+        """A Python run, its report led by the runner's own `style` event (pyflakes and the static measures,
+        analysis.py: in a thread while the run starts, or cached); the API takes the first `style` event."""
+        checking = asyncio.ensure_future(self.styles.event(job.files.get(PYTHON_SOURCE, "")))
+        try:
+            execution = await self._execute_as(uid, job)
+        except BaseException:
+            checking.cancel()  # a thread already checking finishes on its own; nobody waits for it
+            raise
+        return replace(execution, report=json.dumps(await checking) + "\n" + execution.report)
 
     async def _compile(
         self, uid: int | None, job: Job, key: str, prepared: Artifact | None, out: Path, *, prepare: bool = False
@@ -360,7 +376,7 @@ def python_job(code: str, tests: list[dict], timeout: float, queue_timeout: floa
     """The Python harness's job: the code as main.py, the tests' inputs (never expectations) on stdin."""
     return Job(
         toolchain=DEFAULT_TOOLCHAIN,
-        files={"main.py": code},
+        files={PYTHON_SOURCE: code},
         stdin=build_job(code, tests),
         timeout_seconds=timeout,
         queue_timeout_seconds=queue_timeout,

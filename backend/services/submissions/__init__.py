@@ -30,6 +30,7 @@ from backend.db import utcnow
 from backend.errors import AppError, ServiceUnavailable
 from backend.integrations.llm import LLM
 from backend.integrations.sandbox import RunResult, Sandbox, SandboxBusy, SandboxUnavailable, languages
+from backend.integrations.sandbox.analysis import quality_of
 from backend.models import User
 from backend.models.exercises import Exercise, Submission, UserExercise
 from backend.models.progress import Achievement
@@ -192,13 +193,17 @@ async def run_and_review(
         title=exercise.title,
         description=exercise.description,
         language=exercise.language,
-        style_findings=run.style if _checks_style(exercise.language) else None,
+        style_findings=run.style if _checks_style(sandbox, exercise.language) else None,
+        static=quality_of(run.quality) if _checks_style(sandbox, exercise.language) else None,
     )
     return Graded(run, reference_ms, results, stdout, stderr, review)
 
 
-def _checks_style(language: str) -> bool:
-    """Whether the sandbox checks this language's style (its `style` event is then the runner's own)."""
+def _checks_style(sandbox: Sandbox, language: str) -> bool:
+    """Whether the sandbox checks this language's style (its `style` event is then the runner's own): Python's
+    only in our runner (sandbox/analysis.py; Piston's report is not trusted for it, the API checks it then)."""
+    if language == "python":
+        return sandbox.backend == "local"
     found = languages.graded().get(language)
     return found is not None and found.checks_style
 
