@@ -214,6 +214,14 @@ def csrf_token_is_for(settings: Settings, session_id: int, token: str | None) ->
     return hmac.compare_digest(mac.encode("utf-8"), _csrf_mac(settings, session_id, nonce).encode("utf-8"))
 
 
+def browser_binding(settings: Settings, code: str) -> str:
+    """The cookie value that ties a one-time code to the browser it was handed to: a MAC of the code, so a
+    code carried to another browser (a link) is worth nothing there."""
+    message = f"oauth-exchange\0{code}".encode("utf-8", "surrogatepass")
+    digest = hmac.new(_signing_key(settings).encode("utf-8"), message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
 def _csrf_mac(settings: Settings, session_id: int, nonce: str) -> str:
     message = f"csrf\0{session_id}\0{nonce}".encode("utf-8", "surrogatepass")
     digest = hmac.new(_signing_key(settings).encode("utf-8"), message, hashlib.sha256).digest()

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.api.guards import (
     ACCESS_COOKIE,
     CSRF_COOKIE,
+    EXCHANGE_COOKIE,
     REFRESH_COOKIE,
     current_user,
     require_user,
@@ -338,12 +339,17 @@ async def resend_verification(data: EmailRequest) -> tuple[Message, int]:
 
 
 @bp.post("/oauth/exchange")
+@cookie_parameter(EXCHANGE_COOKIE, "Set by the OAuth callback for its code: the exchange needs it (same browser).")
 @validate_request(CodeRequest)
 @validate_response(TokenPayload)
 @problem_responses(400, 403)
 async def exchange_oauth_code(data: CodeRequest) -> TokenPayload:
     """Trade the one-time code from the OAuth redirect for tokens (valid 60 seconds, once).
 
-    400 `token_invalid` for an unknown, used or expired code."""
-    user, tokens = await oauth_service.exchange(get_session(), settings(), code=data.code, client=client())
+    Only in the browser the callback redirected: send its `oauth_exchange` cookie (fetch with credentials).
+    400 `token_invalid` for an unknown, used or expired code, or one without its browser's cookie."""
+    binding = request.cookies.get(EXCHANGE_COOKIE)
+    user, tokens = await oauth_service.exchange(
+        get_session(), settings(), code=data.code, binding=binding, client=client()
+    )
     return signed_in(user, tokens)

@@ -34,6 +34,8 @@ R = TypeVar("R")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ACCESS_COOKIE, REFRESH_COOKIE, CSRF_COOKIE = "access_token", "refresh_token", "csrf_token"
+# Set by an OAuth callback for its exchange code only (a MAC of it): the code signs in no other browser.
+EXCHANGE_COOKIE = "oauth_exchange"
 CSRF_HEADER = "X-CSRF-Token"
 SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"cookieAuth": []}]
 

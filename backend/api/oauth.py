@@ -10,11 +10,11 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 import structlog
-from quart import Blueprint, Response, current_app, request
+from quart import Blueprint, Response, current_app, request, url_for
 from quart.blueprints import BlueprintSetupState
 from quart_schema import document_querystring, tag_blueprint, validate_response
 
-from backend.api.guards import settings
+from backend.api.guards import EXCHANGE_COOKIE, settings
 from backend.api.openapi import problem_responses, redirects
 from backend.cache import get_cache
 from backend.db import discard_changes, get_session
@@ -22,7 +22,9 @@ from backend.errors import NotFound
 from backend.integrations.oauth import PROVIDER_NAMES, Provider, Providers
 from backend.middleware.rate_limit import rate_limit
 from backend.schemas.auth import OAuthCallbackQuery, OAuthProvider, OAuthProviderList, OAuthStartQuery
+from backend.security import browser_binding
 from backend.services import oauth as oauth_service
+from backend.services.auth.one_time import OAUTH_EXCHANGE_TTL
 
 bp = Blueprint("oauth", __name__)
 tag_blueprint(bp, ["auth"])
@@ -125,7 +127,19 @@ async def finish_oauth(provider: str) -> Response:
         return to_login_page()
     log.info("auth.oauth_login", provider=provider, user_id=signed_in.user.id, is_new_user=signed_in.is_new_user)
     query = urlencode({"code": signed_in.exchange_code, "provider": provider, "redirect_to": signed_in.redirect_to})
-    return flow_over(found(f"{settings().frontend_url}/auth/callback?{query}"))
+    response = flow_over(found(f"{settings().frontend_url}/auth/callback?{query}"))
+    # The code in that URL is worth something only with this cookie: a link carrying it to another browser
+    # (login CSRF) signs nobody in.
+    response.set_cookie(
+        EXCHANGE_COOKIE,
+        browser_binding(settings(), signed_in.exchange_code),
+        max_age=int(OAUTH_EXCHANGE_TTL.total_seconds()),
+        httponly=True,
+        secure=settings().is_production,
+        samesite="Lax",
+        path=url_for("auth.exchange_oauth_code"),
+    )
+    return response
 
 
 def found(location: str) -> Response:

@@ -29,7 +29,7 @@ from backend.config import Settings
 from backend.db import utcnow
 from backend.integrations.oauth import Identity, OAuthProviderError, Provider
 from backend.models import OAuthAccount, User
-from backend.security import TokenCipher, token_digest, tokens_match
+from backend.security import TokenCipher, browser_binding, token_digest, tokens_match
 from backend.services.auth import (
     AccountDisabled,
     Client,
@@ -150,12 +150,16 @@ async def finish(
 
 
 async def exchange(
-    session: AsyncSession, settings: Settings, *, code: str, client: Client
+    session: AsyncSession, settings: Settings, *, code: str, binding: str | None, client: Client
 ) -> tuple[User, IssuedTokens]:
-    """A new session for the exchange code of a finished sign-in (valid 60 seconds, once).
+    """A new session for the exchange code of a finished sign-in (valid 60 seconds, once), in the browser the
+    callback gave the code's `binding` cookie (`browser_binding`): a code sent to another browser (login CSRF:
+    the victim would work signed in as the attacker) is refused, and stays usable where it belongs.
 
     A late code is as invalid as an unknown or used one (`token_invalid`): either way the SPA can only
     start signing in again. An account disabled since the callback gets no session."""
+    if not tokens_match(browser_binding(settings, code), binding):
+        raise OneTimeTokenInvalid()
     try:
         user = await redeem_oauth_exchange_code(session, code)
     except OneTimeTokenExpired:
