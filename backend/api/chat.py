@@ -261,7 +261,8 @@ async def prepare(conversation_id: int, content: str) -> chat_service.Prepared:
 async def read_turn(conversation_id: int, content: str) -> chat_service.Prepared:
     """`prepare_turn` while the rate limits are counted; their 429 comes before its 404 or quota 429."""
     try:
-        prepared = await chat_service.prepare_turn(get_session(), settings(), current_user(), conversation_id, content)
+        async with read_connection() as connection:
+            prepared = await chat_service.prepare_turn(connection, settings(), current_user(), conversation_id, content)
     finally:
         await limits_passed()
     return prepared

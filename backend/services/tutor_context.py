@@ -11,10 +11,10 @@ expected values are never read here, so they cannot reach a prompt.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import BindParameter, ColumnElement, Row, Select, and_, bindparam, func, literal, or_, select
+from sqlalchemy import BindParameter, ColumnElement, Select, and_, bindparam, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -59,7 +59,22 @@ def error_line(stderr: str | None, results: list[dict[str, Any]]) -> int | None:
     return None
 
 
-def submission_context(submission: Submission) -> SubmissionContext:
+class SubmissionRow(NamedTuple):
+    """What the tutor reads of a submission (its columns in `statement`, in this order)."""
+
+    id: int
+    status: str
+    tests_passed: int
+    tests_total: int
+    code: str
+    results: list[dict[str, Any]] | None
+    stderr: str | None
+
+
+SUBMISSION_COLUMNS = tuple(getattr(Submission, name) for name in SubmissionRow._fields)
+
+
+def submission_context(submission: SubmissionRow) -> SubmissionContext:
     results = list(submission.results or [])
     failing = tuple(
         FailedTest(str(row.get("name") or "a test"), failure_kind(row.get("message")))
@@ -79,7 +94,7 @@ def submission_context(submission: Submission) -> SubmissionContext:
 
 def exercise_context(
     title: str, description: str, examples: list[dict[str, Any]], hints: list[str], hints_used: int,
-    submission: Submission | None,
+    submission: SubmissionRow | None,
 ) -> ExerciseContext:  # fmt: skip
     usable = hints[:MAX_HINTS]
     given = max(0, min(hints_used, len(usable)))
@@ -110,7 +125,11 @@ def statement(graded_languages: tuple[str, ...], also: Sequence[ColumnElement[An
     latest = aliased(Submission)
     latest_id = (
         select(func.max(latest.id))
-        .where(latest.user_id == user_id, latest.exercise_id == Conversation.exercise_id, latest.status.in_(GRADED))
+        .where(
+            latest.user_id == user_id,
+            latest.exercise_id == Conversation.exercise_id,
+            or_(*(latest.status == literal(status) for status in GRADED)),  # no list parameter: `db.fetch`
+        )
         .correlate(Conversation)
         .scalar_subquery()
     )
@@ -127,7 +146,7 @@ def statement(graded_languages: tuple[str, ...], also: Sequence[ColumnElement[An
             Exercise.examples,
             Exercise.hints,
             UserExercise.hints_used,
-            Submission,
+            *SUBMISSION_COLUMNS,
             LearnerProfile.summary,
             *also,
         )
@@ -146,11 +165,16 @@ def statement(graded_languages: tuple[str, ...], also: Sequence[ColumnElement[An
     )
 
 
-def loaded(row: Row[Any] | None) -> Loaded | None:
-    """What `statement` found: None for a conversation that is not the user's."""
+def loaded(row: Mapping[Any, Any] | None) -> Loaded | None:
+    """What `statement` found (a row of `db.fetch`): None for a conversation that is not the user's."""
     if row is None:
         return None
-    _, title, description, examples, hints, hints_used, submission, summary, *extra = tuple(row)
+    values = tuple(row.values())
+    _, title, description, examples, hints, hints_used = values[:6]
+    columns = len(SubmissionRow._fields)
+    found = SubmissionRow(*values[6 : 6 + columns])
+    summary, extra = values[6 + columns], values[7 + columns :]
+    submission = found if found.id is not None else None
     if title is None:
         return Loaded(None, summary or None, tuple(extra))
     context = exercise_context(title, description, list(examples or []), list(hints or []), hints_used or 0, submission)

@@ -17,11 +17,11 @@ from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import JSON, ColumnElement, CursorResult, Select, bindparam, func, select, text, update
+from sqlalchemy import JSON, ColumnElement, CursorResult, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from backend.config import Settings
-from backend.db import UTCDateTime, utcnow
+from backend.db import ReadStatement, UTCDateTime, fetch, utcnow
 from backend.errors import AppError, GatewayTimeout, ServiceUnavailable, UpstreamError
 from backend.integrations.llm import LLM, ChatTurn, LLMError, LLMTimeout, Prompt, Usage
 from backend.integrations.sandbox.languages import graded
@@ -124,20 +124,22 @@ def _tokens_today() -> ColumnElement[Any]:
 
 
 @functools.lru_cache(maxsize=8)
-def _turn_statement(dialect: str, graded_languages: tuple[str, ...]) -> Select[Any]:
+def _turn_statement(dialect: str, graded_languages: tuple[str, ...]) -> ReadStatement:
     """Built once per process (and set of graded languages): building it cost more than running it."""
-    return tutor_context.statement(graded_languages, also=(_history(dialect), _tokens_today()))
+    return ReadStatement(tutor_context.statement(graded_languages, also=(_history(dialect), _tokens_today())))
 
 
 async def prepare_turn(
-    session: AsyncSession, settings: Settings, user: User, conversation_id: int, content: str
+    connection: AsyncConnection, settings: Settings, user: User, conversation_id: int, content: str
 ) -> Prepared:
-    """One query: 404 for a conversation that is not the user's, 429 over the daily token budget (nothing
-    written either way); else the prompt. `session` only reads; the caller then gives its connection back
-    (`db.end_reads()`), so none is held while the LLM thinks."""
-    query = _turn_statement(session.get_bind().dialect.name, tuple(graded()))
+    """One query, through the driver: 404 for a conversation that is not the user's, 429 over the daily
+    token budget (nothing written either way); else the prompt. `connection` reads outside a transaction
+    (`db.read_connection()`); the caller then gives it back (`db.end_reads()`), so none is held while the
+    LLM thinks."""
+    query = _turn_statement(connection.dialect.name, tuple(graded()))
     values = {"user_id": user.id, "conversation_id": conversation_id, "day": usage_day()}
-    found = tutor_context.loaded((await session.execute(query, values)).first())
+    rows = await fetch(connection, query, values)
+    found = tutor_context.loaded(rows[0] if rows else None)
     if found is None:
         raise ConversationNotFound()
     rows, tokens = found.also
