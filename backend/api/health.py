@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from quart import Blueprint, Response, current_app, request
-from quart_schema import document_response, hide, tag_blueprint
+from quart_schema import document_response, hide, tag_blueprint, validate_response
 from sqlalchemy.exc import SQLAlchemyError
 
 from backend import __version__
@@ -63,9 +63,9 @@ async def get_health() -> Response:
 
 
 @bp.get("/health/ready")
-@document_response(Readiness, 200)
-@document_response(Readiness, 503)
-async def get_readiness() -> tuple[dict, int]:
+@validate_response(Readiness, 200)
+@validate_response(Readiness, 503)
+async def get_readiness() -> tuple[Readiness, int]:
     """Readiness: the database answers, Redis answers when configured, migrations are at head, and the
     sandbox runner answers (`sandbox.status`: isolated, unisolated in development, or unavailable).
 
@@ -73,10 +73,10 @@ async def get_readiness() -> tuple[dict, int]:
     and the failing check otherwise. `llm` reports the provider and its last failure, never unready."""
     settings = current_app.config["SETTINGS"]
     llm = llm_status.report(settings.llm_provider, missing_key="LLM_API_KEY" in settings.missing_llm_keys())
-    status, checks = await health_service.readiness(
+    readiness = await health_service.readiness(
         current_app.extensions["db_engine"], current_app.extensions["cache"], llm, current_app.extensions["sandbox"]
     )
-    return {"status": status, "checks": checks}, 503 if status == "unavailable" else 200
+    return Readiness.model_validate(readiness), 503 if readiness.status == "unavailable" else 200
 
 
 @bp.get("/metrics")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from dataclasses import dataclass
 
 import structlog
 from redis.exceptions import RedisError
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backend.cache import Cache
 from backend.db import READ_ONLY
+from backend.integrations.llm.status import Report
 from backend.integrations.sandbox import Sandbox
 from backend.migrations import head_revision
 
@@ -22,11 +23,52 @@ CHECK_TIMEOUT_SECONDS = 3.0
 log = structlog.get_logger(__name__)
 
 
+@dataclass(frozen=True)
+class DatabaseCheck:
+    status: str  # ok or unavailable
+    latency_ms: float
+    error: str | None = None  # what failed, never the driver's message (no hosts, no credentials)
+
+
+@dataclass(frozen=True)
+class CacheCheck:
+    status: str  # ok or unavailable
+    backend: str
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class MigrationsCheck:
+    status: str  # ok, pending or unknown (the database could not be read)
+    current: str | None
+    head: str | None
+
+
+@dataclass(frozen=True)
+class SandboxCheck:
+    status: str  # isolated, unisolated (development without bubblewrap) or unavailable
+
+
+@dataclass(frozen=True)
+class Checks:
+    database: DatabaseCheck
+    cache: CacheCheck
+    migrations: MigrationsCheck
+    llm: Report  # reported, never a reason to be unready: the tutor and hints answer without it
+    sandbox: SandboxCheck
+
+
+@dataclass(frozen=True)
+class Readiness:
+    status: str  # ready, degraded or unavailable
+    checks: Checks
+
+
 def _elapsed_ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-async def check_database(engine: AsyncEngine) -> tuple[dict[str, Any], str | None]:
+async def check_database(engine: AsyncEngine) -> tuple[DatabaseCheck, str | None]:
     """The database round-trip and, on the same connection, the applied migration (None if none)."""
     started = time.perf_counter()
     try:
@@ -38,8 +80,8 @@ async def check_database(engine: AsyncEngine) -> tuple[dict[str, Any], str | Non
             current = await _current_revision(connection)
     except (SQLAlchemyError, OSError, TimeoutError) as error:
         log.warning("health.database_unavailable", error_type=type(error).__name__)
-        return {"status": "unavailable", "latency_ms": _elapsed_ms(started), "error": "database unreachable"}, None
-    return {"status": "ok", "latency_ms": latency}, current
+        return DatabaseCheck("unavailable", _elapsed_ms(started), error="database unreachable"), None
+    return DatabaseCheck("ok", latency), current
 
 
 async def _current_revision(connection: AsyncConnection) -> str | None:
@@ -50,49 +92,41 @@ async def _current_revision(connection: AsyncConnection) -> str | None:
         return None
 
 
-def check_migrations(current: str | None, database_ok: bool) -> dict[str, Any]:
+def check_migrations(current: str | None, database_ok: bool) -> MigrationsCheck:
     head = head_revision()
     status = "ok" if current == head else "pending"
     if not database_ok:
         status = "unknown"  # the revision could not be read
-    return {"status": status, "current": current, "head": head}
+    return MigrationsCheck(status, current, head)
 
 
-async def check_cache(cache: Cache) -> dict[str, Any]:
+async def check_cache(cache: Cache) -> CacheCheck:
     started = time.perf_counter()
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
             await cache.ping()
     except (RedisError, OSError, TimeoutError) as error:
         log.warning("health.cache_unavailable", backend=cache.backend, error_type=type(error).__name__)
-        return {"status": "unavailable", "backend": cache.backend, "latency_ms": _elapsed_ms(started)}
-    return {"status": "ok", "backend": cache.backend, "latency_ms": _elapsed_ms(started)}
+        return CacheCheck("unavailable", cache.backend, _elapsed_ms(started))
+    return CacheCheck("ok", cache.backend, _elapsed_ms(started))
 
 
-async def check_sandbox(sandbox: Sandbox) -> dict[str, Any]:
+async def check_sandbox(sandbox: Sandbox) -> SandboxCheck:
     """isolated / unisolated (development without bubblewrap) / unavailable (the runner does not answer)."""
     status = await sandbox.isolation()
     if status == "unavailable":
         log.warning("health.sandbox_unavailable", backend=sandbox.backend)
-    return {"status": status}
+    return SandboxCheck(status)
 
 
-async def readiness(
-    engine: AsyncEngine, cache: Cache, llm: dict[str, Any], sandbox: Sandbox
-) -> tuple[str, dict[str, Any]]:
+async def readiness(engine: AsyncEngine, cache: Cache, llm: Report, sandbox: Sandbox) -> Readiness:
     """`ready`, `degraded` (only Redis is down: the app serves without it, so a load balancer must keep
     the instance) or `unavailable` (the database, migrations or the sandbox are not OK), with the checks."""
     (database, current), cache_check, sandbox_check = await asyncio.gather(
         check_database(engine), check_cache(cache), check_sandbox(sandbox)
     )
-    migrations = check_migrations(current, database["status"] == "ok")
-    checks = {
-        "database": database,
-        "cache": cache_check,
-        "migrations": migrations,
-        "llm": llm,  # reported, never a reason to be unready: the tutor and hints answer without it
-        "sandbox": sandbox_check,
-    }
-    if database["status"] != "ok" or migrations["status"] != "ok" or sandbox_check["status"] == "unavailable":
-        return "unavailable", checks
-    return ("ready" if cache_check["status"] == "ok" else "degraded"), checks
+    migrations = check_migrations(current, database.status == "ok")
+    checks = Checks(database, cache_check, migrations, llm, sandbox_check)
+    if database.status != "ok" or migrations.status != "ok" or sandbox_check.status == "unavailable":
+        return Readiness("unavailable", checks)
+    return Readiness("ready" if cache_check.status == "ok" else "degraded", checks)

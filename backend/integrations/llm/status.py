@@ -37,9 +37,21 @@ def record_failure(provider: str, reason: str) -> None:
     status.last_failure_at, status.last_failure_reason = datetime.now(UTC), reason
 
 
-def report(provider: str, *, missing_key: bool = False) -> dict[str, object]:
-    """`{provider, status, last_failure}`: status `ok`, `failing` (the last call failed), `not_configured`
-    (its API key is missing) or `unused` (no call yet in this process)."""
+@dataclass(frozen=True)
+class Failure:
+    at: datetime
+    reason: str | None  # log-safe, e.g. `http_401`, `timeout`
+
+
+@dataclass(frozen=True)
+class Report:
+    provider: str
+    status: str  # ok, failing (the last call failed), not_configured (no API key) or unused (no call yet)
+    last_failure: Failure | None
+
+
+def report(provider: str, *, missing_key: bool = False) -> Report:
+    """What this process has seen of `provider` (`GET /health/ready`'s `llm` check)."""
     seen = _providers.get(provider)
     if missing_key:
         status = "not_configured"
@@ -49,5 +61,5 @@ def report(provider: str, *, missing_key: bool = False) -> dict[str, object]:
         status = "failing" if seen.is_failing else "ok"
     last_failure = None
     if seen is not None and seen.last_failure_at is not None:
-        last_failure = {"at": seen.last_failure_at.isoformat(), "reason": seen.last_failure_reason}
-    return {"provider": provider, "status": status, "last_failure": last_failure}
+        last_failure = Failure(seen.last_failure_at, seen.last_failure_reason)
+    return Report(provider, status, last_failure)
