@@ -24,6 +24,7 @@ tag_blueprint(bp, ["health"])
 
 STARTED_AT = time.monotonic()
 SECURITY_TXT_VALIDITY = timedelta(days=365)  # RFC 9116: Expires at most a year ahead
+ROOT = ServiceInfo(name="CodeMentor API", version=__version__, api="/api/v1", docs="/docs", openapi="/openapi.json")
 SECURITY_POLICY = """CodeMentor vulnerability disclosure policy
 
 Report a vulnerability privately to the Contact in /.well-known/security.txt, with the steps to reproduce
@@ -37,16 +38,10 @@ Good-faith research within these rules will not be pursued legally.
 
 
 @bp.get("/")
-@document_response(ServiceInfo)
-async def get_root() -> dict:
+@validate_response(ServiceInfo)
+async def get_root() -> ServiceInfo:
     """Describe the service and where its API and documentation live."""
-    return {
-        "name": "CodeMentor API",
-        "version": __version__,
-        "api": "/api/v1",
-        "docs": "/docs",
-        "openapi": "/openapi.json",
-    }
+    return ROOT
 
 
 @bp.get("/health")
