@@ -30,7 +30,8 @@ class Example(BaseModel):
 
 
 class ExerciseSummary(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    # Frozen: the read paths cache these (and ExerciseRead) per process and share them between requests.
+    model_config = ConfigDict(from_attributes=True, frozen=True)
 
     id: int
     slug: str
