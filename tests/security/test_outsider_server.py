@@ -205,3 +205,30 @@ def test_lists_read_through_core_queries_show_only_your_own_and_refuse_odd_input
         else:
             assert response.headers["Content-Type"] == "application/problem+json", query
     assert "Traceback" not in server.log.read_text()
+
+
+COMPILES = {
+    "java": "public class Solution {\n    public static void main(String[] args) {}\n}\n",
+    "go": "package main\n\nfunc main() {}\n",
+    "cpp": "int main() { return 0; }\n",
+    "typescript": "console.log(0);\n",
+}
+
+
+def test_every_compiled_language_compiles_and_runs_under_the_servers_umask(server: Server) -> None:
+    """`python -m backend` runs under umask 077: an artifact's directories were created 0700, so the run's uid
+    could not read Java's harness/ and every Java submission ended `cp: cannot access 'prepared/harness':
+    Permission denied` (found from outside). A program that compiles is graded (failed), never an error."""
+    student = sign_up(server, "Jo")
+    languages = httpx.get(f"{server.base}/api/v1/exercises/languages", headers=student).json()
+    offered = {item["name"] for item in languages["items"]}
+    for language, code in COMPILES.items():
+        if language not in offered:
+            continue
+        listed = httpx.get(f"{server.base}/api/v1/exercises?limit=1&language={language}", headers=student).json()
+        exercise = listed["items"][0]["id"]
+        submitted = httpx.post(
+            f"{server.base}/api/v1/exercises/{exercise}/submit", json={"code": code}, headers=student, timeout=120
+        )
+        assert submitted.status_code == 200, (language, submitted.text)
+        assert submitted.json()["submission"]["status"] == "failed", (language, submitted.json()["submission"])
