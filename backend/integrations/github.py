@@ -116,6 +116,15 @@ class ReviewComment:
     body: str
 
 
+def is_repository_path(path: str) -> bool:
+    """A path inside a repository as git writes it: `/`-separated names, none empty, `.` or `..`.
+
+    PyGithub puts the path into the URL (`/repos/{owner}/{name}/contents/{path}`) and the HTTP stack
+    resolves dot segments, so `../../../other/secret/contents/x` would read another repository, and more
+    `..` any endpoint of the API host, with the user's token."""
+    return all(segment not in {"", ".", ".."} for segment in path.split("/"))
+
+
 class GitHubClient:
     """One configured API endpoint; each call takes the token to act with (None: anonymous)."""
 
@@ -194,6 +203,9 @@ class GitHubClient:
     async def get_file(self, full_name: str, path: str, ref: str, *, token: str | None, max_bytes: int) -> FileContent:
         """`path` at `ref` as text; a missing path, a directory, a binary or an oversized file is reported
         in `problem` instead of raising, so one bad path does not end a review of many."""
+
+        if not is_repository_path(path):  # it would leave the repository (is_repository_path)
+            return FileContent(path=path, text=None, size=None, problem="missing")
 
         def fetch() -> FileContent:
             repo = self._github(token, lazy=True).get_repo(full_name)

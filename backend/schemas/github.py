@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from backend.integrations.github import is_repository_path
 from backend.models import OAuthAccount
 from backend.schemas.common import Page
 
@@ -106,7 +107,20 @@ class PullList(BaseModel):
     items: list[PullRead]
 
 
-ReviewPath = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+def _repository_path(value: str) -> str:
+    if not is_repository_path(value):
+        raise ValueError("A path inside the repository: no empty, '.' or '..' segments, no leading '/'")
+    return value
+
+
+# The same rule as one ECMAScript pattern for the OpenAPI document (pydantic's regex engine has no lookahead).
+REPOSITORY_PATH_PATTERN = r"^(?:(?!\.\.?/)[^/]+/)*(?!\.\.?$)[^/]+$"
+ReviewPath = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=500),
+    AfterValidator(_repository_path),
+    Field(json_schema_extra={"pattern": REPOSITORY_PATH_PATTERN}),
+]
 
 
 class ReviewCreate(BaseModel):

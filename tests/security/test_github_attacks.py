@@ -1,0 +1,99 @@
+"""Attacks on the GitHub integration: a review that reaches outside its repository, and what GitHub's
+answers leave in the log.
+
+A review reads the files of the repository it was asked for, with the user's token, through PyGithub.
+PyGithub puts a requested path into the URL (`/repos/{owner}/{name}/contents/{path}`) and the HTTP stack
+resolves dot segments, so `../../../other/secret/contents/app.py` would read another repository (and
+`../../../../user` any endpoint of the API host) with the user's token: such paths are refused.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from backend.models import Repository
+from backend.services import github as github_service
+from tests.api.test_github import link, new_user, request_review, store_github_grant
+from tests.api.test_reviews import GOOD_CODE, AppFactory, review_app, wait_for_review
+from tests.fakes.github_api import FakeGitHubAPI
+
+__all__ = ["review_app"]  # the fixture, shared with test_reviews.py
+
+SECRET_CODE = b'API_KEY = "private-code-of-another-repository"\n'
+TRAVERSALS = [
+    "../../../victim/secret/contents/app.py",
+    "src/../../../victim/secret/contents/app.py",
+    "./src/app.py",
+    "src/./app.py",
+    "/src/app.py",
+    "src//app.py",
+    "..",
+]
+
+
+@pytest.mark.parametrize("path", TRAVERSALS)
+async def test_review_paths_with_dot_or_empty_segments_are_refused(
+    review_app: AppFactory, github_api: FakeGitHubAPI, path: str
+) -> None:
+    app = await review_app()
+    client = app.test_client()
+    github_api.add_repository("octo/hello")
+    headers, _ = await new_user(client)
+    repository = await link(client, headers, "octo/hello")
+    response = await request_review(client, headers, repository["id"], paths=[path], ref="main")
+    assert response.status_code == 422, await response.get_json()
+    assert (await response.get_json())["errors"][0]["field"].startswith("paths")
+
+
+async def test_a_stored_traversal_path_never_reads_another_repository(
+    review_app: AppFactory, github_api: FakeGitHubAPI
+) -> None:
+    """Defence in depth: a review row holding such a path (written before paths were checked) stays inside
+    its repository."""
+    app = await review_app()
+    client = app.test_client()
+    token = "gho_reads_both"
+    github_api.add_repository("octo/hello")
+    secret = github_api.add_repository("victim/secret", private=True, readers={token})
+    github_api.add_file(secret, "main", "app.py", SECRET_CODE)
+    headers, user_id = await new_user(client)
+    await store_github_grant(app, user_id, token, "repo")
+    repository = await link(client, headers, "octo/hello")
+    github_api.requests.clear()
+    async with app.extensions["db_session_factory"]() as session:
+        queued = await github_service._queue_review(
+            session,
+            user_id=user_id,
+            repository=await session.get_one(Repository, repository["id"]),
+            pull_number=None,
+            ref="main",
+            paths=["../../../victim/secret/contents/app.py"],
+            focus_areas=[],
+        )
+        review_id = queued.id
+        await session.commit()
+
+    review = await wait_for_review(client, headers, review_id)
+
+    assert not any(path.startswith("/repos/victim/") for path, _ in github_api.requests), github_api.requests
+    assert "private-code-of-another-repository" not in json.dumps(review)
+    assert review["files_reviewed"] == 0
+
+
+async def test_paths_that_merely_contain_dots_are_still_reviewed(
+    review_app: AppFactory, github_api: FakeGitHubAPI
+) -> None:
+    app = await review_app()
+    client = app.test_client()
+    fake = github_api.add_repository("octo/hello")
+    for path in (".github/scripts/x.py", "src/a..b.py", "src/...py"):
+        github_api.add_file(fake, "main", path, GOOD_CODE)
+    headers, _ = await new_user(client)
+    repository = await link(client, headers, "octo/hello")
+    paths = [".github/scripts/x.py", "src/a..b.py", "src/...py"]
+    response = await request_review(client, headers, repository["id"], paths=paths, ref="main")
+    assert response.status_code == 202
+    review = await wait_for_review(client, headers, (await response.get_json())["id"])
+    assert review["status"] == "completed" and review["files_reviewed"] == 3, review
