@@ -37,8 +37,9 @@ SENSITIVE_KEYS = frozenset(
 REDACTED = "[redacted]"
 # Libraries whose DEBUG output carries payloads: aiosqlite logs every statement with its parameters
 # (password hashes, token digests, messages), the LLM SDKs log whole requests (prompts, code), hpack
-# logs HTTP/2 headers (Authorization). They stay at WARNING whatever LOG_LEVEL says.
-PAYLOAD_LOGGERS = ("aiosqlite", "asyncpg", "openai", "anthropic", "httpx", "httpcore", "hpack", "urllib3")
+# logs HTTP/2 headers (Authorization), PyGithub every request and answer (repository code, review bodies).
+# They stay at WARNING whatever LOG_LEVEL says.
+PAYLOAD_LOGGERS = ("aiosqlite", "asyncpg", "openai", "anthropic", "httpx", "httpcore", "hpack", "urllib3", "github")
 
 
 def redact_sensitive(_: Any, __: str, event_dict: EventDict) -> EventDict:

@@ -8,15 +8,19 @@ is then looked for in everything written to the log.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
 from backend.app import create_app
+from tests.api.test_github import link, request_review, store_github_grant
+from tests.api.test_reviews import wait_for_review
 from tests.conftest import TEST_SECRET_KEY, make_settings
+from tests.fakes.github_api import FakeGitHubAPI
 from tests.fakes.llm_servers import FakeOpenAI
-from tests.helpers import PASSWORD, bearer, link_token, unique_email, wait_for_email
+from tests.helpers import PASSWORD, bearer, link_token, register, unique_email, wait_for_email
 
 NEW_PASSWORD = "Brand-new-Passw0rd!"
 NEWER_PASSWORD = "Even-newer-Passw0rd?"
@@ -91,3 +95,40 @@ async def test_logs_of_a_full_flow_contain_no_secret(
     for secret in secrets:
         assert secret and secret not in output, f"a secret of length {len(secret)} reached the log"
     assert "$2b$" not in output  # no password hash either
+
+
+async def test_logs_of_a_github_review_and_its_publication_contain_no_code_or_token(
+    sqlite_url: str, github_api: FakeGitHubAPI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GitHub's answers carry the repository's code, and what is posted carries the review: PyGithub logs
+    both at DEBUG (it masks only the Authorization header). Its package sets its logger to INFO when
+    imported, which is all that kept them out; the app now holds it at WARNING like the other payload
+    loggers, whatever level the library (a newer version, or its `enable_console_debug_logging`) chose."""
+    github_api.reset()
+    logging.getLogger("github").setLevel(logging.DEBUG)
+    token = "gho_" + "Q9w8E7r6T5y4U3i2O1p0"
+    code = "def private_helper_of_the_student(x):\n    return x * 4217\n"
+    settings = make_settings(
+        database_url=sqlite_url, log_level="DEBUG", log_format="json", github_api_url=github_api.base_url
+    )
+    app = create_app(settings)
+    fake = github_api.add_repository("octo/private", private=True, readers={token})
+    github_api.add_pull(fake, 5, "Helper", "ada", "helper", {"src/helper.py": code.encode()})
+    async with app.test_app():
+        client = app.test_client()
+        tokens = await register(client)
+        await store_github_grant(app, tokens["user"]["id"], token, "repo")
+        repository = await link(client, bearer(tokens), "octo/private")
+        queued = await (await request_review(client, bearer(tokens), repository["id"], pull_number=5)).get_json()
+        review = await wait_for_review(client, bearer(tokens), queued["id"])
+        assert review["status"] == "completed", review
+        published = await client.post(f"/api/v1/github/reviews/{review['id']}/publish", headers=bearer(tokens))
+        assert published.status_code == 200
+    assert github_api.reviews  # posted
+
+    output = capsys.readouterr().out
+    assert '"review.published"' in output  # the log was captured
+    secrets = [token, "private_helper_of_the_student", "x * 4217", "CodeMentor review"]
+    secrets += [tokens[key] for key in ("access_token", "refresh_token", "csrf_token")]
+    for secret in secrets:
+        assert secret not in output, f"{secret[:12]}… reached the log"
