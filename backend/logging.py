@@ -42,6 +42,12 @@ REDACTED = "[redacted]"
 PAYLOAD_LOGGERS = ("aiosqlite", "asyncpg", "openai", "anthropic", "httpx", "httpcore", "hpack", "urllib3", "github")
 
 
+# Tracebacks as data, without each frame's local variables (structlog's default shows them): frames hold the
+# Settings (database and Redis URLs with their passwords), request bodies with passwords, emails with their
+# links. File, line and function are enough to find the bug; the request id ties it to the request.
+TRACEBACKS = structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False))
+
+
 def redact_sensitive(_: Any, __: str, event_dict: EventDict) -> EventDict:
     for key in SENSITIVE_KEYS.intersection(event_dict):
         event_dict[key] = REDACTED
@@ -60,7 +66,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     ]
     renderer: Processor
     if settings.effective_log_format == "json":
-        shared.append(structlog.processors.dict_tracebacks)
+        shared.append(TRACEBACKS)
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())

@@ -8,7 +8,9 @@ is then looked for in everything written to the log.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import uuid
 from typing import Any
 
 import pytest
@@ -21,6 +23,7 @@ from tests.conftest import TEST_SECRET_KEY, make_settings
 from tests.fakes.github_api import FakeGitHubAPI
 from tests.fakes.llm_servers import FakeOpenAI
 from tests.helpers import PASSWORD, bearer, link_token, register, unique_email, wait_for_email
+from tests.servers import free_port
 
 NEW_PASSWORD = "Brand-new-Passw0rd!"
 NEWER_PASSWORD = "Even-newer-Passw0rd?"
@@ -132,3 +135,36 @@ async def test_logs_of_a_github_review_and_its_publication_contain_no_code_or_to
     secrets += [tokens[key] for key in ("access_token", "refresh_token", "csrf_token")]
     for secret in secrets:
         assert secret not in output, f"{secret[:12]}… reached the log"
+
+
+async def test_a_logged_exception_carries_no_local_variable(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A traceback rendered with each frame's local variables put whatever the frames held into the log: the
+    Settings (found from outside against `python -m backend`, when a registration's email could not be sent:
+    its database_url and redis_url are plain strings, with their passwords in production), request bodies
+    with passwords, the body of an email with its link. Tracebacks keep file, line and function only."""
+    redis_password = "redis-password-" + uuid.uuid4().hex
+    settings = make_settings(
+        database_url=sqlite_url,
+        log_format="json",
+        email_backend="smtp",
+        smtp_host="127.0.0.1",
+        smtp_port=free_port(),  # nothing listens: the email fails after the answer, with a traceback
+        redis_url=f"redis://:{redis_password}@127.0.0.1:{free_port()}/0",
+    )
+    app = create_app(settings)
+    output = ""
+    async with app.test_app():
+        body = {"email": unique_email(), "password": PASSWORD, "name": "Log Reader"}
+        assert (await app.test_client().post("/api/v1/auth/register", json=body)).status_code == 201
+        for _ in range(100):
+            output += capsys.readouterr().out
+            if "ConnectionRefusedError" in output:
+                break
+            await asyncio.sleep(0.05)
+    output += capsys.readouterr().out
+    assert "ConnectionRefusedError" in output  # the failure was logged, with its traceback
+    assert '"locals"' not in output
+    for secret in (redis_password, PASSWORD, TEST_SECRET_KEY):
+        assert secret not in output
