@@ -15,7 +15,7 @@ from sqlalchemy import select
 from backend.models import User
 from backend.services.auth import accounts, one_time
 from tests.conftest import AppFactory
-from tests.helpers import PASSWORD, link_token, login, outbox, register, unique_email, wait_for_email
+from tests.helpers import PASSWORD, bearer, link_token, login, outbox, register, unique_email, wait_for_email
 from tests.security.support import problem_code
 
 AUTH = "/api/v1/auth"
@@ -81,6 +81,21 @@ async def test_reset_links_die_when_a_newer_one_is_sent_or_a_reset_completes(app
     replay = await confirm(client, parallel, "Attacker-pass-42")
     assert replay.status_code == 400 and problem_code(await replay.get_json()) == "token_invalid"
     await login(client, email, "Third-new-pass-42")
+
+
+async def test_changing_the_password_kills_outstanding_reset_links(app: Quart, client: QuartClient) -> None:
+    """Whoever asked for a reset link (or read it in the mailbox) must not keep a way in for an hour after
+    the owner changed the password, signed in, because something looked wrong."""
+    tokens = await register(client)
+    email = tokens["user"]["email"]
+    await client.post(f"{AUTH}/password-reset", json={"email": email})
+    outstanding = await reset_link(app, email, 1)
+    change = {"current_password": PASSWORD, "new_password": "Owner-changed-it-42"}
+    changed = await client.post(f"{AUTH}/password/change", json=change, headers=bearer(tokens))
+    assert changed.status_code == 200
+    taken = await confirm(client, outstanding, "Attacker-pass-42")
+    assert taken.status_code == 400 and problem_code(await taken.get_json()) == "token_invalid"
+    await login(client, email, "Owner-changed-it-42")
 
 
 async def test_used_verification_link_answers_without_user_data(app: Quart, client: QuartClient) -> None:

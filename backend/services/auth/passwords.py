@@ -35,6 +35,9 @@ async def change_password(
     if not user.password_hash or not await verify_password(current_password, user.password_hash):
         raise InvalidPassword()
     user.password_hash = await hash_password(new_password, settings.bcrypt_rounds)
+    # A reset link still outstanding (asked for by whoever read the mailbox, or by the owner who then
+    # remembered) must not outlive the password it was sent to replace.
+    await invalidate_tokens(session, user.id, "password_reset")
     await revoke_sessions(session, user.id, keep_session_id=current_session_id, reason="password_changed")
     security_log.info("auth.password_changed", user_id=user.id)
     auth_session = await session.get_one(AuthSession, current_session_id)
