@@ -69,7 +69,11 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
         shared.append(TRACEBACKS)
         renderer = structlog.processors.JSONRenderer()
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        # Rich's tracebacks (when rich is installed) show each frame's locals unless told not to.
+        exceptions = structlog.dev.RichTracebackFormatter(show_locals=False) if structlog.dev.rich else None
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=stream.isatty(), exception_formatter=exceptions or structlog.dev.plain_traceback
+        )
 
     structlog.configure(
         processors=[*shared, renderer],

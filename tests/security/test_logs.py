@@ -137,8 +137,9 @@ async def test_logs_of_a_github_review_and_its_publication_contain_no_code_or_to
         assert secret not in output, f"{secret[:12]}… reached the log"
 
 
+@pytest.mark.parametrize("log_format", ["json", "console"])
 async def test_a_logged_exception_carries_no_local_variable(
-    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+    sqlite_url: str, capsys: pytest.CaptureFixture[str], log_format: str
 ) -> None:
     """A traceback rendered with each frame's local variables put whatever the frames held into the log: the
     Settings (found from outside against `python -m backend`, when a registration's email could not be sent:
@@ -147,7 +148,7 @@ async def test_a_logged_exception_carries_no_local_variable(
     redis_password = "redis-password-" + uuid.uuid4().hex
     settings = make_settings(
         database_url=sqlite_url,
-        log_format="json",
+        log_format=log_format,
         email_backend="smtp",
         smtp_host="127.0.0.1",
         smtp_port=free_port(),  # nothing listens: the email fails after the answer, with a traceback
@@ -165,6 +166,6 @@ async def test_a_logged_exception_carries_no_local_variable(
             await asyncio.sleep(0.05)
     output += capsys.readouterr().out
     assert "ConnectionRefusedError" in output  # the failure was logged, with its traceback
-    assert '"locals"' not in output
+    assert '"locals"' not in output and "│ settings" not in output
     for secret in (redis_password, PASSWORD, TEST_SECRET_KEY):
         assert secret not in output
