@@ -12,6 +12,7 @@ them the production variants skip with the reason; with CI=true a missing servic
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import uuid
@@ -23,8 +24,6 @@ import pytest
 import redis.asyncio as redis
 from quart import Quart
 from quart.testing import QuartClient
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from backend import migrations
 from backend.app import create_app
@@ -121,11 +120,41 @@ async def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 async def truncate_all(url: str) -> None:
-    engine = create_async_engine(url)
-    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
-    async with engine.begin() as connection:
-        await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    await engine.dispose()
+    """Empty every table of `url` and restart its sequences: what a fresh migration leaves.
+
+    Only what a test touched is reset: the tables holding rows are emptied with DELETE (children first) and
+    the sequences that handed out a value (even to a rolled-back insert) are set back to their start. A
+    TRUNCATE of all 24 tables (or of `users`, which CASCADE extends to nearly all) makes new files for each
+    table and index: ~0.4 s before every production-stack test, against a few milliseconds for this; the
+    tables and sequences come out the same."""
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        tables_query, sequences_query = _dirty_queries()
+        dirty = {row[0] for row in await connection.fetch(tables_query)}
+        sequences = await connection.fetch(sequences_query)
+        async with connection.transaction():
+            for table in reversed(Base.metadata.sorted_tables):  # children before the rows they reference
+                if table.name in dirty:
+                    await connection.execute(f'DELETE FROM "{table.name}"')  # noqa: S608 (our model's names)
+            for name, start in sequences:
+                await connection.execute("SELECT setval($1::regclass, $2, false)", name, start)
+    finally:
+        await connection.close()
+
+
+@functools.cache
+def _dirty_queries() -> tuple[str, str]:
+    """The model's tables holding a row; the sequences of this schema that have handed out a value."""
+    names = [table.name for table in Base.metadata.sorted_tables]
+    with_rows = " UNION ALL ".join(
+        f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM \"{name}\")"  # noqa: S608 (our model's names)
+        for name in names
+    )
+    advanced = (
+        "SELECT format('%I.%I', schemaname, sequencename), start_value FROM pg_sequences"
+        " WHERE schemaname = current_schema() AND last_value IS NOT NULL"
+    )
+    return with_rows, advanced
 
 
 # --- caches ----------------------------------------------------------------------------------------
