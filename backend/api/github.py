@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 import structlog
 from quart import Blueprint, Response, current_app, request
 from quart.blueprints import BlueprintSetupState
@@ -16,6 +15,7 @@ from backend.db import discard_changes, get_session
 from backend.errors import NotFound
 from backend.integrations.github import GitHubClient
 from backend.integrations.oauth import GitHubRepositoryAccess
+from backend.integrations.tls import client_ssl_context
 from backend.middleware.rate_limit import rate_limit
 from backend.schemas.auth import OAuthCallbackQuery
 from backend.schemas.common import PageQuery
@@ -62,7 +62,7 @@ def _create_clients(state: BlueprintSetupState) -> None:
             config,
             config.github_client_secret.get_secret_value(),
             f"{config.backend_url}{callback_path}",
-            httpx.create_ssl_context(),
+            client_ssl_context(),
         )
 
 

@@ -30,6 +30,7 @@ with warnings.catch_warnings():
     from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from backend.config import Settings
+from backend.integrations.tls import client_ssl_context
 
 ProviderName = Literal["github", "google"]
 PROVIDER_NAMES: tuple[ProviderName, ...] = ("github", "google")
@@ -350,7 +351,7 @@ class Providers:
     def __init__(self, settings: Settings, callback_url: Callable[[str], str]) -> None:
         # One TLS context for every client: loading the CA bundle is slow, blocking work that must not
         # happen on the event loop for each sign-in.
-        ssl_context = httpx.create_ssl_context()
+        ssl_context = client_ssl_context()
         self._providers: dict[str, Provider] = {}
         if settings.github_client_id and settings.github_client_secret:
             secret = settings.github_client_secret.get_secret_value()

@@ -24,6 +24,7 @@ from backend.integrations.sandbox.base import (
 )
 from backend.integrations.sandbox.local import python_job
 from backend.integrations.sandbox.protocol import MAX_COMPILE_SECONDS, Execution, Job, grade_execution
+from backend.integrations.tls import client_ssl_context
 from backend.metrics import SANDBOX_QUEUE_WAIT
 
 log = structlog.get_logger(__name__)
@@ -60,7 +61,9 @@ class RunnerSandbox(Sandbox):
             socket_path, base_url = parse_url(url)
             # No connection limit: every waiting run is a request parked in the runner's fair queue.
             transport = httpx.AsyncHTTPTransport(
-                uds=socket_path, limits=httpx.Limits(max_connections=None, max_keepalive_connections=32)
+                uds=socket_path,
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
+                verify=client_ssl_context(),  # never used (plain HTTP): the process's, not one built per client
             )
             self._client = httpx.AsyncClient(transport=transport, base_url=base_url)
 
