@@ -357,10 +357,12 @@ async def _auto_review(session: AsyncSession, payload: dict[str, Any]) -> int | 
     number, github_id = pull.get("number"), repo.get("id")
     if not isinstance(number, int) or not isinstance(github_id, int):
         return None
-    # Several users may have linked the same repository; each with auto review on gets a review.
+    # Several users may have linked the same repository; each with auto review on gets a review, unless
+    # their account is disabled (its GitHub token and AI budget no longer act for anyone).
     repositories = await session.scalars(
         select(Repository)
-        .where(Repository.github_id == github_id, Repository.auto_review.is_(True))
+        .join(User, User.id == Repository.user_id)
+        .where(Repository.github_id == github_id, Repository.auto_review.is_(True), User.is_active.is_(True))
         .order_by(Repository.id)
     )
     head = pull.get("head")

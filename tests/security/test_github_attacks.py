@@ -9,13 +9,23 @@ resolves dot segments, so `../../../other/secret/contents/app.py` would read ano
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
+from sqlalchemy import func, select, update
 
-from backend.models import Repository
+from backend.models import Repository, Review, User
 from backend.services import github as github_service
-from tests.api.test_github import link, new_user, request_review, store_github_grant
+from tests.api.test_github import (
+    GITHUB,
+    deliver,
+    link,
+    new_user,
+    pull_request_event,
+    request_review,
+    store_github_grant,
+)
 from tests.api.test_reviews import GOOD_CODE, AppFactory, review_app, wait_for_review
 from tests.fakes.github_api import FakeGitHubAPI
 
@@ -97,3 +107,46 @@ async def test_paths_that_merely_contain_dots_are_still_reviewed(
     assert response.status_code == 202
     review = await wait_for_review(client, headers, (await response.get_json())["id"])
     assert review["status"] == "completed" and review["files_reviewed"] == 3, review
+
+
+async def test_a_disabled_account_gets_no_automatic_reviews_and_its_token_is_not_used(
+    review_app: AppFactory, github_api: FakeGitHubAPI
+) -> None:
+    """Disabling an account ends its sessions; its stored GitHub token and its AI budget must stop working
+    for it too: a pull request event queues no review for it, and a review already queued does not run."""
+    app = await review_app()
+    client = app.test_client()
+    token = "gho_of_a_disabled_account"  # a fake's token
+    fake = github_api.add_repository("octo/auto", private=True, readers={token})
+    github_api.add_pull(fake, 3, "Change", "ada", "feature", {"src/app.py": GOOD_CODE})
+    headers, user_id = await new_user(client)
+    await store_github_grant(app, user_id, token, "repo")
+    repository = await link(client, headers, "octo/auto")
+    await client.patch(f"{GITHUB}/repositories/{repository['id']}", json={"auto_review": True}, headers=headers)
+    async with app.extensions["db_session_factory"]() as session:
+        queued = await github_service._queue_review(
+            session,
+            user_id=user_id,
+            repository=await session.get_one(Repository, repository["id"]),
+            pull_number=3,
+            ref=None,
+            paths=None,
+            focus_areas=[],
+        )
+        await session.execute(update(User).where(User.id == user_id).values(is_active=False))
+        await session.commit()
+        review_id = queued.id
+    github_api.requests.clear()
+
+    response = await deliver(client, "pull_request", pull_request_event(fake.id))
+    assert response.status_code == 202 and await response.get_json() == {"queued": None}
+    status = "queued"
+    for _ in range(200):  # a bounded wait for the job, not a timing assertion
+        async with app.extensions["db_session_factory"]() as session:
+            status = (await session.get_one(Review, review_id)).status
+            reviews = await session.scalar(select(func.count()).select_from(Review))
+        if status in ("completed", "failed"):
+            break
+        await asyncio.sleep(0.05)
+    assert status == "failed" and reviews == 1
+    assert not [path for path, used in github_api.requests if used == token]

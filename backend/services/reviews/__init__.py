@@ -145,9 +145,13 @@ async def _start(context: JobContext, review_id: int) -> Target | None:
             await session.commit()
             return None  # deleted with its user, or already ended (a resumed duplicate)
         repository = await session.get(Repository, review.repository_id) if review.repository_id else None
-        user = await session.get_one(User, review.user_id)
-        if repository is None:
-            reason = "The repository was unlinked before the review ran."
+        user = await session.get_one(User, review.user_id)  # a disabled account's token is not used
+        if repository is None or not user.is_active:
+            reason = (
+                "The repository was unlinked before the review ran."
+                if repository is None
+                else "The account was disabled before the review ran."
+            )
             review.status, review.error, review.completed_at = "failed", reason, utcnow()
             await session.commit()
             raise jobs.JobFailed(reason)
