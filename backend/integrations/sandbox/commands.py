@@ -20,7 +20,7 @@ import marshal
 import os
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,6 +198,39 @@ def seccomp_pipe() -> int | None:
     os.write(write_fd, program)  # a few dozen bytes: far below the pipe's buffer
     os.close(write_fd)
     return read_fd
+
+
+async def start_process(
+    argv: Sequence[str],
+    *,
+    pass_fds: Sequence[int],
+    cwd: Path,
+    stop: Callable[[asyncio.subprocess.Process], Awaitable[None]],
+) -> asyncio.subprocess.Process:
+    """Start a run's process (its own session and process group, our pipes, no environment). Cancelled while
+    it starts (the client went away), it is let finish starting, then stopped with `stop` (its group, and
+    whatever of it left the group: the slot's uid) before the cancellation goes on. asyncio's own clean-up of
+    a half-started subprocess kills only our child and then waits for its pipes to close: a namespace init
+    whose bwrap died before setting PR_SET_PDEATHSIG survives that, holding the pipes, and the wait (with the
+    run's slot) never ended (tests/fault/test_sandbox_cancellation.py hung one time in four)."""
+    starting = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            pass_fds=tuple(pass_fds),
+            env={},
+            cwd=cwd,
+            start_new_session=True,  # a process group of its own, killed as a whole
+        )
+    )
+    try:
+        return await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):  # it did not start at all (OSError): nothing to stop
+            await stop(await starting)
+        raise
 
 
 async def exchange(

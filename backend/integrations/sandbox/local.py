@@ -51,6 +51,7 @@ from backend.integrations.sandbox.commands import (
     harness_files,
     prepare_job_dir,
     seccomp_pipe,
+    start_process,
     subdirectory,
 )
 from backend.integrations.sandbox.compiled import (
@@ -290,15 +291,11 @@ class LocalSandbox(Sandbox):
         try:
             started = time.perf_counter()
             try:
-                process = await asyncio.create_subprocess_exec(
-                    *command(write_fd, filter_fd),
-                    stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE,
+                process = await start_process(
+                    command(write_fd, filter_fd),
                     pass_fds=(write_fd,) if filter_fd is None else (write_fd, filter_fd),
-                    env={},
                     cwd=job_dir,
-                    start_new_session=True,  # a process group of its own, killed as a whole
+                    stop=lambda started: self._stop(started, uid, is_clean=False),
                 )
             except OSError as error:
                 raise SandboxUnavailable(f"cannot start the sandbox: {error}") from error
