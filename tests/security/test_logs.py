@@ -12,18 +12,23 @@ import asyncio
 import logging
 import uuid
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
 from backend.app import create_app
-from tests.api.test_github import link, request_review, store_github_grant
+from tests.api.test_github import github_oauth, link, request_review, store_github_grant
 from tests.api.test_reviews import wait_for_review
 from tests.conftest import TEST_SECRET_KEY, make_settings
 from tests.fakes.github_api import FakeGitHubAPI
 from tests.fakes.llm_servers import FakeOpenAI
+from tests.fakes.oauth_providers import FakeGitHub
 from tests.helpers import PASSWORD, bearer, link_token, register, unique_email, wait_for_email
 from tests.servers import free_port
+
+__all__ = ["github_oauth"]  # the fixture, shared with tests/api/test_github.py
 
 NEW_PASSWORD = "Brand-new-Passw0rd!"
 NEWER_PASSWORD = "Even-newer-Passw0rd?"
@@ -169,3 +174,38 @@ async def test_a_logged_exception_carries_no_local_variable(
     assert '"locals"' not in output and "│ settings" not in output
     for secret in (redis_password, PASSWORD, TEST_SECRET_KEY):
         assert secret not in output
+
+
+async def test_logs_of_connecting_github_contain_no_code_state_verifier_or_token(
+    sqlite_url: str, github_oauth: FakeGitHub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The connect flow at DEBUG: GitHub's code, the state, the PKCE verifier, the client secret and the
+    token GitHub issued never reach the log, nor does the token when it is then used."""
+    github_oauth.reset()
+    settings = make_settings(
+        database_url=sqlite_url,
+        log_level="DEBUG",
+        log_format="json",
+        github_client_id=github_oauth.client_id,
+        github_client_secret=SecretStr(github_oauth.client_secret),
+        github_oauth_url=github_oauth.base_url,
+        github_api_url=github_oauth.base_url,
+    )
+    app = create_app(settings)
+    async with app.test_app():
+        client = app.test_client()
+        await register(client)
+        authorize_url = (await client.get("/api/v1/github/connect")).headers["Location"]
+        async with httpx.AsyncClient(timeout=5) as http:
+            back = urlsplit((await http.get(authorize_url)).headers["location"])
+        landing = await client.get(f"{back.path}?{back.query}")
+        assert landing.headers["Location"].endswith("status=connected")
+        assert (await (await client.get("/api/v1/github/connection")).get_json())["connected"] is True
+    query = parse_qs(urlsplit(authorize_url).query)
+    secrets = [query["state"][0], query["code_challenge"][0], parse_qs(back.query)["code"][0]]
+    secrets += [github_oauth.client_secret, *github_oauth.issued_tokens]
+
+    output = capsys.readouterr().out
+    assert '"github.connected"' in output  # the log was captured
+    for secret in secrets:
+        assert secret and secret not in output, f"a secret of length {len(secret)} reached the log"
