@@ -199,3 +199,27 @@ async def test_pull_request_content_cannot_close_its_fence_in_the_review_prompt(
     assert not any(line.startswith(("SYSTEM", "````")) for line in lines)
     assert "    3 ### README.md (changed lines: 1)" in lines and "    2 ```" in lines
     assert [line for line in lines if line.startswith("`")] == ["```"] * 4  # two files, opened and closed
+
+
+@pytest.mark.parametrize(
+    "ref", ["../../../victim/secret", "main?ref=other#frag", "main&sha=other", "a b\tc", "x" * 255, "main/../../x"]
+)
+async def test_a_ref_stays_a_ref_of_the_linked_repository(
+    review_app: AppFactory, github_api: FakeGitHubAPI, ref: str
+) -> None:
+    """A ref travels as a query parameter (`?ref=`, `?sha=`), never in the path: whatever it holds, every
+    call stays on the linked repository, and it reaches GitHub exactly as given."""
+    app = await review_app()
+    client = app.test_client()
+    fake = github_api.add_repository("octo/hello")
+    github_api.add_file(fake, ref, "src/app.py", GOOD_CODE)
+    headers, _ = await new_user(client)
+    repository = await link(client, headers, "octo/hello")
+    github_api.requests.clear()
+    for body in ({"paths": ["src/app.py"], "ref": ref}, {"ref": ref}):
+        response = await request_review(client, headers, repository["id"], **body)
+        assert response.status_code == 202
+        review = await wait_for_review(client, headers, (await response.get_json())["id"])
+        assert review["status"] == "completed" and review["files_reviewed"] == 1, review
+        assert review["ref"] == ref.strip()
+    assert github_api.requests and all(path.startswith("/repos/octo/hello") for path, _ in github_api.requests)
