@@ -26,7 +26,10 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+import h2.events
+import hypercorn.protocol
 from hypercorn.config import Config, Sockets
+from hypercorn.protocol.h2 import H2Protocol
 
 from backend.config import Settings
 
@@ -90,11 +93,34 @@ def serve(settings: Settings, on_listening: Callable[[], None] | None = None) ->
 
 def _worker(config: Config, sockets: Sockets) -> None:
     """One Hypercorn worker: it installs its own SIGTERM/SIGINT handlers and drains on either."""
+    _drop_data_of_answered_http2_streams()
     if config.worker_class == "uvloop":
         from hypercorn.asyncio.run import uvloop_worker as worker
     else:
         from hypercorn.asyncio.run import asyncio_worker as worker
     worker(config, sockets)
+
+
+class _AnsweredStreamsH2Protocol(H2Protocol):
+    """Hypercorn 0.18's HTTP/2 (served to any client that asks for it, also without TLS) with one fix: body
+    data arriving for a stream it has already answered and closed (a 413 sent before the body's end) is
+    acknowledged and dropped. Hypercorn looked the stream up, raised KeyError out of the connection's handler
+    and logged an unhandled exception for every such connection: a log flood any anonymous client could
+    drive (hypercorn issue #329; tests/security/test_outsider_server.py)."""
+
+    async def _handle_events(self, events: list[h2.events.Event]) -> None:
+        kept = []
+        for event in events:
+            if isinstance(event, h2.events.DataReceived) and event.stream_id not in self.streams:
+                self.connection.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            else:
+                kept.append(event)
+        await super()._handle_events(kept)
+
+
+def _drop_data_of_answered_http2_streams() -> None:
+    """Serve HTTP/2 connections with `_AnsweredStreamsH2Protocol` (Hypercorn picks its class by this name)."""
+    hypercorn.protocol.H2Protocol = _AnsweredStreamsH2Protocol  # type: ignore[misc]
 
 
 class Launcher:
