@@ -8,7 +8,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from backend.integrations.github import is_repository_path
 from backend.models import OAuthAccount
-from backend.schemas.common import Page
+from backend.schemas.common import MAX_ID, Page
 
 MAX_REVIEW_PATHS = 100
 # github.com/{owner}/{repo}[.git] and nothing else: no query, fragment, extra segments or other hosts.
@@ -124,7 +124,7 @@ ReviewPath = Annotated[
 
 
 class ReviewCreate(BaseModel):
-    pull_number: int | None = Field(None, ge=1, description="Review this pull request's changes…")
+    pull_number: int | None = Field(None, ge=1, le=MAX_ID, description="Review this pull request's changes…")
     paths: list[ReviewPath] | None = Field(
         None,
         min_length=1,

@@ -223,3 +223,16 @@ async def test_a_ref_stays_a_ref_of_the_linked_repository(
         assert review["status"] == "completed" and review["files_reviewed"] == 1, review
         assert review["ref"] == ref.strip()
     assert github_api.requests and all(path.startswith("/repos/octo/hello") for path, _ in github_api.requests)
+
+
+@pytest.mark.parametrize("number", [2**31, 2**63, 10**30])
+async def test_a_pull_number_past_what_the_database_holds_is_a_422(
+    review_app: AppFactory, github_api: FakeGitHubAPI, number: int
+) -> None:
+    app = await review_app()
+    client = app.test_client()
+    github_api.add_repository("octo/hello")
+    headers, _ = await new_user(client)
+    repository = await link(client, headers, "octo/hello")
+    response = await request_review(client, headers, repository["id"], pull_number=number)
+    assert response.status_code == 422, await response.get_json()
