@@ -125,6 +125,14 @@ def estimated_usage(llm: LLM, prompt: Prompt, text: str, started: float) -> Usag
     )
 
 
+# The completion tokens that each user's calls in flight in this process may still spend, per app (its
+# session factory). Today's tokens are written when a call ends, so parallel calls would all read the same
+# total and all pass: ten chat messages sent at once by someone at the edge of the budget were all answered.
+# A call is refused while the calls in flight could already reach the budget (the first is always asked:
+# the call that crosses the budget is answered, as before).
+_in_flight: dict[tuple[int, int], int] = {}
+
+
 class BudgetedLLM(LLM):
     """`llm` on behalf of one user (see the module docstring). Closing it leaves `llm` open: the app owns it."""
 
@@ -133,36 +141,59 @@ class BudgetedLLM(LLM):
         self.provider, self.model = llm.provider, llm.model
         self._checked = False
         self._spent = False
+        self._used = 0
         self._held: list[Usage] | None = None
 
-    def budget_checked(self) -> None:
-        """The caller has just read today's tokens itself (the chat, with its message's write) and found
-        budget left: the next call skips its own read (three round trips before the first token)."""
-        self._checked = True
+    def budget_checked(self, used: int = 0) -> None:
+        """The caller has just read today's tokens itself (`used`: the chat, with its message's write) and
+        found budget left: the next call skips its own read (three round trips before the first token)."""
+        self._checked, self._used = True, used
 
     async def read_budget(self, session: AsyncSession) -> None:
         """Read today's tokens in the caller's transaction, one statement instead of a session of its own
         (a submission, with its write): the next call skips its own read, and is refused if it was spent."""
         budget = self.settings.llm_daily_token_budget
         if budget:
-            self._spent = await tokens_used_today(session, self.user_id) >= budget
+            self._used = await tokens_used_today(session, self.user_id)
+            self._spent = self._used >= budget
             self._checked = True
 
-    async def check(self) -> None:
-        """Raise `BudgetExceeded` when today's budget is spent."""
+    async def check(self, prompt: Prompt) -> int:
+        """Raise `BudgetExceeded` when today's budget is spent, or would be by the calls in flight; else
+        hold this call's place among them: what `_release` gives back when it ends."""
         budget = self.settings.llm_daily_token_budget
         if not budget or self._checked:
-            self._checked, spent, self._spent = False, self._spent, False
+            self._checked, spent, self._spent, used, self._used = False, self._spent, False, self._used, 0
             if budget and spent:
                 log.info("llm.budget_exceeded", user_id=self.user_id, budget=budget)
                 raise BudgetExceeded(self.provider)
-            return
-        async with self.session_factory() as session:
-            used = await tokens_used_today(session, self.user_id)
-            await session.commit()
-        if used >= budget:
-            log.info("llm.budget_exceeded", user_id=self.user_id, used=used, budget=budget)
+            if not budget:
+                return 0
+        else:
+            async with self.session_factory() as session:
+                used = await tokens_used_today(session, self.user_id)
+                await session.commit()
+            if used >= budget:
+                log.info("llm.budget_exceeded", user_id=self.user_id, used=used, budget=budget)
+                raise BudgetExceeded(self.provider)
+        key = (id(self.session_factory), self.user_id)
+        in_flight = _in_flight.get(key, 0)
+        if in_flight and used + in_flight >= budget:
+            log.info("llm.budget_exceeded", user_id=self.user_id, used=used, in_flight=in_flight, budget=budget)
             raise BudgetExceeded(self.provider)
+        held = max(1, prompt.max_tokens)
+        _in_flight[key] = in_flight + held
+        return held
+
+    def _release(self, held: int) -> None:
+        if not held:
+            return
+        key = (id(self.session_factory), self.user_id)
+        left = _in_flight.get(key, 0) - held
+        if left > 0:
+            _in_flight[key] = left
+        else:
+            _in_flight.pop(key, None)
 
     def hold_usage(self) -> None:
         """Keep what the next calls cost instead of writing it at once: the caller writes it with its own
@@ -195,13 +226,16 @@ class BudgetedLLM(LLM):
             log.error("llm.usage_not_recorded", error_type=type(error).__name__, error=str(error)[:200])
 
     async def complete(self, prompt: Prompt, *, json_mode: bool = False) -> Completion:
-        await self.check()
-        completion = await self.llm.complete(prompt, json_mode=json_mode)
-        await self.record(completion.usage)
+        held = await self.check(prompt)
+        try:  # counted before its place among the calls in flight is given back
+            completion = await self.llm.complete(prompt, json_mode=json_mode)
+            await self.record(completion.usage)
+        finally:
+            self._release(held)
         return completion
 
     async def stream(self, prompt: Prompt) -> AsyncGenerator[StreamItem, None]:
-        await self.check()
+        held = await self.check(prompt)
         started = time.perf_counter()
         parts: list[str] = []
         usage: Usage | None = None
@@ -214,9 +248,12 @@ class BudgetedLLM(LLM):
                         parts.append(item)
                     yield item
         finally:
-            # However the stream ended (done, failed, or the client went away), what was generated was paid for.
-            if usage is None and parts:
-                usage = estimated_usage(self.llm, prompt, "".join(parts), started)
-            if usage is not None:
-                # Shielded: a cancelled request must still be counted.
-                await asyncio.shield(self.record(usage))
+            try:
+                # However the stream ended (done, failed, or the client went away), what was generated was paid for.
+                if usage is None and parts:
+                    usage = estimated_usage(self.llm, prompt, "".join(parts), started)
+                if usage is not None:
+                    # Shielded: a cancelled request must still be counted.
+                    await asyncio.shield(self.record(usage))
+            finally:
+                self._release(held)

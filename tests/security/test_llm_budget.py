@@ -124,3 +124,34 @@ async def test_a_stream_the_client_drops_midway_is_still_counted(
         await server
     assert usage is not None and usage.requests == 1
     assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
+
+
+async def test_parallel_messages_cannot_all_pass_a_budget_none_has_counted_yet(
+    make_app: AppFactory, openai_server: FakeOpenAI
+) -> None:
+    """Today's tokens are written when a call ends: ten messages sent at once used to read the same total,
+    all pass and all be answered (590 tokens against a budget of 100, one call costing 59). A call is now
+    refused while the calls in flight could already reach the budget; the first one is still asked."""
+    openai_server.reset()
+    openai_server.delay_seconds = 0.3  # every call is still in flight when the others are checked
+    app = await make_app(**llm_settings(openai_server), llm_daily_token_budget=100)
+    client = app.test_client()
+    headers, user_id = await sign_in(client)
+    conversations = [(await new_conversation(client, headers))["id"] for _ in range(10)]
+
+    answers = await asyncio.gather(
+        *(
+            client.post(f"{CHAT}/conversations/{conversation}/messages", json={"content": "hi"}, headers=headers)
+            for conversation in conversations
+        )
+    )
+
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [201] + [429] * 9, statuses
+    for answer in answers:
+        if answer.status_code == 429:
+            assert (await answer.get_json())["code"] == "quota_exceeded"
+    assert len(openai_server.requests) == 1
+    async with app.extensions["db_session_factory"]() as session:
+        usage = await session.scalar(select(LLMUsage).where(LLMUsage.user_id == user_id))
+    assert usage is not None and usage.requests == 1

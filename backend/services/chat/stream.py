@@ -121,7 +121,7 @@ async def start_stream(
 ) -> Turn:
     """Ask the LLM, and store the message and the reply's row while it starts (`prepared`, `connection`:
     turns.py)."""
-    budget_read(llm)
+    budget_read(llm, prepared)
     answer = Ahead(llm.stream(prepared.prompt))
     try:
         await asyncio.sleep(0)  # the LLM request is built and on its way before the store's work starts

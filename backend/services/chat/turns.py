@@ -88,6 +88,7 @@ class Prepared:
     conversation_id: int
     content: str
     prompt: Prompt
+    tokens_used: int = 0  # today's, read with the conversation (the budget's check of the LLM call)
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,8 @@ async def prepare_turn(
         raise QuotaExceeded(headers={"Retry-After": str(seconds_to_midnight())})
     turns = [ChatTurn("user" if role == "user" else "assistant", text) for _, role, text in sorted(rows or [])]
     profile = replace(profile_of(user), learner_summary=found.learner_summary)
-    return Prepared(conversation_id, content, build_prompt(profile, turns, content, exercise=found.exercise))
+    prompt = build_prompt(profile, turns, content, exercise=found.exercise)
+    return Prepared(conversation_id, content, prompt, tokens or 0)
 
 
 async def _count_messages(
@@ -260,9 +262,9 @@ async def store_reply(
     return reply
 
 
-def budget_read(llm: LLM) -> None:
+def budget_read(llm: LLM, prepared: Prepared) -> None:
     if isinstance(llm, BudgetedLLM):  # prepare_turn read today's tokens with the conversation, moments ago
-        llm.budget_checked()
+        llm.budget_checked(prepared.tokens_used)
 
 
 async def cancel(task: asyncio.Task[Any]) -> None:
@@ -277,7 +279,7 @@ async def send(
     session_factory: async_sessionmaker[AsyncSession], llm: LLM, user_id: int, prepared: Prepared
 ) -> tuple[Message, Message]:
     """The student's message and the tutor's reply; 502/504 when the LLM fails (the message is kept)."""
-    budget_read(llm)
+    budget_read(llm, prepared)
     answer = asyncio.create_task(llm.complete(prepared.prompt))  # asked now; the message is stored meanwhile
     try:
         stored = await store_turn(session_factory, prepared, user_id, is_stream=False)
