@@ -3,15 +3,20 @@
 The runner executes and returns the harness's report; grading stays here (`protocol.grade_execution`),
 so expected values never leave the API process. Queueing is the runner's (fair across users, see
 `fairness.py`): this client holds no slots of its own, and passes the user's key with every job.
+
+The protocol is the runner's own small HTTP/1.1 (runner.py: one request with a Content-Length body, one
+JSON answer with one), spoken here on a connection per request over asyncio's streams: httpx cost ~0.35 ms
+more of the API's CPU per run (docs/PERFORMANCE.md, session 6), and closing the connection is how a client
+that went away cancels its job.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import structlog
 
 from backend.integrations.sandbox.base import (
@@ -24,7 +29,6 @@ from backend.integrations.sandbox.base import (
 )
 from backend.integrations.sandbox.local import python_job
 from backend.integrations.sandbox.protocol import MAX_COMPILE_SECONDS, Execution, Job, grade_execution
-from backend.integrations.tls import client_ssl_context
 from backend.metrics import SANDBOX_QUEUE_WAIT
 
 log = structlog.get_logger(__name__)
@@ -33,14 +37,18 @@ GRACE_SECONDS = 10.0  # the runner's own work around a run: starting, killing, c
 STATUS_TIMEOUT_SECONDS = 3.0
 
 
-def parse_url(url: str) -> tuple[str | None, str]:
-    """(the Unix socket's path or None, the base URL to request)."""
+def parse_url(url: str) -> tuple[str | None, str, int]:
+    """(the Unix socket's path or None, the TCP host, the TCP port)."""
     parts = urlsplit(url)
     if parts.scheme == "unix" and parts.path:
-        return parts.path, "http://sandbox"
+        return parts.path, "", 0
     if parts.scheme == "http" and parts.hostname:
-        return None, url.rstrip("/")
+        return None, parts.hostname, parts.port or 80
     raise ValueError(f"SANDBOX_URL must be unix:///path or http://host:port, not {url!r}")
+
+
+class RunnerUnreachable(Exception):
+    """The runner could not be reached, or answered something that is not its protocol."""
 
 
 class RunnerSandbox(Sandbox):
@@ -56,16 +64,8 @@ class RunnerSandbox(Sandbox):
         self.url = url
         self.timeout_seconds = timeout_seconds
         self.queue_timeout_seconds = queue_timeout_seconds
-        self._client: httpx.AsyncClient | None = None
-        if url is not None:
-            socket_path, base_url = parse_url(url)
-            # No connection limit: every waiting run is a request parked in the runner's fair queue.
-            transport = httpx.AsyncHTTPTransport(
-                uds=socket_path,
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
-                verify=client_ssl_context(),  # never used (plain HTTP): the process's, not one built per client
-            )
-            self._client = httpx.AsyncClient(transport=transport, base_url=base_url)
+        # No connection limit: every waiting run is a request parked in the runner's fair queue.
+        self._address = parse_url(url) if url is not None else None
 
     async def run(
         self, code: str, tests: list[dict], *, timeout_seconds: float | None = None, user: str | None = None
@@ -82,37 +82,61 @@ class RunnerSandbox(Sandbox):
         return Execution.from_json(body)
 
     async def _post(self, job: dict[str, Any], seconds: float) -> Any:
-        if self._client is None:
+        if self._address is None:
             raise SandboxUnavailable("no sandbox runner: SANDBOX_URL is not set (python -m backend starts one)")
         # Serialised here, ASCII-escaped: submitted code may hold lone surrogates, which UTF-8 cannot carry.
         content = json.dumps(job).encode()
         try:
-            response = await self._client.post(
-                "/v1/run", content=content, headers={"content-type": "application/json"}, timeout=seconds
-            )
-            body = response.json()
-        except (httpx.HTTPError, ValueError) as error:
+            status, body = await self._request(b"POST /v1/run", content, seconds)
+        except (RunnerUnreachable, OSError, TimeoutError, EOFError, ValueError, asyncio.LimitOverrunError) as error:
             log.error("sandbox.runner_unreachable", url=self.url, error=type(error).__name__)
             raise SandboxUnavailable("the sandbox runner is unreachable") from error
         if isinstance(body, dict) and isinstance(body.get("queued_ms"), int | float):
             SANDBOX_QUEUE_WAIT.observe(body["queued_ms"] / 1000)
-        if response.status_code == 503 and isinstance(body, dict) and body.get("error") == "busy":
+        if status == 503 and isinstance(body, dict) and body.get("error") == "busy":
             raise SandboxBusy(str(body.get("detail") or "every sandbox slot stayed busy"))
-        if response.status_code != 200:
-            log.error("sandbox.runner_failed", status=response.status_code, detail=str(body)[:500])
-            raise SandboxUnavailable(f"the sandbox runner answered {response.status_code}")
+        if status != 200:
+            log.error("sandbox.runner_failed", status=status, detail=str(body)[:500])
+            raise SandboxUnavailable(f"the sandbox runner answered {status}")
         return body
+
+    async def _request(self, request_line: bytes, content: bytes, seconds: float) -> tuple[int, Any]:
+        """One request on a connection of its own, closed afterwards (also when cancelled: the runner then
+        cancels the job); (status, JSON body)."""
+        assert self._address is not None
+        socket_path, host, port = self._address
+        async with asyncio.timeout(seconds):
+            if socket_path is not None:
+                reader, writer = await asyncio.open_unix_connection(socket_path)
+            else:
+                reader, writer = await asyncio.open_connection(host, port)
+            try:
+                head = b"%s HTTP/1.1\r\nhost: sandbox\r\ncontent-type: application/json\r\n" % request_line
+                writer.write(head + b"content-length: %d\r\n\r\n" % len(content) + content)
+                lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+                version, _, rest = lines[0].partition(" ")
+                if not version.startswith("HTTP/1."):
+                    raise RunnerUnreachable(f"not an HTTP answer: {lines[0][:100]!r}")
+                length = next(
+                    (int(value) for name, _, value in (line.partition(":") for line in lines[1:])
+                     if name.strip().lower() == "content-length"),
+                    None,
+                )  # fmt: skip
+                if length is None:
+                    raise RunnerUnreachable("an answer without a Content-Length")
+                return int(rest.split(" ", 1)[0]), json.loads(await reader.readexactly(length))
+            finally:
+                writer.close()
 
     async def status(self) -> dict[str, Any]:
         """The runner's own status (`isolation`, slots...); `{"isolation": "unavailable"}` when unreachable."""
-        if self._client is None:
+        if self._address is None:
             return {"isolation": "unavailable"}
         try:
-            response = await self._client.get("/v1/status", timeout=STATUS_TIMEOUT_SECONDS)
-            body = response.json()
-        except (httpx.HTTPError, ValueError):
+            status, body = await self._request(b"GET /v1/status", b"", STATUS_TIMEOUT_SECONDS)
+        except (RunnerUnreachable, OSError, TimeoutError, EOFError, ValueError, asyncio.LimitOverrunError):
             return {"isolation": "unavailable"}
-        if response.status_code != 200 or not isinstance(body, dict):
+        if status != 200 or not isinstance(body, dict):
             return {"isolation": "unavailable"}
         return body
 
@@ -120,5 +144,4 @@ class RunnerSandbox(Sandbox):
         return str((await self.status()).get("isolation", "unavailable"))
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+        return None  # a connection per request: nothing held between them
