@@ -14,10 +14,10 @@ import json
 import re
 import secrets
 from collections.abc import Awaitable
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.content.shapes import CODE_MAX, CallTest, Difficulty, ExerciseType, ProgramTest
@@ -30,6 +30,7 @@ from backend.models.exercises import Exercise
 from backend.services import difficulty as difficulty_service
 from backend.services.chat import as_app_error
 from backend.services.submissions import SandboxDown
+from backend.text import strip_html
 
 log = structlog.get_logger(__name__)
 
@@ -117,14 +118,19 @@ class NeutralCall(BaseModel):
         }
 
 
+# The model is steered by the student's `topic`: its title and topics are plain text like every other
+# title and topic (markup stripped, character references decoded first), never stored as it came.
+PlainText = Annotated[str, BeforeValidator(strip_html)]
+
+
 class GeneratedExercise(BaseModel):
-    title: str = Field(min_length=1, max_length=200)
+    title: PlainText = Field(min_length=1, max_length=200)
     description: str = Field(min_length=1, max_length=20_000)
     starter_code: str = Field(max_length=CODE_MAX)
     solution: str = Field(min_length=1, max_length=CODE_MAX)
     difficulty: Difficulty
     exercise_type: ExerciseType
-    topics: list[str] = Field(min_length=1, max_length=6)
+    topics: list[PlainText] = Field(min_length=1, max_length=6)
     hints: list[str] = Field(min_length=3, max_length=3)
     tests: list[CallTest | ProgramTest] = Field(min_length=MIN_TESTS, max_length=50)
 
