@@ -101,7 +101,8 @@ async def test_submissions_are_graded_in_the_exercises_language(app: Quart, clie
     if language == "javascript":
         assert passed["submission"]["rubric"]["style"] is None  # no offline linter: not scored
     else:  # the compiler's own unused-code check
-        assert passed["submission"]["rubric"]["style"] == 1.0 and passed["submission"]["grade"] == 100
+        # (not the grade: its efficiency part times the run, and a loaded machine slows it)
+        assert passed["submission"]["rubric"]["style"] == 1.0
         unused = TS_SOLUTION.replace("  if (Array", "  const spare = 1;\n  if (Array")
         untidy = (await submit(client, headers, ids[language], unused))["submission"]
         assert untidy["status"] == "passed" and untidy["rubric"]["style"] < 1.0
