@@ -299,7 +299,9 @@ async def test_a_flooding_user_does_not_delay_another(client: httpx.AsyncClient,
         task.cancel()  # the runner cancels a job whose client went away
     await asyncio.gather(*flood, return_exceptions=True)
     assert other["status"] == "passed"
-    assert elapsed < 2.0, f"another user's submission waited {elapsed:.1f} s behind the flood"
+    # Behind the flood it would wait for a slot, which frees only when an endless run times out (RUN_SECONDS):
+    # anything shorter was not queued behind it, however slowly a loaded machine graded it.
+    assert elapsed < RUN_SECONDS - 0.25, f"another user's submission waited {elapsed:.1f} s behind the flood"
 
 
 @pytest.fixture
