@@ -394,7 +394,9 @@ async def test_both_providers_failing_keeps_the_user_message(
             fake.status = 503
         else:
             fake.delay_seconds = TIMEOUT * 4
-    app = await make_app(**llm_settings(*fakes))
+    # Failing answers are not a timeout test: a loaded machine must not turn their 502 into a 504.
+    timeout = {"llm_timeout_seconds": 10.0} if failure == "status" else {}
+    app = await make_app(**(llm_settings(*fakes) | timeout))
     client = app.test_client()
     headers = await sign_in(client)
     conversation_id = (await new_conversation(client, headers))["id"]
