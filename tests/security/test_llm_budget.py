@@ -133,8 +133,9 @@ async def test_parallel_messages_cannot_all_pass_a_budget_none_has_counted_yet(
     all pass and all be answered (590 tokens against a budget of 100, one call costing 59). A call is now
     refused while the calls in flight could already reach the budget; the first one is still asked."""
     openai_server.reset()
-    openai_server.delay_seconds = 0.3  # every call is still in flight when the others are checked
-    app = await make_app(**llm_settings(openai_server), llm_daily_token_budget=100)
+    openai_server.delay_seconds = 2.0  # every call is still in flight when the others are checked, even under load
+    settings = llm_settings(openai_server) | {"llm_timeout_seconds": 10.0}  # the delay is not a timeout
+    app = await make_app(**settings, llm_daily_token_budget=100)
     client = app.test_client()
     headers, user_id = await sign_in(client)
     conversations = [(await new_conversation(client, headers))["id"] for _ in range(10)]
