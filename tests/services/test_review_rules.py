@@ -92,3 +92,24 @@ def test_parse_review_refuses_what_is_not_a_review(text: str) -> None:
 def test_mask_never_shows_enough_of_a_secret_to_use_it() -> None:
     assert mask("ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8") == "ghp_…"
     assert mask("hunter2") == "…"
+
+
+@pytest.mark.parametrize(
+    ("text", "too_deep"),
+    [
+        ("x = " + " + ".join(["1"] * 12_000) + "\n", True),  # deeper than the compiler's recursion limit
+        ("x = " + "-" * 20_000 + "1\n", True),  # the parser's MemoryError
+        ("x = " + "(" * 150 + "1" + ")" * 150 + "\n", False),  # deep, and still read through
+    ],
+    ids=["terms", "unary", "parentheses"],
+)
+def test_a_file_nested_too_deeply_is_a_finding_not_a_failed_review(text: str, too_deep: bool) -> None:
+    """A repository file is anyone's code: one nested past what the parser or pyflakes can walk raised
+    RecursionError or MemoryError out of the static review, which then failed instead of saying why."""
+    from backend.services.reviews.static import review
+
+    result = review([SourceFile("deep.py", text), SourceFile("fine.py", "import os\n")], skill_level=None)
+    deep = [comment["message"] for comment in result.comments if comment["path"] == "deep.py"]
+    said = "This file is nested too deeply for Python's own tools to read it through."
+    assert (said in deep) is too_deep, deep
+    assert any(comment["path"] == "fine.py" and "'os'" in str(comment["message"]) for comment in result.comments)

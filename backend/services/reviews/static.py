@@ -126,6 +126,18 @@ def review(
 def python_findings(source: SourceFile) -> list[Finding]:
     try:
         tree = ast.parse(source.text, filename=source.path)
+        return [*pyflakes_findings(source, tree), *long_functions(source, tree)]
+    except (RecursionError, MemoryError):  # nested deeper than the parser or the walks can go: say so
+        return [
+            Finding(
+                source.path,
+                None,
+                "warning",
+                "best_practices",
+                "This file is nested too deeply for Python's own tools to read it through.",
+                "Break the deepest expression into named steps: a reader cannot follow it either.",
+            )
+        ]
     except (SyntaxError, ValueError) as error:
         line = getattr(error, "lineno", None)
         return [
@@ -138,7 +150,6 @@ def python_findings(source: SourceFile) -> list[Finding]:
                 "Nothing else in the file runs until this is fixed; look at this line and the one before it.",
             )
         ]
-    return [*pyflakes_findings(source, tree), *long_functions(source, tree)]
 
 
 def pyflakes_findings(source: SourceFile, tree: ast.Module) -> list[Finding]:
