@@ -311,12 +311,12 @@ async def confirm_password_reset(data: PasswordResetConfirm) -> Message:
 @bp.post("/verify-email")
 @validate_request(TokenRequest)
 @validate_response(VerifyEmailResult)
-@problem_responses(400)
+@problem_responses(400, 403)
 async def verify_email(data: TokenRequest) -> VerifyEmailResult:
     """Confirm the email address with the emailed token.
 
     200 `{message, user}` on the link's first use; the same link again is 200 `{message}` alone.
-    400 `token_invalid` or `token_expired`."""
+    400 `token_invalid` or `token_expired`; 403 `account_disabled`."""
     user = await auth_service.verify_email(get_session(), token=data.token)
     if user is None:
         return VerifyEmailResult(message="Your email address was already confirmed.")

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from quart import Quart, Response
 from quart.testing import QuartClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from backend.models import User
 from backend.services.auth import accounts, one_time
@@ -107,6 +107,22 @@ async def test_used_verification_link_answers_without_user_data(app: Quart, clie
         again = await client.post(f"{AUTH}/verify-email", json={"token": link_token(mail)})
         body = await again.get_json()
         assert again.status_code == 200 and set(body) == {"message"} and "already" in body["message"]
+
+
+async def test_a_disabled_account_s_verification_link_answers_without_user_data(
+    app: Quart, client: QuartClient
+) -> None:
+    """A disabled account is refused everywhere with 403 `account_disabled`; its verification link answered
+    with the account's data (email, name, settings) to whoever held the link."""
+    tokens = await register(client)
+    email = tokens["user"]["email"]
+    [mail] = await wait_for_email(app, email)
+    async with app.extensions["db_session_factory"]() as session:
+        await session.execute(update(User).where(User.email == email).values(is_active=False))
+        await session.commit()
+    answer = await client.post(f"{AUTH}/verify-email", json={"token": link_token(mail)})
+    assert answer.status_code == 403 and problem_code(await answer.get_json()) == "account_disabled"
+    assert email not in json.dumps(await answer.get_json())
 
 
 async def test_resend_verification_is_202_always_and_sends_three_emails_an_hour(

@@ -147,7 +147,7 @@ async def resend_verification(session: AsyncSession, settings: Settings, cache: 
 
 async def verify_email(session: AsyncSession, *, token: str) -> User | None:
     """Mark the address verified and return its user; None for a link used before (clicked twice): a
-    used link proves nothing about who holds it now, so it gets no user data."""
+    used link proves nothing about who holds it now, so it gets no user data. 403 for a disabled account."""
     one_time = await session.scalar(
         select(OneTimeToken).where(
             OneTimeToken.token_hash == token_digest(token), OneTimeToken.purpose == "verify_email"
@@ -159,5 +159,7 @@ async def verify_email(session: AsyncSession, *, token: str) -> User | None:
             return None
     one_time = await redeem(session, token, "verify_email")
     user = await session.get_one(User, one_time.user_id)
+    if not user.is_active:  # refused like everywhere else, and never with the account's data
+        raise AccountDisabled()
     user.email_verified = True
     return user
