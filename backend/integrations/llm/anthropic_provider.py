@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from contextlib import AbstractContextManager
 from typing import Any
 
 import anthropic
+import httpx
 from anthropic import AsyncAnthropic
 
 from backend.integrations.llm.base import (
     LLM,
     ChatTurn,
     Completion,
+    LLMError,
     LLMUnavailable,
     Prompt,
     StreamItem,
     Usage,
+    drained,
     elapsed_ms,
     first_answer,
     mapped_sdk_errors,
+    server_sent_data,
 )
 
 DEFAULT_MODEL = "claude-haiku-4-5"
@@ -56,63 +61,83 @@ class AnthropicProvider(LLM):
         self.deadline, self.retries = timeout, max_retries
         self._client = AsyncAnthropic(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
 
-    def _request(self, prompt: Prompt, system: str) -> dict[str, Any]:
-        # The messages in `extra_body`, sent as given: see openai_provider.py (the SDK's transform of
-        # `messages=` costs CPU per message before the request leaves).
-        return {
+    def _post(self, prompt: Prompt, system: str, timeout: float, *, stream: bool) -> Awaitable[httpx.Response]:
+        """`POST /v1/messages` through the SDK's client (its base URL, key, version header and typed errors for
+        a refused request), answered as the raw `httpx.Response`, as openai_provider.py does: `.create()`
+        first transforms the body field by field and builds a pydantic object of every streamed event."""
+        body: dict[str, Any] = {
             "model": self.model,
             "system": system,
-            "messages": [],
+            "messages": alternating(prompt.messages),
             "max_tokens": prompt.max_tokens,
-            "extra_body": {"messages": alternating(prompt.messages)},
         }
+        if stream:
+            body["stream"] = True
+        return self._client.post(
+            "/v1/messages", cast_to=httpx.Response, body=body, options={"timeout": timeout}, stream=stream
+        )
 
     async def complete(self, prompt: Prompt, *, json_mode: bool = False) -> Completion:
         started = time.perf_counter()
         system = prompt.system + JSON_INSTRUCTION if json_mode else prompt.system
         response = await first_answer(
-            lambda timeout: self._client.messages.create(**self._request(prompt, system), timeout=timeout),
+            lambda timeout: self._post(prompt, system, timeout, stream=False),
             lambda: mapped_errors(self.provider),
             seconds=self.deadline,
             retries=self.retries,
         )
         with mapped_errors(self.provider, observe=False):
-            text = "".join(block.text for block in response.content if block.type == "text")
-            usage = Usage(
-                self.provider,
-                response.model or self.model,
-                int(response.usage.input_tokens),
-                int(response.usage.output_tokens),
-                elapsed_ms(started),
+            answer = response.json()
+            text = "".join(block["text"] for block in answer["content"] if block.get("type") == "text")
+            if not isinstance(text, str):
+                raise TypeError("content is not text")
+            usage = answer["usage"]
+            return Completion(
+                text,
+                Usage(
+                    self.provider,
+                    answer.get("model") or self.model,
+                    int(usage["input_tokens"]),
+                    int(usage["output_tokens"]),
+                    elapsed_ms(started),
+                ),
             )
-            return Completion(text, usage)
 
     async def stream(self, prompt: Prompt) -> AsyncGenerator[StreamItem, None]:
         started = time.perf_counter()
         model, input_tokens, output_tokens, is_finished = self.model, 0, 0, False
-        stream = await first_answer(  # until the answer starts; each event then has the SDK's own timeout
-            lambda timeout: self._client.messages.create(
-                **self._request(prompt, prompt.system), stream=True, timeout=timeout
-            ),
+        response = await first_answer(  # until the answer starts; each event then has the client's own timeout
+            lambda timeout: self._post(prompt, prompt.system, timeout, stream=True),
             lambda: mapped_errors(self.provider),
             seconds=self.deadline,
             retries=self.retries,
         )
         with mapped_errors(self.provider, observe=False):
+            events = server_sent_data(response)
             try:
-                async for event in stream:
-                    if event.type == "message_start":
-                        model = event.message.model or model
-                        input_tokens = int(event.message.usage.input_tokens)
-                    elif event.type == "content_block_delta" and event.delta.type == "text_delta":
-                        if event.delta.text:
-                            yield event.delta.text
-                    elif event.type == "message_delta":
-                        output_tokens = int(event.usage.output_tokens)
-                    elif event.type == "message_stop":
+                async for data in events:
+                    event = json.loads(data)
+                    kind = event.get("type")
+                    if kind == "content_block_delta":
+                        delta = event["delta"]
+                        if delta.get("type") == "text_delta" and delta.get("text"):
+                            if not isinstance(delta["text"], str):
+                                raise TypeError("text is not text")
+                            yield delta["text"]
+                    elif kind == "message_start":
+                        model = event["message"].get("model") or model
+                        input_tokens = int(event["message"]["usage"]["input_tokens"])
+                    elif kind == "message_delta":
+                        output_tokens = int(event["usage"]["output_tokens"])
+                    elif kind == "message_stop":
                         is_finished = True
+                        await drained(events)
+                        break
+                    elif kind == "error":  # the provider failed after the answer started
+                        raise LLMError("bad_response", provider=self.provider)
             finally:
-                await stream.close()
+                await events.aclose()
+                await response.aclose()  # also when our caller stops early: release the upstream connection
             if not is_finished:  # the connection ended cleanly but the message did not
                 raise LLMUnavailable("stream_incomplete", provider=self.provider)
         yield Usage(self.provider, model, input_tokens, output_tokens, elapsed_ms(started))

@@ -225,3 +225,36 @@ def _mapped(sdk: ModuleType, base_error: type[Exception], provider: str, error: 
         # An `error` object inside a stream, undecodable JSON, a chunk of the wrong shape.
         return LLMError("bad_response", provider=provider)
     return None
+
+
+# --- reading a provider's stream ourselves (the SDKs build a pydantic object per event) ----------------
+
+DRAIN_SECONDS = 1.0
+
+
+async def server_sent_data(response: httpx.Response) -> AsyncGenerator[str, None]:
+    """The `data` of each server-sent event of `response` (several `data:` lines joined by newlines, as
+    the SSE format says). Comments and the `event`, `id` and `retry` fields are of no use here."""
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if not line:
+            if data:
+                yield "\n".join(data)
+                data = []
+        elif line.startswith("data:"):
+            data.append(line[6:] if line.startswith("data: ") else line[5:])
+    if data:
+        yield "\n".join(data)
+
+
+async def drained(events: AsyncGenerator[str, None]) -> None:
+    """Read what follows `[DONE]` (the end of the chunked body), so the connection goes back to the pool:
+    OpenAI's SDK stops reading at `[DONE]`, which closes the connection, and the next message then
+    opens a new one (a TLS handshake with a real provider). Bounded: a server that keeps the body open
+    after `[DONE]` costs its connection, not the student's time."""
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for _ in events:
+                pass
+    except (TimeoutError, httpx.HTTPError):
+        pass  # the answer is complete; `aclose()` drops this connection

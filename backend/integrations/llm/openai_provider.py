@@ -7,7 +7,6 @@ server understands it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncGenerator, Awaitable
@@ -26,16 +25,17 @@ from backend.integrations.llm.base import (
     Prompt,
     StreamItem,
     Usage,
+    drained,
     elapsed_ms,
     first_answer,
     mapped_sdk_errors,
+    server_sent_data,
 )
 from backend.integrations.llm.tokens import count_prompt_tokens, count_tokens
 
 DEFAULT_MODEL = "gpt-4o-mini"
 # Local servers (Ollama, vLLM) need no key, but the SDK refuses to start without one.
 NO_API_KEY = "not-needed"
-DRAIN_SECONDS = 1.0
 
 
 def mapped_errors(provider: str, *, observe: bool = True) -> AbstractContextManager[None]:
@@ -137,31 +137,3 @@ class OpenAIProvider(LLM):
 
     async def close(self) -> None:
         await self._client.close()
-
-
-async def server_sent_data(response: httpx.Response) -> AsyncGenerator[str, None]:
-    """The `data` of each server-sent event of `response` (several `data:` lines joined by newlines, as
-    the SSE format says). Comments and the `event`, `id` and `retry` fields are of no use here."""
-    data: list[str] = []
-    async for line in response.aiter_lines():
-        if not line:
-            if data:
-                yield "\n".join(data)
-                data = []
-        elif line.startswith("data:"):
-            data.append(line[6:] if line.startswith("data: ") else line[5:])
-    if data:
-        yield "\n".join(data)
-
-
-async def drained(events: AsyncGenerator[str, None]) -> None:
-    """Read what follows `[DONE]` (the end of the chunked body), so the connection goes back to the pool:
-    the SDK's own stream stops reading at `[DONE]`, which closes the connection, and the next message then
-    opens a new one (a TLS handshake with a real provider). Bounded: a server that keeps the body open
-    after `[DONE]` costs its connection, not the student's time."""
-    try:
-        async with asyncio.timeout(DRAIN_SECONDS):
-            async for _ in events:
-                pass
-    except (TimeoutError, httpx.HTTPError):
-        pass  # the answer is complete; `aclose()` drops this connection
