@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     languages.graded()  # which toolchains are installed: detected once per process, before any request
     register_job_kinds()
     jobs = app.extensions[JOBS_EXTENSION] = create_jobs_backend(
-        settings, session_factory, llm=llm, user_llm=BudgetedLLM
+        settings, session_factory, llm=llm, user_llm=BudgetedLLM, cache=cache
     )
     announce_through(session_factory, jobs)
     # Registered last so its after_request runs first: the transaction ends before anything is logged.

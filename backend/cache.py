@@ -10,7 +10,9 @@ Redis is unreachable, this process's memory stands in. What that means for each 
   client spread over N workers gets up to N times its limit for the duration: degraded, never open;
 - revocation fails closed: authentication checks the session row in the database, the truth, so a
   revoked session stays revoked and a live one keeps working, whatever the cache says or fails to say;
-- OAuth sign-in flows started during the outage finish only on the worker that started them.
+- OAuth sign-in flows started during the outage finish only on the worker that started them;
+- the LLM budget's reservation for calls in flight (services/llm_gateway.py) is held per process, as it
+  was before it was shared: degraded like the rate limits, never open.
 `/health/ready` still reports the Redis outage (503), so the orchestrator sees it.
 """
 
@@ -56,6 +58,19 @@ return counts
 """
 
 
+# INCRBY a (possibly negative) amount; a total at or below zero is deleted, and a key without an expiry
+# (a new one) gets one, in the same step: what a reservation of a crashed worker leaves behind expires.
+ADD_WITH_EXPIRY = """
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+if n <= 0 then
+  redis.call('DEL', KEYS[1])
+elseif redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return n
+"""
+
+
 class Cache(ABC):
     backend: str
 
@@ -73,6 +88,11 @@ class Cache(ABC):
     async def incr_many(self, items: Sequence[tuple[str, float]]) -> list[int]:
         """`incr` of each `(key, ttl)`, in order; one round trip on Redis."""
         return [await self.incr(key, ttl) for key, ttl in items]
+
+    @abstractmethod
+    async def add(self, key: str, amount: int, ttl: float) -> int:
+        """Add `amount` (negative to give back) and return the new total, atomically. A new key expires after
+        `ttl` seconds (later additions do not extend it); a total at or below zero deletes the key."""
 
     @abstractmethod
     async def delete(self, *keys: str) -> None: ...
@@ -118,6 +138,20 @@ class MemoryCache(Cache):
         self._write(key, str(count), expires_at)
         return count
 
+    async def add(self, key: str, amount: int, ttl: float) -> int:
+        now = time.monotonic()
+        item = self._items.get(key)
+        expires_at: float | None
+        if item is None or (item[1] is not None and item[1] <= now):
+            total, expires_at = amount, now + ttl
+        else:
+            total, expires_at = int(item[0]) + amount, item[1] if item[1] is not None else now + ttl
+        if total <= 0:
+            self._items.pop(key, None)
+        else:
+            self._write(key, str(total), expires_at)
+        return total
+
     async def delete(self, *keys: str) -> None:
         for key in keys:
             self._items.pop(key, None)
@@ -153,6 +187,7 @@ class RedisCache(Cache):
         self._redis = redis.Redis.from_pool(pool)
         self._incr = self._redis.register_script(INCR_WITH_EXPIRY)
         self._incr_many = self._redis.register_script(INCR_MANY_WITH_EXPIRY)
+        self._add = self._redis.register_script(ADD_WITH_EXPIRY)
 
     async def get(self, key: str) -> str | None:
         return await self._redis.get(KEY_PREFIX + key)
@@ -167,6 +202,9 @@ class RedisCache(Cache):
         keys = [KEY_PREFIX + key for key, _ in items]
         counts = await self._incr_many(keys=keys, args=[max(1, int(ttl * 1000)) for _, ttl in items])
         return [int(count) for count in counts]
+
+    async def add(self, key: str, amount: int, ttl: float) -> int:
+        return int(await self._add(keys=[KEY_PREFIX + key], args=[amount, max(1, int(ttl * 1000))]))
 
     async def delete(self, *keys: str) -> None:
         if keys:
@@ -213,6 +251,10 @@ class ResilientCache(Cache):
     async def incr_many(self, items: Sequence[tuple[str, float]]) -> list[int]:
         counts = await self._call(lambda: self.primary.incr_many(items), None)
         return counts if counts is not None else await self.fallback.incr_many(items)
+
+    async def add(self, key: str, amount: int, ttl: float) -> int:
+        total = await self._call(lambda: self.primary.add(key, amount, ttl), None)
+        return total if total is not None else await self.fallback.add(key, amount, ttl)
 
     async def delete(self, *keys: str) -> None:
         await self.fallback.delete(*keys)

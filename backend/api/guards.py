@@ -52,7 +52,11 @@ def user_llm() -> BudgetedLLM:
     """The app's LLM on behalf of the signed-in user: every call is checked against, and counted in, their
     daily token budget (services/llm_gateway.py). Handlers pass this on, never the bare provider."""
     return BudgetedLLM(
-        current_app.extensions["llm"], current_app.extensions["db_session_factory"], settings(), g.user.id
+        current_app.extensions["llm"],
+        current_app.extensions["db_session_factory"],
+        settings(),
+        g.user.id,
+        current_app.extensions["cache"],
     )
 
 

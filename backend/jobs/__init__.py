@@ -33,6 +33,7 @@ from sqlalchemy import case, event, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
 
+from backend.cache import Cache
 from backend.config import Settings
 from backend.db import UTCDateTime, utcnow
 from backend.integrations.llm import LLM, create_llm
@@ -40,8 +41,9 @@ from backend.metrics import JOB_DURATION
 from backend.models import Job
 
 SessionFactory = async_sessionmaker[AsyncSession]
-# The budget gateway's wrapper, `BudgetedLLM(llm, session_factory, settings, user_id)`, handed in by the wiring.
-UserLLM = Callable[[LLM, SessionFactory, Settings, int], LLM]
+# The budget gateway's wrapper, `BudgetedLLM(llm, session_factory, settings, user_id, cache)`, handed in by
+# the wiring; `cache` holds the budget of calls in flight (shared by every process on Redis).
+UserLLM = Callable[[LLM, SessionFactory, Settings, int, Cache | None], LLM]
 
 LEASE_SECONDS = 15 * 60  # longer than any job may run; a `running` row older than this was abandoned
 MAX_ERROR_CHARS = 2000
@@ -60,6 +62,7 @@ class JobContext:
     session_factory: SessionFactory
     user_llm: UserLLM | None = None  # without it no job can ask the LLM for a user (llm_for raises)
     shared_llm: LLM | None = None  # the server's own client, when jobs run inside it
+    cache: Cache | None = None  # the app's (inside the server) or the worker's own
     _own_llm: LLM | None = field(default=None, repr=False)
 
     @property
@@ -74,7 +77,7 @@ class JobContext:
         """The LLM on behalf of `user_id`: every call checked against and counted in their daily budget."""
         if self.user_llm is None:
             raise RuntimeError("this job context was given no budget gateway (user_llm): see backend/app.py")
-        return self.user_llm(self.llm, self.session_factory, self.settings, user_id)
+        return self.user_llm(self.llm, self.session_factory, self.settings, user_id, self.cache)
 
     async def close(self) -> None:
         if self._own_llm is not None:
@@ -107,13 +110,20 @@ class JobsBackend(Protocol):
 
 
 def create_jobs_backend(
-    settings: Settings, session_factory: SessionFactory, *, llm: LLM | None = None, user_llm: UserLLM | None = None
+    settings: Settings,
+    session_factory: SessionFactory,
+    *,
+    llm: LLM | None = None,
+    user_llm: UserLLM | None = None,
+    cache: Cache | None = None,
 ) -> JobsBackend:
     """The server's side of the jobs; `llm` is the server's client, shared with the jobs run inside it."""
     if settings.jobs_backend == "inprocess":
         from backend.jobs.inprocess import InProcessJobs
 
-        context = JobContext(settings=settings, session_factory=session_factory, user_llm=user_llm, shared_llm=llm)
+        context = JobContext(
+            settings=settings, session_factory=session_factory, user_llm=user_llm, shared_llm=llm, cache=cache
+        )
         return InProcessJobs(context)
     from backend.jobs.arq_worker import ArqJobs
 

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from backend import jobs
+from backend.cache import create_cache
 from backend.config import Settings
 from backend.db import create_engine, create_session_factory
 from backend.jobs import JobContext, UserLLM
@@ -127,7 +128,9 @@ def worker_options(settings: Settings, *, user_llm: UserLLM) -> dict[str, Any]:
         engine = create_engine(settings)
         ctx["engine"] = engine
         session_factory = create_session_factory(engine)
-        ctx["jobs"] = JobContext(settings=settings, session_factory=session_factory, user_llm=user_llm)
+        # The LLM budget's holds for calls in flight are shared with the servers and the other workers.
+        cache = ctx["cache"] = create_cache(settings.redis_url)
+        ctx["jobs"] = JobContext(settings=settings, session_factory=session_factory, user_llm=user_llm, cache=cache)
         try:
             announced = await sweep(ctx)
         except (OSError, SQLAlchemyError) as error:  # Redis answered already: this is the database
@@ -137,6 +140,8 @@ def worker_options(settings: Settings, *, user_llm: UserLLM) -> dict[str, Any]:
     async def shutdown(ctx: dict[str, Any]) -> None:
         if "jobs" in ctx:
             await ctx["jobs"].close()
+        if "cache" in ctx:
+            await ctx["cache"].close()
         if "engine" in ctx:
             await ctx["engine"].dispose()
         log.info("jobs.worker_stopped")

@@ -20,6 +20,7 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import structlog
@@ -28,6 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backend.cache import Cache, MemoryCache
 from backend.config import Settings
 from backend.db import utcnow
 from backend.errors import RateLimited
@@ -125,19 +127,32 @@ def estimated_usage(llm: LLM, prompt: Prompt, text: str, started: float) -> Usag
     )
 
 
-# The completion tokens that each user's calls in flight in this process may still spend, per app (its
-# session factory). Today's tokens are written when a call ends, so parallel calls would all read the same
-# total and all pass: ten chat messages sent at once by someone at the edge of the budget were all answered.
-# A call is refused while the calls in flight could already reach the budget (the first is always asked:
-# the call that crosses the budget is answered, as before).
-_in_flight: dict[tuple[int, int], int] = {}
+# Today's tokens are written when a call ends, so parallel calls would all read the same total and all
+# pass: ten chat messages sent at once by someone at the edge of the budget were all answered. Each call
+# therefore holds the completion tokens it may still spend (its `max_tokens`) in a counter per user and
+# day in the app's cache, shared by every worker and job process on Redis; a call is refused while the
+# calls in flight could already reach the budget (the first is always asked: the call that crosses the
+# budget is answered, as before). A crashed worker's hold expires with the counter, this many LLM
+# timeouts after it was created; while Redis is away each process holds its own (cache.py).
+HOLD_TTL_TIMEOUTS = 4
+_local_caches: dict[int, Cache] = {}  # per app (its session factory), for a gateway given no cache
+
+
+@dataclass(frozen=True)
+class Hold:
+    key: str
+    tokens: int
+    ttl: float
 
 
 class BudgetedLLM(LLM):
     """`llm` on behalf of one user (see the module docstring). Closing it leaves `llm` open: the app owns it."""
 
-    def __init__(self, llm: LLM, session_factory: SessionFactory, settings: Settings, user_id: int) -> None:
+    def __init__(
+        self, llm: LLM, session_factory: SessionFactory, settings: Settings, user_id: int, cache: Cache | None = None
+    ) -> None:
         self.llm, self.session_factory, self.settings, self.user_id = llm, session_factory, settings, user_id
+        self.cache = cache if cache is not None else _local_caches.setdefault(id(session_factory), MemoryCache())
         self.provider, self.model = llm.provider, llm.model
         self._checked = False
         self._spent = False
@@ -158,7 +173,7 @@ class BudgetedLLM(LLM):
             self._spent = self._used >= budget
             self._checked = True
 
-    async def check(self, prompt: Prompt) -> int:
+    async def check(self, prompt: Prompt) -> Hold | None:
         """Raise `BudgetExceeded` when today's budget is spent, or would be by the calls in flight; else
         hold this call's place among them: what `_release` gives back when it ends."""
         budget = self.settings.llm_daily_token_budget
@@ -168,7 +183,7 @@ class BudgetedLLM(LLM):
                 log.info("llm.budget_exceeded", user_id=self.user_id, budget=budget)
                 raise BudgetExceeded(self.provider)
             if not budget:
-                return 0
+                return None
         else:
             async with self.session_factory() as session:
                 used = await tokens_used_today(session, self.user_id)
@@ -176,24 +191,23 @@ class BudgetedLLM(LLM):
             if used >= budget:
                 log.info("llm.budget_exceeded", user_id=self.user_id, used=used, budget=budget)
                 raise BudgetExceeded(self.provider)
-        key = (id(self.session_factory), self.user_id)
-        in_flight = _in_flight.get(key, 0)
-        if in_flight and used + in_flight >= budget:
+        day = today()
+        hold = Hold(
+            f"llm:held:{self.user_id}:{day.isoformat()}",
+            max(1, prompt.max_tokens),
+            HOLD_TTL_TIMEOUTS * self.settings.llm_timeout_seconds,
+        )
+        in_flight = await self.cache.add(hold.key, hold.tokens, hold.ttl) - hold.tokens
+        if in_flight > 0 and used + in_flight >= budget:
+            await self._release(hold)
             log.info("llm.budget_exceeded", user_id=self.user_id, used=used, in_flight=in_flight, budget=budget)
             raise BudgetExceeded(self.provider)
-        held = max(1, prompt.max_tokens)
-        _in_flight[key] = in_flight + held
-        return held
+        return hold
 
-    def _release(self, held: int) -> None:
-        if not held:
-            return
-        key = (id(self.session_factory), self.user_id)
-        left = _in_flight.get(key, 0) - held
-        if left > 0:
-            _in_flight[key] = left
-        else:
-            _in_flight.pop(key, None)
+    async def _release(self, hold: Hold | None) -> None:
+        if hold is not None:
+            # Shielded: a cancelled call (the client went away) still gives its place back.
+            await asyncio.shield(self.cache.add(hold.key, -hold.tokens, hold.ttl))
 
     def hold_usage(self) -> None:
         """Keep what the next calls cost instead of writing it at once: the caller writes it with its own
@@ -231,7 +245,7 @@ class BudgetedLLM(LLM):
             completion = await self.llm.complete(prompt, json_mode=json_mode)
             await self.record(completion.usage)
         finally:
-            self._release(held)
+            await self._release(held)
         return completion
 
     async def stream(self, prompt: Prompt) -> AsyncGenerator[StreamItem, None]:
@@ -256,4 +270,4 @@ class BudgetedLLM(LLM):
                     # Shielded: a cancelled request must still be counted.
                     await asyncio.shield(self.record(usage))
             finally:
-                self._release(held)
+                await self._release(held)

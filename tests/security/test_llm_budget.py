@@ -5,19 +5,25 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import httpx
+import pytest
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from sqlalchemy import select
 
 from backend.app import create_app
+from backend.cache import Cache, create_cache
 from backend.config import Settings
+from backend.integrations.llm import LLM, Completion, LLMError, Prompt, StreamItem
 from backend.models.chat import LLMUsage
+from backend.services.llm_gateway import HOLD_TTL_TIMEOUTS, BudgetedLLM, BudgetExceeded, today
 from tests.api.test_chat import llm_settings, new_conversation
 from tests.api.test_exercises import EXERCISES, HINTS, SOLUTION, add_exercise, sign_in, submit
-from tests.conftest import AppFactory
+from tests.conftest import AppFactory, make_settings
 from tests.fakes.llm_servers import FakeOpenAI
 from tests.helpers import PASSWORD, bearer, unique_email
 
@@ -156,3 +162,128 @@ async def test_parallel_messages_cannot_all_pass_a_budget_none_has_counted_yet(
     async with app.extensions["db_session_factory"]() as session:
         usage = await session.scalar(select(LLMUsage).where(LLMUsage.user_id == user_id))
     assert usage is not None and usage.requests == 1
+
+
+async def test_two_app_instances_on_one_redis_share_the_calls_in_flight(
+    clean_postgres: str, clean_redis: str, openai_server: FakeOpenAI
+) -> None:
+    """The hold of the calls in flight lives in Redis, not in a process: two app instances (two of
+    WORKERS=N, or a server and an arq worker) answer one message of a burst between them, not one each."""
+    openai_server.reset()
+    openai_server.delay_seconds = 2.0
+    settings = make_settings(
+        database_url=clean_postgres,
+        redis_url=clean_redis,
+        llm_daily_token_budget=100,
+        **llm_settings(openai_server) | {"llm_timeout_seconds": 10.0},
+    )
+    async with AsyncExitStack() as stack:
+        apps = [create_app(settings) for _ in range(2)]
+        for app in apps:
+            await stack.enter_async_context(app.test_app())
+        first, second = (app.test_client() for app in apps)
+        headers, user_id = await sign_in(first)
+        conversations = [(await new_conversation(first, headers))["id"] for _ in range(10)]
+
+        answers = await asyncio.gather(
+            *(
+                (first if number % 2 else second).post(
+                    f"{CHAT}/conversations/{conversation}/messages", json={"content": "hi"}, headers=headers
+                )
+                for number, conversation in enumerate(conversations)
+            )
+        )
+
+        statuses = sorted(answer.status_code for answer in answers)
+        assert statuses == [201] + [429] * 9, statuses
+        assert len(openai_server.requests) == 1
+        # Every call gave its hold back: the refused ones at once, the answered one when it ended.
+        assert await apps[0].extensions["cache"].get(f"llm:held:{user_id}:{today().isoformat()}") is None
+
+
+class HangingLLM(LLM):
+    """Fails at once (`fail`) or never finishes: what a call holds while it runs, and gives back after."""
+
+    provider, model = "fake", "fake-model"
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.fail = fail
+        self.started = asyncio.Event()
+
+    async def complete(self, prompt: Prompt, *, json_mode: bool = False) -> Completion:
+        self.started.set()
+        if self.fail:
+            raise LLMError("http_400", provider=self.provider)
+        await asyncio.sleep(3600)
+        raise AssertionError("never answers")
+
+    async def stream(self, prompt: Prompt) -> AsyncGenerator[StreamItem, None]:
+        self.started.set()
+        if self.fail:
+            raise LLMError("http_400", provider=self.provider)
+        yield "Hel"
+        await asyncio.sleep(3600)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def hold_cache_url(request: pytest.FixtureRequest) -> str | None:
+    return None if request.param == "memory" else request.getfixturevalue("clean_redis")
+
+
+@pytest.fixture
+async def hold_cache(hold_cache_url: str | None) -> AsyncIterator[Cache]:
+    cache = create_cache(hold_cache_url)  # Redis comes wrapped in ResilientCache, as the app gets it
+    yield cache
+    await cache.close()
+
+
+def budgeted(llm: LLM, cache: Cache, user_id: int) -> BudgetedLLM:
+    """A gateway that skips the database: today's tokens (900 of 1000) given as the chat reads them."""
+    settings = make_settings(llm_daily_token_budget=1000)
+    gateway = BudgetedLLM(llm, None, settings, user_id, cache)  # type: ignore[arg-type]
+    gateway.budget_checked(900)
+    gateway.hold_usage()  # what a call costs is kept, not written
+    return gateway
+
+
+async def test_a_call_that_fails_or_is_cancelled_gives_its_hold_back(hold_cache: Cache) -> None:
+    key = f"llm:held:7:{today().isoformat()}"
+    prompt = Prompt(system="", messages=(), max_tokens=300)
+
+    with pytest.raises(LLMError):
+        await budgeted(HangingLLM(fail=True), hold_cache, 7).complete(prompt)
+    assert await hold_cache.get(key) is None
+
+    hanging = HangingLLM()
+    call = asyncio.create_task(budgeted(hanging, hold_cache, 7).complete(prompt))
+    await hanging.started.wait()
+    assert await hold_cache.get(key) == "300"
+    with pytest.raises(BudgetExceeded):  # 900 used + 300 in flight reach the budget of 1000
+        await budgeted(HangingLLM(), hold_cache, 7).complete(prompt)
+    assert await hold_cache.get(key) == "300"  # the refused call holds nothing
+    call.cancel()  # the request went away
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert await hold_cache.get(key) is None
+
+    stream = budgeted(HangingLLM(), hold_cache, 7).stream(prompt)
+    assert await anext(stream) == "Hel"
+    assert await hold_cache.get(key) == "300"
+    await stream.aclose()  # the client dropped the stream
+    assert await hold_cache.get(key) is None
+
+
+async def test_a_hold_left_by_a_crashed_worker_expires(hold_cache: Cache) -> None:
+    """A process killed mid-call never gives its hold back: it lapses HOLD_TTL_TIMEOUTS LLM timeouts after
+    it was taken, and the calls refused meanwhile do not extend it."""
+    prompt = Prompt(system="", messages=(), max_tokens=300)
+    # What a process killed mid-call leaves behind, with LLM_TIMEOUT_SECONDS=0.1:
+    await hold_cache.add(f"llm:held:8:{today().isoformat()}", 300, HOLD_TTL_TIMEOUTS * 0.1)
+    with pytest.raises(BudgetExceeded):
+        await budgeted(HangingLLM(), hold_cache, 8).complete(prompt)
+    await asyncio.sleep(HOLD_TTL_TIMEOUTS * 0.1 / 2)
+    with pytest.raises(BudgetExceeded):  # refused again, and the refusal did not extend the hold
+        await budgeted(HangingLLM(), hold_cache, 8).complete(prompt)
+    await asyncio.sleep(HOLD_TTL_TIMEOUTS * 0.1 / 2 + 0.15)
+    with pytest.raises(LLMError):  # asked: the provider's own failure, not the budget's
+        await budgeted(HangingLLM(fail=True), hold_cache, 8).complete(prompt)
