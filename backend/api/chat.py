@@ -39,6 +39,7 @@ from backend.schemas.chat import (
 )
 from backend.schemas.common import PageQuery
 from backend.services import chat as chat_service
+from backend.services.prompts import REPLY_MAX_TOKENS
 
 log = structlog.get_logger(__name__)
 
@@ -222,9 +223,13 @@ async def post_message(conversation_id: int, data: MessageCreate) -> tuple[Messa
     `stream: true` or `Accept: text/event-stream`, as it always has)."""
     if wants_stream(data):
         return await stream_reply(conversation_id, data)
-    user = current_user()
-    prepared = await prepare(conversation_id, data.content)
-    user_message, reply = await chat_service.send(session_factory(), user_llm(), user.id, prepared)
+    user, llm = current_user(), user_llm()
+    llm.hold_ahead(REPLY_MAX_TOKENS)  # the budget's hold of the reply is taken alongside the turn's read
+    try:
+        prepared = await prepare(conversation_id, data.content)
+        user_message, reply = await chat_service.send(session_factory(), llm, user.id, prepared)
+    finally:
+        await llm.drop_ahead()  # given back if no call took it (a 404 or 429, say)
     return MessagePair(
         user_message=MessageRead.model_validate(user_message), assistant_message=MessageRead.model_validate(reply)
     ), 201
@@ -272,11 +277,13 @@ async def stream_reply(conversation_id: int, data: MessageCreate) -> Response:
     """The turn's read, then its write on the same connection (on PostgreSQL one statement, while the LLM
     request starts), which then goes back to the pool before the reply is relayed."""
     factory, llm, user = session_factory(), user_llm(), current_user()
+    llm.hold_ahead(REPLY_MAX_TOKENS)  # the budget's hold of the reply is taken alongside the turn's read
     try:
         prepared = await read_turn(conversation_id, data.content)
         async with read_connection() as connection:
             turn = await chat_service.start_stream(factory, llm, user.id, prepared, connection=connection)
     finally:
+        await llm.drop_ahead()  # given back if the stream did not take it (a 404 or 429, say)
         await end_reads()
     return event_stream(chat_service.stream_turn(factory, llm, turn))
 

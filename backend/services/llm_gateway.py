@@ -136,6 +136,7 @@ def estimated_usage(llm: LLM, prompt: Prompt, text: str, started: float) -> Usag
 # timeouts after it was created; while Redis is away each process holds its own (cache.py).
 HOLD_TTL_TIMEOUTS = 4
 _local_caches: dict[int, Cache] = {}  # per app (its session factory), for a gateway given no cache
+_giving_back: set[asyncio.Task[None]] = set()  # holds given back after their caller was cancelled
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,7 @@ class BudgetedLLM(LLM):
         self._spent = False
         self._used = 0
         self._held: list[Usage] | None = None
+        self._ahead: tuple[Hold, asyncio.Task[int]] | None = None
 
     def budget_checked(self, used: int = 0) -> None:
         """The caller has just read today's tokens itself (`used`: the chat, with its message's write) and
@@ -172,6 +174,51 @@ class BudgetedLLM(LLM):
             self._used = await tokens_used_today(session, self.user_id)
             self._spent = self._used >= budget
             self._checked = True
+
+    def hold_ahead(self, max_tokens: int) -> None:
+        """Start taking the hold of the next call (of `max_tokens`) now, in a task: its cache round trip runs
+        alongside the caller's own read (the chat's turn) instead of before the LLM request. The caller
+        ends with `drop_ahead`, which gives the hold back if no call took it."""
+        if self.settings.llm_daily_token_budget and self._ahead is None:
+            hold = self._hold(max_tokens)
+            self._ahead = hold, asyncio.create_task(self.cache.add(hold.key, hold.tokens, hold.ttl))
+
+    async def drop_ahead(self) -> None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            await asyncio.shield(self._give_back(*ahead))
+
+    def _hold(self, max_tokens: int) -> Hold:
+        return Hold(
+            f"llm:held:{self.user_id}:{today().isoformat()}",
+            max(1, max_tokens),
+            HOLD_TTL_TIMEOUTS * self.settings.llm_timeout_seconds,
+        )
+
+    async def _take(self, max_tokens: int) -> tuple[Hold, int]:
+        """This call's hold and the calls' total with it; if the caller is cancelled meanwhile, the hold is
+        given back once it is taken (it may be already)."""
+        ahead = self._ahead
+        if ahead is not None and ahead[0].tokens == max(1, max_tokens):
+            self._ahead = None
+            hold, adding = ahead
+        else:
+            hold = self._hold(max_tokens)
+            adding = asyncio.create_task(self.cache.add(hold.key, hold.tokens, hold.ttl))
+        try:
+            return hold, await asyncio.shield(adding)
+        except asyncio.CancelledError:
+            giving_back = asyncio.create_task(self._give_back(hold, adding))
+            _giving_back.add(giving_back)
+            giving_back.add_done_callback(_giving_back.discard)
+            raise
+
+    async def _give_back(self, hold: Hold, adding: asyncio.Task[int]) -> None:
+        try:
+            await adding
+        except Exception:  # nothing was taken
+            return
+        await self.cache.add(hold.key, -hold.tokens, hold.ttl)
 
     async def check(self, prompt: Prompt) -> Hold | None:
         """Raise `BudgetExceeded` when today's budget is spent, or would be by the calls in flight; else
@@ -191,13 +238,8 @@ class BudgetedLLM(LLM):
             if used >= budget:
                 log.info("llm.budget_exceeded", user_id=self.user_id, used=used, budget=budget)
                 raise BudgetExceeded(self.provider)
-        day = today()
-        hold = Hold(
-            f"llm:held:{self.user_id}:{day.isoformat()}",
-            max(1, prompt.max_tokens),
-            HOLD_TTL_TIMEOUTS * self.settings.llm_timeout_seconds,
-        )
-        in_flight = await self.cache.add(hold.key, hold.tokens, hold.ttl) - hold.tokens
+        hold, total = await self._take(prompt.max_tokens)
+        in_flight = total - hold.tokens
         if in_flight > 0 and used + in_flight >= budget:
             await self._release(hold)
             log.info("llm.budget_exceeded", user_id=self.user_id, used=used, in_flight=in_flight, budget=budget)

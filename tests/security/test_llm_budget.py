@@ -197,7 +197,13 @@ async def test_two_app_instances_on_one_redis_share_the_calls_in_flight(
         statuses = sorted(answer.status_code for answer in answers)
         assert statuses == [201] + [429] * 9, statuses
         assert len(openai_server.requests) == 1
-        # Every call gave its hold back: the refused ones at once, the answered one when it ended.
+        # Every call gave its hold back: the refused ones at once, the answered one when it ended; and a
+        # turn that never reached the LLM (over the rate limit: 10 a minute) gives back the hold it took
+        # alongside its read.
+        limited = await second.post(
+            f"{CHAT}/conversations/{conversations[0]}/messages", json={"content": "hi"}, headers=headers
+        )
+        assert limited.status_code == 429 and (await limited.get_json())["code"] == "rate_limited"
         assert await apps[0].extensions["cache"].get(f"llm:held:{user_id}:{today().isoformat()}") is None
 
 
