@@ -174,6 +174,22 @@ async def test_cache_is_bounded_and_evicts_the_least_recently_used(tmp_path: Pat
     assert not (tmp_path / "cache").exists()
 
 
+async def test_a_toolchains_prepared_harness_is_evicted_only_when_nothing_else_is_left(tmp_path: Path) -> None:
+    """Every compile of a toolchain links against its prepared harness (C++'s precompiled header takes ~6 s
+    of CPU to make): other languages' artifacts filling the cache evict theirs first."""
+    cache = ArtifactCache(tmp_path / "cache", max_entries=10, max_bytes=1000)
+    await cache.obtain("prepare-cpp", writes(400), max_bytes=1000)
+    for key in ("a", "b", "c"):
+        await cache.obtain(key, writes(300), max_bytes=1000)  # "c" is over the bound: "a" goes, not the harness
+    assert cache.get("a") is None and cache.get("prepare-cpp") is not None  # (a hit makes it the newest)
+    await cache.obtain("d", writes(300), max_bytes=1000)
+    assert cache.get("b") is None and cache.get("c") is not None and cache.get("prepare-cpp") is not None
+    assert cache.status()["bytes"] <= 1000 and cache.status()["evictions"] == 2
+    await cache.obtain("e", writes(900), max_bytes=1000)  # only the harness is left to evict: it goes too
+    assert cache.get("prepare-cpp") is None and cache.get("e") is not None
+    cache.close()
+
+
 async def test_concurrent_jobs_compile_a_key_once_and_a_cancelled_compile_is_retried(tmp_path: Path) -> None:
     cache = ArtifactCache(tmp_path / "cache")
     calls: list[str] = []
