@@ -70,6 +70,21 @@ end
 return n
 """
 
+# `ADD_WITH_EXPIRY` of several keys in one round trip (a route's rate limits and an LLM budget hold).
+ADD_MANY_WITH_EXPIRY = """
+local totals = {}
+for i, key in ipairs(KEYS) do
+  local n = redis.call('INCRBY', key, ARGV[2 * i - 1])
+  if n <= 0 then
+    redis.call('DEL', key)
+  elseif redis.call('PTTL', key) < 0 then
+    redis.call('PEXPIRE', key, ARGV[2 * i])
+  end
+  totals[i] = n
+end
+return totals
+"""
+
 
 class Cache(ABC):
     backend: str
@@ -93,6 +108,11 @@ class Cache(ABC):
     async def add(self, key: str, amount: int, ttl: float) -> int:
         """Add `amount` (negative to give back) and return the new total, atomically. A new key expires after
         `ttl` seconds (later additions do not extend it); a total at or below zero deletes the key."""
+
+    async def add_many(self, items: Sequence[tuple[str, int, float]]) -> list[int]:
+        """`add` of each `(key, amount, ttl)`, in order; one round trip on Redis. With an amount of 1 a key
+        counts as `incr` counts it."""
+        return [await self.add(key, amount, ttl) for key, amount, ttl in items]
 
     @abstractmethod
     async def delete(self, *keys: str) -> None: ...
@@ -188,6 +208,7 @@ class RedisCache(Cache):
         self._incr = self._redis.register_script(INCR_WITH_EXPIRY)
         self._incr_many = self._redis.register_script(INCR_MANY_WITH_EXPIRY)
         self._add = self._redis.register_script(ADD_WITH_EXPIRY)
+        self._add_many = self._redis.register_script(ADD_MANY_WITH_EXPIRY)
 
     async def get(self, key: str) -> str | None:
         return await self._redis.get(KEY_PREFIX + key)
@@ -205,6 +226,11 @@ class RedisCache(Cache):
 
     async def add(self, key: str, amount: int, ttl: float) -> int:
         return int(await self._add(keys=[KEY_PREFIX + key], args=[amount, max(1, int(ttl * 1000))]))
+
+    async def add_many(self, items: Sequence[tuple[str, int, float]]) -> list[int]:
+        keys = [KEY_PREFIX + key for key, _, _ in items]
+        args = [arg for _, amount, ttl in items for arg in (amount, max(1, int(ttl * 1000)))]
+        return [int(total) for total in await self._add_many(keys=keys, args=args)]
 
     async def delete(self, *keys: str) -> None:
         if keys:
@@ -255,6 +281,10 @@ class ResilientCache(Cache):
     async def add(self, key: str, amount: int, ttl: float) -> int:
         total = await self._call(lambda: self.primary.add(key, amount, ttl), None)
         return total if total is not None else await self.fallback.add(key, amount, ttl)
+
+    async def add_many(self, items: Sequence[tuple[str, int, float]]) -> list[int]:
+        totals = await self._call(lambda: self.primary.add_many(items), None)
+        return totals if totals is not None else await self.fallback.add_many(items)
 
     async def delete(self, *keys: str) -> None:
         await self.fallback.delete(*keys)

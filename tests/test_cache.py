@@ -67,6 +67,22 @@ async def test_several_increments_at_once_keep_each_keys_count_and_window(cache:
     assert sorted(a for a, _ in results) == sorted(b for _, b in results) == list(range(1, 201))
 
 
+async def test_additions_give_back_expire_once_and_ride_along_in_one_round_trip(cache: Cache) -> None:
+    """`add` (the LLM budget's holds): a total at zero is gone, a key's expiry is set once and not
+    extended, and `add_many` is `add` of each key (a rate limit's count and a hold in one round trip)."""
+    assert await cache.add("held", 300, ttl=0.3) == 300
+    assert await cache.add("held", 200, ttl=60) == 500  # a later addition does not extend the expiry
+    assert await cache.add("held", -500, ttl=60) == 0
+    assert await cache.get("held") is None
+    assert await cache.add("gone", -5, ttl=60) == -5  # giving back what expired leaves nothing behind
+    assert await cache.get("gone") is None
+    assert await cache.add_many([("count", 1, 60), ("held", 300, 0.3)]) == [1, 300]
+    assert await cache.add_many([("count", 1, 60), ("held", 100, 60)]) == [2, 400]
+    await asyncio.sleep(0.45)
+    assert await cache.get("held") is None
+    assert await cache.get("count") == "2"
+
+
 async def test_rate_limit_answers_429_with_retry_after(probe_client: QuartClient) -> None:
     for remaining in (2, 1, 0):
         response = await probe_client.get("/_probe/limited")

@@ -18,7 +18,7 @@ from backend.api.guards import current_user, require_user, settings, user_llm
 from backend.api.openapi import no_content, problem_responses, streams_events
 from backend.db import end_reads, get_session, read_connection, read_only
 from backend.errors import is_connection_error
-from backend.middleware.rate_limit import RATE_LIMITS, enforce, rate_limit
+from backend.middleware.rate_limit import RATE_LIMITS, Also, enforce, rate_limit
 from backend.schemas.chat import (
     ChatStreamEvent,
     ConversationCreate,
@@ -39,6 +39,7 @@ from backend.schemas.chat import (
 )
 from backend.schemas.common import PageQuery
 from backend.services import chat as chat_service
+from backend.services.llm_gateway import BudgetedLLM
 from backend.services.prompts import REPLY_MAX_TOKENS
 
 log = structlog.get_logger(__name__)
@@ -57,24 +58,41 @@ STREAM_MAX_SECONDS = 600
 def rate_limit_alongside(name: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """`@rate_limit(name)`, counted while the handler does its first read: the Redis round trip runs
     alongside the turn's query instead of before it. The handler awaits `limits_passed()` before it
-    writes anything or asks the LLM; a 429 still wins over whatever else the handler raised meanwhile."""
+    writes anything or asks the LLM; a 429 still wins over whatever else the handler raised meanwhile.
+
+    The same round trip takes the LLM budget's hold of the reply (services/llm_gateway.py) for the turn's
+    `chat_llm()`; the hold goes back when the handler ends if no call took it (a 404 or 429, say)."""
     limits = RATE_LIMITS[name]
 
     def decorator(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         @wraps(func)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            if not current_app.config["RATE_LIMITS_ENABLED"]:
-                return await func(*args, **kwargs)
-            check = g.rate_limit_check = asyncio.create_task(enforce(name, limits))
+            llm = g.chat_llm = user_llm()
+            enabled = current_app.config["RATE_LIMITS_ENABLED"]
+            taken: asyncio.Future[int] | None = asyncio.get_running_loop().create_future() if enabled else None
+            hold = llm.hold_ahead(REPLY_MAX_TOKENS, taken=taken)  # without limits, in a round trip of its own
             try:
-                return await func(*args, **kwargs)
+                if not enabled:
+                    return await func(*args, **kwargs)
+                also = Also(hold.item, taken) if hold is not None and taken is not None else None
+                check = g.rate_limit_check = asyncio.create_task(enforce(name, limits, also))
+                try:
+                    return await func(*args, **kwargs)
+                finally:
+                    g.pop("rate_limit_check", None)
+                    await check  # counted whatever happened; over the limit is the answer, as when it ran first
             finally:
-                g.pop("rate_limit_check", None)
-                await check  # counted whatever happened; over the limit is the answer, as when it ran first
+                await llm.drop_ahead()
 
         return wrapper
 
     return decorator
+
+
+def chat_llm() -> BudgetedLLM:
+    """The signed-in user's LLM for this turn (`rate_limit_alongside` took its reply's budget hold)."""
+    llm: BudgetedLLM = g.chat_llm
+    return llm
 
 
 async def limits_passed() -> None:
@@ -223,13 +241,9 @@ async def post_message(conversation_id: int, data: MessageCreate) -> tuple[Messa
     `stream: true` or `Accept: text/event-stream`, as it always has)."""
     if wants_stream(data):
         return await stream_reply(conversation_id, data)
-    user, llm = current_user(), user_llm()
-    llm.hold_ahead(REPLY_MAX_TOKENS)  # the budget's hold of the reply is taken alongside the turn's read
-    try:
-        prepared = await prepare(conversation_id, data.content)
-        user_message, reply = await chat_service.send(session_factory(), llm, user.id, prepared)
-    finally:
-        await llm.drop_ahead()  # given back if no call took it (a 404 or 429, say)
+    user = current_user()
+    prepared = await prepare(conversation_id, data.content)
+    user_message, reply = await chat_service.send(session_factory(), chat_llm(), user.id, prepared)
     return MessagePair(
         user_message=MessageRead.model_validate(user_message), assistant_message=MessageRead.model_validate(reply)
     ), 201
@@ -276,14 +290,12 @@ async def read_turn(conversation_id: int, content: str) -> chat_service.Prepared
 async def stream_reply(conversation_id: int, data: MessageCreate) -> Response:
     """The turn's read, then its write on the same connection (on PostgreSQL one statement, while the LLM
     request starts), which then goes back to the pool before the reply is relayed."""
-    factory, llm, user = session_factory(), user_llm(), current_user()
-    llm.hold_ahead(REPLY_MAX_TOKENS)  # the budget's hold of the reply is taken alongside the turn's read
+    factory, llm, user = session_factory(), chat_llm(), current_user()
     try:
         prepared = await read_turn(conversation_id, data.content)
         async with read_connection() as connection:
             turn = await chat_service.start_stream(factory, llm, user.id, prepared, connection=connection)
     finally:
-        await llm.drop_ahead()  # given back if the stream did not take it (a 404 or 429, say)
         await end_reads()
     return event_stream(chat_service.stream_turn(factory, llm, turn))
 
@@ -306,7 +318,7 @@ async def post_chat_message(data: ShortcutMessage) -> ShortcutReply:
         conversation_id = await chat_service.open_for_shortcut(get_session(), factory, settings(), user)
         await end_reads()  # the next read must see the new conversation (on SQLite a read keeps its snapshot)
     prepared = await prepare(conversation_id, data.message)
-    _, reply = await chat_service.send(factory, user_llm(), user.id, prepared)
+    _, reply = await chat_service.send(factory, chat_llm(), user.id, prepared)
     return ShortcutReply(
         conversation_id=conversation_id,
         message_id=reply.id,

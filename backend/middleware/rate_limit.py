@@ -8,6 +8,7 @@ Over the limit is `429 rate_limited` with `Retry-After`; every limited response 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
 import math
@@ -72,22 +73,46 @@ class Decision:
         return headers
 
 
-async def hit(cache: Cache, name: str, identity: str, limits: tuple[Limit, ...]) -> Decision:
-    """Count one request of `identity` against each limit (all in one round trip); the tightest outcome decides."""
+async def hit(cache: Cache, name: str, identity: str, limits: tuple[Limit, ...], also: Also | None = None) -> Decision:
+    """Count one request of `identity` against each limit (all in one round trip); the tightest outcome decides.
+    `also` rides along in the same round trip (see `Also`)."""
     now = time.time()
     windows = [int(now // limit.period) for limit in limits]
     keys = [
         (f"rl:{name}:{limit.period}:{identity}:{window}", limit.period)
         for limit, window in zip(limits, windows, strict=True)
     ]
+    if also is None:
+        counts = await cache.incr_many(keys)
+    else:
+        try:
+            *counts, total = await cache.add_many([(key, 1, ttl) for key, ttl in keys] + [also.item])
+        except BaseException:
+            also.fail()
+            raise
+        also.total.set_result(total)
     decisions = []
-    for limit, window, count in zip(limits, windows, await cache.incr_many(keys), strict=True):
+    for limit, window, count in zip(limits, windows, counts, strict=True):
         reset = max(1, math.ceil((window + 1) * limit.period - now))
         decisions.append(Decision(count <= limit.count, limit.count, max(0, limit.count - count), reset))
     refused = [d for d in decisions if not d.allowed]
     if refused:
         return max(refused, key=lambda d: d.reset_seconds)
     return min(decisions, key=lambda d: d.remaining)
+
+
+@dataclass(frozen=True)
+class Also:
+    """One more `Cache.add` of `item` (key, amount, ttl) in the round trip of a request's per-user limits:
+    the chat takes the LLM budget's hold of its reply this way. `total` gets the new total, or is cancelled
+    when the round trip did not happen (whatever the limits decided)."""
+
+    item: tuple[str, int, float]
+    total: asyncio.Future[int]
+
+    def fail(self) -> None:
+        if not self.total.done():
+            self.total.cancel()
 
 
 def client_ip() -> str:
@@ -126,17 +151,21 @@ def rate_limit(name: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, A
     return decorator
 
 
-async def enforce(name: str, limits: tuple[Limit, ...]) -> None:
-    for per in ("ip", "user"):
-        scoped = tuple(limit for limit in limits if limit.per == per)
-        if not scoped:
-            continue
-        user = g.get("user")
-        identity = client_key(client_ip()) if per == "ip" or user is None else f"user:{user.id}"
-        decision = await hit(get_cache(), name, identity, scoped)
-        g.rate_limit_headers = decision.headers()
-        if not decision.allowed:
-            raise RateLimited(headers=decision.headers())
+async def enforce(name: str, limits: tuple[Limit, ...], also: Also | None = None) -> None:
+    try:
+        for per in ("ip", "user"):
+            scoped = tuple(limit for limit in limits if limit.per == per)
+            if not scoped:
+                continue
+            user = g.get("user")
+            identity = client_key(client_ip()) if per == "ip" or user is None else f"user:{user.id}"
+            decision = await hit(get_cache(), name, identity, scoped, also if per == "user" else None)
+            g.rate_limit_headers = decision.headers()
+            if not decision.allowed:
+                raise RateLimited(headers=decision.headers())
+    finally:
+        if also is not None:
+            also.fail()  # never counted (no per-user limit, an IP limit refused first, or cancelled)
 
 
 def register_rate_limit_headers(app: Quart) -> None:

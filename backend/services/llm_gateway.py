@@ -145,6 +145,10 @@ class Hold:
     tokens: int
     ttl: float
 
+    @property
+    def item(self) -> tuple[str, int, float]:
+        return self.key, self.tokens, self.ttl
+
 
 class BudgetedLLM(LLM):
     """`llm` on behalf of one user (see the module docstring). Closing it leaves `llm` open: the app owns it."""
@@ -159,7 +163,7 @@ class BudgetedLLM(LLM):
         self._spent = False
         self._used = 0
         self._held: list[Usage] | None = None
-        self._ahead: tuple[Hold, asyncio.Task[int]] | None = None
+        self._ahead: tuple[Hold, asyncio.Future[int]] | None = None
 
     def budget_checked(self, used: int = 0) -> None:
         """The caller has just read today's tokens itself (`used`: the chat, with its message's write) and
@@ -175,13 +179,17 @@ class BudgetedLLM(LLM):
             self._spent = self._used >= budget
             self._checked = True
 
-    def hold_ahead(self, max_tokens: int) -> None:
+    def hold_ahead(self, max_tokens: int, *, taken: asyncio.Future[int] | None = None) -> Hold | None:
         """Start taking the hold of the next call (of `max_tokens`) now, in a task: its cache round trip runs
-        alongside the caller's own read (the chat's turn) instead of before the LLM request. The caller
-        ends with `drop_ahead`, which gives the hold back if no call took it."""
-        if self.settings.llm_daily_token_budget and self._ahead is None:
-            hold = self._hold(max_tokens)
-            self._ahead = hold, asyncio.create_task(self.cache.add(hold.key, hold.tokens, hold.ttl))
+        alongside the caller's own read (the chat's turn) instead of before the LLM request. With `taken`,
+        the caller adds the returned hold to the cache itself, in a round trip it makes anyway (the rate
+        limits'), and sets `taken` to the new total (cancels it if it did not). The caller ends with
+        `drop_ahead`, which gives the hold back if no call took it."""
+        if not self.settings.llm_daily_token_budget or self._ahead is not None:
+            return None
+        hold = self._hold(max_tokens)
+        self._ahead = hold, taken if taken is not None else asyncio.create_task(self.cache.add(*hold.item))
+        return hold
 
     async def drop_ahead(self) -> None:
         ahead, self._ahead = self._ahead, None
@@ -204,7 +212,7 @@ class BudgetedLLM(LLM):
             hold, adding = ahead
         else:
             hold = self._hold(max_tokens)
-            adding = asyncio.create_task(self.cache.add(hold.key, hold.tokens, hold.ttl))
+            adding = asyncio.create_task(self.cache.add(*hold.item))
         try:
             return hold, await asyncio.shield(adding)
         except asyncio.CancelledError:
@@ -213,10 +221,10 @@ class BudgetedLLM(LLM):
             giving_back.add_done_callback(_giving_back.discard)
             raise
 
-    async def _give_back(self, hold: Hold, adding: asyncio.Task[int]) -> None:
+    async def _give_back(self, hold: Hold, adding: asyncio.Future[int]) -> None:
         try:
             await adding
-        except Exception:  # nothing was taken
+        except (Exception, asyncio.CancelledError):  # nothing was taken
             return
         await self.cache.add(hold.key, -hold.tokens, hold.ttl)
 

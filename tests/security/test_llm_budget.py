@@ -164,8 +164,9 @@ async def test_parallel_messages_cannot_all_pass_a_budget_none_has_counted_yet(
     assert usage is not None and usage.requests == 1
 
 
+@pytest.mark.parametrize("rate_limits", [True, False], ids=["hold-with-the-rate-limits", "hold-alone"])
 async def test_two_app_instances_on_one_redis_share_the_calls_in_flight(
-    clean_postgres: str, clean_redis: str, openai_server: FakeOpenAI
+    clean_postgres: str, clean_redis: str, openai_server: FakeOpenAI, rate_limits: bool
 ) -> None:
     """The hold of the calls in flight lives in Redis, not in a process: two app instances (two of
     WORKERS=N, or a server and an arq worker) answer one message of a burst between them, not one each."""
@@ -175,6 +176,7 @@ async def test_two_app_instances_on_one_redis_share_the_calls_in_flight(
         database_url=clean_postgres,
         redis_url=clean_redis,
         llm_daily_token_budget=100,
+        rate_limits_enabled=rate_limits,  # the chat takes its hold in the rate limits' round trip, or alone
         **llm_settings(openai_server) | {"llm_timeout_seconds": 10.0},
     )
     async with AsyncExitStack() as stack:
@@ -198,12 +200,13 @@ async def test_two_app_instances_on_one_redis_share_the_calls_in_flight(
         assert statuses == [201] + [429] * 9, statuses
         assert len(openai_server.requests) == 1
         # Every call gave its hold back: the refused ones at once, the answered one when it ended; and a
-        # turn that never reached the LLM (over the rate limit: 10 a minute) gives back the hold it took
-        # alongside its read.
-        limited = await second.post(
-            f"{CHAT}/conversations/{conversations[0]}/messages", json={"content": "hi"}, headers=headers
+        # turn that never reached the LLM (over the rate limit of 10 a minute, or a 404) gives back the
+        # hold it took alongside its read.
+        conversation = conversations[0] if rate_limits else 999999
+        refused = await second.post(
+            f"{CHAT}/conversations/{conversation}/messages", json={"content": "hi"}, headers=headers
         )
-        assert limited.status_code == 429 and (await limited.get_json())["code"] == "rate_limited"
+        assert refused.status_code == (429 if rate_limits else 404)
         assert await apps[0].extensions["cache"].get(f"llm:held:{user_id}:{today().isoformat()}") is None
 
 
