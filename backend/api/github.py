@@ -14,7 +14,7 @@ from backend.cache import get_cache
 from backend.db import discard_changes, get_session
 from backend.errors import NotFound
 from backend.integrations.github import GitHubClient
-from backend.integrations.oauth import GitHubRepositoryAccess
+from backend.integrations.oauth import GitHubRepositoryAccess, OAuthProviderError
 from backend.integrations.tls import client_ssl_context
 from backend.middleware.rate_limit import rate_limit
 from backend.schemas.auth import OAuthCallbackQuery
@@ -154,9 +154,23 @@ async def finish_github_connect() -> Response:
 @require_user
 @no_content
 async def delete_github_connection() -> tuple[str, int]:
-    """Disconnect GitHub: the stored token is forgotten; signing in with GitHub keeps working."""
-    await github_service.disconnect(get_session(), current_user())
+    """Disconnect GitHub: the stored token is forgotten and revoked at GitHub; signing in with GitHub keeps
+    working. GitHub being unreachable never keeps you connected here (the revocation is then logged)."""
+    user = current_user()
+    await revoke_at_github(await github_service.disconnect(get_session(), settings(), user), user.id)
     return "", 204
+
+
+async def revoke_at_github(token: str | None, user_id: int) -> None:
+    """Best effort: a token we forget should stop working at GitHub too; when GitHub cannot be reached, the
+    forgetting stands and the failure is logged (the student can still revoke it in GitHub's settings)."""
+    provider = current_app.extensions[CONNECT_EXTENSION]
+    if token is None or provider is None:
+        return
+    try:
+        await provider.revoke(token)
+    except OAuthProviderError as error:
+        log.warning("github.revoke_failed", user_id=user_id, reason=str(error))
 
 
 @bp.get("/repositories")

@@ -15,7 +15,8 @@ from quart_schema import (
 )
 
 from backend.api.auth import signed_out
-from backend.api.guards import current_user, require_user
+from backend.api.github import revoke_at_github
+from backend.api.guards import current_user, require_user, settings
 from backend.api.openapi import alternative_content, no_content, problem_responses
 from backend.db import get_session, read_connection, read_only
 from backend.middleware.rate_limit import rate_limit
@@ -37,6 +38,7 @@ from backend.schemas.users import (
 )
 from backend.services import achievements as achievements_service
 from backend.services import export as export_service
+from backend.services import github as github_service
 from backend.services import learner as learner_service
 from backend.services import onboarding as onboarding_service
 from backend.services import progress as progress_service
@@ -83,8 +85,13 @@ async def delete_account(data: AccountDeleteRequest) -> tuple[str, int]:
     """Delete your account and everything stored about you.
 
     Confirm with `password` (omit it for an account that signs in only through GitHub or Google).
-    Every session ends at once. 400 `invalid_password` for a wrong or missing password."""
-    await users_service.erase_account(get_session(), current_user(), password=data.password)
+    Every session ends at once, and a connected GitHub token is revoked at GitHub. 400 `invalid_password`
+    for a wrong or missing password."""
+    user, session = current_user(), get_session()
+    github_token = await github_service.disconnect(session, settings(), user)
+    user_id = user.id
+    await users_service.erase_account(session, user, password=data.password)
+    await revoke_at_github(github_token, user_id)
     signed_out()
     return "", 204
 

@@ -213,6 +213,25 @@ class GitHub(Provider):
             scopes=normalise_scopes(token.get("scope")),
         )
 
+    async def revoke(self, token: str) -> bool:
+        """End `token` at GitHub (`DELETE /applications/{client_id}/token`, as the OAuth app): True once
+        revoked, False when GitHub no longer knows it (404, 422); `OAuthProviderError` when it cannot say."""
+        with provider_step("revoke"):
+            async with httpx.AsyncClient(
+                timeout=TIMEOUT, verify=self._ssl_context, headers={"User-Agent": USER_AGENT}
+            ) as client:
+                response = await client.request(
+                    "DELETE",
+                    f"{self.api_url}/applications/{self.client_id}/token",
+                    auth=(self.client_id, self._client_secret),
+                    json={"access_token": token},
+                    headers=GITHUB_API_HEADERS,
+                )
+            if response.status_code in (404, 422):
+                return False
+            response.raise_for_status()
+            return True
+
     @staticmethod
     def _verified_email(emails: object) -> str | None:
         """The primary address if GitHub has verified it, else another verified one, else none."""

@@ -107,16 +107,19 @@ async def connect(session: AsyncSession, settings: Settings, user: User, identit
     return has_repo_scope(account)
 
 
-async def disconnect(session: AsyncSession, user: User) -> None:
-    """Forget the token and its scopes; the account link itself stays, for signing in with GitHub."""
+async def disconnect(session: AsyncSession, settings: Settings, user: User) -> str | None:
+    """Forget the token and its scopes; the account link itself stays, for signing in with GitHub. Returns
+    the forgotten token, for the caller to revoke at GitHub (`GitHub.revoke`)."""
     account = await _github_account(session, user)
     if account is None:
-        return
+        return None
+    token = TokenCipher(settings).decrypt(account.access_token_encrypted) if account.access_token_encrypted else None
     account.access_token_encrypted = None
     account.refresh_token_encrypted = None
     account.scopes = None
     await session.flush()
     log.info("github.disconnected", user_id=user.id)
+    return token
 
 
 async def user_token(session: AsyncSession, settings: Settings, user: User) -> str | None:

@@ -25,7 +25,7 @@ from backend.security import TokenCipher
 from tests.conftest import make_settings
 from tests.fakes.github_api import FakeGitHubAPI
 from tests.fakes.oauth_providers import FakeGitHub
-from tests.helpers import bearer, register
+from tests.helpers import PASSWORD, bearer, register
 
 GITHUB = "/api/v1/github"
 WEBHOOK_SECRET = "webhook-secret-for-tests"
@@ -205,6 +205,36 @@ async def test_connect_flow_stores_repo_token_encrypted(oauth_client: QuartClien
     [token] = github_oauth.issued_tokens
     assert token not in account.access_token_encrypted
     assert TokenCipher(app.config["SETTINGS"]).decrypt(account.access_token_encrypted) == token
+
+
+async def test_disconnect_revokes_the_token_at_github(oauth_client: QuartClient, github_oauth: FakeGitHub) -> None:
+    """Disconnecting must end GitHub's grant too: a forgotten token that still works is one a leaked backup
+    or log could still use. Revoked with the OAuth app's own credentials (GitHub's DELETE
+    /applications/{client_id}/token), best effort: GitHub being down never keeps the student connected."""
+    csrf = {"X-CSRF-Token": (await register(oauth_client))["csrf_token"]}  # a browser: cookies and the header
+    await connect_journey(oauth_client)
+    [token] = github_oauth.issued_tokens
+    assert (await oauth_client.delete(f"{GITHUB}/connection", headers=csrf)).status_code == 204
+    assert github_oauth.revoked == [token]
+    assert (await (await oauth_client.get(f"{GITHUB}/connection")).get_json())["connected"] is False
+
+    await connect_journey(oauth_client)
+    github_oauth.fail["revoke_token"] = 503  # GitHub down: still disconnected here, and said so in the log
+    assert (await oauth_client.delete(f"{GITHUB}/connection", headers=csrf)).status_code == 204
+    assert (await (await oauth_client.get(f"{GITHUB}/connection")).get_json())["connected"] is False
+
+
+async def test_erasing_the_account_revokes_its_github_token(
+    oauth_client: QuartClient, github_oauth: FakeGitHub
+) -> None:
+    tokens = await register(oauth_client)
+    csrf = {"X-CSRF-Token": tokens["csrf_token"]}
+    await connect_journey(oauth_client)
+    [token] = github_oauth.issued_tokens
+    refused = await oauth_client.delete("/api/v1/users/me", json={"password": "wrong-password-1"}, headers=csrf)
+    assert refused.status_code == 400 and github_oauth.revoked == []  # not erased: nothing revoked
+    erased = await oauth_client.delete("/api/v1/users/me", json={"password": PASSWORD}, headers=csrf)
+    assert erased.status_code == 204 and github_oauth.revoked == [token]
 
 
 async def test_connect_callback_replayed_or_denied_fails(oauth_client: QuartClient, github_oauth: FakeGitHub) -> None:

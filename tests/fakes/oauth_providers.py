@@ -207,11 +207,13 @@ class FakeGitHub(FakeServer):
         self.app.post("/login/oauth/access_token")(self.access_token)
         self.app.get("/user")(self.user)
         self.app.get("/user/emails")(self.user_emails)
+        self.app.delete("/applications/<client_id>/token")(self.revoke_token)
 
     def reset(self) -> None:
         super().reset()
         self.account = GitHubAccount(id=4242, login="octo-ada", name="Ada Octocat", email="ada@example.com")
         self.tokens: dict[str, GitHubAccount] = {}
+        self.revoked: list[str] = []  # tokens revoked by the OAuth app (DELETE /applications/{id}/token)
 
     async def authorize_page(self) -> Response:
         return self.authorize(required_scope="user:email", account=self.account)
@@ -244,6 +246,23 @@ class FakeGitHub(FakeServer):
         return jsonify(
             {"id": account.id, "login": account.login, "name": account.name, "avatar_url": account.avatar_url}
         )
+
+    async def revoke_token(self, client_id: str) -> Response | tuple[Response, int]:
+        """GitHub's token revocation: the OAuth app authenticates with its own id and secret (Basic), the token
+        is in the body; 204 once revoked, 404 for an app or token it does not know."""
+        auth = request.authorization
+        if (
+            client_id != self.client_id
+            or auth is None
+            or (auth.username, auth.password) != (client_id, self.client_secret)
+        ):
+            return jsonify({"message": "Not Found"}), 404
+        token = ((await request.get_json(silent=True)) or {}).get("access_token")
+        if token not in self.tokens:
+            return jsonify({"message": "Not Found"}), 404
+        del self.tokens[token]
+        self.revoked.append(token)
+        return Response(status=204)
 
     async def user_emails(self) -> Response | tuple[Response, int]:
         account = self._account()
