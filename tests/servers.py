@@ -6,15 +6,21 @@ shell (or .env habits) cannot change what a test starts; the test passes what it
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from quart import Quart
 
 from backend.config import Settings
 
@@ -59,3 +65,27 @@ def stop(process: subprocess.Popen, timeout: float = 30) -> int:
     except subprocess.TimeoutExpired:
         process.kill()
         return process.wait()
+
+
+@asynccontextmanager
+async def serving(app: Quart) -> AsyncIterator[str]:
+    """`app` served by Hypercorn on a free port of this event loop, answering `/health`: its base URL. For
+    what only a real server shows (a client hanging up mid-stream); stopped gracefully on exit."""
+    config = Config()
+    config.bind = [f"127.0.0.1:{free_port()}"]
+    config.accesslog = config.errorlog = None
+    shutdown = asyncio.Event()
+    server = asyncio.create_task(serve(app, config, shutdown_trigger=shutdown.wait))  # type: ignore[arg-type]
+    base_url = f"http://{config.bind[0]}"
+    try:
+        async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
+            for _ in range(100):
+                try:
+                    await http.get("/health")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.02)
+        yield base_url
+    finally:
+        shutdown.set()
+        await server

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from typing import Any
 
 import httpx
 import pytest
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from pydantic import SecretStr
 from quart import Quart
 from quart.testing import QuartClient
@@ -32,6 +29,7 @@ from backend.services.prompts import window_history
 from tests.conftest import AppFactory
 from tests.fakes.llm_servers import DEFAULT_REPLY, FakeAnthropic, FakeLLMServer, FakeOpenAI
 from tests.helpers import bearer, register
+from tests.servers import serving
 
 CHAT = "/api/v1/chat"
 TIMEOUT = 0.5  # the LLM's whole wait in the tests that time it out
@@ -484,57 +482,39 @@ async def test_client_disconnecting_midway_keeps_the_partial_reply(
     fake.reply = " ".join(f"word{number}" for number in range(40))
     fake.chunk_delay = 0.05
     app = create_app(stack_settings.model_copy(update=llm_settings(fake)))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.accesslog = config.errorlog = None
-    shutdown = asyncio.Event()
-    server = asyncio.create_task(serve(app, config, shutdown_trigger=shutdown.wait))  # type: ignore[arg-type]
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            for _ in range(100):
-                try:
-                    await http.get("/health")
-                    break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.02)
-            payload = (
-                await http.post(
-                    "/api/v1/auth/register",
-                    json={"email": "cut@example.com", "password": "Correct-horse-9-battery", "name": "C"},
-                )
-            ).json()
-            headers = bearer(payload)
-            conversation_id = (await http.post(f"{CHAT}/conversations", json={}, headers=headers)).json()["id"]
-            received, deltas = "", 0
-            async with http.stream(
-                "POST",
-                f"{CHAT}/conversations/{conversation_id}/messages",
-                json={"content": "go", "stream": True},
-                headers=headers,
-            ) as response:
-                assert response.status_code == 200
-                async for line in response.aiter_lines():
-                    if line.startswith("data: ") and '"content"' in line:
-                        received += json.loads(line[6:])["content"]
-                        deltas += 1
-                        if deltas == 2:
-                            break  # leaving the block closes the connection mid-stream
+    async with serving(app) as base_url, httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+        payload = (
+            await http.post(
+                "/api/v1/auth/register",
+                json={"email": "cut@example.com", "password": "Correct-horse-9-battery", "name": "C"},
+            )
+        ).json()
+        headers = bearer(payload)
+        conversation_id = (await http.post(f"{CHAT}/conversations", json={}, headers=headers)).json()["id"]
+        received, deltas = "", 0
+        async with http.stream(
+            "POST",
+            f"{CHAT}/conversations/{conversation_id}/messages",
+            json={"content": "go", "stream": True},
+            headers=headers,
+        ) as response:
+            assert response.status_code == 200
+            async for line in response.aiter_lines():
+                if line.startswith("data: ") and '"content"' in line:
+                    received += json.loads(line[6:])["content"]
+                    deltas += 1
+                    if deltas == 2:
+                        break  # leaving the block closes the connection mid-stream
 
-            reply: dict[str, Any] = {}
-            for _ in range(100):  # the server notices, stores the partial reply and stops the upstream
-                items = (await http.get(f"{CHAT}/conversations/{conversation_id}/messages", headers=headers)).json()[
-                    "items"
-                ]
-                reply = items[-1]
-                if reply["content"]:
-                    break
-                await asyncio.sleep(0.05)
-    finally:
-        shutdown.set()
-        await server
+        reply: dict[str, Any] = {}
+        for _ in range(100):  # the server notices, stores the partial reply and stops the upstream
+            items = (await http.get(f"{CHAT}/conversations/{conversation_id}/messages", headers=headers)).json()[
+                "items"
+            ]
+            reply = items[-1]
+            if reply["content"]:
+                break
+            await asyncio.sleep(0.05)
     assert reply["status"] == "partial"
     assert reply["content"].startswith(received) and len(reply["content"]) < len(fake.reply)
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
+from quart.testing import QuartClient
 from sqlalchemy import func, select, update
 
 from backend.models import Repository, Review, User
@@ -44,15 +46,21 @@ TRAVERSALS = [
 ]
 
 
+async def linked_repository(
+    review_app: AppFactory, github_api: FakeGitHubAPI
+) -> tuple[QuartClient, dict[str, str], dict[str, Any]]:
+    """A new student who linked the public `octo/hello`: their client, headers and the repository."""
+    client = (await review_app()).test_client()
+    github_api.add_repository("octo/hello")
+    headers, _ = await new_user(client)
+    return client, headers, await link(client, headers, "octo/hello")
+
+
 @pytest.mark.parametrize("path", TRAVERSALS)
 async def test_review_paths_with_dot_or_empty_segments_are_refused(
     review_app: AppFactory, github_api: FakeGitHubAPI, path: str
 ) -> None:
-    app = await review_app()
-    client = app.test_client()
-    github_api.add_repository("octo/hello")
-    headers, _ = await new_user(client)
-    repository = await link(client, headers, "octo/hello")
+    client, headers, repository = await linked_repository(review_app, github_api)
     response = await request_review(client, headers, repository["id"], paths=[path], ref="main")
     assert response.status_code == 422, await response.get_json()
     assert (await response.get_json())["errors"][0]["field"].startswith("paths")
@@ -229,10 +237,6 @@ async def test_a_ref_stays_a_ref_of_the_linked_repository(
 async def test_a_pull_number_past_what_the_database_holds_is_a_422(
     review_app: AppFactory, github_api: FakeGitHubAPI, number: int
 ) -> None:
-    app = await review_app()
-    client = app.test_client()
-    github_api.add_repository("octo/hello")
-    headers, _ = await new_user(client)
-    repository = await link(client, headers, "octo/hello")
+    client, headers, repository = await linked_repository(review_app, github_api)
     response = await request_review(client, headers, repository["id"], pull_number=number)
     assert response.status_code == 422, await response.get_json()

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import httpx
 import pytest
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from sqlalchemy import select
 
 from backend.app import create_app
@@ -26,6 +23,7 @@ from tests.api.test_exercises import EXERCISES, HINTS, SOLUTION, add_exercise, s
 from tests.conftest import AppFactory, make_settings
 from tests.fakes.llm_servers import FakeOpenAI
 from tests.helpers import PASSWORD, bearer, unique_email
+from tests.servers import serving
 
 CHAT = "/api/v1/chat"
 
@@ -92,42 +90,23 @@ async def test_a_stream_the_client_drops_midway_is_still_counted(
     openai_server.reply = " ".join(f"word{number}" for number in range(60))
     openai_server.chunk_delay = 0.05
     app = create_app(stack_settings.model_copy(update=llm_settings(openai_server)))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.accesslog = config.errorlog = None
-    shutdown = asyncio.Event()
-    server = asyncio.create_task(serve(app, config, shutdown_trigger=shutdown.wait))  # type: ignore[arg-type]
-    usage: LLMUsage | None = None
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            for _ in range(100):
-                try:
-                    await http.get("/health")
-                    break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.02)
-            body = {"email": unique_email(), "password": PASSWORD, "name": "Hangs Up"}
-            payload = (await http.post("/api/v1/auth/register", json=body)).json()
-            user_id, headers = payload["user"]["id"], bearer(payload)
-            conversation_id = (await http.post(f"{CHAT}/conversations", json={}, headers=headers)).json()["id"]
-            url = f"{CHAT}/conversations/{conversation_id}/messages/stream"
-            async with http.stream("POST", url, json={"content": "go"}, headers=headers) as response:
-                assert response.status_code == 200
-                async for line in response.aiter_lines():
-                    if line.startswith("data: ") and '"content"' in line:
-                        break  # leaving the block closes the connection mid-stream
-            for _ in range(100):  # the server notices, stops the upstream and records what it cost
-                async with app.extensions["db_session_factory"]() as session:
-                    usage = await session.scalar(select(LLMUsage).where(LLMUsage.user_id == user_id))
-                if usage is not None:
-                    break
-                await asyncio.sleep(0.05)
-    finally:
-        shutdown.set()
-        await server
+    async with serving(app) as base_url, httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+        body = {"email": unique_email(), "password": PASSWORD, "name": "Hangs Up"}
+        payload = (await http.post("/api/v1/auth/register", json=body)).json()
+        user_id, headers = payload["user"]["id"], bearer(payload)
+        conversation_id = (await http.post(f"{CHAT}/conversations", json={}, headers=headers)).json()["id"]
+        url = f"{CHAT}/conversations/{conversation_id}/messages/stream"
+        async with http.stream("POST", url, json={"content": "go"}, headers=headers) as response:
+            assert response.status_code == 200
+            async for line in response.aiter_lines():
+                if line.startswith("data: ") and '"content"' in line:
+                    break  # leaving the block closes the connection mid-stream
+        for _ in range(100):  # the server notices, stops the upstream and records what it cost
+            async with app.extensions["db_session_factory"]() as session:
+                usage = await session.scalar(select(LLMUsage).where(LLMUsage.user_id == user_id))
+            if usage is not None:
+                break
+            await asyncio.sleep(0.05)
     assert usage is not None and usage.requests == 1
     assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
 
