@@ -251,3 +251,32 @@ def test_an_http2_body_answered_before_its_end_does_not_crash_the_connection(ser
     httpx.get(f"{server.base}/health")  # the log is written up to here
     added = server.log.read_text()[len(before) :]
     assert "client_connected_cb" not in added and "KeyError" not in added, added[-2000:]
+
+
+def test_chat_lists_read_through_core_queries_show_only_your_own_and_refuse_odd_input(server: Server) -> None:
+    """The conversation and message pages read by prebuilt Core statements (services/chat/reads.py), from
+    outside against python -m backend: another student's conversation is a 404 with or without `before_id`,
+    never an empty page that would confirm it exists, and odd paging is a 422 problem, never a 500."""
+    victim, outsider = sign_up(server, "Vic"), sign_up(server, "Oz")
+    created = httpx.post(f"{server.base}/api/v1/chat/conversations", json={"title": "Mine"}, headers=victim)
+    assert created.status_code == 201, created.text
+    conversation = created.json()["id"]
+    messages = f"{server.base}/api/v1/chat/conversations/{conversation}/messages"
+    assert httpx.get(messages, headers=victim).json() == {"items": [], "has_more": False}
+    for query in ("", "?before_id=1", "?before_id=99999999", "?limit=1"):
+        response = httpx.get(messages + query, headers=outsider)
+        assert response.status_code == 404, (query, response.text)
+        assert response.headers["Content-Type"] == "application/problem+json"
+    assert httpx.get(f"{server.base}/api/v1/chat/conversations", headers=outsider).json()["total"] == 0
+    assert httpx.get(f"{server.base}/api/v1/chat/conversations", headers=victim).json()["total"] == 1
+    for made_up in ("0", "-1", "99999999999999999999", "1%20OR%201=1"):
+        response = httpx.get(f"{server.base}/api/v1/chat/conversations/{made_up}/messages", headers=outsider)
+        assert response.status_code == 404, (made_up, response.text)
+    for query in ("before_id=0", "before_id=-1", "before_id=99999999999999999999", "before_id=1'--", "limit=0",
+                  "limit=101", "offset=-1", "offset=99999999999999999999"):  # fmt: skip
+        for url in (messages, f"{server.base}/api/v1/chat/conversations"):
+            response = httpx.get(f"{url}?{query}", headers=victim)
+            assert response.status_code in (200, 422), (url, query, response.text)
+            if response.status_code == 422:
+                assert response.headers["Content-Type"] == "application/problem+json", query
+    assert "Traceback" not in server.log.read_text()
