@@ -113,7 +113,7 @@ async def disconnect(session: AsyncSession, settings: Settings, user: User) -> s
     account = await _github_account(session, user)
     if account is None:
         return None
-    token = TokenCipher(settings).decrypt(account.access_token_encrypted) if account.access_token_encrypted else None
+    token = stored_token(settings, account)
     account.access_token_encrypted = None
     account.refresh_token_encrypted = None
     account.scopes = None
@@ -122,13 +122,24 @@ async def disconnect(session: AsyncSession, settings: Settings, user: User) -> s
     return token
 
 
+async def any_token(session: AsyncSession, settings: Settings, user: User) -> str | None:
+    """The user's stored GitHub token, whatever its scopes (to revoke it when the account goes)."""
+    account = await _github_account(session, user)
+    return stored_token(settings, account) if account is not None else None
+
+
+def stored_token(settings: Settings, account: OAuthAccount) -> str | None:
+    encrypted = account.access_token_encrypted
+    return TokenCipher(settings).decrypt(encrypted) if encrypted else None
+
+
 async def user_token(session: AsyncSession, settings: Settings, user: User) -> str | None:
     """The user's GitHub token when connected (with `repo`), else None: act anonymously."""
     account = await _github_account(session, user)
     if not has_repo_scope(account):
         return None
-    assert account is not None and account.access_token_encrypted is not None
-    return TokenCipher(settings).decrypt(account.access_token_encrypted)
+    assert account is not None
+    return stored_token(settings, account)
 
 
 # --- repositories ----------------------------------------------------------------------------------
