@@ -88,7 +88,7 @@ async def delete_account(data: AccountDeleteRequest) -> tuple[str, int]:
     Every session ends at once, and a connected GitHub token is revoked at GitHub. 400 `invalid_password`
     for a wrong or missing password."""
     user, session = current_user(), get_session()
-    github_token = await github_service.any_token(session, settings(), user)  # the row goes with the account
+    github_token = await github_service.user_token(session, settings(), user, repo=False)  # to revoke
     user_id = user.id
     await users_service.erase_account(session, user, password=data.password)
     await revoke_at_github(github_token, user_id)

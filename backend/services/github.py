@@ -114,31 +114,22 @@ async def disconnect(session: AsyncSession, settings: Settings, user: User) -> s
     if account is None:
         return None
     token = stored_token(settings, account)
-    account.access_token_encrypted = None
-    account.refresh_token_encrypted = None
-    account.scopes = None
+    account.access_token_encrypted = account.refresh_token_encrypted = account.scopes = None
     await session.flush()
     log.info("github.disconnected", user_id=user.id)
     return token
 
 
-async def any_token(session: AsyncSession, settings: Settings, user: User) -> str | None:
-    """The user's stored GitHub token, whatever its scopes (to revoke it when the account goes)."""
-    account = await _github_account(session, user)
-    return stored_token(settings, account) if account is not None else None
-
-
 def stored_token(settings: Settings, account: OAuthAccount) -> str | None:
-    encrypted = account.access_token_encrypted
-    return TokenCipher(settings).decrypt(encrypted) if encrypted else None
+    return TokenCipher(settings).decrypt(account.access_token_encrypted) if account.access_token_encrypted else None
 
 
-async def user_token(session: AsyncSession, settings: Settings, user: User) -> str | None:
-    """The user's GitHub token when connected (with `repo`), else None: act anonymously."""
+async def user_token(session: AsyncSession, settings: Settings, user: User, *, repo: bool = True) -> str | None:
+    """The user's GitHub token when connected (with `repo`), else None: act anonymously. With `repo=False`,
+    whatever token is stored (to revoke it when the account goes)."""
     account = await _github_account(session, user)
-    if not has_repo_scope(account):
+    if account is None or (repo and not has_repo_scope(account)):
         return None
-    assert account is not None
     return stored_token(settings, account)
 
 
