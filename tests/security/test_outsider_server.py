@@ -166,11 +166,19 @@ def sign_up(server: Server, name: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
-def test_lists_read_through_core_queries_show_only_your_own_and_refuse_odd_input(server: Server) -> None:
+@pytest.fixture(scope="module")
+def students(server: Server) -> tuple[dict[str, str], dict[str, str]]:
+    """A victim and an outsider, shared by the list tests: registration allows 5 a minute per address."""
+    return sign_up(server, "Vic"), sign_up(server, "Eve")
+
+
+def test_lists_read_through_core_queries_show_only_your_own_and_refuse_odd_input(
+    server: Server, students: tuple[dict[str, str], dict[str, str]]
+) -> None:
     """The submission list and the exercise history are prebuilt Core queries with bind parameters
     (services/exercise_reads.py): another student's rows never appear, an exercise id or a filter an outsider
     makes up is a 404 or 422 problem, never a 500 or somebody else's data."""
-    victim, outsider = sign_up(server, "Vic"), sign_up(server, "Eve")
+    victim, outsider = students
     listed = httpx.get(f"{server.base}/api/v1/exercises?limit=1&language=python", headers=victim).json()
     exercise = listed["items"][0]["id"]
     submitted = httpx.post(
@@ -253,11 +261,13 @@ def test_an_http2_body_answered_before_its_end_does_not_crash_the_connection(ser
     assert "client_connected_cb" not in added and "KeyError" not in added, added[-2000:]
 
 
-def test_chat_lists_read_through_core_queries_show_only_your_own_and_refuse_odd_input(server: Server) -> None:
+def test_chat_lists_read_through_core_queries_show_only_your_own_and_refuse_odd_input(
+    server: Server, students: tuple[dict[str, str], dict[str, str]]
+) -> None:
     """The conversation and message pages read by prebuilt Core statements (services/chat/reads.py), from
     outside against python -m backend: another student's conversation is a 404 with or without `before_id`,
     never an empty page that would confirm it exists, and odd paging is a 422 problem, never a 500."""
-    victim, outsider = sign_up(server, "Vic"), sign_up(server, "Oz")
+    victim, outsider = students
     created = httpx.post(f"{server.base}/api/v1/chat/conversations", json={"title": "Mine"}, headers=victim)
     assert created.status_code == 201, created.text
     conversation = created.json()["id"]
